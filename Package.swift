@@ -1,0 +1,56 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings every target shares: Swift 6 strict concurrency is the language mode's default;
+/// `ExistentialAny` keeps dynamic dispatch visible in the source.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+/// The numerics are built with unchecked arithmetic and for Haswell-class x86-64 (AVX2, FMA) so that the
+/// SIMD kernels vectorise; every x86-64 server of the last decade has it.
+var numericsSettings: [SwiftSetting] = strictSettings + [
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+#if arch(x86_64)
+numericsSettings.append(.unsafeFlags(["-target-cpu", "haswell"]))
+#endif
+
+let package = Package(
+    name: "recurd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "recurd", targets: ["recurd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // OpenBLAS (Debian libopenblas-dev) for the large matrix products; see Kernels.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // Maths only: the recurrent cells, heads, losses, optimisers, TBPTT. No I/O.
+        .target(name: "RecurdNumerics", dependencies: ["CBLAS"], swiftSettings: numericsSettings),
+        // The safetensors container format, bytes in and bytes out. No I/O.
+        .target(name: "SafeTensors", swiftSettings: strictSettings),
+        // DESIGN §2: a model as safetensors tensors and metadata, validated. No I/O.
+        .target(name: "RecurdModelFile", dependencies: ["RecurdNumerics", "SafeTensors"], swiftSettings: strictSettings),
+        // Parsing recorded streams (CSV of features, text bytes). No I/O.
+        .target(name: "RecurdData", swiftSettings: strictSettings),
+
+        .executableTarget(
+            name: "recurd",
+            dependencies: [
+                "RecurdNumerics", "RecurdModelFile", "RecurdData", "SafeTensors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        .testTarget(
+            name: "RecurdNumericsTests",
+            dependencies: ["RecurdNumerics", "RecurdModelFile", "RecurdData", "SafeTensors"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,106 @@
+import Foundation
+
+/// The dense head's activation: logits → the prediction users see.
+public enum Head {
+    /// Writes the prediction for one row of `count` logits: identity, softmax probabilities or
+    /// sigmoid probabilities.
+    @inline(__always)
+    public static func activate(_ head: HeadKind, logits: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        switch head {
+        case .linear:
+            out.update(from: logits, count: count)
+        case .sigmoid:
+            out.update(from: logits, count: count)
+            Activations.sigmoid(out, count: count)
+        case .softmax:
+            var m = -Float.infinity
+            for j in 0..<count { m = max(m, logits[j]) }
+            for j in 0..<count { out[j] = logits[j] - m }
+            Activations.map(out, count: count) { Activations.exp($0) }
+            var s: Float = 0
+            for j in 0..<count { s += out[j] }
+            let inv = 1 / s
+            for j in 0..<count { out[j] *= inv }
+        }
+    }
+}
+
+/// A step's target: a float vector (regression, labels) or a class id.
+public enum TargetKind: Sendable, Equatable {
+    case values
+    case classIndex
+}
+
+/// The per-step loss `L` of DESIGN §3.4 and its gradient with respect to the head's logits.
+public enum Loss {
+    /// The target kind a head trains on: class ids for softmax, float vectors otherwise.
+    public static func targetKind(for head: HeadKind) -> TargetKind { head == .softmax ? .classIndex : .values }
+
+    /// L for one row. `values` holds `count` floats (linear, sigmoid); `classIndex` the class (softmax).
+    public static func value(
+        _ head: HeadKind, logits: UnsafePointer<Float>, count: Int,
+        values: UnsafePointer<Float>?, classIndex: Int
+    ) -> Float {
+        switch head {
+        case .linear:
+            var s: Float = 0
+            for j in 0..<count { let d = logits[j] - values![j]; s += d * d }
+            return s / Float(count)
+        case .sigmoid:
+            var s: Float = 0
+            for j in 0..<count { s += binaryCrossEntropy(logit: logits[j], target: values![j]) }
+            return s / Float(count)
+        case .softmax:
+            return logSumExp(logits, count: count) - logits[classIndex]
+        }
+    }
+
+    /// L for one row, and `gradient += weight · ∂L/∂logits`.
+    public static func accumulate(
+        _ head: HeadKind, logits: UnsafePointer<Float>, count: Int,
+        values: UnsafePointer<Float>?, classIndex: Int, weight: Float, gradient: UnsafeMutablePointer<Float>
+    ) -> Float {
+        switch head {
+        case .linear:
+            var s: Float = 0
+            let scale = 2 * weight / Float(count)
+            for j in 0..<count {
+                let d = logits[j] - values![j]
+                s += d * d
+                gradient[j] += scale * d
+            }
+            return s / Float(count)
+        case .sigmoid:
+            var s: Float = 0
+            let scale = weight / Float(count)
+            for j in 0..<count {
+                let l = logits[j], t = values![j]
+                s += binaryCrossEntropy(logit: l, target: t)
+                gradient[j] += scale * (Activations.sigmoid(l) - t)
+            }
+            return s / Float(count)
+        case .softmax:
+            let lse = logSumExp(logits, count: count)
+            for j in 0..<count { gradient[j] += weight * Foundation.exp(logits[j] - lse) }
+            gradient[classIndex] -= weight
+            return lse - logits[classIndex]
+        }
+    }
+
+    /// log Σ exp(l_j), stable.
+    @inline(__always)
+    static func logSumExp(_ logits: UnsafePointer<Float>, count: Int) -> Float {
+        var m = -Float.infinity
+        for j in 0..<count { m = max(m, logits[j]) }
+        var s: Float = 0
+        for j in 0..<count { s += Foundation.exp(logits[j] - m) }
+        return m + Foundation.log(s)
+    }
+
+    /// BCE from a logit, as `torch.nn.functional.binary_cross_entropy_with_logits`:
+    /// max(l, 0) − l·t + log(1 + e^{−|l|}).
+    @inline(__always)
+    static func binaryCrossEntropy(logit l: Float, target t: Float) -> Float {
+        max(l, 0) - l * t + Foundation.log1p(Foundation.exp(-Swift.abs(l)))
+    }
+}

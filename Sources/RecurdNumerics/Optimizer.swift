@@ -1,0 +1,94 @@
+import Foundation
+
+/// Which update rule to apply.
+public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
+    case adam
+    case sgd
+}
+
+/// SGD, or Adam exactly as `torch.optim.Adam` (β = (0.9, 0.999), ε = 1e-8, bias-corrected),
+/// over one flat parameter vector.
+///
+/// Adam touches every element at every update, gradient or not, as PyTorch does with dense
+/// gradients (DESIGN §3.6).
+public final class Optimizer {
+    public let kind: OptimizerKind
+    public var learningRate: Float
+    public let beta1: Double = 0.9
+    public let beta2: Double = 0.999
+    public let epsilon: Double = 1e-8
+    /// Number of updates applied.
+    public private(set) var step: Int = 0
+    /// First and second moments (Adam), same layout as the parameters.
+    public let firstMoment: FloatBuffer
+    public let secondMoment: FloatBuffer
+
+    public init(kind: OptimizerKind, learningRate: Float, parameterCount: Int) {
+        self.kind = kind
+        self.learningRate = learningRate
+        firstMoment = FloatBuffer(count: kind == .adam ? parameterCount : 0)
+        secondMoment = FloatBuffer(count: kind == .adam ? parameterCount : 0)
+    }
+
+    /// Restores a saved step count and moments (a daemon checkpoint).
+    public func restore(step: Int, first: [Float], second: [Float]) {
+        precondition(first.count == firstMoment.count && second.count == secondMoment.count)
+        self.step = step
+        first.withUnsafeBufferPointer { firstMoment.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        second.withUnsafeBufferPointer { secondMoment.pointer.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// params −= update(gradients).
+    public func apply(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int) {
+        step += 1
+        switch kind {
+        case .sgd:
+            Kernels.axpy(-learningRate, g, p, count: count)
+        case .adam:
+            precondition(count == firstMoment.count)
+            // The scalars are computed in double as Python does, then used in float32 as torch does.
+            let bias1 = 1 - Foundation.pow(beta1, Double(step))
+            let bias2Sqrt = (1 - Foundation.pow(beta2, Double(step))).squareRoot()
+            let stepSize = SIMD8<Float>(repeating: Float(Double(learningRate) / bias1))
+            let invBias2 = SIMD8<Float>(repeating: Float(1 / bias2Sqrt))
+            let b1 = SIMD8<Float>(repeating: Float(1 - beta1))
+            let b2 = SIMD8<Float>(repeating: Float(beta2)), b2c = SIMD8<Float>(repeating: Float(1 - beta2))
+            let eps = SIMD8<Float>(repeating: Float(epsilon))
+            let m = firstMoment.pointer, v = secondMoment.pointer
+            var i = 0
+            while i < count {
+                let w = min(8, count - i)
+                let gv = Vec.load(g + i, w)
+                var mv = Vec.load(m + i, w)
+                mv = mv + b1 * (gv - mv)
+                let vv = Vec.load(v + i, w) * b2 + b2c * gv * gv
+                let denom = vv.squareRoot() * invBias2 + eps
+                Vec.store(mv, m + i, w)
+                Vec.store(vv, v + i, w)
+                Vec.store(Vec.load(p + i, w) - stepSize * mv / denom, p + i, w)
+                i += 8
+            }
+        }
+    }
+}
+
+/// Global-norm gradient clipping as `torch.nn.utils.clip_grad_norm_`.
+public enum GradientClipping {
+    /// Scales `g` so its L2 norm is at most `maxNorm` (≤ 0 disables); returns the norm before.
+    @discardableResult
+    public static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> Float {
+        let norm = Float(Kernels.sumOfSquares(g, count: count).squareRoot())
+        guard maxNorm > 0 else { return norm }
+        let coefficient = maxNorm / (norm + 1e-6)
+        if coefficient < 1 {
+            let c = SIMD8<Float>(repeating: coefficient)
+            var i = 0
+            while i < count {
+                let w = min(8, count - i)
+                Vec.store(Vec.load(g + i, w) * c, g + i, w)
+                i += 8
+            }
+        }
+        return norm
+    }
+}

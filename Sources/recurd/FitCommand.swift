@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import RecurdData
+import RecurdModelFile
+import RecurdNumerics
+
+struct FitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit",
+        abstract: "Online TBPTT (DESIGN §3) on one recorded stream with next-step targets; single-threaded and deterministic."
+    )
+
+    @Option(help: "Model file to start from.") var model: String
+    @Option(help: "Recorded stream: a CSV of features or a text file.") var input: String
+    @Option(help: "csv or text (default: from the model's input kind).") var format: StreamFormat?
+    @Option(help: "0-based CSV columns to use as features.") var columns: String?
+    @Option(help: "Steps between updates.") var k1: Int
+    @Option(help: "Window length backpropagated through.") var k2: Int
+    @Option(help: "adam or sgd.") var optimizer: OptimizerKind
+    @Option(help: "Learning rate.") var lr: Float
+    @Option(help: "Clip the global gradient norm to this (0: no clipping).") var clip: Float
+    @Option(help: "Write the final model here.") var save: String?
+    @Option(help: "Write a JSON report here.") var report: String?
+    @Flag(help: "Print only the summary, not the curve as it goes.") var quiet = false
+
+    func run() throws {
+        let config = LearningConfiguration(k1: k1, k2: k2, optimizer: optimizer, learningRate: lr, clip: clip)
+        if let problem = config.problem() { throw CLIError(problem) }
+        let file = try ModelLoading.loadModel(model)
+        let m = file.model
+        if let problem = OnlineLearner.nextStepProblem(m.architecture) { throw CLIError("\(model): \(problem)") }
+        let cols = try columns.map { try parseColumns($0) }
+        let stream = try ModelLoading.loadStream(input, format: format, columns: cols, for: m.architecture)
+        guard stream.count >= 2 else { throw CLIError("\(input): fit needs at least 2 steps (one target)") }
+
+        Kernels.prepare()
+        let learner = OnlineLearner(model: m, configuration: config)
+        var curve = ProgressCurve(block: 1_000)
+        let started = DispatchTime.now().uptimeNanoseconds
+        switch stream {
+        case .features(let values, let width, _):
+            values.withUnsafeBufferPointer { v in
+                for t in 0..<stream.count {
+                    if let loss = learner.observe(features: v.baseAddress! + t * width) { record(loss, &curve) }
+                }
+            }
+        case .tokens(let ids):
+            for id in ids {
+                if let loss = learner.observe(token: id) { record(loss, &curve) }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        curve.finish()
+
+        let isText: Bool = if case .tokens = stream { true } else { false }
+        let softmax = m.architecture.head == .softmax
+        let summary = FitReport(
+            steps: stream.count, targets: curve.count, updates: learner.updates,
+            skippedUpdates: learner.trainer.skippedUpdates, meanLoss: curve.mean,
+            bitsPerByte: softmax && isText ? curve.mean / log(2) : nil,
+            stepsPerSecond: Double(stream.count) / seconds, seconds: seconds,
+            lossUnit: softmax ? "nats" : (m.architecture.head == .linear ? "squared units" : "nats (binary cross-entropy)"),
+            curve: curve.points)
+        var line = "steps \(summary.steps)  targets \(summary.targets)  updates \(summary.updates)  mean loss \(format6(summary.meanLoss)) \(summary.lossUnit)"
+        if let bpb = summary.bitsPerByte { line += "  (\(format6(bpb)) bits/byte)" }
+        line += "  \(Int(summary.stepsPerSecond)) steps/s"
+        print(line)
+        if let save {
+            try FileIO.writeAtomically(ModelFile(model: m, metadata: file.metadata).encode(), to: save)
+        }
+        if let report {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try FileIO.writeAtomically(Array(try encoder.encode(summary)), to: report)
+        }
+    }
+
+    private func record(_ loss: Float, _ curve: inout ProgressCurve) {
+        if let point = curve.add(Double(loss)), !quiet {
+            print("targets \(point.targets)  loss \(format6(point.blockLoss))  running \(format6(point.runningLoss))")
+            fflush(nil)
+        }
+    }
+}
+
+func format6(_ x: Double) -> String { String(format: "%.6g", x) }
+
+/// The progressive loss, accumulated; a point every `block` targets.
+struct ProgressCurve {
+    struct Point: Codable {
+        /// Targets seen so far.
+        let targets: Int
+        /// Mean progressive loss over the last block of targets.
+        let blockLoss: Double
+        /// Mean progressive loss over all targets so far.
+        let runningLoss: Double
+        enum CodingKeys: String, CodingKey {
+            case targets
+            case blockLoss = "block_loss"
+            case runningLoss = "running_loss"
+        }
+    }
+
+    let block: Int
+    private(set) var count = 0
+    private var sum = 0.0
+    private var blockSum = 0.0
+    private var blockCount = 0
+    private(set) var points: [Point] = []
+
+    init(block: Int) { self.block = block }
+
+    var mean: Double { count == 0 ? .nan : sum / Double(count) }
+
+    mutating func add(_ loss: Double) -> Point? {
+        count += 1
+        sum += loss
+        blockSum += loss
+        blockCount += 1
+        guard blockCount == block else { return nil }
+        return flush()
+    }
+
+    /// Adds the last, partial block.
+    mutating func finish() { if blockCount > 0 { _ = flush() } }
+
+    private mutating func flush() -> Point {
+        let p = Point(targets: count, blockLoss: blockSum / Double(blockCount), runningLoss: mean)
+        points.append(p)
+        blockSum = 0
+        blockCount = 0
+        return p
+    }
+}
+
+/// The `--report` JSON.
+struct FitReport: Codable {
+    let steps: Int
+    let targets: Int
+    let updates: Int
+    let skippedUpdates: Int
+    let meanLoss: Double
+    let bitsPerByte: Double?
+    let stepsPerSecond: Double
+    let seconds: Double
+    let lossUnit: String
+    let curve: [ProgressCurve.Point]
+
+    enum CodingKeys: String, CodingKey {
+        case steps, targets, updates, curve, seconds
+        case skippedUpdates = "skipped_updates"
+        case meanLoss = "mean_loss"
+        case bitsPerByte = "bits_per_byte"
+        case stepsPerSecond = "steps_per_second"
+        case lossUnit = "loss_unit"
+    }
+}

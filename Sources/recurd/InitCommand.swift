@@ -1,0 +1,50 @@
+import ArgumentParser
+import RecurdModelFile
+import RecurdNumerics
+
+extension CellKind: ExpressibleByArgument {}
+extension HeadKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension StreamFormat: ExpressibleByArgument {}
+
+/// Parses "64" or "64,32" into sizes.
+func parseSizes(_ text: String, flag: String) throws -> [Int] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+    var sizes: [Int] = []
+    for p in parts {
+        guard let n = Int(p.trimmingCharacters(in: .whitespaces)), n > 0 else {
+            throw ValidationError("\(flag) takes positive integers separated by commas, got '\(text)'")
+        }
+        sizes.append(n)
+    }
+    return sizes
+}
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Write a new model file from architecture flags.")
+
+    @Option(help: "Recurrent cell: lstm or gru.") var cell: CellKind
+    @Option(help: "Hidden size of each layer, bottom first, e.g. 64 or 128,64.") var hidden: String
+    @Option(name: .customLong("input-size"), help: "Features per step (feature input).") var inputSize: Int?
+    @Option(help: "Vocabulary size (token input; 256 for bytes).") var vocab: Int?
+    @Option(help: "Embedding size (token input).") var embed: Int?
+    @Option(name: .customLong("output-size"), help: "Outputs of the head.") var outputSize: Int
+    @Option(help: "Head: linear, softmax or sigmoid.") var head: HeadKind
+    @Option(help: "Random seed for the initialisation.") var seed: UInt64 = 1
+    @Option(name: .short, help: "Model file to write.") var output: String
+
+    func validate() throws {
+        if inputSize != nil && (vocab != nil || embed != nil) { throw ValidationError("give either --input-size or --vocab with --embed, not both") }
+        if inputSize == nil && (vocab == nil || embed == nil) { throw ValidationError("give --input-size N for features, or --vocab V and --embed E for tokens") }
+    }
+
+    func run() throws {
+        let sizes = try parseSizes(hidden, flag: "--hidden")
+        let input: InputKind = if let inputSize { .features(size: inputSize) } else { .tokens(vocabulary: vocab!, embedding: embed!) }
+        let architecture = ModelArchitecture(cell: cell, input: input, hidden: sizes, outputSize: outputSize, head: head)
+        if let problem = architecture.problem() { throw CLIError(problem) }
+        let model = Model(architecture: architecture, seed: seed)
+        try FileIO.writeAtomically(ModelFile(model: model).encode(), to: output)
+        print("wrote \(output): \(architecture.cell.rawValue) \(sizes.map(String.init).joined(separator: ",")), \(model.layout.count) parameters")
+    }
+}

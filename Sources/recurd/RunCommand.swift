@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import RecurdData
+import RecurdModelFile
+import RecurdNumerics
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Step-wise predictions of one recorded stream.")
+
+    @Option(help: "Model file.") var model: String
+    @Option(help: "Recorded stream: a CSV of features or a text file.") var input: String
+    @Option(help: "csv or text (default: from the model's input kind).") var format: StreamFormat?
+    @Option(help: "0-based CSV columns to use as features, e.g. 1,2.") var columns: String?
+    @Option(help: "Write predictions here instead of standard output.") var output: String?
+
+    func run() throws {
+        let file = try ModelLoading.loadModel(model)
+        let m = file.model
+        let cols = try columns.map { try parseColumns($0) }
+        let stream = try ModelLoading.loadStream(input, format: format, columns: cols, for: m.architecture)
+        let engine = StepEngine(layout: m.layout, maxBatch: 1)
+        let o = m.architecture.outputSize
+        var out: [UInt8] = []
+        out.reserveCapacity(stream.count * o * 12)
+        let sink = OutputSink(path: output)
+        switch stream {
+        case .features(let values, let width, _):
+            values.withUnsafeBufferPointer { v in
+                for t in 0..<stream.count {
+                    engine.setFeatures(row: 0, v.baseAddress! + t * width)
+                    engine.step(weights: m.weights.pointer, batch: 1)
+                    NumberFormatting.appendLine(engine.output(row: 0), count: o, to: &out)
+                    if out.count > 1 << 20 { sink.write(&out) }
+                }
+            }
+        case .tokens(let ids):
+            for id in ids {
+                engine.setToken(row: 0, id)
+                engine.step(weights: m.weights.pointer, batch: 1)
+                NumberFormatting.appendLine(engine.output(row: 0), count: o, to: &out)
+                if out.count > 1 << 20 { sink.write(&out) }
+            }
+        }
+        sink.write(&out)
+        try sink.finish()
+    }
+}
+
+/// Parses "1,2" into 0-based column indices.
+func parseColumns(_ text: String) throws -> [Int] {
+    var result: [Int] = []
+    for p in text.split(separator: ",", omittingEmptySubsequences: false) {
+        guard let n = Int(p.trimmingCharacters(in: .whitespaces)), n >= 0 else {
+            throw ValidationError("--columns takes 0-based column numbers separated by commas, got '\(text)'")
+        }
+        result.append(n)
+    }
+    return result
+}
+
+/// Streams output to a file (written to a temporary name, renamed at the end) or stdout.
+final class OutputSink {
+    private let path: String?
+    private let temporary: String?
+    private let fd: Int32
+    private var failed = false
+
+    init(path: String?) {
+        self.path = path
+        if let path {
+            let tmp = path + ".tmp-\(getpid())"
+            temporary = tmp
+            fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        } else {
+            temporary = nil
+            fd = 1
+        }
+    }
+
+    func write(_ bytes: inout [UInt8]) {
+        if fd >= 0, !failed {
+            bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                    if n < 0 { if errno == EINTR { continue }; failed = true; return }
+                    offset += n
+                }
+            }
+        }
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    func finish() throws {
+        guard let path, let temporary else {
+            if failed { throw CLIError("cannot write to standard output") }
+            return
+        }
+        guard fd >= 0 else { throw CLIError("\(path): cannot write output: \(String(cString: strerror(errno)))") }
+        let closeFailed = close(fd) != 0
+        if failed || closeFailed || rename(temporary, path) != 0 {
+            unlink(temporary)
+            throw CLIError("\(path): cannot write output")
+        }
+    }
+}
