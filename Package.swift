@@ -11,6 +11,8 @@ let strictSettings: [SwiftSetting] = [
 /// SIMD kernels vectorise; every x86-64 server of the last decade has it.
 var numericsSettings: [SwiftSetting] = strictSettings + [
     .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+    // Lets clang-imported sqrtf (under `SIMD.squareRoot()`) vectorise instead of calling libm.
+    .unsafeFlags(["-Xcc", "-fno-math-errno"]),
 ]
 #if arch(x86_64)
 numericsSettings.append(.unsafeFlags(["-target-cpu", "haswell"]))
@@ -47,10 +49,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Shared test helpers (fixture paths, seeded models); used by the test targets only.
+        .target(name: "RecurdTestSupport", dependencies: ["RecurdNumerics"], path: "Tests/RecurdTestSupport", swiftSettings: strictSettings),
+        .testTarget(name: "RecurdNumericsTests", dependencies: ["RecurdNumerics", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(
-            name: "RecurdNumericsTests",
-            dependencies: ["RecurdNumerics", "RecurdModelFile", "RecurdData", "SafeTensors"],
+            name: "RecurdModelFileTests",
+            dependencies: ["RecurdModelFile", "RecurdNumerics", "RecurdData", "SafeTensors", "RecurdTestSupport"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport"], swiftSettings: strictSettings),
     ]
 )

@@ -12,14 +12,15 @@
 public enum CSVReader {
     public static func read(_ bytes: [UInt8], columns requested: [Int]? = nil) throws(RecordedStreamError) -> RecordedStream {
         var lines: [(number: Int, fields: [Substring])] = []
-        let text = String(decoding: bytes, as: UTF8.self)
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split bytes, not Characters: Swift treats "\r\n" as one Character.
+        for rawLine in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
             var line = rawLine
-            if line.hasSuffix("\r") { line = line.dropLast() }
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
-            lines.append((lineNumber, line.split(separator: ",", omittingEmptySubsequences: false).map(trim)))
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            let text = String(decoding: line, as: UTF8.self)
+            lines.append((lineNumber, text.split(separator: ",", omittingEmptySubsequences: false).map(trim)))
         }
         guard !lines.isEmpty else { throw RecordedStreamError("the CSV has no rows") }
 

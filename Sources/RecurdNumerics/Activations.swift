@@ -8,8 +8,13 @@ public enum Activations {
 
     @inline(__always)
     public static func exp(_ x: V) -> V {
-        let clamped = x.clamped(lowerBound: V(repeating: -87.3), upperBound: V(repeating: 88.7))
-        let n = (clamped * V(repeating: 1.442_695_04)).rounded(.toNearestOrEven)
+        let lo = V(repeating: -87.3), hi = V(repeating: 88.7)
+        let clamped = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
+        // Adding 1.5·2²³ rounds to the nearest integer and leaves it in the low mantissa bits, so
+        // n is had both as a float and as an integer without a (non-vectorising) conversion.
+        let magic = V(repeating: 12_582_912)
+        let shifted = clamped * V(repeating: 1.442_695_04) + magic
+        let n = shifted - magic
         var r = clamped - n * V(repeating: 0.693_359_375)
         r = r - n * V(repeating: -2.121_944_4e-4)
         let z = r * r
@@ -20,7 +25,8 @@ public enum Activations {
         y = y * r + V(repeating: 1.666_666_55e-1)
         y = y * r + V(repeating: 5.000_000_12e-1)
         y = y * z + r + V(repeating: 1)
-        let exponent = (SIMD8<Int32>(n) &+ 127) &<< 23
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let exponent = (integer &+ 127) &<< 23
         return y * unsafeBitCast(exponent, to: V.self)
     }
 

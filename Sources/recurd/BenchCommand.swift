@@ -1,6 +1,165 @@
 import ArgumentParser
+import Foundation
+import RecurdData
+import RecurdModelFile
+import RecurdNumerics
 
+/// `recurd bench …`: the measurements the README quotes. Each prints one JSON object per line
+/// (so `Benchmarks/compare.py` can put recurd and its peers in one table) or, with `--table`,
+/// a readable line.
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks the README quotes.")
-    func run() throws { throw CLIError("bench: not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks the README quotes (one thread each).",
+        subcommands: [BenchStep.self, BenchFit.self, BenchKernels.self]
+    )
+}
+
+/// Monotonic nanoseconds.
+@inline(__always) func nowNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+/// Prints a benchmark result as a JSON line.
+func emit(_ fields: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+struct BenchStep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "step",
+        abstract: "Streaming step: a batch of streams through a stacked LSTM/GRU, state loaded and stored per stream as the daemon does."
+    )
+
+    @Option(help: "Model file (default: a new model from the flags below).") var model: String?
+    @Option(help: "lstm or gru.") var cell: CellKind = .lstm
+    @Option(help: "Hidden sizes.") var hidden: String = "128,128"
+    @Option(name: .customLong("input-size")) var inputSize: Int = 32
+    @Option(name: .customLong("output-size")) var outputSize: Int = 32
+    @Option(help: "Streams stepped together.") var batch: Int = 1
+    @Option(help: "Timed steps (per stream).") var steps: Int = 20_000
+    @Option(help: "Untimed warm-up steps.") var warmup: Int = 1_000
+
+    func run() throws {
+        let m: Model
+        if let model { m = try ModelLoading.loadModel(model).model } else {
+            let arch = ModelArchitecture(cell: cell, input: .features(size: inputSize), hidden: try parseSizes(hidden, flag: "--hidden"),
+                                         outputSize: outputSize, head: .linear)
+            if let problem = arch.problem() { throw CLIError(problem) }
+            m = Model(architecture: arch, seed: 1)
+        }
+        guard case .features(let n) = m.architecture.input else { throw CLIError("bench step takes a feature model") }
+        Kernels.prepare()
+        let engine = StepEngine(layout: m.layout, maxBatch: batch)
+        let stateSize = m.architecture.stateSize
+        // Per-stream state slots and a ring of inputs, as the daemon holds them.
+        let states = FloatBuffer(count: batch * stateSize)
+        var rng = SeededGenerator(seed: 7)
+        let inputs = FloatBuffer((0..<(64 * batch * n)).map { _ in Float(rng.nextUnit() * 2 - 1) })
+        var checksum: Float = 0
+        func step(_ t: Int) {
+            for b in 0..<batch {
+                engine.loadState(row: b, from: states.pointer + b * stateSize)
+                engine.setFeatures(row: b, inputs.pointer + ((t % 64) * batch + b) * n)
+            }
+            engine.step(weights: m.weights.pointer, batch: batch)
+            for b in 0..<batch {
+                engine.storeState(row: b, to: states.pointer + b * stateSize)
+                checksum += engine.output(row: b)[0]
+            }
+        }
+        for t in 0..<warmup { step(t) }
+        var latencies = [UInt64](repeating: 0, count: steps)
+        let start = nowNanoseconds()
+        for t in 0..<steps {
+            let t0 = nowNanoseconds()
+            step(t)
+            latencies[t] = nowNanoseconds() - t0
+        }
+        let seconds = Double(nowNanoseconds() - start) / 1e9
+        latencies.sort()
+        emit([
+            "bench": "step", "impl": "recurd", "cell": m.architecture.cell.rawValue, "hidden": m.architecture.hidden,
+            "input": n, "outputs": m.architecture.outputSize, "batch": batch, "steps": steps,
+            "us_per_step": seconds / Double(steps) * 1e6,
+            "p50_us": Double(latencies[steps / 2]) / 1e3, "p99_us": Double(latencies[steps * 99 / 100]) / 1e3,
+            "stream_steps_per_second": Double(steps * batch) / seconds,
+            "checksum_finite": checksum.isFinite,
+        ])
+    }
+}
+
+struct BenchFit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit",
+        abstract: "`recurd fit` on a byte stream (DESIGN §3): byte LSTM, embedding, softmax head, Adam."
+    )
+
+    @Option(help: "Text file to learn.") var input: String
+    @Option(help: "Steps (bytes) to use.") var steps: Int = 50_000
+    @Option(help: "Hidden sizes.") var hidden: String = "128"
+    @Option var embed: Int = 32
+    @Option var k1: Int = 16
+    @Option var k2: Int = 32
+    @Option var lr: Float = 0.005
+    @Option var clip: Float = 1
+
+    func run() throws {
+        let arch = ModelArchitecture(cell: .lstm, input: .tokens(vocabulary: 256, embedding: embed), hidden: try parseSizes(hidden, flag: "--hidden"),
+                                     outputSize: 256, head: .softmax)
+        let bytes = Array(try FileIO.read(input, what: "input").prefix(steps))
+        Kernels.prepare()
+        let learner = OnlineLearner(model: Model(architecture: arch, seed: 1),
+                                    configuration: LearningConfiguration(k1: k1, k2: k2, optimizer: .adam, learningRate: lr, clip: clip))
+        var sum = 0.0, targets = 0
+        let start = nowNanoseconds()
+        for b in bytes {
+            if let l = learner.observe(token: Int32(b)) { sum += Double(l); targets += 1 }
+        }
+        let seconds = Double(nowNanoseconds() - start) / 1e9
+        emit([
+            "bench": "fit", "impl": "recurd", "hidden": arch.hidden, "embed": embed, "k1": k1, "k2": k2, "steps": bytes.count,
+            "updates": learner.updates, "seconds": seconds, "steps_per_second": Double(bytes.count) / seconds,
+            "mean_loss": sum / Double(max(targets, 1)),
+        ])
+    }
+}
+
+struct BenchKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "recurd's SIMD matrix–vector kernels against OpenBLAS sgemv/sgemm at recurrent-layer sizes."
+    )
+
+    @Option(help: "Hidden sizes H (the product is 4H × H).") var hidden: String = "32,64,128,256,512"
+    @Option(help: "Batch sizes B.") var batch: String = "1,2,4,8,16,64,256,512"
+
+    func run() throws {
+        Kernels.prepare()
+        print("OpenBLAS core: \(Kernels.blasCore)")
+        for h in try parseSizes(hidden, flag: "--hidden") {
+            let rows = 4 * h, cols = h
+            var rng = SeededGenerator(seed: 1)
+            let w = FloatBuffer((0..<(rows * cols)).map { _ in Float(rng.nextUnit() - 0.5) })
+            for b in try parseSizes(batch, flag: "--batch") {
+                let x = FloatBuffer((0..<(b * cols)).map { _ in Float(rng.nextUnit() - 0.5) })
+                let y = FloatBuffer(count: b * rows)
+                let flops = 2.0 * Double(rows * cols * b)
+                let reps = max(20, Int(2e9 / flops) / 10)
+                func time(_ body: () -> Void) -> Double {
+                    body()
+                    let t0 = nowNanoseconds()
+                    for _ in 0..<reps { body() }
+                    return Double(nowNanoseconds() - t0) / Double(reps)
+                }
+                let own = time {
+                    for r in 0..<b { Kernels.matvec(w.pointer, rows: rows, cols: cols, ldw: cols, x.pointer + r * cols, y.pointer + r * rows, accumulate: false) }
+                }
+                let blas = time {
+                    Kernels.gemm(transB: true, m: b, n: rows, k: cols, a: x.pointer, lda: cols, b: w.pointer, ldb: cols, beta: 0, c: y.pointer, ldc: rows)
+                }
+                emit(["bench": "kernel", "hidden": h, "batch": b, "own_ns": own, "sgemm_ns": blas,
+                      "own_gflops": flops / own, "sgemm_gflops": flops / blas])
+            }
+        }
+    }
 }

@@ -1,0 +1,83 @@
+import Foundation
+import RecurdTestSupport
+import Testing
+
+/// The real `recurd` binary, started as a process.
+@Suite struct CommandLineTests {
+    let dir = temporaryDirectory()
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    func write(_ name: String, _ text: String) -> String {
+        try! text.write(toFile: path(name), atomically: true, encoding: .utf8)
+        return path(name)
+    }
+
+    @Test func initThenRunFeatures() throws {
+        let r = try runRecurd(["init", "--cell", "gru", "--hidden", "8,4", "--input-size", "2", "--output-size", "2", "--head", "linear", "--seed", "5", "-o", path("m.safetensors")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let csv = write("s.csv", "time,a,b\nt0,1,2\nt1,3,4\nt2,5,6\n")
+        let run = try runRecurd(["run", "--model", path("m.safetensors"), "--input", csv])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.allSatisfy { $0.split(separator: ",").count == 2 && $0.split(separator: ",").allSatisfy { Float($0) != nil } })
+        // --output writes the same lines to a file.
+        let toFile = try runRecurd(["run", "--model", path("m.safetensors"), "--input", csv, "--output", path("out.csv")])
+        #expect(toFile.status == 0 && toFile.stdout.isEmpty)
+        #expect(try String(contentsOfFile: path("out.csv"), encoding: .utf8) == run.stdout)
+    }
+
+    @Test func initIsReproducible() throws {
+        for name in ["a", "b"] {
+            _ = try runRecurd(["init", "--cell", "lstm", "--hidden", "16", "--vocab", "256", "--embed", "4", "--output-size", "256", "--head", "softmax", "--seed", "3", "-o", path(name)])
+        }
+        #expect(FileManager.default.contentsEqual(atPath: path("a"), andPath: path("b")))
+    }
+
+    @Test func fitOnTextWritesReportAndModel() throws {
+        _ = try runRecurd(["init", "--cell", "lstm", "--hidden", "16", "--vocab", "256", "--embed", "4", "--output-size", "256", "--head", "softmax", "-o", path("m")])
+        let text = write("t.txt", String(repeating: "the cat sat on the mat. ", count: 100))
+        let r = try runRecurd(["fit", "--model", path("m"), "--input", text, "--k1", "8", "--k2", "16", "--optimizer", "adam", "--lr", "0.05", "--clip", "1",
+                               "--save", path("m2"), "--report", path("r.json")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("r.json")))) as! [String: Any]
+        #expect(report["steps"] as? Int == 2400)
+        #expect(report["targets"] as? Int == 2399)
+        #expect(report["updates"] as? Int == 2399 / 8)
+        let mean = report["mean_loss"] as! Double, bits = report["bits_per_byte"] as! Double
+        #expect(abs(bits - mean / log(2)) < 1e-9)
+        let curve = report["curve"] as! [[String: Any]]
+        #expect(curve.count == 3)
+        // A repetitive text is learnt: the second block's loss is well below the first's.
+        #expect((curve[1]["block_loss"] as! Double) < (curve[0]["block_loss"] as! Double) * 0.5)
+        #expect(report["steps_per_second"] as! Double > 0)
+        // The saved model runs.
+        #expect(try runRecurd(["run", "--model", path("m2"), "--input", text]).status == 0)
+    }
+
+    @Test func errorsAreOneClearLine() throws {
+        _ = try runRecurd(["init", "--cell", "lstm", "--hidden", "4", "--input-size", "5", "--output-size", "5", "--head", "linear", "-o", path("m5")])
+        let csv3 = write("three.csv", "a,b,c\n1,2,3\n4,5,6\n")
+        let cases: [([String], String)] = [
+            (["run", "--model", path("missing"), "--input", csv3], "no such model file"),
+            (["run", "--model", path("m5"), "--input", path("nope.csv")], "no such input file"),
+            (["run", "--model", path("m5"), "--input", csv3], "3 feature columns (a, b, c) but the model takes 5 inputs"),
+            (["run", "--model", csv3, "--input", csv3], "three.csv"),
+            (["init", "--cell", "lstm", "--hidden", "4", "--input-size", "3", "--vocab", "9", "--embed", "2", "--output-size", "1", "--head", "linear", "-o", path("x")], "not both"),
+            (["init", "--cell", "lstm", "--hidden", "4,0", "--input-size", "3", "--output-size", "1", "--head", "linear", "-o", path("x")], "--hidden"),
+            (["fit", "--model", path("m5"), "--input", csv3, "--k1", "0", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0"], "k1"),
+            (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "rmsprop", "--lr", "0.1", "--clip", "0"], "rmsprop"),
+            (["run", "--model", path("m5"), "--input", csv3, "--format", "text"], "text"),
+        ]
+        for (args, needle) in cases {
+            let r = try runRecurd(args)
+            #expect(r.status != 0, "\(args) should fail")
+            #expect(r.stderr.contains(needle), "\(args): stderr was \(r.stderr)")
+            #expect(!r.stderr.contains("Fatal error"), "\(args) crashed")
+        }
+        // A bad-data error is exactly one line.
+        let r = try runRecurd(["run", "--model", path("m5"), "--input", csv3])
+        #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+    }
+}

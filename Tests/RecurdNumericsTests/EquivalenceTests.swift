@@ -1,0 +1,155 @@
+import RecurdTestSupport
+import Testing
+@testable import RecurdNumerics
+
+/// The streaming, windowed and batched paths compute the same function.
+@Suite struct EquivalenceTests {
+    static let architectures: [ModelArchitecture] = [
+        ModelArchitecture(cell: .lstm, input: .features(size: 5), hidden: [12, 7], outputSize: 3, head: .linear),
+        ModelArchitecture(cell: .gru, input: .features(size: 5), hidden: [12, 7], outputSize: 3, head: .sigmoid),
+        ModelArchitecture(cell: .lstm, input: .tokens(vocabulary: 20, embedding: 6), hidden: [16, 9, 10], outputSize: 20, head: .softmax),
+        ModelArchitecture(cell: .gru, input: .tokens(vocabulary: 20, embedding: 6), hidden: [33], outputSize: 20, head: .softmax),
+    ]
+
+    /// Inputs for `streams` streams over `steps` steps.
+    struct Inputs {
+        var features: [[[Float]]] = []   // [stream][step][feature]
+        var tokens: [[Int32]] = []
+        var states: [[Float]] = []
+    }
+
+    func inputs(_ arch: ModelArchitecture, streams: Int, steps: Int, seed: UInt64) -> Inputs {
+        var rng = SeededGenerator(seed: seed)
+        var result = Inputs()
+        for _ in 0..<streams {
+            result.states.append(randomFloats(arch.stateSize, amplitude: 0.7, rng: &rng))
+            switch arch.input {
+            case .features(let n):
+                result.features.append((0..<steps).map { _ in randomFloats(n, amplitude: 1.5, rng: &rng) })
+            case .tokens(let v, _):
+                result.tokens.append((0..<steps).map { _ in Int32(rng.next() % UInt64(v)) })
+            }
+        }
+        return result
+    }
+
+    func setInput(_ engine: StepEngine, row: Int, _ data: Inputs, stream: Int, step: Int) {
+        if data.tokens.isEmpty {
+            data.features[stream][step].withUnsafeBufferPointer { engine.setFeatures(row: row, $0.baseAddress!) }
+        } else {
+            engine.setToken(row: row, data.tokens[stream][step])
+        }
+    }
+
+    @Test(arguments: architectures)
+    func batchOfStreamsEqualsSeparateStreams(_ arch: ModelArchitecture) {
+        let model = makeModel(arch, seed: 8)
+        let streams = 6, steps = 5
+        let data = inputs(arch, streams: streams, steps: steps, seed: 17)
+        let batched = StepEngine(layout: model.layout, maxBatch: streams)
+        for s in 0..<streams { data.states[s].withUnsafeBufferPointer { batched.loadState(row: s, from: $0.baseAddress!) } }
+        var batchedOutputs: [[[Float]]] = Array(repeating: [], count: streams)
+        for t in 0..<steps {
+            for s in 0..<streams { setInput(batched, row: s, data, stream: s, step: t) }
+            batched.step(weights: model.weights.pointer, batch: streams)
+            for s in 0..<streams { batchedOutputs[s].append(Array(UnsafeBufferPointer(start: batched.output(row: s), count: arch.outputSize))) }
+        }
+        for s in 0..<streams {
+            let single = StepEngine(layout: model.layout, maxBatch: 1)
+            data.states[s].withUnsafeBufferPointer { single.loadState(row: 0, from: $0.baseAddress!) }
+            for t in 0..<steps {
+                setInput(single, row: 0, data, stream: s, step: t)
+                single.step(weights: model.weights.pointer, batch: 1)
+                let out = Array(UnsafeBufferPointer(start: single.output(row: 0), count: arch.outputSize))
+                #expect(maxAbsDifference(out, batchedOutputs[s][t]) < 1e-5, "stream \(s) step \(t)")
+            }
+            var a = [Float](repeating: 0, count: arch.stateSize), b = a
+            a.withUnsafeMutableBufferPointer { single.storeState(row: 0, to: $0.baseAddress!) }
+            b.withUnsafeMutableBufferPointer { batched.storeState(row: s, to: $0.baseAddress!) }
+            #expect(maxAbsDifference(a, b) < 1e-5, "final state of stream \(s)")
+        }
+    }
+
+    @Test(arguments: architectures)
+    func stepwiseForwardEqualsWindowedForward(_ arch: ModelArchitecture) {
+        let model = makeModel(arch, seed: 4)
+        let windows = 3, steps = 7
+        let data = inputs(arch, streams: windows, steps: steps, seed: 23)
+        let window = WindowEngine(layout: model.layout, maxWindows: 4, maxLength: 10)
+        window.begin(windows: windows, length: steps, lossSteps: 2)
+        for w in 0..<windows {
+            data.states[w].withUnsafeBufferPointer { window.setInitialState(window: w, from: $0.baseAddress!) }
+            for t in 0..<steps {
+                if data.tokens.isEmpty {
+                    data.features[w][t].withUnsafeBufferPointer { window.setFeatures(step: t, window: w, $0.baseAddress!) }
+                } else {
+                    window.setToken(step: t, window: w, data.tokens[w][t])
+                }
+            }
+        }
+        window.forward(weights: model.weights.pointer, allSteps: true)
+        for w in 0..<windows {
+            let single = StepEngine(layout: model.layout, maxBatch: 1)
+            data.states[w].withUnsafeBufferPointer { single.loadState(row: 0, from: $0.baseAddress!) }
+            for t in 0..<steps {
+                setInput(single, row: 0, data, stream: w, step: t)
+                single.step(weights: model.weights.pointer, batch: 1)
+                let a = Array(UnsafeBufferPointer(start: single.logits(row: 0), count: arch.outputSize))
+                let b = Array(UnsafeBufferPointer(start: window.logits(step: t, window: w), count: arch.outputSize))
+                #expect(maxAbsDifference(a, b) < 1e-5, "window \(w) step \(t)")
+            }
+        }
+    }
+
+    @Test func batchedUpdateEqualsMeanOfSeparateGradients() {
+        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 3), hidden: [8, 5], outputSize: 3, head: .linear)
+        let model = makeModel(arch, seed: 31)
+        let config = LearningConfiguration(k1: 3, k2: 6, optimizer: .sgd, learningRate: 0.1, clip: 0)
+        var rng = SeededGenerator(seed: 9)
+        // Three streams' windows, one of them shorter (a young stream).
+        let lengths = [6, 6, 4]
+        var windows: [StreamWindow] = []
+        for length in lengths {
+            let w = StreamWindow(architecture: arch, capacity: config.k2)
+            for _ in 0..<length {
+                let x = randomFloats(3, rng: &rng), y = randomFloats(3, rng: &rng), s = randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng)
+                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
+                    w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
+                } } }
+            }
+            windows.append(w)
+        }
+        let batched = Trainer(layout: model.layout, configuration: config, maxWindows: 2)
+        let batchLoss = batched.accumulateGradient(windows: windows, weights: model.weights.pointer)
+        var mean = [Float](repeating: 0, count: model.layout.count)
+        var meanLoss = 0.0
+        for w in windows {
+            let single = Trainer(layout: model.layout, configuration: config)
+            meanLoss += single.accumulateGradient(windows: [w], weights: model.weights.pointer) / Double(windows.count)
+            for i in 0..<mean.count { mean[i] += single.gradients[i] / Float(windows.count) }
+        }
+        #expect(abs(batchLoss - meanLoss) < 1e-6)
+        #expect(maxAbsDifference(batched.gradients.array, mean) < 1e-6)
+        #expect(mean.contains { abs($0) > 1e-3 })
+    }
+
+    @Test func nonFiniteUpdateIsSkippedAndLeavesWeightsUntouched() {
+        let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [4], outputSize: 2, head: .linear)
+        let model = makeModel(arch, seed: 2)
+        let before = model.weights.array
+        let trainer = Trainer(layout: model.layout, configuration: LearningConfiguration(k1: 1, k2: 2, optimizer: .adam, learningRate: 0.1, clip: 1))
+        let w = StreamWindow(architecture: arch, capacity: 2)
+        let x: [Float] = [1, 2], y: [Float] = [.infinity, 0], s = [Float](repeating: 0, count: arch.stateSize)
+        x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
+            w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
+        } } }
+        #expect(trainer.update(windows: [w], weights: model.weights.pointer) == nil)
+        #expect(trainer.skippedUpdates == 1)
+        #expect(trainer.optimizer.step == 0)
+        #expect(model.weights.array == before)
+    }
+}
+
+extension ModelArchitecture: CustomTestStringConvertible {
+    public var testDescription: String { "\(cell) \(input.name) \(hidden) \(head)" }
+}

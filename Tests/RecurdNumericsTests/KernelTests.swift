@@ -1,0 +1,109 @@
+import Foundation
+import RecurdTestSupport
+import Testing
+@testable import RecurdNumerics
+
+@Suite struct KernelTests {
+    @Test(arguments: [(1, 1), (3, 5), (4, 16), (8, 17), (37, 33), (512, 128), (13, 160)])
+    func matvecMatchesNaive(rows: Int, cols: Int) {
+        var rng = SeededGenerator(seed: UInt64(rows * 1000 + cols))
+        let w = randomFloats(rows * cols, rng: &rng), x = randomFloats(cols, rng: &rng), y0 = randomFloats(rows, rng: &rng)
+        for accumulate in [false, true] {
+            var y = y0
+            w.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                Kernels.matvec(wp.baseAddress!, rows: rows, cols: cols, ldw: cols, xp.baseAddress!, yp.baseAddress!, accumulate: accumulate)
+            } } }
+            for r in 0..<rows {
+                var s = accumulate ? Double(y0[r]) : 0
+                for c in 0..<cols { s += Double(w[r * cols + c]) * Double(x[c]) }
+                #expect(abs(Double(y[r]) - s) < 1e-4, "row \(r)")
+            }
+        }
+    }
+
+    @Test(arguments: [(1, 1), (5, 3), (16, 4), (17, 8), (33, 37), (512, 128), (96, 40)])
+    func transposedMatvecMatchesNaive(rows: Int, cols: Int) {
+        var rng = SeededGenerator(seed: UInt64(rows * 7 + cols))
+        let w = randomFloats(rows * cols, rng: &rng), d = randomFloats(rows, rng: &rng), y0 = randomFloats(cols, rng: &rng)
+        for accumulate in [false, true] {
+            var y = y0
+            w.withUnsafeBufferPointer { wp in d.withUnsafeBufferPointer { dp in y.withUnsafeMutableBufferPointer { yp in
+                Kernels.matvecTransposed(wp.baseAddress!, rows: rows, cols: cols, ldw: cols, dp.baseAddress!, yp.baseAddress!, accumulate: accumulate)
+            } } }
+            for c in 0..<cols {
+                var s = accumulate ? Double(y0[c]) : 0
+                for r in 0..<rows { s += Double(w[r * cols + c]) * Double(d[r]) }
+                #expect(abs(Double(y[c]) - s) < 1e-4, "column \(c)")
+            }
+        }
+    }
+
+    @Test func gemmTransposeCombinations() {
+        var rng = SeededGenerator(seed: 5)
+        let m = 7, n = 9, k = 11
+        let a = randomFloats(m * k, rng: &rng), b = randomFloats(k * n, rng: &rng)
+        // Reference C = A·B with A (m×k), B (k×n).
+        var expected = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { for l in 0..<k { expected[i * n + j] += Double(a[i * k + l]) * Double(b[l * n + j]) } } }
+        let aT = (0..<(k * m)).map { a[($0 % m) * k + $0 / m] }   // (k×m)
+        let bT = (0..<(n * k)).map { b[($0 % k) * n + $0 / k] }   // (n×k)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            var c = [Float](repeating: 0, count: m * n)
+            let aa = ta ? aT : a, bb = tb ? bT : b
+            aa.withUnsafeBufferPointer { ap in bb.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                Kernels.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: ap.baseAddress!, lda: ta ? m : k,
+                             b: bp.baseAddress!, ldb: tb ? k : n, beta: 0, c: cp.baseAddress!, ldc: n)
+            } } }
+            for i in 0..<(m * n) { #expect(abs(Double(c[i]) - expected[i]) < 1e-4, "transA \(ta) transB \(tb) element \(i)") }
+        }
+    }
+
+    @Test func activationsMatchLibm() {
+        var worstExp: Double = 0, worstSigmoid: Double = 0, worstTanh: Double = 0
+        var x = -30.0
+        while x <= 30 {
+            let f = Float(x)
+            let e = Double(Activations.exp(f)), reference = Foundation.exp(Double(f))
+            worstExp = max(worstExp, abs(e - reference) / reference)
+            worstSigmoid = max(worstSigmoid, abs(Double(Activations.sigmoid(f)) - 1 / (1 + Foundation.exp(-Double(f)))))
+            worstTanh = max(worstTanh, abs(Double(Activations.tanh(f)) - Foundation.tanh(Double(f))))
+            x += 0.0137
+        }
+        #expect(worstExp < 5e-7, "exp relative error \(worstExp)")
+        #expect(worstSigmoid < 2e-7, "sigmoid absolute error \(worstSigmoid)")
+        #expect(worstTanh < 3e-7, "tanh absolute error \(worstTanh)")
+        #expect(Activations.sigmoid(-200) >= 0 && Activations.sigmoid(-200) < 1e-30)
+        #expect(Activations.sigmoid(200) == 1)
+        #expect(Activations.tanh(-200) == -1)
+    }
+
+    @Test func clippingMatchesTorchRule() {
+        var g: [Float] = [3, 4]   // norm 5
+        let norm = g.withUnsafeMutableBufferPointer { GradientClipping.clip($0.baseAddress!, count: 2, maxNorm: 1) }
+        #expect(abs(norm - 5) < 1e-6)
+        #expect(abs(g[0] - 3 / (5 + 1e-6)) < 1e-6 && abs(g[1] - 4 / (5 + 1e-6)) < 1e-6)
+        var small: [Float] = [0.3, 0.4]
+        _ = small.withUnsafeMutableBufferPointer { GradientClipping.clip($0.baseAddress!, count: 2, maxNorm: 1) }
+        #expect(small == [0.3, 0.4])
+    }
+
+    @Test func adamFirstStepsMatchClosedForm() {
+        // Two Adam steps on one parameter with gradient 0.5 then −0.25, lr 0.1, computed by hand
+        // from torch.optim.Adam's update rule.
+        let opt = Optimizer(kind: .adam, learningRate: 0.1, parameterCount: 1)
+        var p: [Float] = [1]
+        for g in [Float(0.5), -0.25] {
+            let grads = [g]
+            p.withUnsafeMutableBufferPointer { pp in grads.withUnsafeBufferPointer { opt.apply(parameters: pp.baseAddress!, gradients: $0.baseAddress!, count: 1) } }
+        }
+        var m = 0.0, v = 0.0, expected = 1.0
+        for (t, g) in [0.5, -0.25].enumerated() {
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            let step = Double(t + 1)
+            expected -= 0.1 / (1 - pow(0.9, step)) * m / (v.squareRoot() / (1 - pow(0.999, step)).squareRoot() + 1e-8)
+        }
+        #expect(abs(Double(p[0]) - expected) < 1e-6)
+        #expect(opt.step == 2)
+    }
+}
