@@ -50,37 +50,37 @@ public enum Kernels {
     }
 
     /// y (rows) = W (rows×cols, row stride `ldw`) · x (cols), or `+=` when `accumulate`.
+    ///
+    /// Eight rows at a time share each load of x and keep eight independent FMA chains in flight;
+    /// at recurrent sizes the product is bound by streaming W from L2 (`recurd bench kernels`).
     public static func matvec(
         _ w: UnsafePointer<Float>, rows: Int, cols: Int, ldw: Int,
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool
     ) {
-        let vectorCols = cols & ~15
+        let vectorCols = cols & ~7
         var r = 0
-        while r + 4 <= rows {
-            let w0 = w + r * ldw, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw
+        while r + 8 <= rows {
+            let w0 = w + r * ldw
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
+            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
             var j = 0
             while j < vectorCols {
-                let x0 = Vec.load(x + j), x1 = Vec.load(x + j + 8)
-                a0.addProduct(Vec.load(w0 + j), x0); b0.addProduct(Vec.load(w0 + j + 8), x1)
-                a1.addProduct(Vec.load(w1 + j), x0); b1.addProduct(Vec.load(w1 + j + 8), x1)
-                a2.addProduct(Vec.load(w2 + j), x0); b2.addProduct(Vec.load(w2 + j + 8), x1)
-                a3.addProduct(Vec.load(w3 + j), x0); b3.addProduct(Vec.load(w3 + j + 8), x1)
-                j += 16
+                let xv = Vec.load(x + j)
+                a0.addProduct(Vec.load(w0 + j), xv); a1.addProduct(Vec.load(w0 + ldw + j), xv)
+                a2.addProduct(Vec.load(w0 + 2 * ldw + j), xv); a3.addProduct(Vec.load(w0 + 3 * ldw + j), xv)
+                a4.addProduct(Vec.load(w0 + 4 * ldw + j), xv); a5.addProduct(Vec.load(w0 + 5 * ldw + j), xv)
+                a6.addProduct(Vec.load(w0 + 6 * ldw + j), xv); a7.addProduct(Vec.load(w0 + 7 * ldw + j), xv)
+                j += 8
             }
-            var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum(), s3 = (a3 + b3).sum()
+            var sums = SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), a6.sum(), a7.sum())
             while j < cols {
                 let xj = x[j]
-                s0 += w0[j] * xj; s1 += w1[j] * xj; s2 += w2[j] * xj; s3 += w3[j] * xj
+                for i in 0..<8 { sums[i] += w0[i * ldw + j] * xj }
                 j += 1
             }
-            if accumulate {
-                y[r] += s0; y[r + 1] += s1; y[r + 2] += s2; y[r + 3] += s3
-            } else {
-                y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
-            }
-            r += 4
+            if accumulate { sums += Vec.load(y + r) }
+            Vec.store(sums, y + r)
+            r += 8
         }
         while r < rows {
             let s = dot(w + r * ldw, x, count: cols)
