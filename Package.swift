@@ -31,12 +31,20 @@ let package = Package(
         // OpenBLAS (Debian libopenblas-dev) for the large matrix products; see Kernels.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        // libzmq (Debian libzmq3-dev) and recurd's own small Swift wrapper over it. No pkgConfig:
+        // Debian's libzmq.pc drags in krb5's -isystem flags, which SwiftPM refuses with a warning;
+        // zmq.h and libzmq.so are on the default paths.
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strictSettings),
+
         // Maths only: the recurrent cells, heads, losses, optimisers, TBPTT. No I/O.
         .target(name: "RecurdNumerics", dependencies: ["CBLAS"], swiftSettings: numericsSettings),
         // The safetensors container format, bytes in and bytes out. No I/O.
         .target(name: "SafeTensors", swiftSettings: strictSettings),
         // DESIGN §2: a model as safetensors tensors and metadata, validated. No I/O.
         .target(name: "RecurdModelFile", dependencies: ["RecurdNumerics", "SafeTensors"], swiftSettings: strictSettings),
+        // Wire protocol v1 (DESIGN §4): input and output payloads, binary and JSON. No I/O.
+        .target(name: "RecurdWire", swiftSettings: strictSettings),
         // Parsing recorded streams (CSV of features, text bytes). No I/O.
         .target(name: "RecurdData", swiftSettings: strictSettings),
 
@@ -57,6 +65,8 @@ let package = Package(
             dependencies: ["RecurdModelFile", "RecurdNumerics", "RecurdData", "SafeTensors", "RecurdTestSupport"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "RecurdWireTests", dependencies: ["RecurdWire"], swiftSettings: strictSettings),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
         .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport"], swiftSettings: strictSettings),
     ]
 )

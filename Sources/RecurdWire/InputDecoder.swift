@@ -1,0 +1,94 @@
+import Foundation
+
+/// Decodes input payloads (wire protocol v1, DESIGN §4): the 32-byte binary form, or JSON when
+/// the first byte is `{`. Structure only — whether the model can take the message is the
+/// daemon's check. Never traps on any input.
+public enum InputDecoder {
+    public static let magic: UInt8 = 0x52
+    public static let version: UInt8 = 1
+    public static let headerSize = 32
+
+    public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> InputMessage {
+        if payload.first == UInt8(ascii: "{") { return try JSONInputDecoder.decode(payload) }
+        return try decodeBinary(payload)
+    }
+
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> InputMessage {
+        var result: Result<InputMessage, WireError>!
+        payload.withUnsafeBytes { p in result = Result { () throws(WireError) in try decode(p) } }
+        return try result.get()
+    }
+
+    static func decodeBinary(_ p: UnsafeRawBufferPointer) throws(WireError) -> InputMessage {
+        guard p.count >= headerSize else {
+            if let first = p.first, first != magic {
+                throw WireError(.magic, "byte 0 is 0x\(String(first, radix: 16)); expected 0x52 ('R', binary) or '{' (JSON)")
+            }
+            throw WireError(.short, "payload is \(p.count) bytes; the binary header needs \(headerSize)")
+        }
+        guard p[0] == magic else { throw WireError(.magic, "byte 0 is 0x\(String(p[0], radix: 16)); expected 0x52 ('R', binary) or '{' (JSON)") }
+        guard p[1] == version else { throw WireError(.version, "byte 1: version \(p[1]) is not supported (this daemon speaks 1)") }
+        guard let inputKind = WireInputKind(rawValue: p[2]) else { throw WireError(.inputKind, "byte 2: input kind \(p[2]) is unknown (1 f32 vector, 2 u32 token, 3 text)") }
+        guard let targetKind = WireTargetKind(rawValue: p[3]) else { throw WireError(.targetKind, "byte 3: target kind \(p[3]) is unknown (0 none, 1 f32 vector, 2 u32 class)") }
+        let rawFlags = p.u16(4)
+        let flags = WireFlags(rawValue: rawFlags)
+        guard WireFlags.all.isSuperset(of: flags) else { throw WireError(.flags, "byte 4: flags 0x\(String(rawFlags, radix: 16)) set unknown bits (known: 0xf)") }
+        let xdim = Int(p.u16(6)), ydim = Int(p.u16(8))
+        switch inputKind {
+        case .features: guard xdim >= 1 else { throw WireError(.xdim, "byte 6: xdim is 0 for f32 vector input") }
+        case .token, .text: guard xdim == 1 else { throw WireError(.xdim, "byte 6: xdim is \(xdim); it must be 1 for token and text input") }
+        }
+        switch targetKind {
+        case .none: guard ydim == 0 else { throw WireError(.ydim, "byte 8: ydim is \(ydim) but there are no targets (must be 0)") }
+        case .values: guard ydim >= 1 else { throw WireError(.ydim, "byte 8: ydim is 0 for f32 vector targets") }
+        case .classIndex: guard ydim == 1 else { throw WireError(.ydim, "byte 8: ydim is \(ydim); it must be 1 for class targets") }
+        }
+        guard p.u16(10) == 0 else { throw WireError(.reserved, "byte 10: reserved field is \(p.u16(10)), must be 0") }
+        let steps = Int(p.u32(12))
+        guard steps > 0 || !flags.isDisjoint(with: [.reset, .end]) else {
+            throw WireError(.empty, "byte 12: zero steps is allowed only with RESET or END")
+        }
+        let seq = p.u64(16)
+        let timestamp = Int64(bitPattern: p.u64(24))
+        let inputBytes = switch inputKind {
+        case .features: steps * xdim * 4
+        case .token: steps * 4
+        case .text: steps
+        }
+        let targetBytes = targetKind == .classIndex ? steps * 4 : steps * ydim * 4
+        let body = p.count - headerSize
+        guard body == inputBytes + targetBytes else {
+            throw WireError(.length, "body from byte 32 is \(body) bytes; \(steps) step\(steps == 1 ? "" : "s") need \(inputBytes) input + \(targetBytes) target bytes")
+        }
+        var message = InputMessage(inputKind: inputKind, targetKind: targetKind, flags: flags, xdim: xdim, ydim: ydim,
+                                   steps: steps, seq: seq, timestamp: timestamp)
+        var offset = headerSize
+        switch inputKind {
+        case .features:
+            message.features = try floats(p, at: offset, count: steps * xdim, width: xdim, what: "input")
+        case .token:
+            message.tokens = (0..<steps).map { p.u32(offset + 4 * $0) }
+        case .text:
+            message.tokens = (0..<steps).map { UInt32(p[offset + $0]) }
+        }
+        offset += inputBytes
+        switch targetKind {
+        case .none: break
+        case .values: message.targetValues = try floats(p, at: offset, count: steps * ydim, width: ydim, what: "target")
+        case .classIndex: message.targetClasses = (0..<steps).map { p.u32(offset + 4 * $0) }
+        }
+        return message
+    }
+
+    private static func floats(_ p: UnsafeRawBufferPointer, at offset: Int, count: Int, width: Int, what: String) throws(WireError) -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            let v = p.f32(offset + 4 * i)
+            guard v.isFinite else {
+                throw WireError(.nonFinite, "\(what) value \(v) at byte offset \(offset + 4 * i) (step \(i / width), element \(i % width))")
+            }
+            out[i] = v
+        }
+        return out
+    }
+}

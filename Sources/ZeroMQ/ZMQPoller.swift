@@ -1,0 +1,24 @@
+import CZeroMQ
+
+/// `zmq_poll` over a fixed set of sockets, waiting for input.
+public final class ZMQPoller {
+    private var items: [zmq_pollitem_t]
+    private let sockets: [ZMQSocket]
+
+    public init(_ sockets: [ZMQSocket]) {
+        self.sockets = sockets
+        items = sockets.map { zmq_pollitem_t(socket: $0.rawHandle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    }
+
+    /// Waits up to `timeoutMilliseconds` (-1: forever) for any socket to be readable; returns the
+    /// readable flags in socket order. An interrupting signal returns all-false.
+    public func poll(timeoutMilliseconds: Int) throws(ZMQError) -> [Bool] {
+        let rc = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32($0.count), timeoutMilliseconds) }
+        if rc < 0 {
+            let e = ZMQError.last("zmq_poll")
+            if e.interrupted { return Array(repeating: false, count: items.count) }
+            throw e
+        }
+        return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+import ZeroMQ
+
+/// The wrapper over real libzmq sockets (loopback TCP and ipc).
+@Suite struct ZeroMQTests {
+    @Test func pushPullMultipartOfAnySize() throws {
+        let context = try ZMQContext()
+        let pull = try ZMQSocket(context: context, type: .pull)
+        try pull.bind("tcp://127.0.0.1:*")
+        let endpoint = pull.lastEndpoint
+        #expect(endpoint.hasPrefix("tcp://127.0.0.1:"))
+        let push = try ZMQSocket(context: context, type: .push)
+        try push.connect(endpoint)
+        let big = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(try push.send(frames: [Array("key".utf8), big, []]))
+        let parts = ZMQMultipart(capacity: 2)
+        try pull.setReceiveTimeout(milliseconds: 5000)
+        #expect(try parts.receive(from: pull, dontWait: false))
+        // Three frames arrived; the third was consumed but not kept.
+        #expect(parts.frameCount == 3)
+        #expect(Array(parts.frame(0)) == Array("key".utf8))
+        #expect(parts.frame(1).count == big.count)
+        #expect(Array(parts.frame(1)) == big)
+        // Nothing else is waiting.
+        #expect(try parts.receive(from: pull, dontWait: true) == false)
+    }
+
+    @Test func pubSubPrefixOverIPC() throws {
+        let context = try ZMQContext()
+        let path = "ipc:///tmp/recurd-zmq-test-\(UUID().uuidString)"
+        let pub = try ZMQSocket(context: context, type: .pub)
+        try pub.bind(path)
+        let sub = try ZMQSocket(context: context, type: .sub)
+        try sub.subscribe(Array("a.".utf8))
+        try sub.connect(path)
+        try sub.setReceiveTimeout(milliseconds: 200)
+        // Subscriptions propagate asynchronously: publish until the first one arrives.
+        var got: [[UInt8]]?
+        for _ in 0..<50 where got == nil {
+            try pub.send(frames: [Array("b.skip".utf8), [1]])
+            try pub.send(frames: [Array("a.key".utf8), [2]])
+            got = try sub.receiveFrames()
+        }
+        #expect(got == [Array("a.key".utf8), [2]])
+    }
+
+    @Test func pollerReportsReadableSockets() throws {
+        let context = try ZMQContext()
+        let a = try ZMQSocket(context: context, type: .pull), b = try ZMQSocket(context: context, type: .pull)
+        try a.bind("tcp://127.0.0.1:*"); try b.bind("tcp://127.0.0.1:*")
+        let push = try ZMQSocket(context: context, type: .push)
+        try push.connect(b.lastEndpoint)
+        let poller = ZMQPoller([a, b])
+        #expect(try poller.poll(timeoutMilliseconds: 10) == [false, false])
+        try push.send(frames: [[7]])
+        var ready = [false, false]
+        for _ in 0..<100 where !ready[1] { ready = try poller.poll(timeoutMilliseconds: 50) }
+        #expect(ready == [false, true])
+    }
+
+    @Test func requestReplyAndOptions() throws {
+        let context = try ZMQContext()
+        let rep = try ZMQSocket(context: context, type: .rep)
+        try rep.setMaxMessageSize(1024)
+        try rep.setHeartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 3000)
+        try rep.setSendHighWaterMark(10); try rep.setReceiveHighWaterMark(10)
+        try rep.bind("tcp://127.0.0.1:*")
+        let req = try ZMQSocket(context: context, type: .req)
+        try req.connect(rep.lastEndpoint)
+        try req.setReceiveTimeout(milliseconds: 5000); try rep.setReceiveTimeout(milliseconds: 5000)
+        try req.send(frames: [Array("ping".utf8)])
+        #expect(try rep.receiveFrames() == [Array("ping".utf8)])
+        try rep.send(frames: [Array("pong".utf8)])
+        #expect(try req.receiveFrames() == [Array("pong".utf8)])
+    }
+
+    @Test func errorsNameTheOperation() throws {
+        let context = try ZMQContext()
+        let s = try ZMQSocket(context: context, type: .pull)
+        #expect(throws: ZMQError.self) { try s.bind("nonsense://x") }
+        do { try s.bind("tcp://256.1.1.1:1") } catch { #expect(error.description.hasPrefix("bind tcp://256.1.1.1:1: ")) }
+        s.close()
+        #expect(throws: ZMQError.self) { try s.connect("tcp://127.0.0.1:1") }
+    }
+}
