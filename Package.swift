@@ -26,6 +26,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // OpenBLAS (Debian libopenblas-dev) for the large matrix products; see Kernels.
@@ -48,11 +53,28 @@ let package = Package(
         // Parsing recorded streams (CSV of features, text bytes). No I/O.
         .target(name: "RecurdData", swiftSettings: strictSettings),
 
+        // The daemon: stream table, batching, serving loop, control, metrics, HTTP.
+        .target(
+            name: "RecurdDaemon",
+            dependencies: [
+                "RecurdNumerics", "RecurdModelFile", "RecurdWire", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
         .executableTarget(
             name: "recurd",
             dependencies: [
-                "RecurdNumerics", "RecurdModelFile", "RecurdData", "SafeTensors",
+                "RecurdNumerics", "RecurdModelFile", "RecurdData", "SafeTensors", "RecurdDaemon", "RecurdWire", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

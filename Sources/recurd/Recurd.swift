@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct Recurd: ParsableCommand {
+struct Recurd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recurd",
         abstract: "Stateful LSTM/GRU inference and online learning for streams.",
-        subcommands: [InitCommand.self, RunCommand.self, FitCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, DemoCommand.self, InitCommand.self, RunCommand.self, FitCommand.self, PublishCommand.self, TailCommand.self, ControlClientCommand.self, BenchCommand.self]
     )
 }

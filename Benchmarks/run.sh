@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds recurd (release) and runs Benchmarks/compare.py: recurd against PyTorch and ONNX Runtime
+# on this machine. Run from anywhere; arguments go to compare.py (e.g. --quick).
+#
+# Python environment — the first that applies:
+#   1. $RECURD_BENCH_VENV, if set: used as is if it imports the peers' packages, otherwise created
+#      (python3 -m venv) if missing and filled with pip.
+#   2. /root/venv, if that directory exists and already imports all the packages (the prepared
+#      environment of our build machines); never modified.
+#   3. $HOME/.cache/recurd-bench/venv: created and filled with pip on first use, reused after.
+# No environment is ever created inside the repository. The packages: torch onnx onnxruntime
+# safetensors numpy (plain `pip install`; pip's own PIP_INDEX_URL etc. apply, e.g. for CPU-only
+# torch wheels).
+#
+# RECURD_BENCH_NO_BUILD=1 skips the build (use the binary that is there, or --recurd PATH).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PACKAGES=(torch onnx onnxruntime safetensors numpy)
+CHECK='import torch, onnx, onnxruntime, safetensors, numpy'
+
+if [[ "${RECURD_BENCH_NO_BUILD:-0}" != 1 ]]; then
+    swift build -c release --product recurd
+fi
+
+has_packages() { [[ -x "$1/bin/python" ]] && "$1/bin/python" -c "$CHECK" 2>/dev/null; }
+
+if [[ -n "${RECURD_BENCH_VENV:-}" ]]; then
+    VENV="$RECURD_BENCH_VENV"
+elif [[ -d /root/venv ]] && has_packages /root/venv; then
+    VENV=/root/venv
+else
+    VENV="$HOME/.cache/recurd-bench/venv"
+fi
+
+if ! has_packages "$VENV"; then
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        echo "run.sh: creating a Python venv at $VENV" >&2
+        mkdir -p "$(dirname "$VENV")"
+        python3 -m venv "$VENV"
+    fi
+    echo "run.sh: installing ${PACKAGES[*]} into $VENV" >&2
+    "$VENV/bin/python" -m pip install --upgrade pip >&2
+    "$VENV/bin/python" -m pip install "${PACKAGES[@]}" >&2
+    "$VENV/bin/python" -c "$CHECK"
+fi
+echo "run.sh: Python from $VENV" >&2
+
+export OPENBLAS_NUM_THREADS=1
+exec "$VENV/bin/python" Benchmarks/compare.py "$@"

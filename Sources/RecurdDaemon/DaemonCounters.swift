@@ -1,0 +1,18 @@
+import RecurdWire
+
+/// Plain counters the serving thread keeps for the `stats` control command (the Prometheus
+/// metrics carry the same numbers for scraping).
+struct DaemonCounters {
+    var messages: UInt64 = 0
+    var steps: UInt64 = 0
+    var predictions: UInt64 = 0
+    var outputMessages: UInt64 = 0
+    var duplicates: UInt64 = 0
+    var gaps: UInt64 = 0
+    var evictedLRU: UInt64 = 0
+    var evictedIdle: UInt64 = 0
+    var batches: UInt64 = 0
+    var rejected: [WireError.Reason: UInt64] = [:]
+    var lossSum: Double = 0
+    var lossCount: UInt64 = 0
+}

@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// `/metrics` (Prometheus text format) and `/healthz` on a loopback port, on SwiftNIO.
+final class HTTPServer: Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+
+    /// The port actually bound (useful when asked for port 0).
+    let port: Int
+
+    /// Binds `host:port`. `metrics` renders the exposition; `healthy` says whether to answer 200.
+    init(host: String, port: Int, metrics: @escaping @Sendable () -> [UInt8], healthy: @escaping @Sendable () -> Bool) async throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(Handler(metrics: metrics, healthy: healthy))
+                }
+            }
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        self.port = channel.localAddress?.port ?? port
+    }
+
+    func shutdown() async {
+        try? await channel.close().get()
+        try? await group.shutdownGracefully()
+    }
+
+    private final class Handler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let metrics: @Sendable () -> [UInt8]
+        let healthy: @Sendable () -> Bool
+
+        init(metrics: @escaping @Sendable () -> [UInt8], healthy: @escaping @Sendable () -> Bool) {
+            self.metrics = metrics
+            self.healthy = healthy
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .head(let request) = unwrapInboundIn(data) else { return }
+            let path = request.uri.split(separator: "?").first.map(String.init) ?? request.uri
+            let (status, contentType, body): (HTTPResponseStatus, String, [UInt8])
+            switch (request.method, path) {
+            case (.GET, "/metrics"):
+                (status, contentType, body) = (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics())
+            case (.GET, "/healthz"):
+                let ok = healthy()
+                (status, contentType, body) = (ok ? .ok : .serviceUnavailable, "text/plain", Array((ok ? "ok\n" : "serving loop stalled\n").utf8))
+            default:
+                (status, contentType, body) = (.notFound, "text/plain", Array("not found: try /metrics or /healthz\n".utf8))
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: contentType)
+            headers.add(name: "Content-Length", value: "\(body.count)")
+            headers.add(name: "Connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}

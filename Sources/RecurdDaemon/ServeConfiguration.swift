@@ -1,0 +1,72 @@
+import RecurdNumerics
+
+/// Everything `recurd serve` can be told, with the built-in defaults (loopback only).
+///
+/// Set by a config file (`--config F`), then by flags, which win. Names match the flags; the
+/// README's configuration reference lists each one.
+public struct ServeConfiguration: Sendable, Equatable {
+    public enum InputSocket: String, Sendable, CaseIterable { case sub, pull }
+    public enum OutputFormat: String, Sendable, CaseIterable { case binary, json }
+    public enum GapPolicy: String, Sendable, CaseIterable { case `continue`, reset }
+    public enum Targets: String, Sendable, CaseIterable {
+        /// The next step's input is the target of each step (when the model allows it).
+        case next
+        /// Only targets sent with the steps count.
+        case explicit
+    }
+
+    /// Model file; nil: create one from the `new-model` settings when the first stream speaks.
+    public var model: String?
+    /// Endpoints the input socket binds.
+    public var inputBind: [String] = ["tcp://127.0.0.1:5555"]
+    /// Endpoints the input socket connects to.
+    public var inputConnect: [String] = []
+    public var inputSocket: InputSocket = .sub
+    /// SUB prefixes; empty: everything.
+    public var subscribe: [String] = []
+    public var output: String = "tcp://127.0.0.1:5556"
+    /// Prepended to the stream key in the output's first frame.
+    public var outputPrefix: String = ""
+    public var outputFormat: OutputFormat = .binary
+    /// For softmax heads: publish the k most probable classes instead of the whole vector (0: all).
+    public var topK: Int = 0
+    public var control: String = "tcp://127.0.0.1:5557"
+    /// HOST:PORT of the /metrics and /healthz server; empty disables it.
+    public var http: String = "127.0.0.1:9464"
+    public var stateDirectory: String?
+    public var learn: Bool = true
+    public var maxStreams: Int = 10_000
+    /// Seconds without a message after which a stream is forgotten (0: never).
+    public var idleTimeout: Double = 3_600
+    public var maxMessageBytes: Int = 1 << 20
+    /// Messages drained per batch.
+    public var maxBatch: Int = 512
+    public var onGap: GapPolicy = .continue
+    public var targets: Targets = .next
+    /// Output and input queue limits (ZeroMQ high-water marks), messages.
+    public var highWaterMark: Int = 100_000
+    public var logLevel: String = "info"
+
+    // The model created when there is no model file.
+    public var newModelCell: CellKind = .lstm
+    public var newModelHidden: [Int] = [64]
+    public var newModelHead: HeadKind = .linear
+    public var newModelEmbedding: Int = 16
+    public var newModelSeed: UInt64 = 1
+
+    public init() {}
+
+    /// The first invalid setting, or nil.
+    public func problem() -> String? {
+        if maxStreams < 1 { return "max-streams must be at least 1" }
+        if maxBatch < 1 { return "max-batch must be at least 1" }
+        if maxStreams <= maxBatch { return "max-streams (\(maxStreams)) must exceed max-batch (\(maxBatch))" }
+        if maxMessageBytes < 64 { return "max-message-bytes must be at least 64" }
+        if idleTimeout < 0 || !idleTimeout.isFinite { return "idle-timeout must be ≥ 0 seconds" }
+        if topK < 0 { return "top-k must be ≥ 0" }
+        if inputBind.isEmpty && inputConnect.isEmpty { return "no input endpoint (give --input or --input-connect)" }
+        if newModelHidden.isEmpty || newModelHidden.contains(where: { $0 < 1 }) { return "new-model-hidden must be positive sizes" }
+        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) { return "log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical" }
+        return nil
+    }
+}

@@ -1,0 +1,568 @@
+import Foundation
+import Logging
+import RecurdModelFile
+import RecurdNumerics
+import RecurdWire
+import Synchronization
+import ZeroMQ
+
+/// The serving thread: receives messages, keeps every stream's state, runs batched steps and
+/// publishes predictions; answers control requests between batches.
+///
+/// One thread owns the sockets, the stream table and the step engine, so none of them needs a
+/// lock. Each cycle drains what is waiting (up to `max-batch` messages), admits or rejects each,
+/// then runs rounds of one batched step over every stream with a step pending — a many-step
+/// message runs its steps in order, one per round — and publishes each message's predictions as
+/// soon as its last step is done.
+final class ServingLoop: @unchecked Sendable {
+    let configuration: ServeConfiguration
+    let logger: Logger
+    let metrics: DaemonMetrics
+    private let log: RateLimitedLog
+
+    private var model: Model?
+    private var modelPath: String?
+    private var engine: StepEngine!
+    private var table: StreamTable!
+    private var nextStepTargets = false
+
+    private var counters = DaemonCounters()
+    private let startedAt = Clock.seconds
+    private var learningEnabled: Bool
+    private var modelVersion: UInt32 = 0
+
+    // Cross-thread signals.
+    private let stopRequested = Atomic<Bool>(false)
+    private let heartbeat = Atomic<UInt64>(0)
+
+    // Reused per cycle.
+    private var pendings: [PendingMessage] = []
+    private var predictions: [Float] = []
+    private var losses: [Float] = []
+    private var chainTail: [Int: Int] = [:]
+    private var payload: [UInt8] = []
+    private var topIds: [UInt32] = []
+    private var topValues: [Float] = []
+
+    /// Resolved endpoints once bound.
+    private(set) var endpoints: ServingEndpoints?
+
+    init(configuration: ServeConfiguration, model: ModelFile?, modelPath: String?, logger: Logger, metrics: DaemonMetrics) {
+        self.configuration = configuration
+        self.logger = logger
+        self.metrics = metrics
+        self.modelPath = modelPath
+        learningEnabled = configuration.learn
+        log = RateLimitedLog(logger: logger)
+        if let model { install(model.model) }
+    }
+
+    // MARK: Lifecycle
+
+    /// Asks the loop to stop after the batch in flight.
+    func requestStop() { stopRequested.store(true, ordering: .relaxed) }
+
+    /// Whether the loop turned within the last five seconds.
+    var isHealthy: Bool {
+        let beat = heartbeat.load(ordering: .relaxed)
+        return beat != 0 && Clock.nanoseconds - beat < 5_000_000_000
+    }
+
+    /// Binds the sockets (on the calling thread, which must then run `serve`).
+    func bind(context: ZMQContext) throws(ZMQError) -> ServingEndpoints {
+        let e = try ServingEndpoints(context: context, configuration: configuration)
+        endpoints = e
+        return e
+    }
+
+    /// Runs until `requestStop`; then finishes the batch in flight, publishes it and closes.
+    func serve(_ e: ServingEndpoints) {
+        let multipart = ZMQMultipart(capacity: 2)
+        let control = ZMQMultipart(capacity: 1)
+        let poller = ZMQPoller(e.control.map { [e.input, $0] } ?? [e.input])
+        var lastHousekeeping = Clock.seconds
+        while !stopRequested.load(ordering: .relaxed) {
+            heartbeat.store(Clock.nanoseconds, ordering: .relaxed)
+            let ready: [Bool]
+            do { ready = try poller.poll(timeoutMilliseconds: 100) } catch {
+                logger.error("poll failed", metadata: ["error": "\(error)"])
+                break
+            }
+            if ready.count > 1, ready[1], let c = e.control { handleControl(c, control) }
+            if ready[0] { cycle(e, multipart) }
+            let now = Clock.seconds
+            if now - lastHousekeeping > 1 {
+                expireIdleStreams(now: now)
+                lastHousekeeping = now
+            }
+        }
+        e.close()
+        logger.info("serving loop stopped", metadata: ["messages": "\(counters.messages)", "predictions": "\(counters.predictions)"])
+    }
+
+    // MARK: Model
+
+    private func install(_ m: Model) {
+        model = m
+        let a = m.architecture
+        engine = StepEngine(layout: m.layout, maxBatch: configuration.maxBatch)
+        table = StreamTable(capacity: configuration.maxStreams, stateSize: a.stateSize, outputSize: a.outputSize)
+        nextStepTargets = configuration.targets == .next && OnlineLearner.nextStepProblem(a) == nil
+    }
+
+    /// With no model file, the first stream that speaks fixes the input: features of its xdim
+    /// (linear or sigmoid head, outputs = inputs, next-step targets), or bytes/tokens (softmax
+    /// over 256).
+    private func createModel(for m: InputMessage) {
+        let c = configuration
+        let arch: ModelArchitecture
+        switch m.inputKind {
+        case .features:
+            arch = ModelArchitecture(cell: c.newModelCell, input: .features(size: m.xdim), hidden: c.newModelHidden,
+                                     outputSize: m.xdim, head: c.newModelHead == .softmax ? .linear : c.newModelHead)
+        case .token, .text:
+            arch = ModelArchitecture(cell: c.newModelCell, input: .tokens(vocabulary: 256, embedding: c.newModelEmbedding),
+                                     hidden: c.newModelHidden, outputSize: 256, head: .softmax)
+        }
+        install(Model(architecture: arch, seed: c.newModelSeed))
+        logger.notice("created a new model from the first stream", metadata: [
+            "cell": "\(arch.cell.rawValue)", "input": "\(arch.input.name)", "input_size": "\(arch.input.layerInputSize)",
+            "hidden": "\(arch.hidden)", "outputs": "\(arch.outputSize)", "head": "\(arch.head.rawValue)",
+            "parameters": "\(model!.layout.count)",
+        ])
+    }
+
+    // MARK: Cycle
+
+    private func cycle(_ e: ServingEndpoints, _ parts: ZMQMultipart) {
+        pendings.removeAll(keepingCapacity: true)
+        predictions.removeAll(keepingCapacity: true)
+        losses.removeAll(keepingCapacity: true)
+        chainTail.removeAll(keepingCapacity: true)
+        var drained = 0
+        while drained < configuration.maxBatch {
+            let got: Bool
+            do { got = try parts.receive(from: e.input, dontWait: true) } catch {
+                logger.error("receive failed", metadata: ["error": "\(error)"])
+                break
+            }
+            guard got else { break }
+            drained += 1
+            admit(parts, receivedAt: Clock.nanoseconds, output: e.output)
+        }
+        if !pendings.isEmpty { runSteps(e.output) }
+    }
+
+    private func reject(_ error: WireError, key: [UInt8]?) {
+        counters.rejected[error.reason, default: 0] += 1
+        metrics.rejected(error.reason)
+        var meta: Logger.Metadata = ["reason": "\(error.reason.rawValue)"]
+        if let key { meta["stream"] = "\(String(decoding: key, as: UTF8.self))" }
+        log.warning(error.reason.rawValue, now: Clock.seconds, "rejected message: \(error.detail)", metadata: meta)
+    }
+
+    /// Checks one received message and queues its steps, or rejects or drops it whole.
+    private func admit(_ parts: ZMQMultipart, receivedAt: UInt64, output: ZMQSocket) {
+        counters.messages += 1
+        metrics.messages.increment()
+        guard parts.frameCount == 2 else {
+            reject(WireError(.frames, "\(parts.frameCount) frame\(parts.frameCount == 1 ? "" : "s"); expected 2 (stream key, payload)"), key: nil)
+            return
+        }
+        let keyFrame = parts.frame(0)
+        guard keyFrame.count >= 1, keyFrame.count <= 255 else {
+            reject(WireError(.key, "frame 1: key is \(keyFrame.count) bytes; it must be 1–255"), key: nil)
+            return
+        }
+        let key = Array(keyFrame)
+        if let nul = key.firstIndex(of: 0) {
+            reject(WireError(.key, "frame 1: key has a NUL byte at offset \(nul)"), key: nil)
+            return
+        }
+        guard String(validating: key, as: UTF8.self) != nil else {
+            reject(WireError(.key, "frame 1: key is not valid UTF-8"), key: nil)
+            return
+        }
+        let body = parts.frame(1)
+        guard body.count <= configuration.maxMessageBytes else {
+            reject(WireError(.tooLarge, "frame 2: payload is \(body.count) bytes; the limit is \(configuration.maxMessageBytes)"), key: key)
+            return
+        }
+        var message: InputMessage
+        do { message = try InputDecoder.decode(body) } catch {
+            reject(error, key: key)
+            return
+        }
+        if model == nil {
+            guard message.steps > 0 else { return }   // nothing to learn the input size from
+            createModel(for: message)
+        }
+        do { try ModelAdmission.check(message, architecture: model!.architecture) } catch {
+            reject(error, key: key)
+            return
+        }
+        let now = Clock.seconds
+        var flags: OutputFlags = []
+        var resetFirst = false
+        let slot: Int
+        if let existing = table.slot(for: key) {
+            slot = existing
+            let endPending = chainTail[slot].map { pendings[$0].message.flags.contains(.end) } ?? false
+            if message.flags.contains(.reset) || endPending {
+                flags.insert(.newState)
+                resetFirst = true
+                message.seq = message.seq ?? 0
+            } else {
+                let expected = table.nextSeq[slot]
+                let seq = message.seq ?? expected
+                message.seq = seq
+                if seq < expected {
+                    counters.duplicates += 1
+                    metrics.duplicates.increment()
+                    log.warning("duplicate", now: now, "dropped duplicate message: seq \(seq) but \(expected) expected", metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
+                    return
+                }
+                if seq > expected {
+                    counters.gaps += 1
+                    metrics.gaps.increment()
+                    flags.insert(.gap)
+                    if configuration.onGap == .reset { flags.insert(.newState); resetFirst = true }
+                }
+            }
+            table.touch(slot, now: now)
+        } else {
+            guard message.steps > 0 else { return }   // END or RESET of an unknown stream: nothing to do
+            if table.count >= table.capacity, let victim = table.leastRecentlyUsed {
+                table.remove(victim)
+                counters.evictedLRU += 1
+                metrics.evictedLRU.increment()
+            }
+            slot = table.insert(key, now: now)!
+            flags.insert(.newState)
+            message.seq = message.seq ?? 0
+            metrics.streamsActive.record(table.count)
+        }
+        table.nextSeq[slot] = message.seq! &+ UInt64(message.steps)
+        var p = PendingMessage(key: key, slot: slot, message: message, flags: flags, resetFirst: resetFirst, receivedAt: receivedAt)
+        let o = model!.architecture.outputSize
+        if !message.flags.contains(.noPredict) {
+            p.outputOffset = predictions.count
+            predictions.append(contentsOf: repeatElement(0, count: message.steps * o))
+        }
+        p.lossOffset = losses.count
+        losses.append(contentsOf: repeatElement(.nan, count: message.steps))
+        let index = pendings.count
+        pendings.append(p)
+        if let tail = chainTail[slot] { pendings[tail].nextInStream = index }
+        chainTail[slot] = index
+    }
+
+    /// Rounds of batched steps until every admitted message is done.
+    private func runSteps(_ output: ZMQSocket) {
+        let m = model!
+        let arch = m.architecture
+        let o = arch.outputSize
+        let tokenInput: Bool = if case .tokens = arch.input { true } else { false }
+        // Heads of each stream's queue, in arrival order.
+        var active: [Int] = []
+        var isHead = Set<Int>()
+        for (i, p) in pendings.enumerated() where !isHead.contains(p.slot) {
+            isHead.insert(p.slot)
+            active.append(i)
+        }
+        var nextActive: [Int] = []
+        while !active.isEmpty {
+            // Messages with nothing (left) to step complete now; their successors move up.
+            var batch: [Int] = []
+            for var i in active {
+                while true {
+                    if pendings[i].nextStep == 0 && pendings[i].resetFirst {
+                        table.reset(pendings[i].slot)
+                        pendings[i].resetFirst = false
+                    }
+                    if !pendings[i].finished { batch.append(i); break }
+                    complete(i, output)
+                    guard pendings[i].nextInStream >= 0 else { break }
+                    i = pendings[i].nextInStream
+                }
+            }
+            if batch.isEmpty { break }
+            for (row, i) in batch.enumerated() {
+                let p = pendings[i]
+                let t = p.nextStep
+                engine.loadState(row: row, from: table.state(p.slot))
+                let msg = p.message
+                if tokenInput {
+                    engine.setToken(row: row, Int32(bitPattern: msg.tokens[t]))
+                } else {
+                    msg.features.withUnsafeBufferPointer { engine.setFeatures(row: row, $0.baseAddress! + t * msg.xdim) }
+                }
+                // Next-step targets: this step's input reveals the previous prediction's target.
+                if nextStepTargets && msg.targetKind == .none && table.hasPrediction[p.slot] {
+                    let loss: Float = if tokenInput {
+                        Loss.value(arch.head, logits: table.logits(p.slot), count: o, values: nil, classIndex: Int(msg.tokens[t]))
+                    } else {
+                        msg.features.withUnsafeBufferPointer {
+                            Loss.value(arch.head, logits: table.logits(p.slot), count: o, values: $0.baseAddress! + t * msg.xdim, classIndex: 0)
+                        }
+                    }
+                    recordLoss(loss, slot: p.slot, at: p.lossOffset + t)
+                }
+            }
+            engine.step(weights: m.weights.pointer, batch: batch.count)
+            counters.batches += 1
+            metrics.batchSize.record(batch.count)
+            nextActive.removeAll(keepingCapacity: true)
+            for (row, i) in batch.enumerated() {
+                let slot = pendings[i].slot
+                let t = pendings[i].nextStep
+                engine.storeState(row: row, to: table.state(slot))
+                let logits = engine.logits(row: row)
+                let msg = pendings[i].message
+                if !msg.flags.contains(.noPredict) {
+                    predictions.withUnsafeMutableBufferPointer { ($0.baseAddress! + pendings[i].outputOffset + t * o).update(from: engine.output(row: row), count: o) }
+                }
+                switch msg.targetKind {
+                case .none:
+                    table.logits(slot).update(from: logits, count: o)
+                    table.hasPrediction[slot] = nextStepTargets
+                case .values:
+                    let loss = msg.targetValues.withUnsafeBufferPointer {
+                        Loss.value(arch.head, logits: logits, count: o, values: $0.baseAddress! + t * msg.ydim, classIndex: 0)
+                    }
+                    recordLoss(loss, slot: slot, at: pendings[i].lossOffset + t)
+                    table.hasPrediction[slot] = false
+                case .classIndex:
+                    let loss = Loss.value(arch.head, logits: logits, count: o, values: nil, classIndex: Int(msg.targetClasses[t]))
+                    recordLoss(loss, slot: slot, at: pendings[i].lossOffset + t)
+                    table.hasPrediction[slot] = false
+                }
+                table.steps[slot] += 1
+                pendings[i].nextStep += 1
+                nextActive.append(i)
+            }
+            counters.steps += UInt64(batch.count)
+            metrics.steps.increment(by: batch.count)
+            swap(&active, &nextActive)
+        }
+    }
+
+    private func recordLoss(_ loss: Float, slot: Int, at index: Int) {
+        losses[index] = loss
+        guard loss.isFinite else { return }
+        table.lossSum[slot] += Double(loss)
+        table.lossCount[slot] += 1
+        counters.lossSum += Double(loss)
+        counters.lossCount += 1
+    }
+
+    /// Publishes a finished message's predictions and applies END.
+    private func complete(_ i: Int, _ output: ZMQSocket) {
+        let p = pendings[i]
+        if p.message.steps > 0 && !p.message.flags.contains(.noPredict) { publish(p, output) }
+        if p.message.flags.contains(.end) {
+            if p.nextInStream >= 0 {
+                table.reset(p.slot)   // the stream speaks again in this very batch: a fresh start
+            } else {
+                table.remove(p.slot)
+                metrics.streamsActive.record(table.count)
+            }
+        }
+        metrics.latency.recordNanoseconds(Int64(Clock.nanoseconds - p.receivedAt))
+    }
+
+    private func publish(_ p: PendingMessage, _ output: ZMQSocket) {
+        let arch = model!.architecture
+        let o = arch.outputSize
+        let n = p.message.steps
+        let topK = arch.head == .softmax && configuration.topK > 0 ? min(configuration.topK, o) : 0
+        let kind: WireOutputKind = topK > 0 ? .topK : .vector
+        let odim = topK > 0 ? topK : o
+        if topK > 0 { selectTop(p, k: topK, outputs: o) }
+        predictions.withUnsafeBufferPointer { pred in
+            losses.withUnsafeBufferPointer { loss in
+                topValues.withUnsafeBufferPointer { tv in
+                    topIds.withUnsafeBufferPointer { ti in
+                        let values = topK > 0 ? tv.baseAddress! : pred.baseAddress! + p.outputOffset
+                        let ids = topK > 0 ? ti.baseAddress : nil
+                        switch configuration.outputFormat {
+                        case .binary:
+                            OutputCodec.encodeBinary(into: &payload, kind: kind, flags: p.flags, odim: odim, steps: n, modelVersion: modelVersion,
+                                                     seq: p.message.seq ?? 0, timestamp: p.message.timestamp, values: values, ids: ids,
+                                                     losses: loss.baseAddress! + p.lossOffset)
+                        case .json:
+                            OutputCodec.encodeJSON(into: &payload, kind: kind, flags: p.flags, odim: odim, steps: n, modelVersion: modelVersion,
+                                                   seq: p.message.seq ?? 0, timestamp: p.message.timestamp, values: values, ids: ids,
+                                                   losses: loss.baseAddress! + p.lossOffset)
+                        }
+                    }
+                }
+            }
+        }
+        let topic = Array(configuration.outputPrefix.utf8) + p.key
+        do {
+            try topic.withUnsafeBytes { _ = try output.send($0, more: true, dontWait: true) }
+            try payload.withUnsafeBytes { _ = try output.send($0, more: false, dontWait: true) }
+        } catch {
+            log.warning("publish", now: Clock.seconds, "publish failed: \(error)")
+            return
+        }
+        counters.outputMessages += 1
+        counters.predictions += UInt64(n)
+        metrics.predictions.increment(by: n)
+    }
+
+    /// The k most probable classes of each step, most probable first.
+    private func selectTop(_ p: PendingMessage, k: Int, outputs o: Int) {
+        let n = p.message.steps
+        topIds.removeAll(keepingCapacity: true)
+        topValues.removeAll(keepingCapacity: true)
+        for s in 0..<n {
+            let base = p.outputOffset + s * o
+            var best: [(UInt32, Float)] = []
+            for j in 0..<o {
+                let v = predictions[base + j]
+                if best.count < k { best.append((UInt32(j), v)); best.sort { $0.1 > $1.1 } } else if v > best[k - 1].1 {
+                    best[k - 1] = (UInt32(j), v)
+                    best.sort { $0.1 > $1.1 }
+                }
+            }
+            for (id, v) in best { topIds.append(id); topValues.append(v) }
+        }
+    }
+
+    // MARK: Housekeeping
+
+    private func expireIdleStreams(now: Double) {
+        guard configuration.idleTimeout > 0, let table else { return }
+        while let victim = table.leastRecentlyUsed, now - table.lastSeen[victim] > configuration.idleTimeout {
+            table.remove(victim)
+            counters.evictedIdle += 1
+            metrics.evictedIdle.increment()
+        }
+        metrics.streamsActive.record(table.count)
+    }
+
+    // MARK: Control
+
+    private func handleControl(_ socket: ZMQSocket, _ parts: ZMQMultipart) {
+        do {
+            guard try parts.receive(from: socket, dontWait: true) else { return }
+        } catch {
+            return
+        }
+        let request = String(decoding: parts.frame(0), as: UTF8.self)
+        let reply = ControlCommand.parse(request).map(execute) ?? ["ok": false, "error": "cannot read the request; try: stats, streams, stream KEY, reset KEY, drop KEY, checkpoint, learning on|off, set lr=X, model, reload"]
+        let data = (try? JSONSerialization.data(withJSONObject: reply, options: [.sortedKeys])) ?? Data(#"{"ok":false,"error":"reply encoding failed"}"#.utf8)
+        do { _ = try socket.send(frames: [Array(data)]) } catch { logger.warning("control reply failed", metadata: ["error": "\(error)"]) }
+    }
+
+    private func execute(_ command: ControlCommand) -> [String: Any] {
+        switch command {
+        case .stats:
+            return statsReply()
+        case .streams:
+            guard let table else { return ["ok": true, "count": 0, "streams": [Any]()] }
+            let now = Clock.seconds
+            let listed = table.slotsByRecency.prefix(1000).map { streamInfo(slot: $0, now: now) }
+            return ["ok": true, "count": table.count, "streams": listed, "truncated": table.count > listed.count]
+        case .stream(let key):
+            guard let table, let slot = table.slot(for: Array(key.utf8)) else { return ["ok": false, "error": "no stream '\(key)'"] }
+            var info = streamInfo(slot: slot, now: Clock.seconds)
+            info["ok"] = true
+            return info
+        case .reset(let key):
+            guard let table, let slot = table.slot(for: Array(key.utf8)) else { return ["ok": false, "error": "no stream '\(key)'"] }
+            table.reset(slot)
+            return ["ok": true, "reset": key]
+        case .drop(let key):
+            guard let table, let slot = table.slot(for: Array(key.utf8)) else { return ["ok": false, "error": "no stream '\(key)'"] }
+            table.remove(slot)
+            metrics.streamsActive.record(table.count)
+            return ["ok": true, "dropped": key]
+        case .checkpoint:
+            return checkpoint()
+        case .learning(let on):
+            learningEnabled = on
+            logger.notice("learning \(on ? "on" : "off") by control command")
+            return ["ok": true, "learning": on]
+        case .set(let name, let value):
+            return ["ok": false, "error": "cannot set '\(name)=\(value)': online learning is not available in this build"]
+        case .model:
+            guard let model else { return ["ok": true, "model": NSNull(), "note": "no model yet: one is created when the first stream speaks"] }
+            let a = model.architecture
+            var info: [String: Any] = [
+                "ok": true, "cell": a.cell.rawValue, "input": a.input.name, "input_size": a.input.layerInputSize, "hidden": a.hidden,
+                "outputs": a.outputSize, "head": a.head.rawValue, "parameters": model.layout.count, "version": Int(modelVersion),
+                "file": modelPath ?? NSNull(),
+            ]
+            if case .tokens(let v, let e) = a.input { info["vocabulary"] = v; info["embedding"] = e }
+            return info
+        case .reload:
+            return reload()
+        }
+    }
+
+    private func streamInfo(slot: Int, now: Double) -> [String: Any] {
+        var info: [String: Any] = [
+            "key": String(decoding: table.keys[slot] ?? [], as: UTF8.self),
+            "steps": Int(table.steps[slot]),
+            "next_seq": Int(clamping: table.nextSeq[slot]),
+            "idle_seconds": max(0, now - table.lastSeen[slot]),
+            "age_seconds": max(0, now - table.createdAt[slot]),
+            "targets": Int(table.lossCount[slot]),
+        ]
+        info["mean_loss"] = table.lossCount[slot] > 0 ? table.lossSum[slot] / Double(table.lossCount[slot]) : NSNull()
+        return info
+    }
+
+    private func statsReply() -> [String: Any] {
+        var rejected: [String: Int] = [:]
+        for r in WireError.Reason.allCases { rejected[r.rawValue] = Int(counters.rejected[r] ?? 0) }
+        return [
+            "ok": true,
+            "uptime_seconds": Clock.seconds - startedAt,
+            "messages": Int(counters.messages),
+            "steps": Int(counters.steps),
+            "predictions": Int(counters.predictions),
+            "output_messages": Int(counters.outputMessages),
+            "batches": Int(counters.batches),
+            "rejected": rejected,
+            "rejected_total": rejected.values.reduce(0, +),
+            "duplicates": Int(counters.duplicates),
+            "gaps": Int(counters.gaps),
+            "streams": table?.count ?? 0,
+            "evictions": ["lru": Int(counters.evictedLRU), "idle": Int(counters.evictedIdle)],
+            "model_version": Int(modelVersion),
+            "learning": learningEnabled,
+            "mean_loss": counters.lossCount > 0 ? counters.lossSum / Double(counters.lossCount) : NSNull(),
+        ]
+    }
+
+    private func checkpoint() -> [String: Any] {
+        guard let model else { return ["ok": false, "error": "no model yet"] }
+        guard let dir = configuration.stateDirectory else { return ["ok": false, "error": "no state directory (set --state-dir)"] }
+        let path = (dir as NSString).appendingPathComponent("model.safetensors")
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try Data(ModelFile(model: model).encode()).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            return ["ok": false, "error": "\(path): \(error.localizedDescription)"]
+        }
+        logger.notice("checkpoint written", metadata: ["file": "\(path)"])
+        return ["ok": true, "file": path]
+    }
+
+    private func reload() -> [String: Any] {
+        guard let path = modelPath else { return ["ok": false, "error": "no model file to reload (the model was created in memory)"] }
+        guard let data = FileManager.default.contents(atPath: path) else { return ["ok": false, "error": "\(path): cannot read"] }
+        let file: ModelFile
+        do { file = try ModelFile.decode([UInt8](data), file: path) } catch { return ["ok": false, "error": error.description] }
+        guard let model, file.model.architecture == model.architecture else {
+            return ["ok": false, "error": "\(path): the architecture differs from the running model's; restart to change it"]
+        }
+        model.weights.copy(from: file.model.weights)
+        logger.notice("model reloaded", metadata: ["file": "\(path)"])
+        return ["ok": true, "file": path]
+    }
+}

@@ -1,0 +1,134 @@
+import RecurdNumerics
+
+/// Every stream's identity and recurrent state, in preallocated slots.
+///
+/// Keys map to slot indices; each slot owns `stateSize` floats of packed state (see
+/// `StepEngine`) and the last prediction's logits (for the progressive loss of next-step targets).
+/// Slots are kept in least-recently-used order in an intrusive list, so touching a stream and
+/// finding the eviction victim are O(1). Owned by the serving thread; not thread-safe.
+final class StreamTable {
+    let capacity: Int
+    let stateSize: Int
+    let outputSize: Int
+
+    /// (capacity, stateSize)
+    let states: FloatBuffer
+    /// (capacity, outputSize): logits of each stream's last prediction.
+    let lastLogits: FloatBuffer
+
+    private(set) var keys: [[UInt8]?]
+    /// Next expected seq.
+    var nextSeq: [UInt64]
+    /// Whether `lastLogits` holds a prediction whose next-step target is still to come.
+    var hasPrediction: [Bool]
+    /// Monotonic seconds of the stream's last message (idle timeout, `stream` command).
+    var lastSeen: [Double]
+    /// Steps consumed.
+    var steps: [UInt64]
+    /// Progressive loss sum and count (running loss per stream).
+    var lossSum: [Double]
+    var lossCount: [UInt64]
+    var createdAt: [Double]
+
+    private var index: [[UInt8]: Int32] = [:]
+    private var free: [Int32]
+    // LRU list: head = most recent.
+    private var prev: [Int32]
+    private var next: [Int32]
+    private var head: Int32 = -1
+    private var tail: Int32 = -1
+
+    var count: Int { index.count }
+
+    init(capacity: Int, stateSize: Int, outputSize: Int) {
+        self.capacity = capacity
+        self.stateSize = stateSize
+        self.outputSize = outputSize
+        states = FloatBuffer(count: capacity * stateSize)
+        lastLogits = FloatBuffer(count: capacity * outputSize)
+        keys = Array(repeating: nil, count: capacity)
+        nextSeq = Array(repeating: 0, count: capacity)
+        hasPrediction = Array(repeating: false, count: capacity)
+        lastSeen = Array(repeating: 0, count: capacity)
+        steps = Array(repeating: 0, count: capacity)
+        lossSum = Array(repeating: 0, count: capacity)
+        lossCount = Array(repeating: 0, count: capacity)
+        createdAt = Array(repeating: 0, count: capacity)
+        free = (0..<Int32(capacity)).reversed()
+        prev = Array(repeating: -1, count: capacity)
+        next = Array(repeating: -1, count: capacity)
+        index.reserveCapacity(capacity)
+    }
+
+    func slot(for key: [UInt8]) -> Int? { index[key].map(Int.init) }
+
+    /// The slot of a new stream; nil when the table is full (evict first).
+    func insert(_ key: [UInt8], now: Double) -> Int? {
+        guard let s = free.popLast() else { return nil }
+        let slot = Int(s)
+        index[key] = s
+        keys[slot] = key
+        reset(slot)
+        steps[slot] = 0
+        lossSum[slot] = 0
+        lossCount[slot] = 0
+        createdAt[slot] = now
+        lastSeen[slot] = now
+        pushFront(s)
+        return slot
+    }
+
+    /// Zeroes a stream's state (a new stream or RESET).
+    func reset(_ slot: Int) {
+        (states.pointer + slot * stateSize).update(repeating: 0, count: stateSize)
+        hasPrediction[slot] = false
+    }
+
+    /// Forgets a stream and frees its slot.
+    func remove(_ slot: Int) {
+        guard let key = keys[slot] else { return }
+        index[key] = nil
+        keys[slot] = nil
+        unlink(Int32(slot))
+        free.append(Int32(slot))
+    }
+
+    /// Marks a stream as just used.
+    func touch(_ slot: Int, now: Double) {
+        lastSeen[slot] = now
+        let s = Int32(slot)
+        if head == s { return }
+        unlink(s)
+        pushFront(s)
+    }
+
+    /// The least recently used stream.
+    var leastRecentlyUsed: Int? { tail >= 0 ? Int(tail) : nil }
+
+    /// All live slots, most recent first.
+    var slotsByRecency: [Int] {
+        var out: [Int] = []
+        var s = head
+        while s >= 0 { out.append(Int(s)); s = next[Int(s)] }
+        return out
+    }
+
+    func state(_ slot: Int) -> UnsafeMutablePointer<Float> { states.pointer + slot * stateSize }
+    func logits(_ slot: Int) -> UnsafeMutablePointer<Float> { lastLogits.pointer + slot * outputSize }
+
+    private func pushFront(_ s: Int32) {
+        prev[Int(s)] = -1
+        next[Int(s)] = head
+        if head >= 0 { prev[Int(head)] = s }
+        head = s
+        if tail < 0 { tail = s }
+    }
+
+    private func unlink(_ s: Int32) {
+        let p = prev[Int(s)], n = next[Int(s)]
+        if p >= 0 { next[Int(p)] = n } else if head == s { head = n }
+        if n >= 0 { prev[Int(n)] = p } else if tail == s { tail = p }
+        prev[Int(s)] = -1
+        next[Int(s)] = -1
+    }
+}

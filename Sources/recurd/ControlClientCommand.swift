@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import ZeroMQ
+
+struct ControlClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ctl",
+        abstract: "Send a control command to a running daemon and print its JSON reply.",
+        discussion: "Commands: stats, streams, stream KEY, reset KEY, drop KEY, checkpoint, learning on|off, set lr=X, model, reload."
+    )
+
+    @Option(help: "Control endpoint.") var connect = "tcp://127.0.0.1:5557"
+    @Option(help: "Seconds to wait for the reply.") var timeout: Double = 5
+    @Argument(parsing: .captureForPassthrough, help: "The command and its argument.") var command: [String]
+
+    func run() throws {
+        guard !command.isEmpty else { throw ValidationError("give a command, e.g. `recurd ctl stats`") }
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context: context, type: .req)
+        try socket.setLinger(milliseconds: 0)
+        try socket.setReceiveTimeout(milliseconds: Int32(timeout * 1000))
+        try socket.connect(connect)
+        try socket.send(frames: [Array(command.joined(separator: " ").utf8)])
+        guard let reply = try socket.receiveFrames()?.first else {
+            throw CLIError("no reply from \(connect) within \(timeout) s (is `recurd serve` running?)")
+        }
+        let object = try? JSONSerialization.jsonObject(with: Data(reply))
+        if let object, let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) {
+            print(String(decoding: pretty, as: UTF8.self))
+        } else {
+            print(String(decoding: reply, as: UTF8.self))
+        }
+        if let o = object as? [String: Any], o["ok"] as? Bool == false { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import RecurdData
+import RecurdDaemon
+import RecurdWire
+import ZeroMQ
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Start the daemon in-process, stream a bundled real series through it, show live predictions and the progressive loss."
+    )
+
+    @Option(help: "CSV to stream (default: the bundled NAB machine temperature series).") var data: String?
+    @Option(help: "Print a line every this many steps.") var every: Int = 1_000
+    @Option(help: "Steps per second (0: each step as soon as the previous prediction is back).") var rate: Double = 0
+    @Option(help: "Stop after this many steps (0: the whole series).") var steps: Int = 0
+    @Flag(inversion: .prefixedNo, help: "Learn online while serving (default on).") var learn = true
+
+    static let defaultData = "Data/nab/machine_temperature_system_failure.csv"
+
+    /// The bundled series: from the working directory, or relative to the executable
+    /// (`.build/release/recurd` → the repository root).
+    func dataPath() throws -> String {
+        if let data { return data }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var candidates = [Self.defaultData]
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(dir.appendingPathComponent(Self.defaultData).path)
+            dir = dir.deletingLastPathComponent()
+        }
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw CLIError("cannot find the bundled data (\(Self.defaultData)); run from the repository or give --data")
+        }
+        return found
+    }
+
+    func run() async throws {
+        let path = try dataPath()
+        let stream: RecordedStream
+        do { stream = try CSVReader.read(FileIO.read(path, what: "data")) } catch let e as RecordedStreamError { throw CLIError("\(path): \(e)") }
+        guard case .features(let values, let width, let names) = stream, width == 1 else { throw CLIError("\(path): the demo streams one numeric column") }
+        let total = steps > 0 ? min(steps, stream.count) : stream.count
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recurd-demo-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var config = ServeConfiguration()
+        config.inputBind = ["ipc://\(dir.path)/in"]
+        config.inputSocket = .pull
+        config.output = "ipc://\(dir.path)/out"
+        config.control = "ipc://\(dir.path)/control"
+        config.http = ""
+        config.learn = learn
+        config.logLevel = "warning"
+        let daemon = try Daemon(configuration: config, logger: makeLogger(level: "warning"))
+        let serving = Task { try await daemon.run(handleSignals: false) }
+        let ready = try await daemon.waitUntilReady()
+
+        print("recurd demo — \(URL(fileURLWithPath: path).lastPathComponent) (\(names[0]), \(total) steps), NAB, MIT licence")
+        print("daemon: LSTM 64 created from the first step, next-step targets, learning \(learn ? "on" : "off")")
+        print("each line: step, actual value, the value predicted for it one step earlier, and the running progressive MSE\n")
+        print(["step".leftPad(8), "actual".leftPad(10), "predicted".leftPad(10), "running MSE".leftPad(14), "last-\(every) MSE".leftPad(14)].joined(separator: "  "))
+
+        let summary = try await withCheckedThrowingContinuation { (done: CheckedContinuation<DemoSummary, any Error>) in
+            let thread = Thread {
+                do { done.resume(returning: try streamSeries(values, count: total, ready: ready)) } catch { done.resume(throwing: error) }
+            }
+            thread.start()
+        }
+        daemon.stop()
+        _ = try? await serving.value
+
+        print("")
+        print(String(format: "steps %d in %.2f s (%.0f steps/s, one message per step, each waiting for its prediction)", total, summary.seconds, Double(total) / summary.seconds))
+        print(String(format: "progressive MSE: all %.4g · first 1000 %.4g · last 1000 %.4g · persistence (next = last) %.4g", summary.meanLoss, summary.firstLoss, summary.lastLoss, summary.persistence))
+    }
+
+    struct DemoSummary {
+        var seconds: Double
+        var meanLoss: Double
+        var firstLoss: Double
+        var lastLoss: Double
+        var persistence: Double
+    }
+
+    /// Sends each step and waits for its prediction (blocking ZeroMQ, on its own thread).
+    func streamSeries(_ values: [Float], count total: Int, ready: ReadyInfo) throws -> DemoSummary {
+        let context = try ZMQContext()
+        let push = try ZMQSocket(context: context, type: .push)
+        try push.connect(ready.inputs[0])
+        let sub = try ZMQSocket(context: context, type: .sub)
+        try sub.subscribe([])
+        try sub.setReceiveTimeout(milliseconds: 10_000)
+        try sub.connect(ready.output)
+        Thread.sleep(forTimeInterval: 0.3)   // let the subscription reach the daemon
+        let key = Array("machine-temperature".utf8)
+        var losses: [Double] = []
+        var windowSum = 0.0, windowCount = 0
+        var previousPrediction: Float = .nan
+        let started = Date()
+        for t in 0..<total {
+            let message = InputMessage(inputKind: .features, xdim: 1, steps: 1, seq: UInt64(t), features: [values[t]])
+            try push.send(frames: [key, InputEncoder.encode(message)])
+            guard let frames = try sub.receiveFrames(), frames.count == 2 else { throw CLIError("no prediction for step \(t) within 10 s") }
+            let out = try OutputCodec.decode(frames[1])
+            if let loss = out.losses.first, !loss.isNaN {
+                losses.append(Double(loss))
+                windowSum += Double(loss)
+                windowCount += 1
+            }
+            if t > 0 && t % every == 0 {
+                let running = losses.reduce(0, +) / Double(max(losses.count, 1))
+                print(String(format: "%8d  %10.3f  %10.3f  %14.4f  %14.4f", t, values[t], previousPrediction, running, windowSum / Double(max(windowCount, 1))))
+                windowSum = 0
+                windowCount = 0
+            }
+            previousPrediction = out.values.first ?? .nan
+            if rate > 0 {
+                let wait = started.addingTimeInterval(Double(t + 1) / rate).timeIntervalSinceNow
+                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+            }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        var persistence = 0.0
+        for t in 1..<total { let d = Double(values[t] - values[t - 1]); persistence += d * d }
+        func mean(_ s: ArraySlice<Double>) -> Double { s.isEmpty ? .nan : s.reduce(0, +) / Double(s.count) }
+        return DemoSummary(seconds: seconds, meanLoss: mean(losses[...]), firstLoss: mean(losses.prefix(1000)), lastLoss: mean(losses.suffix(1000)),
+                           persistence: persistence / Double(max(total - 1, 1)))
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
