@@ -80,7 +80,7 @@ let package = Package(
         ),
 
         // Shared test helpers (fixture paths, seeded models); used by the test targets only.
-        .target(name: "RecurdTestSupport", dependencies: ["RecurdNumerics"], path: "Tests/RecurdTestSupport", swiftSettings: strictSettings),
+        .target(name: "RecurdTestSupport", dependencies: ["RecurdNumerics", "RecurdWire", "ZeroMQ"], path: "Tests/RecurdTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "RecurdNumericsTests", dependencies: ["RecurdNumerics", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "RecurdModelFileTests",
@@ -89,6 +89,6 @@ let package = Package(
         ),
         .testTarget(name: "RecurdWireTests", dependencies: ["RecurdWire"], swiftSettings: strictSettings),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
-        .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ"], swiftSettings: strictSettings),
     ]
 )

@@ -153,6 +153,9 @@ def main():
     p.add_argument("--fit-bytes", type=int, help="bytes of Shakespeare for the fit benchmark")
     p.add_argument("--output", default=str(HERE / "results" / "latest.md"), help="where to write the table")
     a = p.parse_args()
+    if a.reps < 1:
+        p.error("--reps must be at least 1")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # for every subprocess; recurd also sets it itself
 
     recurd_path = Path(a.recurd)
     if not recurd_path.is_absolute():
@@ -275,8 +278,9 @@ def main():
     notes = [
         f"Outputs agree before timing (batch 1, 20 steps, vs `recurd run`): max |ONNX Runtime − recurd| = "
         f"{checked['ort']:.2g}, max |PyTorch − recurd| = {checked['torch']:.2g}.",
-        f"Fit: PyTorch starts from recurd's initial weights, so the mean progressive losses should match "
-        f"(|Δ| = {abs(fr[0]['mean_loss'] - fp[0]['mean_loss']):.2g} nats).",
+        f"Fit: PyTorch starts from recurd's initial weights; the mean progressive losses differ by "
+        f"{abs(fr[0]['mean_loss'] - fp[0]['mean_loss']):.2g} nats (they agree to ~1e-7 over the first ~5 000 bytes, "
+        f"then float rounding differences, amplified by training, make them drift apart slowly).",
     ]
     if len(recurd.digests) > 1:
         notes.append("WARNING: the recurd binary changed during the run (rebuilt); its numbers mix builds.")

@@ -1,0 +1,331 @@
+import Foundation
+import RecurdTestSupport
+import RecurdWire
+import Testing
+
+/// `recurd serve` as a real process over real sockets; predictions checked against `recurd run`.
+@Suite(.serialized) struct DaemonEndToEndTests {
+    let dir = temporaryDirectory()
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// A 3-feature LSTM [16, 8] model with a linear head.
+    func featureModel() throws -> String {
+        let r = try runRecurd(["init", "--cell", "lstm", "--hidden", "16,8", "--input-size", "3", "--output-size", "3", "--head", "linear", "--seed", "4", "-o", path("m.safetensors")])
+        #expect(r.status == 0, "\(r.stderr)")
+        return path("m.safetensors")
+    }
+
+    /// Deterministic rows for stream `s`.
+    func rows(stream s: Int, count: Int) -> [[Float]] {
+        (0..<count).map { t in (0..<3).map { j in Float(sin(Double(t) * 0.3 + Double(s) * 1.7 + Double(j))) * Float(1 + s % 3) } }
+    }
+
+    /// `recurd run` on `rows`: the reference predictions.
+    func reference(model: String, rows: [[Float]], name: String) throws -> [[Float]] {
+        let csv = rows.map { $0.map { "\($0)" }.joined(separator: ",") }.joined(separator: "\n") + "\n"
+        try csv.write(toFile: path(name), atomically: true, encoding: .utf8)
+        let r = try runRecurd(["run", "--model", model, "--input", path(name)])
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout.split(separator: "\n").map { $0.split(separator: ",").map { Float($0)! } }
+    }
+
+    func features(_ rows: ArraySlice<[Float]>, seq: UInt64, flags: WireFlags = []) -> InputMessage {
+        InputMessage(inputKind: .features, flags: flags, xdim: 3, steps: rows.count, seq: seq, features: rows.flatMap { $0 })
+    }
+
+    @Test(arguments: ["binary", "json"])
+    func interleavedStreamsMatchRecurdRun(_ format: String) throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--output-format", format, "--max-batch", "64"])
+        let streams = 12, steps = 48
+        var expected: [String: [[Float]]] = [:]
+        var data: [String: [[Float]]] = [:]
+        for s in 0..<streams {
+            data["s\(s)"] = rows(stream: s, count: steps)
+            expected["s\(s)"] = try reference(model: model, rows: data["s\(s)"]!, name: "s\(s).csv")
+        }
+        // Even streams send one step per message; odd ones 1–5 steps per message, some as JSON.
+        var cursors = [Int](repeating: 0, count: streams)
+        var messages = 0
+        while cursors.contains(where: { $0 < steps }) {
+            for s in 0..<streams where cursors[s] < steps {
+                let n = s % 2 == 0 ? 1 : min(1 + (cursors[s] % 5), steps - cursors[s])
+                let key = "s\(s)"
+                let slice = data[key]![cursors[s]..<(cursors[s] + n)]
+                if s % 4 == 3 {
+                    let xs = slice.map { "[" + $0.map { "\($0)" }.joined(separator: ",") + "]" }.joined(separator: ",")
+                    try daemon.send(frames: [Array(key.utf8), Array(#"{"seq": \#(cursors[s]), "xs": [\#(xs)]}"#.utf8)])
+                } else {
+                    try daemon.send(key: key, features(slice, seq: UInt64(cursors[s])))
+                }
+                cursors[s] += n
+                messages += 1
+            }
+        }
+        var received: [String: [[Float]]] = [:]
+        for (key, m) in try daemon.receive(count: messages) {
+            #expect(m.odim == 3 && m.kind == .vector)
+            let firstStep = received[key, default: []].count
+            #expect(m.seq == UInt64(firstStep), "\(key): outputs out of order")
+            #expect(m.flags.contains(.newState) == (firstStep == 0))
+            for s in 0..<m.steps { received[key, default: []].append(Array(m.values[(s * 3)..<(s * 3 + 3)])) }
+            #expect(m.modelVersion == 0)
+        }
+        for s in 0..<streams {
+            let key = "s\(s)"
+            let got = received[key] ?? []
+            #expect(got.count == steps, "\(key)")
+            var worst: Float = 0
+            for (a, b) in zip(got, expected[key]!) { worst = max(worst, zip(a, b).map { abs($0 - $1) }.max()!) }
+            #expect(worst < 1e-6, "\(key): max |daemon − recurd run| = \(worst)")
+        }
+        let stats = try daemon.control("stats")
+        #expect(stats["steps"] as? Int ?? 0 >= streams * steps)
+        #expect(stats["rejected_total"] as? Int == 0)
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test func textStreamsWithTopK() throws {
+        let r = try runRecurd(["init", "--cell", "gru", "--hidden", "24", "--vocab", "256", "--embed", "8", "--output-size", "256", "--head", "softmax", "-o", path("t.safetensors")])
+        #expect(r.status == 0)
+        let text = "To be, or not to be, that is the question."
+        try text.write(toFile: path("t.txt"), atomically: true, encoding: .utf8)
+        let run = try runRecurd(["run", "--model", path("t.safetensors"), "--input", path("t.txt")])
+        let expected = run.stdout.split(separator: "\n").map { $0.split(separator: ",").map { Float($0)! } }
+        let daemon = try DaemonHarness(arguments: ["--model", path("t.safetensors"), "--no-learn", "--top-k", "3"], probeText: true)
+        let bytes = Array(text.utf8)
+        try daemon.send(key: "play", InputMessage(inputKind: .text, xdim: 1, steps: 10, seq: 0, tokens: bytes[0..<10].map(UInt32.init)))
+        try daemon.send(frames: [Array("play".utf8), Array(#"{"seq": 10, "text": "\#(String(decoding: bytes[10...], as: UTF8.self))"}"#.utf8)])
+        let outs = try daemon.receive(count: 2)
+        var step = 0
+        for (_, m) in outs {
+            #expect(m.kind == .topK && m.odim == 3)
+            for s in 0..<m.steps {
+                let ref = expected[step]
+                let best = ref.enumerated().max { $0.element < $1.element }!
+                #expect(m.ids[s * 3] == UInt32(best.offset), "step \(step)")
+                #expect(abs(m.values[s * 3] - best.element) < 1e-6)
+                #expect(m.values[s * 3] >= m.values[s * 3 + 1] && m.values[s * 3 + 1] >= m.values[s * 3 + 2])
+                // Next-byte targets: from the second step on, each step carries the loss of the previous prediction.
+                if step > 0 {
+                    let p = expected[step - 1][Int(bytes[step])]
+                    #expect(abs(m.losses[s] - (-log(p))) < 1e-4, "loss at step \(step)")
+                } else {
+                    #expect(m.losses[s].isNaN)
+                }
+                step += 1
+            }
+        }
+        #expect(step == bytes.count)
+    }
+
+    @Test func resetEndDuplicatesAndGaps() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn"])
+        let data = rows(stream: 0, count: 20)
+        let whole = try reference(model: model, rows: data, name: "a.csv")
+        let fromTen = try reference(model: model, rows: Array(data[10...]), name: "b.csv")
+        // seq 0…4, a duplicate of 3, then 5…9.
+        for t in 0..<5 { try daemon.send(key: "k", features(data[t...t], seq: UInt64(t))) }
+        try daemon.send(key: "k", features(data[3...3], seq: 3))
+        try daemon.send(key: "k", features(data[5..<10], seq: 5))
+        var outs = try daemon.receive(count: 6)
+        #expect(outs.map(\.message.seq) == [0, 1, 2, 3, 4, 5])
+        #expect(Array(outs[5].message.values[12..<15]) == whole[9] || zip(outs[5].message.values[12..<15], whole[9]).allSatisfy { abs($0 - $1) < 1e-6 })
+        var stats = try daemon.control("stats")
+        #expect(stats["duplicates"] as? Int == 1)
+        // RESET restarts the state and the numbering: equals a fresh run from step 10.
+        try daemon.send(key: "k", features(data[10...10], seq: 100, flags: [.reset]))
+        try daemon.send(key: "k", features(data[11...11], seq: 101))
+        outs = try daemon.receive(count: 2)
+        #expect(outs[0].message.flags.contains(.newState))
+        #expect(zip(outs[1].message.values, fromTen[1]).allSatisfy { abs($0 - $1) < 1e-6 })
+        // A gap (seq 105 after 101): counted, flagged, and the state carries on (policy continue).
+        try daemon.send(key: "k", features(data[12...12], seq: 105))
+        outs = try daemon.receive(count: 1)
+        #expect(outs[0].message.flags == [.gap])
+        #expect(zip(outs[0].message.values, fromTen[2]).allSatisfy { abs($0 - $1) < 1e-6 })
+        stats = try daemon.control("stats")
+        #expect(stats["gaps"] as? Int == 1)
+        // END forgets the stream; the key then starts afresh.
+        let before = try daemon.control("stats")["streams"] as? Int ?? 0
+        try daemon.send(key: "k", features(data[13...13], seq: 106, flags: [.end]))
+        _ = try daemon.receive(count: 1)
+        #expect(try daemon.control("stats")["streams"] as? Int == before - 1)
+        #expect(try daemon.control("stream k")["ok"] as? Bool == false)
+        try daemon.send(key: "k", features(data[0...0], seq: 0))
+        outs = try daemon.receive(count: 1)
+        #expect(outs[0].message.flags == [.newState])
+        #expect(zip(outs[0].message.values, whole[0]).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
+
+    @Test func gapPolicyReset() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--on-gap", "reset"])
+        let data = rows(stream: 1, count: 6)
+        let fresh = try reference(model: model, rows: Array(data[3...]), name: "c.csv")
+        try daemon.send(key: "g", features(data[0..<3], seq: 0))
+        try daemon.send(key: "g", features(data[3..<6], seq: 10))
+        let outs = try daemon.receive(count: 2)
+        #expect(outs[1].message.flags == [.newState, .gap])
+        for s in 0..<3 { #expect(zip(outs[1].message.values[(s * 3)..<(s * 3 + 3)], fresh[s]).allSatisfy { abs($0 - $1) < 1e-6 }) }
+    }
+
+    @Test func everyMalformedClassIsRejectedAndServiceContinues() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--max-message-bytes", "4096"])
+        let data = rows(stream: 2, count: 40)
+        let expected = try reference(model: model, rows: data, name: "d.csv")
+        let good = InputEncoder.encode(features(data[0...0], seq: 0))
+        func mutated(_ edit: (inout [UInt8]) -> Void) -> [UInt8] { var b = good; edit(&b); return b }
+        let cases: [(String, [[UInt8]])] = [
+            ("frames", [Array("k".utf8)]),
+            ("frames", [Array("k".utf8), good, [1]]),
+            ("key", [[], good]),
+            ("key", [Array(repeating: 65, count: 256), good]),
+            ("key", [[65, 0, 66], good]),
+            ("key", [[0xFF, 0xFE], good]),
+            ("short", [Array("k".utf8), Array(good[0..<20])]),
+            ("length", [Array("k".utf8), Array(good.dropLast(4))]),
+            ("length", [Array("k".utf8), good + [0, 0, 0, 0]]),
+            ("magic", [Array("k".utf8), mutated { $0[0] = 0x41 }]),
+            ("version", [Array("k".utf8), mutated { $0[1] = 9 }]),
+            ("input_kind", [Array("k".utf8), mutated { $0[2] = 7 }]),
+            ("target_kind", [Array("k".utf8), mutated { $0[3] = 5 }]),
+            ("flags", [Array("k".utf8), mutated { $0[5] = 0x80 }]),
+            ("reserved", [Array("k".utf8), mutated { $0[10] = 1 }]),
+            ("empty", [Array("k".utf8), mutated { $0[12] = 0 ; $0.removeLast(12) }]),
+            ("dimension", [Array("k".utf8), InputEncoder.encode(InputMessage(inputKind: .features, xdim: 2, steps: 1, seq: 0, features: [1, 2]))]),
+            ("kind", [Array("k".utf8), InputEncoder.encode(InputMessage(inputKind: .text, xdim: 1, steps: 1, seq: 0, tokens: [65]))]),
+            ("target", [Array("k".utf8), InputEncoder.encode(InputMessage(inputKind: .features, targetKind: .classIndex, xdim: 3, ydim: 1, steps: 1, seq: 0, features: [1, 2, 3], targetClasses: [1]))]),
+            ("non_finite", [Array("k".utf8), mutated { $0.replaceSubrange(32..<36, with: [0, 0, 0xC0, 0x7F]) }]),
+            ("json", [Array("k".utf8), Array(#"{"x": [1, 2, "#.utf8)]),
+            ("json", [Array("k".utf8), Array(#"{"x": [1, 2, 3], "bogus": 1}"#.utf8)]),
+            ("too_large", [Array("k".utf8), [UInt8](repeating: 0x52, count: 5000)]),
+        ]
+        var seq: UInt64 = 0
+        var expectedRejects: [String: Int] = [:]
+        for (reason, frames) in cases {
+            try daemon.send(frames: frames)
+            expectedRejects[reason, default: 0] += 1
+            // A correct message right after is served, from the state the bad one left untouched.
+            try daemon.send(key: "k", features(data[Int(seq)...Int(seq)], seq: seq))
+            let outs = try daemon.receive(count: 1)
+            #expect(outs[0].key == "k" && outs[0].message.seq == seq, "after \(reason)")
+            #expect(zip(outs[0].message.values, expected[Int(seq)]).allSatisfy { abs($0 - $1) < 1e-6 }, "after \(reason): state disturbed")
+            seq += 1
+        }
+        let stats = try daemon.control("stats")
+        let rejected = stats["rejected"] as! [String: Int]
+        for (reason, n) in expectedRejects { #expect(rejected[reason] == n, "\(reason): \(rejected[reason] ?? -1) of \(n)") }
+        // Logged, but at most once per second per reason.
+        #expect(daemon.log.contains("rejected message"))
+        let (status, metrics) = try daemon.http("/metrics")
+        #expect(status == 200)
+        #expect(metrics.contains(#"recurd_rejected_messages_total{reason="magic"} 1"#))
+        #expect(metrics.contains(#"recurd_rejected_messages_total{reason="key"} 4"#))
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test func controlCommandsAndMetrics() throws {
+        let model = try featureModel()
+        let state = path("state")
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--state-dir", state])
+        let data = rows(stream: 3, count: 10)
+        for key in ["alpha", "beta"] { try daemon.send(key: key, features(data[0..<4], seq: 0)) }
+        _ = try daemon.receive(count: 2)
+
+        let stats = try daemon.control("stats")
+        #expect(stats["ok"] as? Bool == true && stats["streams"] as? Int == 3)   // alpha, beta, the probe
+        let streams = try daemon.control("streams")
+        #expect((streams["streams"] as? [[String: Any]])?.contains { $0["key"] as? String == "alpha" } == true)
+        let alpha = try daemon.control("stream alpha")
+        #expect(alpha["steps"] as? Int == 4 && alpha["next_seq"] as? Int == 4 && alpha["targets"] as? Int == 3)
+        #expect(alpha["mean_loss"] is Double)
+        let json = try daemon.control(#"{"command": "stream", "key": "beta"}"#)
+        #expect(json["steps"] as? Int == 4)
+        #expect(try daemon.control("reset alpha")["ok"] as? Bool == true)
+        try daemon.send(key: "alpha", features(data[4...4], seq: 4))
+        let afterReset = try daemon.receive(count: 1)
+        let fresh = try reference(model: model, rows: [data[4]], name: "e.csv")
+        #expect(zip(afterReset[0].message.values, fresh[0]).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(try daemon.control("drop beta")["ok"] as? Bool == true)
+        #expect(try daemon.control("stream beta")["ok"] as? Bool == false)
+        let m = try daemon.control("model")
+        #expect(m["cell"] as? String == "lstm" && m["hidden"] as? [Int] == [16, 8] && m["outputs"] as? Int == 3 && m["file"] as? String == model)
+        let cp = try daemon.control("checkpoint")
+        #expect(cp["ok"] as? Bool == true)
+        #expect(FileManager.default.fileExists(atPath: state + "/model.safetensors"))
+        #expect(try daemon.control("reload")["ok"] as? Bool == true)
+        #expect(try daemon.control("learning off")["learning"] as? Bool == false)
+        #expect(try daemon.control("nonsense")["ok"] as? Bool == false)
+        #expect(try daemon.control("stream")["ok"] as? Bool == false)
+
+        let (status, body) = try daemon.http("/metrics")
+        #expect(status == 200)
+        for name in ["recurd_messages_total", "recurd_steps_total", "recurd_predictions_total", "recurd_duplicate_messages_total",
+                     "recurd_sequence_gaps_total", "recurd_streams_active 2", "recurd_stream_evictions_total{reason=\"lru\"} 0",
+                     "recurd_batch_size_bucket", "recurd_step_latency_seconds_bucket", "recurd_model_version 0",
+                     "recurd_rejected_messages_total{reason=\"json\"} 0"] {
+            #expect(body.contains(name), "missing \(name)")
+        }
+        #expect(!body.contains("alpha"), "no per-stream labels")
+        #expect(try daemon.http("/healthz").0 == 200)
+        #expect(try daemon.http("/nope").0 == 404)
+    }
+
+    @Test func lruEvictionAndIdleTimeout() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--max-streams", "4", "--max-batch", "2", "--idle-timeout", "2"])
+        let data = rows(stream: 4, count: 2)
+        for key in ["a", "b", "c", "d"] { try daemon.send(key: key, features(data[0...0], seq: 0)); _ = try daemon.receive(count: 1) }
+        // Four live slots (probe evicted first, then "a"): the least recently used go.
+        let stats = try daemon.control("stats")
+        #expect((stats["evictions"] as? [String: Int])?["lru"] == 1)
+        #expect(try daemon.control("stream a")["ok"] as? Bool == true)
+        try daemon.send(key: "e", features(data[0...0], seq: 0)); _ = try daemon.receive(count: 1)
+        #expect(try daemon.control("stream a")["ok"] as? Bool == false)
+        Thread.sleep(forTimeInterval: 3.5)
+        let later = try daemon.control("stats")
+        #expect(later["streams"] as? Int == 0)
+        #expect((later["evictions"] as? [String: Int])?["idle"] == 4)
+    }
+
+    @Test func newModelFromTheFirstStream() throws {
+        let daemon = try DaemonHarness(arguments: ["--no-learn"], probeWidth: 5)
+        #expect(daemon.log.contains("created a new model from the first stream"))
+        let m = try daemon.control("model")
+        #expect(m["input_size"] as? Int == 5 && m["hidden"] as? [Int] == [64] && m["head"] as? String == "linear" && m["outputs"] as? Int == 5)
+        // A stream of another width is refused.
+        try daemon.send(key: "x", InputMessage(inputKind: .features, xdim: 2, steps: 1, seq: 0, features: [1, 2]))
+        try daemon.send(key: "y", InputMessage(inputKind: .features, xdim: 5, steps: 1, seq: 0, features: [1, 2, 3, 4, 5]))
+        let outs = try daemon.receive(count: 1)
+        #expect(outs[0].key == "y")
+        #expect((try daemon.control("stats")["rejected"] as? [String: Int])?["dimension"] == 1)
+    }
+
+    @Test func sigtermFinishesInFlightWorkAndExitsZero() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn"])
+        let data = rows(stream: 5, count: 200)
+        for t in 0..<200 { try daemon.send(key: "z", features(data[t...t], seq: UInt64(t))) }
+        // Wait until the daemon has taken them all in, then stop it.
+        var received = try daemon.receive(count: 1).count
+        #expect(daemon.terminate() == 0)
+        while let m = try daemon.receive(), m.key == "z" { received += 1; if received == 200 { break } }
+        #expect(received == 200, "predictions lost at shutdown")
+        #expect(daemon.log.contains("serving loop stopped"))
+    }
+
+    @Test func badStartupIsOneClearLine() throws {
+        let missing = try runRecurd(["serve", "--model", path("nope.safetensors"), "--http", ""])
+        #expect(missing.status != 0 && missing.stderr.contains("no such model file"))
+        let badConfig = path("bad.toml")
+        try "max-streams = \"many\"\n".write(toFile: badConfig, atomically: true, encoding: .utf8)
+        let r = try runRecurd(["serve", "--config", badConfig])
+        #expect(r.status != 0 && r.stderr.contains("bad.toml:1: max-streams takes a number"))
+        let port = try runRecurd(["serve", "--input", "tcp://256.0.0.1:1", "--http", "", "--control", ""])
+        #expect(port.status != 0 && port.stderr.contains("bind tcp://256.0.0.1:1"))
+    }
+}
