@@ -42,8 +42,13 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strictSettings),
 
+        // The cells' elementwise kernels in C with explicit vectors (predictable code generation).
+        .target(
+            name: "CRecurdKernels",
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"]), .unsafeFlags(["-mavx2", "-mfma"], .when(platforms: [.linux]))]
+        ),
         // Maths only: the recurrent cells, heads, losses, optimisers, TBPTT. No I/O.
-        .target(name: "RecurdNumerics", dependencies: ["CBLAS"], swiftSettings: numericsSettings),
+        .target(name: "RecurdNumerics", dependencies: ["CBLAS", "CRecurdKernels"], swiftSettings: numericsSettings),
         // The safetensors container format, bytes in and bytes out. No I/O.
         .target(name: "SafeTensors", swiftSettings: strictSettings),
         // DESIGN §2: a model as safetensors tensors and metadata, validated. No I/O.

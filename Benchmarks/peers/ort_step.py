@@ -123,7 +123,7 @@ def main():
     sess = session(export(a.model))
     d_ort = d_torch = None
     if not a.no_check:
-        d_ort, d_torch = check(a.model, sess, Path(a.recurd))
+        d_ort, d_torch = check(a.model, sess, Path(a.recurd).absolute())
 
     x_info, h_info = sess.get_inputs()[0], sess.get_inputs()[1]
     n_in = x_info.shape[2]

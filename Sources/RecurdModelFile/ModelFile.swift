@@ -118,7 +118,7 @@ public struct ModelFile: Sendable {
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
                 throw ModelFileError(file: file, tensor: slot.name, reason: "non-finite value \(values[bad]) at element \(bad)")
             }
-            values.withUnsafeBufferPointer { (weights.pointer + slot.offset).update(from: $0.baseAddress!, count: values.count) }
+            for (i, v) in values.enumerated() { weights.pointer[slot.storageIndex(i)] = v }
         }
         for (name, extra) in extras {
             if let bad = extra.values.firstIndex(where: { !$0.isFinite }) {
@@ -142,7 +142,7 @@ public struct ModelFile: Sendable {
     public func encode() -> [UInt8] {
         let layout = model.layout
         var tensors: [(name: String, shape: [Int], values: [Float])] = layout.slots.map { slot in
-            (slot.name, slot.shape, Array(UnsafeBufferPointer(start: model.weights.pointer + slot.offset, count: slot.count)))
+            (slot.name, slot.shape, (0..<slot.count).map { model.weights.pointer[slot.storageIndex($0)] })
         }
         for name in extras.keys.sorted() { tensors.append((name, extras[name]!.shape, extras[name]!.values)) }
         return SafeTensorsArchive.serialize(tensors: tensors, metadata: Self.metadata(for: model.architecture, extra: metadata))

@@ -1,3 +1,5 @@
+import CRecurdKernels
+
 /// Vectorised elementwise functions used by the cells and heads.
 ///
 /// `exp` is the Cephes single-precision polynomial (≈1 ulp on its range); sigmoid and tanh are
@@ -56,14 +58,13 @@ public enum Activations {
     public static func exp(_ x: Float) -> Float { exp(V(repeating: x))[0] }
 
     /// Applies sigmoid in place to `count` floats.
-    public static func sigmoid(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        map(p, count: count) { sigmoid($0) }
-    }
+    public static func sigmoid(_ p: UnsafeMutablePointer<Float>, count: Int) { recurd_sigmoid(p, Int32(count)) }
 
     /// Applies tanh in place to `count` floats.
-    public static func tanh(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        map(p, count: count) { tanh($0) }
-    }
+    public static func tanh(_ p: UnsafeMutablePointer<Float>, count: Int) { recurd_tanh(p, Int32(count)) }
+
+    /// Applies exp in place to `count` floats.
+    public static func exp(_ p: UnsafeMutablePointer<Float>, count: Int) { recurd_exp(p, Int32(count)) }
 
     @inline(__always)
     static func map(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: (V) -> V) {

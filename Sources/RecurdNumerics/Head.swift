@@ -16,7 +16,7 @@ public enum Head {
             var m = -Float.infinity
             for j in 0..<count { m = max(m, logits[j]) }
             for j in 0..<count { out[j] = logits[j] - m }
-            Activations.map(out, count: count) { Activations.exp($0) }
+            Activations.exp(out, count: count)
             var s: Float = 0
             for j in 0..<count { s += out[j] }
             let inv = 1 / s

@@ -14,24 +14,26 @@ public enum Initializer {
         for (k, slots) in layout.layers.enumerated() {
             let n = arch.hidden[k]
             // Keras' kernel is (In, G·H): fans are In and G·H.
-            glorot(p, offset: slots.weightIH, rows: g * n, cols: slots.inputSize, fanIn: slots.inputSize, fanOut: g * n, rng: &rng)
+            glorot(p, offset: slots.weightIH, rows: g * n, cols: slots.inputSize, stride: slots.blockStride, fanIn: slots.inputSize, fanOut: g * n, rng: &rng)
             // Keras' recurrent kernel is (H, G·H) with orthonormal rows; ours is its transpose.
             let q = orthogonal(rows: n, cols: g * n, rng: &rng)
             for r in 0..<(g * n) {
-                for c in 0..<n { p[slots.weightHH + r * n + c] = Float(q[c * g * n + r]) }
+                for c in 0..<n { p[slots.weightHH + r * slots.blockStride + c] = Float(q[c * g * n + r]) }
             }
             if arch.cell == .lstm {
                 for j in 0..<n { p[slots.biasIH + n + j] = 1 }
             }
         }
-        glorot(p, offset: layout.headWeight, rows: arch.outputSize, cols: arch.topHidden,
+        glorot(p, offset: layout.headWeight, rows: arch.outputSize, cols: arch.topHidden, stride: arch.topHidden,
                fanIn: arch.topHidden, fanOut: arch.outputSize, rng: &rng)
         return p
     }
 
-    private static func glorot(_ p: FloatBuffer, offset: Int, rows: Int, cols: Int, fanIn: Int, fanOut: Int, rng: inout SeededGenerator) {
+    private static func glorot(_ p: FloatBuffer, offset: Int, rows: Int, cols: Int, stride: Int, fanIn: Int, fanOut: Int, rng: inout SeededGenerator) {
         let limit = (6.0 / Double(fanIn + fanOut)).squareRoot()
-        for i in 0..<(rows * cols) { p[offset + i] = Float((rng.nextUnit() * 2 - 1) * limit) }
+        for r in 0..<rows {
+            for c in 0..<cols { p[offset + r * stride + c] = Float((rng.nextUnit() * 2 - 1) * limit) }
+        }
     }
 
     /// A rows×cols matrix (row-major) with orthonormal rows if rows ≤ cols, else orthonormal

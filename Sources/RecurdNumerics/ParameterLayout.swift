@@ -6,17 +6,42 @@ public struct TensorSlot: Sendable, Equatable {
     public let shape: [Int]
     /// Offset of the first element in the flat vector.
     public let offset: Int
+    /// Elements from one row to the next in the flat vector (the last dimension's size when the
+    /// tensor is contiguous; larger for a layer's interleaved W_ih and W_hh).
+    public let rowStride: Int
+
+    public init(name: String, shape: [Int], offset: Int, rowStride: Int? = nil) {
+        self.name = name
+        self.shape = shape
+        self.offset = offset
+        self.rowStride = rowStride ?? (shape.last ?? 1)
+    }
+
     public var count: Int { shape.reduce(1, *) }
+
+    /// Position in the flat vector of the tensor's `i`-th element in row-major order.
+    @inline(__always)
+    public func storageIndex(_ i: Int) -> Int {
+        guard shape.count == 2 else { return offset + i }
+        let cols = shape[1]
+        return offset + (i / cols) * rowStride + i % cols
+    }
 }
 
 /// Offsets of one recurrent layer's tensors in the flat parameter vector.
+///
+/// W_ih and W_hh are interleaved row by row into one (G·H, In + H) block, so that the LSTM's
+/// gate pre-activations `[x | h] · [W_ih | W_hh]ᵀ` are a single matrix product; both are read
+/// with row stride `blockStride`.
 public struct LayerSlots: Sendable, Equatable {
     public let inputSize: Int
     public let hidden: Int
-    /// (G·H, In)
+    /// (G·H, In), row stride `blockStride`; also the start of the (G·H, In + H) block.
     public let weightIH: Int
-    /// (G·H, H)
+    /// (G·H, H), row stride `blockStride`.
     public let weightHH: Int
+    /// In + H.
+    public let blockStride: Int
     /// (G·H)
     public let biasIH: Int
     /// (G·H)
@@ -51,6 +76,14 @@ public struct ParameterLayout: Sendable, Equatable {
             offset += slot.count
             return slot.offset
         }
+        /// A layer's (G·H, In + H) block holding W_ih then W_hh in each row.
+        func addBlock(_ k: Int, rows: Int, inputSize: Int, hidden: Int) -> (Int, Int) {
+            let stride = inputSize + hidden
+            slots.append(TensorSlot(name: "rnn.weight_ih_l\(k)", shape: [rows, inputSize], offset: offset, rowStride: stride))
+            slots.append(TensorSlot(name: "rnn.weight_hh_l\(k)", shape: [rows, hidden], offset: offset + inputSize, rowStride: stride))
+            defer { offset += rows * stride }
+            return (offset, offset + inputSize)
+        }
         var embed: Int?
         if case .tokens(let vocabulary, let embedding) = architecture.input {
             embed = add("embed.weight", [vocabulary, embedding])
@@ -59,11 +92,11 @@ public struct ParameterLayout: Sendable, Equatable {
         var layers: [LayerSlots] = []
         for (k, h) in architecture.hidden.enumerated() {
             let inputSize = architecture.layerInputSize(k)
-            let wih = add("rnn.weight_ih_l\(k)", [g * h, inputSize])
-            let whh = add("rnn.weight_hh_l\(k)", [g * h, h])
+            let (wih, whh) = addBlock(k, rows: g * h, inputSize: inputSize, hidden: h)
             let bih = add("rnn.bias_ih_l\(k)", [g * h])
             let bhh = add("rnn.bias_hh_l\(k)", [g * h])
-            layers.append(LayerSlots(inputSize: inputSize, hidden: h, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh))
+            layers.append(LayerSlots(inputSize: inputSize, hidden: h, weightIH: wih, weightHH: whh, blockStride: inputSize + h,
+                                     biasIH: bih, biasHH: bhh))
         }
         headWeight = add("head.weight", [architecture.outputSize, architecture.topHidden])
         headBias = add("head.bias", [architecture.outputSize])

@@ -11,15 +11,14 @@ public final class StepEngine {
     public let maxBatch: Int
     private var architecture: ModelArchitecture { layout.architecture }
 
-    /// (maxBatch, In_0): layer-0 input rows (features, or gathered embedding rows).
-    private let input: FloatBuffer
+    /// Per layer (maxBatch, In_k + H_k): each row is the layer's input x followed by its hidden
+    /// state h, so that one product with the layer's [W_ih | W_hh] block gives all gates.
+    private let xh: [FloatBuffer]
     /// Token ids per row, for token models.
     private var tokens: [Int32]
-    /// Per layer (maxBatch, H_k).
-    private let h: [FloatBuffer]
     /// Per layer (maxBatch, H_k); LSTM only (empty buffers for GRU).
     private let c: [FloatBuffer]
-    /// Per layer (maxBatch, G·H_k): gate pre-activations (LSTM fused; GRU input part).
+    /// Per layer (maxBatch, G·H_k): gate pre-activations (LSTM all; GRU input part).
     private let gates: [FloatBuffer]
     /// Per layer (maxBatch, 3·H_k): GRU recurrent part.
     private let recurrentGates: [FloatBuffer]
@@ -34,9 +33,8 @@ public final class StepEngine {
         self.maxBatch = maxBatch
         let arch = layout.architecture
         let g = arch.cell.gateCount
-        input = FloatBuffer(count: maxBatch * arch.input.layerInputSize)
+        xh = layout.layers.map { FloatBuffer(count: maxBatch * $0.blockStride) }
         tokens = Array(repeating: 0, count: maxBatch)
-        h = arch.hidden.map { FloatBuffer(count: maxBatch * $0) }
         c = arch.hidden.map { FloatBuffer(count: arch.cell == .lstm ? maxBatch * $0 : 0) }
         gates = arch.hidden.map { FloatBuffer(count: maxBatch * g * $0) }
         recurrentGates = arch.hidden.map { FloatBuffer(count: arch.cell == .gru ? maxBatch * g * $0 : 0) }
@@ -44,14 +42,21 @@ public final class StepEngine {
         outputBuffer = FloatBuffer(count: maxBatch * arch.outputSize)
     }
 
+    /// Row `row`'s h of layer `k`.
+    @inline(__always)
+    private func hidden(_ k: Int, row: Int) -> UnsafeMutablePointer<Float> {
+        let slots = layout.layers[k]
+        return xh[k].pointer + row * slots.blockStride + slots.inputSize
+    }
+
     // MARK: State
 
     /// Copies a stream's packed state (`architecture.stateSize` floats) into batch row `row`.
     public func loadState(row: Int, from state: UnsafePointer<Float>) {
         var offset = 0
-        for k in 0..<h.count {
+        for k in 0..<xh.count {
             let n = architecture.hidden[k]
-            (h[k].pointer + row * n).update(from: state + offset, count: n)
+            hidden(k, row: row).update(from: state + offset, count: n)
             offset += n
             if architecture.cell == .lstm {
                 (c[k].pointer + row * n).update(from: state + offset, count: n)
@@ -63,9 +68,9 @@ public final class StepEngine {
     /// Copies batch row `row`'s state out into a stream's packed state.
     public func storeState(row: Int, to state: UnsafeMutablePointer<Float>) {
         var offset = 0
-        for k in 0..<h.count {
+        for k in 0..<xh.count {
             let n = architecture.hidden[k]
-            (state + offset).update(from: h[k].pointer + row * n, count: n)
+            (state + offset).update(from: hidden(k, row: row), count: n)
             offset += n
             if architecture.cell == .lstm {
                 (state + offset).update(from: c[k].pointer + row * n, count: n)
@@ -76,9 +81,9 @@ public final class StepEngine {
 
     /// Zeroes batch row `row`'s state (a new or reset stream).
     public func zeroState(row: Int) {
-        for k in 0..<h.count {
+        for k in 0..<xh.count {
             let n = architecture.hidden[k]
-            (h[k].pointer + row * n).update(repeating: 0, count: n)
+            hidden(k, row: row).update(repeating: 0, count: n)
             if architecture.cell == .lstm { (c[k].pointer + row * n).update(repeating: 0, count: n) }
         }
     }
@@ -87,8 +92,7 @@ public final class StepEngine {
 
     /// Sets row `row`'s feature vector (`input_size` floats).
     public func setFeatures(row: Int, _ values: UnsafePointer<Float>) {
-        let n = architecture.input.layerInputSize
-        (input.pointer + row * n).update(from: values, count: n)
+        featureRow(row).update(from: values, count: architecture.input.layerInputSize)
     }
 
     /// Sets row `row`'s token id; the caller has checked it against the vocabulary.
@@ -96,7 +100,7 @@ public final class StepEngine {
 
     /// The buffer row for features, to be written in place (avoids a copy for callers that decode).
     public func featureRow(_ row: Int) -> UnsafeMutablePointer<Float> {
-        input.pointer + row * architecture.input.layerInputSize
+        xh[0].pointer + row * layout.layers[0].blockStride
     }
 
     // MARK: Step
@@ -106,54 +110,65 @@ public final class StepEngine {
         precondition(batch >= 1 && batch <= maxBatch)
         let arch = architecture
         let g = arch.cell.gateCount
-        var x: UnsafePointer<Float> = UnsafePointer(input.pointer)
-        var xStride = arch.input.layerInputSize
         if case .tokens(_, let e) = arch.input, let embed = layout.embed {
-            if batch > 1 {
-                // Gather the rows so one matrix product serves the whole batch.
-                for b in 0..<batch {
-                    (input.pointer + b * e).update(from: weights + embed + Int(tokens[b]) * e, count: e)
-                }
-            } else {
-                x = weights + embed + Int(tokens[0]) * e
+            let stride = layout.layers[0].blockStride
+            for b in 0..<batch {
+                (xh[0].pointer + b * stride).update(from: weights + embed + Int(tokens[b]) * e, count: e)
             }
-            xStride = e
         }
         for k in 0..<arch.hidden.count {
             let n = arch.hidden[k]
             let slots = layout.layers[k]
-            let gh = g * n
+            let stride = slots.blockStride
+            let gn = g * n
             let gatesP = gates[k].pointer
-            let hP = h[k].pointer
-            let rec = arch.cell == .lstm ? gatesP : recurrentGates[k].pointer
-            if batch == 1 {
-                Kernels.matvec(weights + slots.weightIH, rows: gh, cols: slots.inputSize, ldw: slots.inputSize, x, gatesP, accumulate: false)
-                Kernels.matvec(weights + slots.weightHH, rows: gh, cols: n, ldw: n, hP, rec, accumulate: arch.cell == .lstm)
-            } else {
-                Kernels.gemm(transB: true, m: batch, n: gh, k: slots.inputSize, a: x, lda: xStride,
-                             b: weights + slots.weightIH, ldb: slots.inputSize, beta: 0, c: gatesP, ldc: gh)
-                Kernels.gemm(transB: true, m: batch, n: gh, k: n, a: hP, lda: n,
-                             b: weights + slots.weightHH, ldb: n, beta: arch.cell == .lstm ? 1 : 0, c: rec, ldc: gh)
-            }
-            for b in 0..<batch {
-                if arch.cell == .lstm {
-                    let cP = c[k].pointer + b * n
-                    LSTMCell.forward(hidden: n, gates: gatesP + b * gh, biasIH: weights + slots.biasIH, biasHH: weights + slots.biasHH,
-                                     cPrev: cP, cOut: cP, hOut: hP + b * n)
+            let rows = xh[k].pointer
+            if arch.cell == .lstm {
+                // [x | h] · [W_ih | W_hh]ᵀ: one product for all gates.
+                if batch == 1 {
+                    Kernels.matvec(weights + slots.weightIH, rows: gn, cols: stride, ldw: stride, rows, gatesP, accumulate: false)
                 } else {
-                    GRUCell.forward(hidden: n, gi: gatesP + b * gh, gh: rec + b * gh, biasIH: weights + slots.biasIH,
-                                    biasHH: weights + slots.biasHH, hPrev: hP + b * n, hOut: hP + b * n)
+                    Kernels.gemm(transB: true, m: batch, n: gn, k: stride, a: rows, lda: stride,
+                                 b: weights + slots.weightIH, ldb: stride, beta: 0, c: gatesP, ldc: gn)
+                }
+                for b in 0..<batch {
+                    let cP = c[k].pointer + b * n
+                    LSTMCell.forward(hidden: n, gates: gatesP + b * gn, biasIH: weights + slots.biasIH, biasHH: weights + slots.biasHH,
+                                     cPrev: cP, cOut: cP, hOut: rows + b * stride + slots.inputSize)
+                }
+            } else {
+                // The reset gate multiplies only the recurrent part of the candidate: two products.
+                let rec = recurrentGates[k].pointer
+                if batch == 1 {
+                    Kernels.matvec(weights + slots.weightIH, rows: gn, cols: slots.inputSize, ldw: stride, rows, gatesP, accumulate: false)
+                    Kernels.matvec(weights + slots.weightHH, rows: gn, cols: n, ldw: stride, rows + slots.inputSize, rec, accumulate: false)
+                } else {
+                    Kernels.gemm(transB: true, m: batch, n: gn, k: slots.inputSize, a: rows, lda: stride,
+                                 b: weights + slots.weightIH, ldb: stride, beta: 0, c: gatesP, ldc: gn)
+                    Kernels.gemm(transB: true, m: batch, n: gn, k: n, a: rows + slots.inputSize, lda: stride,
+                                 b: weights + slots.weightHH, ldb: stride, beta: 0, c: rec, ldc: gn)
+                }
+                for b in 0..<batch {
+                    let h = rows + b * stride + slots.inputSize
+                    GRUCell.forward(hidden: n, gi: gatesP + b * gn, gh: rec + b * gn, biasIH: weights + slots.biasIH,
+                                    biasHH: weights + slots.biasHH, hPrev: h, hOut: h)
                 }
             }
-            x = UnsafePointer(hP)
-            xStride = n
+            if k + 1 < arch.hidden.count {
+                let nextStride = layout.layers[k + 1].blockStride
+                for b in 0..<batch {
+                    (xh[k + 1].pointer + b * nextStride).update(from: rows + b * stride + slots.inputSize, count: n)
+                }
+            }
         }
         let o = arch.outputSize
         let top = arch.topHidden
+        let topSlots = layout.layers[layout.layers.count - 1]
+        let topH = UnsafePointer(xh[xh.count - 1].pointer + topSlots.inputSize)
         if batch == 1 {
-            Kernels.matvec(weights + layout.headWeight, rows: o, cols: top, ldw: top, x, logitBuffer.pointer, accumulate: false)
+            Kernels.matvec(weights + layout.headWeight, rows: o, cols: top, ldw: top, topH, logitBuffer.pointer, accumulate: false)
         } else {
-            Kernels.gemm(transB: true, m: batch, n: o, k: top, a: x, lda: top, b: weights + layout.headWeight, ldb: top,
+            Kernels.gemm(transB: true, m: batch, n: o, k: top, a: topH, lda: topSlots.blockStride, b: weights + layout.headWeight, ldb: top,
                          beta: 0, c: logitBuffer.pointer, ldc: o)
         }
         for b in 0..<batch {

@@ -141,12 +141,12 @@ public final class WindowEngine {
             let slots = layout.layers[k]
             let gatesP = gates[k].pointer, hP = hs[k].pointer
             Kernels.gemm(transB: true, m: T * W, n: gn, k: slots.inputSize, a: x, lda: slots.inputSize,
-                         b: weights + slots.weightIH, ldb: slots.inputSize, beta: 0, c: gatesP, ldc: gn)
+                         b: weights + slots.weightIH, ldb: slots.blockStride, beta: 0, c: gatesP, ldc: gn)
             for t in 0..<T {
                 let hPrev = hP + t * W * n, hOut = hP + (t + 1) * W * n
                 let gt = gatesP + t * W * gn
                 let rt = arch.cell == .lstm ? gt : recurrentGates[k].pointer + t * W * gn
-                recurrentProduct(weights + slots.weightHH, hidden: n, h: hPrev, into: rt, accumulate: arch.cell == .lstm)
+                recurrentProduct(weights + slots.weightHH, hidden: n, ldw: slots.blockStride, h: hPrev, into: rt, accumulate: arch.cell == .lstm)
                 for w in 0..<W {
                     if arch.cell == .lstm {
                         let cP = cs[k].pointer
@@ -171,13 +171,13 @@ public final class WindowEngine {
 
     /// h·W_hhᵀ for the W rows of one step: a matrix–vector product for a single window.
     @inline(__always)
-    private func recurrentProduct(_ whh: UnsafePointer<Float>, hidden n: Int, h: UnsafePointer<Float>,
+    private func recurrentProduct(_ whh: UnsafePointer<Float>, hidden n: Int, ldw: Int, h: UnsafePointer<Float>,
                                   into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let gn = architecture.cell.gateCount * n
         if windows == 1 {
-            Kernels.matvec(whh, rows: gn, cols: n, ldw: n, h, out, accumulate: accumulate)
+            Kernels.matvec(whh, rows: gn, cols: n, ldw: ldw, h, out, accumulate: accumulate)
         } else {
-            Kernels.gemm(transB: true, m: windows, n: gn, k: n, a: h, lda: n, b: whh, ldb: n,
+            Kernels.gemm(transB: true, m: windows, n: gn, k: n, a: h, lda: n, b: whh, ldb: ldw,
                          beta: accumulate ? 1 : 0, c: out, ldc: gn)
         }
     }
@@ -253,9 +253,9 @@ public final class WindowEngine {
                 if t > 0 {
                     let dRt = UnsafePointer(dR + t * W * gn)
                     if W == 1 {
-                        Kernels.matvecTransposed(weights + slots.weightHH, rows: gn, cols: n, ldw: n, dRt, dhNext.pointer, accumulate: !isLSTM)
+                        Kernels.matvecTransposed(weights + slots.weightHH, rows: gn, cols: n, ldw: slots.blockStride, dRt, dhNext.pointer, accumulate: !isLSTM)
                     } else {
-                        Kernels.gemm(m: W, n: n, k: gn, a: dRt, lda: gn, b: weights + slots.weightHH, ldb: n,
+                        Kernels.gemm(m: W, n: n, k: gn, a: dRt, lda: gn, b: weights + slots.weightHH, ldb: slots.blockStride,
                                      beta: isLSTM ? 0 : 1, c: dhNext.pointer, ldc: n)
                     }
                 }
@@ -263,17 +263,17 @@ public final class WindowEngine {
             // Weight gradients over all steps at once.
             let x: UnsafePointer<Float> = k == 0 ? UnsafePointer(input.pointer) : UnsafePointer(hs[k - 1].pointer + W * arch.hidden[k - 1])
             Kernels.gemm(transA: true, m: gn, n: slots.inputSize, k: T * W, a: dA, lda: gn, b: x, ldb: slots.inputSize,
-                         beta: 1, c: gradients + slots.weightIH, ldc: slots.inputSize)
+                         beta: 1, c: gradients + slots.weightIH, ldc: slots.blockStride)
             Kernels.gemm(transA: true, m: gn, n: n, k: T * W, a: dR, lda: gn, b: hP, ldb: n,
-                         beta: 1, c: gradients + slots.weightHH, ldc: n)
+                         beta: 1, c: gradients + slots.weightHH, ldc: slots.blockStride)
             Kernels.addColumnSums(dA, rows: T * W, cols: gn, ld: gn, into: gradients + slots.biasIH)
             Kernels.addColumnSums(dR, rows: T * W, cols: gn, ld: gn, into: gradients + slots.biasHH)
             if k > 0 {
                 let below = arch.hidden[k - 1]
-                Kernels.gemm(m: T * W, n: below, k: gn, a: dA, lda: gn, b: weights + slots.weightIH, ldb: below,
+                Kernels.gemm(m: T * W, n: below, k: gn, a: dA, lda: gn, b: weights + slots.weightIH, ldb: slots.blockStride,
                              beta: 0, c: dHidden[k - 1].pointer, ldc: below)
             } else if case .tokens(_, let e) = arch.input, let embed = layout.embed {
-                Kernels.gemm(m: T * W, n: e, k: gn, a: dA, lda: gn, b: weights + slots.weightIH, ldb: e,
+                Kernels.gemm(m: T * W, n: e, k: gn, a: dA, lda: gn, b: weights + slots.weightIH, ldb: slots.blockStride,
                              beta: 0, c: dInput.pointer, ldc: e)
                 for r in 0..<(T * W) {
                     Kernels.add(dInput.pointer + r * e, gradients + embed + Int(tokens[r]) * e, count: e)

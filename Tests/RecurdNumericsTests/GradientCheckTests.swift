@@ -74,7 +74,7 @@ import Testing
         var checked = 0
         for slot in model.layout.slots {
             for i in 0..<slot.count {
-                let index = slot.offset + i
+                let index = slot.storageIndex(i)
                 let saved = model.weights[index]
                 model.weights[index] = saved + eps
                 let plus = objective()
@@ -93,7 +93,7 @@ import Testing
         #expect(worst < 1e-2, "worst relative error \(worst) at \(worstName)")
         // And the gradient is not trivially zero anywhere in the stack.
         for slot in model.layout.slots where !slot.name.hasPrefix("embed") {
-            let norm = (0..<slot.count).map { Double(gradients[slot.offset + $0]) }.map { $0 * $0 }.reduce(0, +)
+            let norm = (0..<slot.count).map { Double(gradients[slot.storageIndex($0)]) }.map { $0 * $0 }.reduce(0, +)
             #expect(norm > 1e-12, "\(slot.name) has a zero gradient")
         }
     }

@@ -15,13 +15,13 @@ import Testing
             for a in 0..<n {
                 for b in 0..<n {
                     var d: Double = 0
-                    for r in 0..<(g * n) { d += Double(model.weights[slots.weightHH + r * n + a]) * Double(model.weights[slots.weightHH + r * n + b]) }
+                    for r in 0..<(g * n) { d += Double(model.weights[slots.weightHH + r * slots.blockStride + a]) * Double(model.weights[slots.weightHH + r * slots.blockStride + b]) }
                     #expect(abs(d - (a == b ? 1 : 0)) < 1e-5, "layer \(k) columns \(a),\(b)")
                 }
             }
             // Glorot-uniform input kernel within its limit, and not degenerate.
             let limit = Float((6.0 / Double(slots.inputSize + g * n)).squareRoot())
-            let wih = (0..<(g * n * slots.inputSize)).map { model.weights[slots.weightIH + $0] }
+            let wih = (0..<(g * n * slots.inputSize)).map { model.weights[slots.weightIH + ($0 / slots.inputSize) * slots.blockStride + $0 % slots.inputSize] }
             #expect(wih.allSatisfy { abs($0) <= limit })
             #expect(wih.map(abs).max()! > limit * 0.9)
             // Biases: zero, except LSTM's forget gate (sum of the two biases = 1).

@@ -72,6 +72,18 @@ import Testing
         #expect(worstExp < 5e-7, "exp relative error \(worstExp)")
         #expect(worstSigmoid < 2e-7, "sigmoid absolute error \(worstSigmoid)")
         #expect(worstTanh < 3e-7, "tanh absolute error \(worstTanh)")
+        // The C kernels the cells use (buffer versions), on the same grid.
+        let grid = (0..<4380).map { Float(-30 + Double($0) * 0.0137) }
+        var e = grid, sg = grid, th = grid
+        e.withUnsafeMutableBufferPointer { Activations.exp($0.baseAddress!, count: $0.count) }
+        sg.withUnsafeMutableBufferPointer { Activations.sigmoid($0.baseAddress!, count: $0.count) }
+        th.withUnsafeMutableBufferPointer { Activations.tanh($0.baseAddress!, count: $0.count) }
+        for (i, x) in grid.enumerated() {
+            let d = Double(x)
+            #expect(abs(Double(e[i]) - Foundation.exp(d)) / Foundation.exp(d) < 5e-7, "exp(\(x))")
+            #expect(abs(Double(sg[i]) - 1 / (1 + Foundation.exp(-d))) < 2e-7, "sigmoid(\(x))")
+            #expect(abs(Double(th[i]) - Foundation.tanh(d)) < 3e-7, "tanh(\(x))")
+        }
         #expect(Activations.sigmoid(-200) >= 0 && Activations.sigmoid(-200) < 1e-30)
         #expect(Activations.sigmoid(200) == 1)
         #expect(Activations.tanh(-200) == -1)

@@ -1,0 +1,33 @@
+// Elementwise kernels of the recurrent cells, in C with explicit 8-lane vectors so that the
+// compiler's code generation is predictable (Swift's SIMD types split and spill here; see
+// `recurd bench step`). Maths only, no I/O; documented beside their Swift callers.
+#ifndef RECURD_KERNELS_H
+#define RECURD_KERNELS_H
+
+/// LSTM step for one row of n units (gate order i, f, g, o). `gates` (4n) holds the
+/// pre-activations without biases and receives the activated gates; c_out/h_out may alias c_prev.
+void recurd_lstm_forward(int n, float *gates, const float *bias_ih, const float *bias_hh,
+                         const float *c_prev, float *c_out, float *h_out);
+
+/// LSTM backward for one row: dc is ∂L/∂c_t on entry and ∂L/∂c_{t-1} on exit; d_gates (4n)
+/// receives ∂L/∂pre-activations.
+void recurd_lstm_backward(int n, const float *dh, float *dc, const float *gates,
+                          const float *c_prev, const float *c, float *d_gates);
+
+/// GRU step for one row (gate order r, z, n; reset applied after the recurrent bias).
+/// gi (3n) = x·W_ihᵀ receives activated r, z, n; gh (3n) = h·W_hhᵀ keeps h_n + b_hn in its
+/// n-slot. h_out may alias h_prev.
+void recurd_gru_forward(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
+                        const float *h_prev, float *h_out);
+
+/// GRU backward for one row: d_gi/d_gh (3n) receive the gradients of the input and recurrent
+/// pre-activations; dh_prev (n) receives the direct part z⊙dh.
+void recurd_gru_backward(int n, const float *dh, const float *gi, const float *gh,
+                         const float *h_prev, float *d_gi, float *d_gh, float *dh_prev);
+
+/// In place: p[i] = exp(p[i]), sigmoid(p[i]), tanh(p[i]).
+void recurd_exp(float *p, int count);
+void recurd_sigmoid(float *p, int count);
+void recurd_tanh(float *p, int count);
+
+#endif
