@@ -150,6 +150,15 @@ public enum ConfigFile {
                 c.newModelHidden = sizes
             default: throw ValueError(reason: "new-model-hidden takes an integer or an array of integers")
             }
+        case "k1": c.k1 = try integer()
+        case "k2": c.k2 = try integer()
+        case "optimizer": c.optimizer = try choice(OptimizerKind.self)
+        case "lr": c.learningRate = Float(try number())
+        case "clip": c.clip = Float(try number())
+        case "train-batch": c.trainBatch = try integer()
+        case "train-queue": c.trainQueue = try integer()
+        case "sync-learning": c.syncLearning = try bool()
+        case "normalize": c.normalize = try bool()
         default: throw ValueError(reason: "unknown setting '\(key)'")
         }
     }

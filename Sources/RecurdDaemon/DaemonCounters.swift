@@ -13,6 +13,10 @@ struct DaemonCounters {
     var evictedIdle: UInt64 = 0
     var batches: UInt64 = 0
     var rejected: [WireError.Reason: UInt64] = [:]
+    var updates: UInt64 = 0
+    var skippedUpdates: UInt64 = 0
+    var windowsCoalesced: UInt64 = 0
+    var windowsDropped: UInt64 = 0
     var lossSum: Double = 0
     var lossCount: UInt64 = 0
 }

@@ -18,6 +18,11 @@ final class DaemonMetrics: Sendable {
     let modelVersion: CoreMetrics.Gauge
     let updates: CoreMetrics.Counter
     let skippedUpdates: CoreMetrics.Counter
+    let windowsCoalesced: CoreMetrics.Counter
+    let windowsDropped: CoreMetrics.Counter
+    /// Sum and count of progressive losses: their ratio over any interval is the mean loss.
+    let lossSum: CoreMetrics.FloatingPointCounter
+    let lossCount: CoreMetrics.Counter
     let batchSize: CoreMetrics.Recorder
     let latency: CoreMetrics.Timer
     private let rejects: [WireError.Reason: CoreMetrics.Counter]
@@ -41,6 +46,10 @@ final class DaemonMetrics: Sendable {
         modelVersion = CoreMetrics.Gauge(label: "recurd_model_version", factory: factory)
         updates = CoreMetrics.Counter(label: "recurd_model_updates_total", factory: factory)
         skippedUpdates = CoreMetrics.Counter(label: "recurd_skipped_updates_total", factory: factory)
+        windowsCoalesced = CoreMetrics.Counter(label: "recurd_training_windows_coalesced_total", factory: factory)
+        windowsDropped = CoreMetrics.Counter(label: "recurd_training_windows_dropped_total", factory: factory)
+        lossSum = CoreMetrics.FloatingPointCounter(label: "recurd_progressive_loss_sum", factory: factory)
+        lossCount = CoreMetrics.Counter(label: "recurd_progressive_targets_total", factory: factory)
         batchSize = CoreMetrics.Recorder(label: "recurd_batch_size", factory: factory)
         latency = CoreMetrics.Timer(label: "recurd_step_latency_seconds", factory: factory)
         var rejects: [WireError.Reason: CoreMetrics.Counter] = [:]

@@ -47,6 +47,24 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var highWaterMark: Int = 100_000
     public var logLevel: String = "info"
 
+    // Online learning (DESIGN §3).
+    /// Steps between updates of a stream.
+    public var k1: Int = 16
+    /// Window length backpropagated through.
+    public var k2: Int = 32
+    public var optimizer: OptimizerKind = .adam
+    public var learningRate: Float = 0.005
+    /// Global gradient-norm limit (0: none).
+    public var clip: Float = 1
+    /// Most windows in one batched update.
+    public var trainBatch: Int = 32
+    /// Windows waiting for the trainer; beyond, newer windows coalesce or are dropped.
+    public var trainQueue: Int = 256
+    /// Train inline on the serving thread, deterministically (one stream then equals `recurd fit`).
+    public var syncLearning: Bool = false
+    /// Standardise feature streams with next-step targets per stream (running mean and variance).
+    public var normalize: Bool = true
+
     // The model created when there is no model file.
     public var newModelCell: CellKind = .lstm
     public var newModelHidden: [Int] = [64]
@@ -56,8 +74,16 @@ public struct ServeConfiguration: Sendable, Equatable {
 
     public init() {}
 
+    /// The TBPTT and optimiser settings.
+    public var learning: LearningConfiguration {
+        LearningConfiguration(k1: k1, k2: k2, optimizer: optimizer, learningRate: learningRate, clip: clip)
+    }
+
     /// The first invalid setting, or nil.
     public func problem() -> String? {
+        if let p = learning.problem() { return p }
+        if trainBatch < 1 { return "train-batch must be at least 1" }
+        if trainQueue < trainBatch { return "train-queue (\(trainQueue)) must be at least train-batch (\(trainBatch))" }
         if maxStreams < 1 { return "max-streams must be at least 1" }
         if maxBatch < 1 { return "max-batch must be at least 1" }
         if maxStreams <= maxBatch { return "max-streams (\(maxStreams)) must exceed max-batch (\(maxBatch))" }

@@ -15,20 +15,32 @@ import ZeroMQ
 /// message runs its steps in order, one per round — and publishes each message's predictions as
 /// soon as its last step is done.
 final class ServingLoop: @unchecked Sendable {
-    let configuration: ServeConfiguration
+    private(set) var configuration: ServeConfiguration
     let logger: Logger
     let metrics: DaemonMetrics
     private let log: RateLimitedLog
 
     private var model: Model?
     private var modelPath: String?
+    private var modelFile: ModelFile?
     private var engine: StepEngine!
     private var table: StreamTable!
-    private var nextStepTargets = false
+    private var learner: OnlineLearningTable!
+    /// Inline training (`--sync-learning`): updates `model.weights` in place.
+    private var syncTrainer: Trainer?
+    /// Training on its own thread, publishing weight snapshots.
+    private var background: BackgroundTrainer?
+    /// The weights the current cycle uses, and their version.
+    private var pinned: WeightSnapshot?
+    private var cycleWeights: UnsafePointer<Float>!
+    private var syncVersion: UInt64 = 0
+    private var scratch: FloatBuffer!
+    private var tokenModel = false
 
     private var counters = DaemonCounters()
     private let startedAt = Clock.seconds
     private var learningEnabled: Bool
+    /// Updates applied to the weights this cycle uses (mod 2³² on the wire).
     private var modelVersion: UInt32 = 0
 
     // Cross-thread signals.
@@ -54,6 +66,7 @@ final class ServingLoop: @unchecked Sendable {
         self.modelPath = modelPath
         learningEnabled = configuration.learn
         log = RateLimitedLog(logger: logger)
+        modelFile = model
         if let model { install(model.model) }
     }
 
@@ -97,6 +110,7 @@ final class ServingLoop: @unchecked Sendable {
             }
         }
         e.close()
+        background?.stop()
         logger.info("serving loop stopped", metadata: ["messages": "\(counters.messages)", "predictions": "\(counters.predictions)"])
     }
 
@@ -106,8 +120,50 @@ final class ServingLoop: @unchecked Sendable {
         model = m
         let a = m.architecture
         engine = StepEngine(layout: m.layout, maxBatch: configuration.maxBatch)
-        table = StreamTable(capacity: configuration.maxStreams, stateSize: a.stateSize, outputSize: a.outputSize)
-        nextStepTargets = configuration.targets == .next && OnlineLearner.nextStepProblem(a) == nil
+        table = StreamTable(capacity: configuration.maxStreams, stateSize: a.stateSize)
+        learner = OnlineLearningTable(architecture: a, capacity: configuration.maxStreams, learning: configuration.learning,
+                                      nextStepTargets: configuration.targets == .next, standardize: configuration.normalize)
+        scratch = FloatBuffer(count: a.outputSize)
+        tokenModel = if case .tokens = a.input { true } else { false }
+        let startVersion = modelFile.flatMap { $0.metadata["optim.step"] }.flatMap { UInt64($0) } ?? 0
+        let restore: (Optimizer) -> Void = { [modelFile, logger] optimizer in
+            if let file = modelFile, OptimizerCheckpoint.restore(optimizer, from: file) {
+                logger.notice("optimizer state restored from the model file", metadata: ["step": "\(optimizer.step)"])
+            }
+        }
+        if configuration.syncLearning {
+            let t = Trainer(layout: m.layout, configuration: configuration.learning, maxWindows: configuration.trainBatch)
+            restore(t.optimizer)
+            syncTrainer = t
+            syncVersion = startVersion
+        } else {
+            let b = BackgroundTrainer(model: m, configuration: configuration.learning, trainBatch: configuration.trainBatch,
+                                      queueCapacity: configuration.trainQueue, optimizerRestore: restore, startVersion: startVersion,
+                                      logger: logger, metrics: metrics)
+            b.start()
+            background = b
+        }
+        pinWeights()
+    }
+
+    /// Pins the weights for the coming cycle: the latest published snapshot (background
+    /// training) or the model's own weights (inline training).
+    private func pinWeights() {
+        if let background {
+            let s = background.store.load()
+            pinned = s
+            cycleWeights = UnsafePointer(s.weights.pointer)
+            modelVersion = UInt32(truncatingIfNeeded: s.version)
+        } else if let model {
+            cycleWeights = UnsafePointer(model.weights.pointer)
+            modelVersion = UInt32(truncatingIfNeeded: syncVersion)
+        }
+        metrics.modelVersion.record(Int64(modelVersion))
+    }
+
+    private func resetStream(_ slot: Int) {
+        table.reset(slot)
+        learner.reset(slot)
     }
 
     /// With no model file, the first stream that speaks fixes the input: features of its xdim
@@ -135,6 +191,7 @@ final class ServingLoop: @unchecked Sendable {
     // MARK: Cycle
 
     private func cycle(_ e: ServingEndpoints, _ parts: ZMQMultipart) {
+        if model != nil { pinWeights() }
         pendings.removeAll(keepingCapacity: true)
         predictions.removeAll(keepingCapacity: true)
         losses.removeAll(keepingCapacity: true)
@@ -196,6 +253,7 @@ final class ServingLoop: @unchecked Sendable {
         if model == nil {
             guard message.steps > 0 else { return }   // nothing to learn the input size from
             createModel(for: message)
+            pinWeights()
         }
         do { try ModelAdmission.check(message, architecture: model!.architecture) } catch {
             reject(error, key: key)
@@ -234,10 +292,12 @@ final class ServingLoop: @unchecked Sendable {
             guard message.steps > 0 else { return }   // END or RESET of an unknown stream: nothing to do
             if table.count >= table.capacity, let victim = table.leastRecentlyUsed {
                 table.remove(victim)
+                learner.reset(victim)
                 counters.evictedLRU += 1
                 metrics.evictedLRU.increment()
             }
             slot = table.insert(key, now: now)!
+            learner.reset(slot)
             flags.insert(.newState)
             message.seq = message.seq ?? 0
             metrics.streamsActive.record(table.count)
@@ -259,10 +319,7 @@ final class ServingLoop: @unchecked Sendable {
 
     /// Rounds of batched steps until every admitted message is done.
     private func runSteps(_ output: ZMQSocket) {
-        let m = model!
-        let arch = m.architecture
-        let o = arch.outputSize
-        let tokenInput: Bool = if case .tokens = arch.input { true } else { false }
+        let o = model!.architecture.outputSize
         // Heads of each stream's queue, in arrival order.
         var active: [Int] = []
         var isHead = Set<Int>()
@@ -271,13 +328,14 @@ final class ServingLoop: @unchecked Sendable {
             active.append(i)
         }
         var nextActive: [Int] = []
+        var batch: [Int] = []
         while !active.isEmpty {
             // Messages with nothing (left) to step complete now; their successors move up.
-            var batch: [Int] = []
+            batch.removeAll(keepingCapacity: true)
             for var i in active {
                 while true {
                     if pendings[i].nextStep == 0 && pendings[i].resetFirst {
-                        table.reset(pendings[i].slot)
+                        resetStream(pendings[i].slot)
                         pendings[i].resetFirst = false
                     }
                     if !pendings[i].finished { batch.append(i); break }
@@ -287,63 +345,97 @@ final class ServingLoop: @unchecked Sendable {
                 }
             }
             if batch.isEmpty { break }
+            // Before each step: standardise, resolve next-step targets (DESIGN §3.5: the target
+            // first, then any due update, then the prediction).
             for (row, i) in batch.enumerated() {
                 let p = pendings[i]
                 let t = p.nextStep
-                engine.loadState(row: row, from: table.state(p.slot))
                 let msg = p.message
-                if tokenInput {
-                    engine.setToken(row: row, Int32(bitPattern: msg.tokens[t]))
+                let state = table.state(p.slot)
+                engine.loadState(row: row, from: state)
+                let explicit = msg.targetKind != .none
+                let learnable = learningEnabled && !msg.flags.contains(.noLearn)
+                let loss: Float?
+                if tokenModel {
+                    let token = Int32(bitPattern: msg.tokens[t])
+                    engine.setToken(row: row, token)
+                    loss = learner.prepare(slot: p.slot, features: nil, token: token, modelInput: nil, stateBefore: state,
+                                           explicitTarget: explicit, learnable: learnable)
                 } else {
-                    msg.features.withUnsafeBufferPointer { engine.setFeatures(row: row, $0.baseAddress! + t * msg.xdim) }
-                }
-                // Next-step targets: this step's input reveals the previous prediction's target.
-                if nextStepTargets && msg.targetKind == .none && table.hasPrediction[p.slot] {
-                    let loss: Float = if tokenInput {
-                        Loss.value(arch.head, logits: table.logits(p.slot), count: o, values: nil, classIndex: Int(msg.tokens[t]))
-                    } else {
-                        msg.features.withUnsafeBufferPointer {
-                            Loss.value(arch.head, logits: table.logits(p.slot), count: o, values: $0.baseAddress! + t * msg.xdim, classIndex: 0)
-                        }
+                    loss = msg.features.withUnsafeBufferPointer {
+                        learner.prepare(slot: p.slot, features: $0.baseAddress! + t * msg.xdim, token: 0, modelInput: engine.featureRow(row),
+                                        stateBefore: state, explicitTarget: explicit, learnable: learnable)
                     }
-                    recordLoss(loss, slot: p.slot, at: p.lossOffset + t)
                 }
+                if let loss { recordLoss(loss, slot: p.slot, at: p.lossOffset + t) }
             }
-            engine.step(weights: m.weights.pointer, batch: batch.count)
+            learnDue()
+            engine.step(weights: cycleWeights, batch: batch.count)
             counters.batches += 1
             metrics.batchSize.record(batch.count)
             nextActive.removeAll(keepingCapacity: true)
             for (row, i) in batch.enumerated() {
                 let slot = pendings[i].slot
                 let t = pendings[i].nextStep
-                engine.storeState(row: row, to: table.state(slot))
-                let logits = engine.logits(row: row)
                 let msg = pendings[i].message
-                if !msg.flags.contains(.noPredict) {
-                    predictions.withUnsafeMutableBufferPointer { ($0.baseAddress! + pendings[i].outputOffset + t * o).update(from: engine.output(row: row), count: o) }
-                }
-                switch msg.targetKind {
+                engine.storeState(row: row, to: table.state(slot))
+                let loss: Float? = switch msg.targetKind {
                 case .none:
-                    table.logits(slot).update(from: logits, count: o)
-                    table.hasPrediction[slot] = nextStepTargets
+                    learner.finish(slot: slot, logits: engine.logits(row: row), explicitTarget: false, targetValues: nil, targetClass: 0, scratch: scratch.pointer)
                 case .values:
-                    let loss = msg.targetValues.withUnsafeBufferPointer {
-                        Loss.value(arch.head, logits: logits, count: o, values: $0.baseAddress! + t * msg.ydim, classIndex: 0)
+                    msg.targetValues.withUnsafeBufferPointer {
+                        learner.finish(slot: slot, logits: engine.logits(row: row), explicitTarget: true, targetValues: $0.baseAddress! + t * msg.ydim,
+                                       targetClass: 0, scratch: scratch.pointer)
                     }
-                    recordLoss(loss, slot: slot, at: pendings[i].lossOffset + t)
-                    table.hasPrediction[slot] = false
                 case .classIndex:
-                    let loss = Loss.value(arch.head, logits: logits, count: o, values: nil, classIndex: Int(msg.targetClasses[t]))
-                    recordLoss(loss, slot: slot, at: pendings[i].lossOffset + t)
-                    table.hasPrediction[slot] = false
+                    learner.finish(slot: slot, logits: engine.logits(row: row), explicitTarget: true, targetValues: nil,
+                                   targetClass: Int32(bitPattern: msg.targetClasses[t]), scratch: scratch.pointer)
+                }
+                if let loss { recordLoss(loss, slot: slot, at: pendings[i].lossOffset + t) }
+                if !msg.flags.contains(.noPredict) {
+                    predictions.withUnsafeMutableBufferPointer {
+                        learner.publishable(slot: slot, outputs: engine.output(row: row), into: $0.baseAddress! + pendings[i].outputOffset + t * o)
+                    }
                 }
                 table.steps[slot] += 1
                 pendings[i].nextStep += 1
                 nextActive.append(i)
             }
+            // Explicit targets resolved right after their step may have made windows due.
+            learnDue()
             counters.steps += UInt64(batch.count)
             metrics.steps.increment(by: batch.count)
             swap(&active, &nextActive)
+        }
+    }
+
+    /// Runs (inline) or hands over (background) the updates of the windows now due.
+    private func learnDue() {
+        let due = learner.takeDue()
+        guard !due.isEmpty else { return }
+        if let syncTrainer, let model {
+            syncTrainer.optimizer.learningRate = configuration.learningRate
+            if syncTrainer.update(windows: due.map(learner.window), weights: model.weights.pointer) != nil {
+                syncVersion += 1
+                counters.updates += 1
+                metrics.updates.increment()
+                modelVersion = UInt32(truncatingIfNeeded: syncVersion)
+                metrics.modelVersion.record(Int64(syncVersion))
+            } else {
+                counters.skippedUpdates += 1
+                metrics.skippedUpdates.increment()
+                log.warning("skipped", now: Clock.seconds, "skipped an update: non-finite loss or gradient")
+            }
+        } else if let background {
+            for slot in due {
+                let w = learner.window(slot)
+                switch background.submit(slot: slot, window: w) {
+                case .queued: break
+                case .coalesced: counters.windowsCoalesced += 1; metrics.windowsCoalesced.increment()
+                case .dropped: counters.windowsDropped += 1; metrics.windowsDropped.increment()
+                }
+                w.pending = 0
+            }
         }
     }
 
@@ -354,6 +446,8 @@ final class ServingLoop: @unchecked Sendable {
         table.lossCount[slot] += 1
         counters.lossSum += Double(loss)
         counters.lossCount += 1
+        metrics.lossSum.increment(by: Double(loss))
+        metrics.lossCount.increment()
     }
 
     /// Publishes a finished message's predictions and applies END.
@@ -362,9 +456,10 @@ final class ServingLoop: @unchecked Sendable {
         if p.message.steps > 0 && !p.message.flags.contains(.noPredict) { publish(p, output) }
         if p.message.flags.contains(.end) {
             if p.nextInStream >= 0 {
-                table.reset(p.slot)   // the stream speaks again in this very batch: a fresh start
+                resetStream(p.slot)   // the stream speaks again in this very batch: a fresh start
             } else {
                 table.remove(p.slot)
+                learner.reset(p.slot)
                 metrics.streamsActive.record(table.count)
             }
         }
@@ -437,6 +532,7 @@ final class ServingLoop: @unchecked Sendable {
         guard configuration.idleTimeout > 0, let table else { return }
         while let victim = table.leastRecentlyUsed, now - table.lastSeen[victim] > configuration.idleTimeout {
             table.remove(victim)
+            learner.reset(victim)
             counters.evictedIdle += 1
             metrics.evictedIdle.increment()
         }
@@ -473,11 +569,12 @@ final class ServingLoop: @unchecked Sendable {
             return info
         case .reset(let key):
             guard let table, let slot = table.slot(for: Array(key.utf8)) else { return ["ok": false, "error": "no stream '\(key)'"] }
-            table.reset(slot)
+            resetStream(slot)
             return ["ok": true, "reset": key]
         case .drop(let key):
             guard let table, let slot = table.slot(for: Array(key.utf8)) else { return ["ok": false, "error": "no stream '\(key)'"] }
             table.remove(slot)
+            learner.reset(slot)
             metrics.streamsActive.record(table.count)
             return ["ok": true, "dropped": key]
         case .checkpoint:
@@ -487,7 +584,12 @@ final class ServingLoop: @unchecked Sendable {
             logger.notice("learning \(on ? "on" : "off") by control command")
             return ["ok": true, "learning": on]
         case .set(let name, let value):
-            return ["ok": false, "error": "cannot set '\(name)=\(value)': online learning is not available in this build"]
+            guard name == "lr" else { return ["ok": false, "error": "cannot set '\(name)': settable at run time: lr"] }
+            guard let lr = Float(value), lr.isFinite, lr >= 0 else { return ["ok": false, "error": "lr must be a finite number ≥ 0, got '\(value)'"] }
+            configuration.learningRate = lr
+            background?.learningRate = lr
+            logger.notice("learning rate set by control command", metadata: ["lr": "\(lr)"])
+            return ["ok": true, "lr": Double(lr)]
         case .model:
             guard let model else { return ["ok": true, "model": NSNull(), "note": "no model yet: one is created when the first stream speaks"] }
             let a = model.architecture
@@ -513,6 +615,7 @@ final class ServingLoop: @unchecked Sendable {
             "targets": Int(table.lossCount[slot]),
         ]
         info["mean_loss"] = table.lossCount[slot] > 0 ? table.lossSum[slot] / Double(table.lossCount[slot]) : NSNull()
+        if tokenModel, table.lossCount[slot] > 0 { info["bits_per_byte"] = table.lossSum[slot] / Double(table.lossCount[slot]) / Foundation.log(2.0) }
         return info
     }
 
@@ -535,7 +638,15 @@ final class ServingLoop: @unchecked Sendable {
             "evictions": ["lru": Int(counters.evictedLRU), "idle": Int(counters.evictedIdle)],
             "model_version": Int(modelVersion),
             "learning": learningEnabled,
+            "learning_mode": configuration.syncLearning ? "sync" : "background",
+            "updates": Int(counters.updates) + (background?.updates.load(ordering: .relaxed) ?? 0),
+            "skipped_updates": Int(counters.skippedUpdates) + (background?.skipped.load(ordering: .relaxed) ?? 0),
+            "windows_coalesced": Int(counters.windowsCoalesced),
+            "windows_dropped": Int(counters.windowsDropped),
+            "lr": Double(configuration.learningRate),
+            "targets": Int(counters.lossCount),
             "mean_loss": counters.lossCount > 0 ? counters.lossSum / Double(counters.lossCount) : NSNull(),
+            "bits_per_byte": tokenModel && counters.lossCount > 0 ? counters.lossSum / Double(counters.lossCount) / Foundation.log(2.0) : NSNull(),
         ]
     }
 
@@ -543,14 +654,29 @@ final class ServingLoop: @unchecked Sendable {
         guard let model else { return ["ok": false, "error": "no model yet"] }
         guard let dir = configuration.stateDirectory else { return ["ok": false, "error": "no state directory (set --state-dir)"] }
         let path = (dir as NSString).appendingPathComponent("model.safetensors")
+        // Weights and optimiser from the same update (the background trainer's latest).
+        let weights: FloatBuffer, optimizer: Optimizer?, version: UInt64
+        if let background {
+            (weights, optimizer, version) = background.checkpointState()
+        } else {
+            (weights, optimizer, version) = (model.weights, syncTrainer?.optimizer, syncVersion)
+        }
+        var extras: [String: (shape: [Int], values: [Float])] = [:]
+        var metadata = ["recurd.version": "\(version)"]
+        if let optimizer {
+            let state = OptimizerCheckpoint.encode(optimizer, layout: model.layout)
+            extras = state.extras
+            metadata.merge(state.metadata) { $1 }
+        }
+        let file = ModelFile(model: Model(layout: model.layout, weights: weights), metadata: metadata, extras: extras)
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try Data(ModelFile(model: model).encode()).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try Data(file.encode()).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             return ["ok": false, "error": "\(path): \(error.localizedDescription)"]
         }
-        logger.notice("checkpoint written", metadata: ["file": "\(path)"])
-        return ["ok": true, "file": path]
+        logger.notice("checkpoint written", metadata: ["file": "\(path)", "version": "\(version)"])
+        return ["ok": true, "file": path, "version": Int(version)]
     }
 
     private func reload() -> [String: Any] {
@@ -561,7 +687,7 @@ final class ServingLoop: @unchecked Sendable {
         guard let model, file.model.architecture == model.architecture else {
             return ["ok": false, "error": "\(path): the architecture differs from the running model's; restart to change it"]
         }
-        model.weights.copy(from: file.model.weights)
+        if let background { background.replaceWeights(file.model.weights) } else { model.weights.copy(from: file.model.weights) }
         logger.notice("model reloaded", metadata: ["file": "\(path)"])
         return ["ok": true, "file": path]
     }

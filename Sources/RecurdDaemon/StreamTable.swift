@@ -3,24 +3,19 @@ import RecurdNumerics
 /// Every stream's identity and recurrent state, in preallocated slots.
 ///
 /// Keys map to slot indices; each slot owns `stateSize` floats of packed state (see
-/// `StepEngine`) and the last prediction's logits (for the progressive loss of next-step targets).
+/// `StepEngine`); the learning bookkeeping lives in an `OnlineLearningTable` with the same slots.
 /// Slots are kept in least-recently-used order in an intrusive list, so touching a stream and
 /// finding the eviction victim are O(1). Owned by the serving thread; not thread-safe.
 final class StreamTable {
     let capacity: Int
     let stateSize: Int
-    let outputSize: Int
 
     /// (capacity, stateSize)
     let states: FloatBuffer
-    /// (capacity, outputSize): logits of each stream's last prediction.
-    let lastLogits: FloatBuffer
 
     private(set) var keys: [[UInt8]?]
     /// Next expected seq.
     var nextSeq: [UInt64]
-    /// Whether `lastLogits` holds a prediction whose next-step target is still to come.
-    var hasPrediction: [Bool]
     /// Monotonic seconds of the stream's last message (idle timeout, `stream` command).
     var lastSeen: [Double]
     /// Steps consumed.
@@ -40,15 +35,12 @@ final class StreamTable {
 
     var count: Int { index.count }
 
-    init(capacity: Int, stateSize: Int, outputSize: Int) {
+    init(capacity: Int, stateSize: Int) {
         self.capacity = capacity
         self.stateSize = stateSize
-        self.outputSize = outputSize
         states = FloatBuffer(count: capacity * stateSize)
-        lastLogits = FloatBuffer(count: capacity * outputSize)
         keys = Array(repeating: nil, count: capacity)
         nextSeq = Array(repeating: 0, count: capacity)
-        hasPrediction = Array(repeating: false, count: capacity)
         lastSeen = Array(repeating: 0, count: capacity)
         steps = Array(repeating: 0, count: capacity)
         lossSum = Array(repeating: 0, count: capacity)
@@ -81,7 +73,6 @@ final class StreamTable {
     /// Zeroes a stream's state (a new stream or RESET).
     func reset(_ slot: Int) {
         (states.pointer + slot * stateSize).update(repeating: 0, count: stateSize)
-        hasPrediction[slot] = false
     }
 
     /// Forgets a stream and frees its slot.
@@ -114,7 +105,6 @@ final class StreamTable {
     }
 
     func state(_ slot: Int) -> UnsafeMutablePointer<Float> { states.pointer + slot * stateSize }
-    func logits(_ slot: Int) -> UnsafeMutablePointer<Float> { lastLogits.pointer + slot * outputSize }
 
     private func pushFront(_ s: Int32) {
         prev[Int(s)] = -1

@@ -1,24 +1,18 @@
-/// DESIGN §3 for one stream with next-step targets: predict, then learn.
+/// DESIGN §3 for one stream with next-step targets: predict, then learn (`recurd fit`).
 ///
 /// Each `observe` call is one arriving step x_t. It first resolves the previous step's target
 /// (x_t itself): records the progressive loss of the previous prediction, appends
 /// (x_{t−1}, x_t, s_{t−2}) to the window and runs an update when k1 entries are new; only then
-/// does it predict step t with the weights as they now are.
+/// does it predict step t with the weights as they now are. The bookkeeping is the daemon's
+/// (`OnlineLearningTable`), with one slot.
 public final class OnlineLearner {
     public let model: Model
     public let configuration: LearningConfiguration
     public let trainer: Trainer
     private let engine: StepEngine
-    private let window: StreamWindow
-    private let architecture: ModelArchitecture
-    private let tokenInput: Bool
-
-    /// State before the most recent step (s_{t−1} once step t is predicted).
+    private let table: OnlineLearningTable
     private let stateBefore: FloatBuffer
-    private let previousInput: FloatBuffer
-    private var previousToken: Int32 = 0
-    private let previousLogits: FloatBuffer
-    private var hasPrevious = false
+    private let scratch: FloatBuffer
 
     /// Updates applied.
     public private(set) var updates = 0
@@ -39,34 +33,31 @@ public final class OnlineLearner {
         }
     }
 
-    public init(model: Model, configuration: LearningConfiguration) {
+    /// `standardize`: per-stream running standardisation of the features (fit's `--normalize`).
+    public init(model: Model, configuration: LearningConfiguration, standardize: Bool = false) {
         precondition(Self.nextStepProblem(model.architecture) == nil)
         self.model = model
         self.configuration = configuration
-        architecture = model.architecture
-        if case .tokens = architecture.input { tokenInput = true } else { tokenInput = false }
         trainer = Trainer(layout: model.layout, configuration: configuration)
         engine = StepEngine(layout: model.layout, maxBatch: 1)
-        window = StreamWindow(architecture: architecture, capacity: configuration.k2)
-        stateBefore = FloatBuffer(count: architecture.stateSize)
-        previousInput = FloatBuffer(count: tokenInput ? 0 : architecture.input.layerInputSize)
-        previousLogits = FloatBuffer(count: architecture.outputSize)
+        table = OnlineLearningTable(architecture: model.architecture, capacity: 1, learning: configuration, nextStepTargets: true, standardize: standardize)
+        stateBefore = FloatBuffer(count: model.architecture.stateSize)
+        scratch = FloatBuffer(count: model.architecture.outputSize)
     }
 
-    /// The prediction for the most recent step (head outputs).
-    public var prediction: UnsafePointer<Float> { engine.output(row: 0) }
+    /// The prediction for the most recent step (head outputs, in the stream's units).
+    public var prediction: [Float] {
+        var out = [Float](repeating: 0, count: model.architecture.outputSize)
+        out.withUnsafeMutableBufferPointer { table.publishable(slot: 0, outputs: engine.output(row: 0), into: $0.baseAddress!) }
+        return out
+    }
 
     /// Observes a feature step; returns the previous prediction's progressive loss, if any.
     @discardableResult
     public func observe(features x: UnsafePointer<Float>) -> Float? {
-        var loss: Float?
-        if hasPrevious {
-            loss = Loss.value(architecture.head, logits: previousLogits.pointer, count: architecture.outputSize, values: x, classIndex: 0)
-            window.append(features: previousInput.pointer, token: 0, targetValues: x, targetClass: 0, stateBefore: stateBefore.pointer)
-            learnIfDue()
-        }
-        previousInput.pointer.update(from: x, count: previousInput.count)
-        engine.setFeatures(row: 0, x)
+        engine.storeState(row: 0, to: stateBefore.pointer)
+        let loss = table.prepare(slot: 0, features: x, token: 0, modelInput: engine.featureRow(0), stateBefore: stateBefore.pointer,
+                                 explicitTarget: false, learnable: true)
         predict()
         return loss
     }
@@ -74,27 +65,18 @@ public final class OnlineLearner {
     /// Observes a token step; returns the previous prediction's progressive loss, if any.
     @discardableResult
     public func observe(token: Int32) -> Float? {
-        var loss: Float?
-        if hasPrevious {
-            loss = Loss.value(architecture.head, logits: previousLogits.pointer, count: architecture.outputSize, values: nil, classIndex: Int(token))
-            window.append(features: nil, token: previousToken, targetValues: nil, targetClass: token, stateBefore: stateBefore.pointer)
-            learnIfDue()
-        }
-        previousToken = token
+        engine.storeState(row: 0, to: stateBefore.pointer)
+        let loss = table.prepare(slot: 0, features: nil, token: token, modelInput: nil, stateBefore: stateBefore.pointer,
+                                 explicitTarget: false, learnable: true)
         engine.setToken(row: 0, token)
         predict()
         return loss
     }
 
-    private func learnIfDue() {
-        guard window.pending >= configuration.k1 else { return }
-        if trainer.update(windows: [window], weights: model.weights.pointer) != nil { updates += 1 }
-    }
-
     private func predict() {
-        engine.storeState(row: 0, to: stateBefore.pointer)
+        let due = table.takeDue()
+        if !due.isEmpty, trainer.update(windows: due.map(table.window), weights: model.weights.pointer) != nil { updates += 1 }
         engine.step(weights: model.weights.pointer, batch: 1)
-        previousLogits.pointer.update(from: engine.logits(row: 0), count: architecture.outputSize)
-        hasPrevious = true
+        _ = table.finish(slot: 0, logits: engine.logits(row: 0), explicitTarget: false, targetValues: nil, targetClass: 0, scratch: scratch.pointer)
     }
 }

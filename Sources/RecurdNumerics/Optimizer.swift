@@ -34,8 +34,8 @@ public final class Optimizer {
     public func restore(step: Int, first: [Float], second: [Float]) {
         precondition(first.count == firstMoment.count && second.count == secondMoment.count)
         self.step = step
-        first.withUnsafeBufferPointer { firstMoment.pointer.update(from: $0.baseAddress!, count: $0.count) }
-        second.withUnsafeBufferPointer { secondMoment.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        for i in 0..<first.count { firstMoment.pointer[i] = first[i] }
+        for i in 0..<second.count { secondMoment.pointer[i] = second[i] }
     }
 
     /// params −= update(gradients).

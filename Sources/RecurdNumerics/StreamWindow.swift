@@ -57,6 +57,17 @@ public final class StreamWindow {
 
     @inline(__always) private func slot(_ i: Int) -> Int { (start + i) % capacity }
 
+    fileprivate func copyStorage(from other: StreamWindow) {
+        inputs.copy(from: other.inputs)
+        tokens = other.tokens
+        targets.copy(from: other.targets)
+        classes = other.classes
+        states.copy(from: other.states)
+        start = other.start
+        count = other.count
+        pending = other.pending
+    }
+
     /// Loads this window (oldest first) into window `w` of `engine`, which has `begin` called.
     func load(into engine: WindowEngine, window w: Int) {
         engine.setInitialState(window: w, from: states.pointer + slot(0) * stateSize)
@@ -65,5 +76,14 @@ public final class StreamWindow {
             if tokenInput { engine.setToken(step: i, window: w, tokens[s]) } else { engine.setFeatures(step: i, window: w, inputs.pointer + s * inputSize) }
             if classTarget { engine.setTarget(step: i, window: w, classIndex: classes[s]) } else { engine.setTarget(step: i, window: w, values: targets.pointer + s * targetSize) }
         }
+    }
+}
+
+extension StreamWindow {
+    /// Makes this window a copy of `other` (same model and capacity): a snapshot handed to the
+    /// background trainer while the stream's own window keeps filling.
+    public func copy(from other: StreamWindow) {
+        precondition(other.capacity == capacity && other.stateSize == stateSize)
+        copyStorage(from: other)
     }
 }

@@ -60,8 +60,9 @@ struct DemoCommand: AsyncParsableCommand {
 
         print("recurd demo — \(URL(fileURLWithPath: path).lastPathComponent) (\(names[0]), \(total) steps), NAB, MIT licence")
         print("daemon: LSTM 64 created from the first step, next-step targets, learning \(learn ? "on" : "off")")
-        print("each line: step, actual value, the value predicted for it one step earlier, and the running progressive MSE\n")
-        print(["step".leftPad(8), "actual".leftPad(10), "predicted".leftPad(10), "running MSE".leftPad(14), "last-\(every) MSE".leftPad(14)].joined(separator: "  "))
+        print("each line: step, actual value, the value predicted for it one step earlier, and the progressive loss the daemon")
+        print("reports (MSE in standard deviations², running and over the last \(every) steps)\n")
+        print(["step".leftPad(8), "actual".leftPad(10), "predicted".leftPad(10), "running loss".leftPad(14), "last-\(every) loss".leftPad(14)].joined(separator: "  "))
 
         let summary = try await withCheckedThrowingContinuation { (done: CheckedContinuation<DemoSummary, any Error>) in
             let thread = Thread {
@@ -74,7 +75,9 @@ struct DemoCommand: AsyncParsableCommand {
 
         print("")
         print(String(format: "steps %d in %.2f s (%.0f steps/s, one message per step, each waiting for its prediction)", total, summary.seconds, Double(total) / summary.seconds))
-        print(String(format: "progressive MSE: all %.4g · first 1000 %.4g · last 1000 %.4g · persistence (next = last) %.4g", summary.meanLoss, summary.firstLoss, summary.lastLoss, summary.persistence))
+        print(String(format: "progressive loss (std²): all %.4f · first 1000 %.4f · last 1000 %.4f", summary.meanLoss, summary.firstLoss, summary.lastLoss))
+        print(String(format: "squared error in the stream's units: recurd %.3f · persistence (next = last) %.3f · recurd, last half %.3f vs persistence %.3f",
+                     summary.userMSE, summary.persistence, summary.userMSELastHalf, summary.persistenceLastHalf))
     }
 
     struct DemoSummary {
@@ -83,6 +86,9 @@ struct DemoCommand: AsyncParsableCommand {
         var firstLoss: Double
         var lastLoss: Double
         var persistence: Double
+        var userMSE: Double
+        var userMSELastHalf: Double
+        var persistenceLastHalf: Double
     }
 
     /// Sends each step and waits for its prediction (blocking ZeroMQ, on its own thread).
@@ -99,6 +105,8 @@ struct DemoCommand: AsyncParsableCommand {
         var losses: [Double] = []
         var windowSum = 0.0, windowCount = 0
         var previousPrediction: Float = .nan
+        var userErrors: [Double] = []
+        var persistenceErrors: [Double] = []
         let started = Date()
         for t in 0..<total {
             let message = InputMessage(inputKind: .features, xdim: 1, steps: 1, seq: UInt64(t), features: [values[t]])
@@ -109,6 +117,11 @@ struct DemoCommand: AsyncParsableCommand {
                 losses.append(Double(loss))
                 windowSum += Double(loss)
                 windowCount += 1
+            }
+            if t > 0 {
+                let e = Double(values[t] - previousPrediction), p = Double(values[t] - values[t - 1])
+                userErrors.append(e * e)
+                persistenceErrors.append(p * p)
             }
             if t > 0 && t % every == 0 {
                 let running = losses.reduce(0, +) / Double(max(losses.count, 1))
@@ -123,11 +136,11 @@ struct DemoCommand: AsyncParsableCommand {
             }
         }
         let seconds = Date().timeIntervalSince(started)
-        var persistence = 0.0
-        for t in 1..<total { let d = Double(values[t] - values[t - 1]); persistence += d * d }
         func mean(_ s: ArraySlice<Double>) -> Double { s.isEmpty ? .nan : s.reduce(0, +) / Double(s.count) }
+        let half = userErrors.count / 2
         return DemoSummary(seconds: seconds, meanLoss: mean(losses[...]), firstLoss: mean(losses.prefix(1000)), lastLoss: mean(losses.suffix(1000)),
-                           persistence: persistence / Double(max(total - 1, 1)))
+                           persistence: mean(persistenceErrors[...]), userMSE: mean(userErrors[...]),
+                           userMSELastHalf: mean(userErrors[half...]), persistenceLastHalf: mean(persistenceErrors[half...]))
     }
 }
 

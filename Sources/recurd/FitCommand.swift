@@ -21,6 +21,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Clip the global gradient norm to this (0: no clipping).") var clip: Float
     @Option(help: "Write the final model here.") var save: String?
     @Option(help: "Write a JSON report here.") var report: String?
+    @Flag(help: "Standardise each feature with its running mean and variance (off by default, so results compare with any framework's).") var normalize = false
     @Flag(help: "Print only the summary, not the curve as it goes.") var quiet = false
 
     func run() throws {
@@ -34,7 +35,8 @@ struct FitCommand: ParsableCommand {
         guard stream.count >= 2 else { throw CLIError("\(input): fit needs at least 2 steps (one target)") }
 
         Kernels.prepare()
-        let learner = OnlineLearner(model: m, configuration: config)
+        if normalize && m.architecture.head != .linear { throw CLIError("--normalize needs a feature model with a linear head (next-step regression)") }
+        let learner = OnlineLearner(model: m, configuration: config, standardize: normalize)
         var curve = ProgressCurve(block: 1_000)
         let started = DispatchTime.now().uptimeNanoseconds
         switch stream {
@@ -59,7 +61,7 @@ struct FitCommand: ParsableCommand {
             skippedUpdates: learner.trainer.skippedUpdates, meanLoss: curve.mean,
             bitsPerByte: softmax && isText ? curve.mean / log(2) : nil,
             stepsPerSecond: Double(stream.count) / seconds, seconds: seconds,
-            lossUnit: softmax ? "nats" : (m.architecture.head == .linear ? "squared units" : "nats (binary cross-entropy)"),
+            lossUnit: softmax ? "nats" : (m.architecture.head == .linear ? (normalize ? "squared standard deviations" : "squared units") : "nats (binary cross-entropy)"),
             curve: curve.points)
         var line = "steps \(summary.steps)  targets \(summary.targets)  updates \(summary.updates)  mean loss \(format6(summary.meanLoss)) \(summary.lossUnit)"
         if let bpb = summary.bitsPerByte { line += "  (\(format6(bpb)) bits/byte)" }

@@ -32,6 +32,15 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("on-gap"), help: "continue (default) or reset when a seq gap is seen.") var onGap: ServeConfiguration.GapPolicy?
     @Option(help: "next (default): the next step's input is the target; explicit: only sent targets.") var targets: ServeConfiguration.Targets?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
+    @Option(help: "Steps between a stream's updates (default 16).") var k1: Int?
+    @Option(help: "Window length backpropagated through (default 32).") var k2: Int?
+    @Option(help: "adam (default) or sgd.") var optimizer: OptimizerKind?
+    @Option(help: "Learning rate (default 0.005).") var lr: Float?
+    @Option(help: "Clip the global gradient norm to this (0: none; default 1).") var clip: Float?
+    @Option(name: .customLong("train-batch"), help: "Most windows in one batched update (default 32).") var trainBatch: Int?
+    @Option(name: .customLong("train-queue"), help: "Windows waiting for the trainer before newer ones coalesce or drop (default 256).") var trainQueue: Int?
+    @Flag(name: .customLong("sync-learning"), help: "Train inline on the serving thread, deterministically (one stream then equals `recurd fit`).") var syncLearning = false
+    @Flag(inversion: .prefixedNo, help: "Standardise feature streams per stream (default on).") var normalize: Bool?
 
     /// Built-in defaults, then the config file, then the flags.
     func configuration(base: ServeConfiguration = ServeConfiguration()) throws -> ServeConfiguration {
@@ -63,6 +72,15 @@ struct ServeOptions: ParsableArguments {
         if let onGap { c.onGap = onGap }
         if let targets { c.targets = targets }
         if let logLevel { c.logLevel = logLevel }
+        if let k1 { c.k1 = k1 }
+        if let k2 { c.k2 = k2 }
+        if let optimizer { c.optimizer = optimizer }
+        if let lr { c.learningRate = lr }
+        if let clip { c.clip = clip }
+        if let trainBatch { c.trainBatch = trainBatch }
+        if let trainQueue { c.trainQueue = trainQueue }
+        if syncLearning { c.syncLearning = true }
+        if let normalize { c.normalize = normalize }
         if let problem = c.problem() { throw CLIError(problem) }
         return c
     }

@@ -37,7 +37,7 @@ import Testing
     @Test(arguments: ["binary", "json"])
     func interleavedStreamsMatchRecurdRun(_ format: String) throws {
         let model = try featureModel()
-        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--output-format", format, "--max-batch", "64"])
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize", "--output-format", format, "--max-batch", "64"])
         let streams = 12, steps = 48
         var expected: [String: [[Float]]] = [:]
         var data: [String: [[Float]]] = [:]
@@ -93,7 +93,7 @@ import Testing
         try text.write(toFile: path("t.txt"), atomically: true, encoding: .utf8)
         let run = try runRecurd(["run", "--model", path("t.safetensors"), "--input", path("t.txt")])
         let expected = run.stdout.split(separator: "\n").map { $0.split(separator: ",").map { Float($0)! } }
-        let daemon = try DaemonHarness(arguments: ["--model", path("t.safetensors"), "--no-learn", "--top-k", "3"], probeText: true)
+        let daemon = try DaemonHarness(arguments: ["--model", path("t.safetensors"), "--no-learn", "--no-normalize", "--top-k", "3"], probeText: true)
         let bytes = Array(text.utf8)
         try daemon.send(key: "play", InputMessage(inputKind: .text, xdim: 1, steps: 10, seq: 0, tokens: bytes[0..<10].map(UInt32.init)))
         try daemon.send(frames: [Array("play".utf8), Array(#"{"seq": 10, "text": "\#(String(decoding: bytes[10...], as: UTF8.self))"}"#.utf8)])
@@ -122,7 +122,7 @@ import Testing
 
     @Test func resetEndDuplicatesAndGaps() throws {
         let model = try featureModel()
-        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn"])
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize"])
         let data = rows(stream: 0, count: 20)
         let whole = try reference(model: model, rows: data, name: "a.csv")
         let fromTen = try reference(model: model, rows: Array(data[10...]), name: "b.csv")
@@ -162,7 +162,7 @@ import Testing
 
     @Test func gapPolicyReset() throws {
         let model = try featureModel()
-        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--on-gap", "reset"])
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize", "--on-gap", "reset"])
         let data = rows(stream: 1, count: 6)
         let fresh = try reference(model: model, rows: Array(data[3...]), name: "c.csv")
         try daemon.send(key: "g", features(data[0..<3], seq: 0))
@@ -174,7 +174,7 @@ import Testing
 
     @Test func everyMalformedClassIsRejectedAndServiceContinues() throws {
         let model = try featureModel()
-        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--max-message-bytes", "4096"])
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize", "--max-message-bytes", "4096"])
         let data = rows(stream: 2, count: 40)
         let expected = try reference(model: model, rows: data, name: "d.csv")
         let good = InputEncoder.encode(features(data[0...0], seq: 0))
@@ -231,7 +231,7 @@ import Testing
     @Test func controlCommandsAndMetrics() throws {
         let model = try featureModel()
         let state = path("state")
-        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--state-dir", state])
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize", "--state-dir", state])
         let data = rows(stream: 3, count: 10)
         for key in ["alpha", "beta"] { try daemon.send(key: key, features(data[0..<4], seq: 0)) }
         _ = try daemon.receive(count: 2)
@@ -277,7 +277,7 @@ import Testing
 
     @Test func lruEvictionAndIdleTimeout() throws {
         let model = try featureModel()
-        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--max-streams", "4", "--max-batch", "2", "--idle-timeout", "2"])
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize", "--max-streams", "4", "--max-batch", "2", "--idle-timeout", "2"])
         let data = rows(stream: 4, count: 2)
         for key in ["a", "b", "c", "d"] { try daemon.send(key: key, features(data[0...0], seq: 0)); _ = try daemon.receive(count: 1) }
         // Four live slots (probe evicted first, then "a"): the least recently used go.
@@ -293,7 +293,7 @@ import Testing
     }
 
     @Test func newModelFromTheFirstStream() throws {
-        let daemon = try DaemonHarness(arguments: ["--no-learn"], probeWidth: 5)
+        let daemon = try DaemonHarness(arguments: ["--no-learn", "--no-normalize"], probeWidth: 5)
         #expect(daemon.log.contains("created a new model from the first stream"))
         let m = try daemon.control("model")
         #expect(m["input_size"] as? Int == 5 && m["hidden"] as? [Int] == [64] && m["head"] as? String == "linear" && m["outputs"] as? Int == 5)
@@ -307,7 +307,7 @@ import Testing
 
     @Test func sigtermFinishesInFlightWorkAndExitsZero() throws {
         let model = try featureModel()
-        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn"])
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize"])
         let data = rows(stream: 5, count: 200)
         for t in 0..<200 { try daemon.send(key: "z", features(data[t...t], seq: UInt64(t))) }
         // Wait until the daemon has taken them all in, then stop it.

@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+import RecurdNumerics
+import Synchronization
+
+/// Online learning on a thread of its own (DESIGN §3, daemon form).
+///
+/// The serving thread hands over snapshots of due windows (`submit`); the trainer takes up to
+/// `train-batch` of them, runs one batched forward/backward over all of them (loss = mean over
+/// windows), clips, steps the optimiser on its own copy of the weights and publishes a new
+/// `WeightSnapshot`. The queue is bounded: when it is full, a newer window of a stream already
+/// queued replaces the older one (coalesced), otherwise it is dropped; both are counted. The
+/// serving thread never waits for training.
+final class BackgroundTrainer: @unchecked Sendable {
+    enum Submission { case queued, coalesced, dropped }
+
+    private struct Queue {
+        var queued: [Int] = []
+        var free: [Int]
+        var bySlot: [Int: Int] = [:]
+        var stop = false
+    }
+
+    let layout: ParameterLayout
+    let store: WeightStore
+    private let trainer: Trainer
+    /// The trainer's own weights; published copies go to `store`.
+    private let master: FloatBuffer
+    private let jobs: [StreamWindow]
+    private var jobSlot: [Int]
+    private let queue: Mutex<Queue>
+    private let wake = DispatchSemaphore(value: 0)
+    private let stateLock = NSLock()
+    private let trainBatch: Int
+    private let learningRateBits: Atomic<UInt32>
+    private let logger: Logger
+    private let metrics: DaemonMetrics
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+
+    private(set) var version: UInt64
+    let updates = Atomic<Int>(0)
+    let skipped = Atomic<Int>(0)
+
+    init(model: Model, configuration: LearningConfiguration, trainBatch: Int, queueCapacity: Int, optimizerRestore: (Optimizer) -> Void,
+         startVersion: UInt64, logger: Logger, metrics: DaemonMetrics) {
+        layout = model.layout
+        trainer = Trainer(layout: model.layout, configuration: configuration, maxWindows: trainBatch)
+        optimizerRestore(trainer.optimizer)
+        master = FloatBuffer(count: model.layout.count)
+        master.copy(from: model.weights)
+        version = startVersion
+        store = WeightStore(WeightSnapshot(version: startVersion, weights: Self.copy(master)))
+        jobs = (0..<queueCapacity).map { _ in StreamWindow(architecture: model.architecture, capacity: configuration.k2) }
+        jobSlot = Array(repeating: -1, count: queueCapacity)
+        queue = Mutex(Queue(free: Array((0..<queueCapacity).reversed())))
+        self.trainBatch = trainBatch
+        learningRateBits = Atomic(configuration.learningRate.bitPattern)
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    private static func copy(_ b: FloatBuffer) -> FloatBuffer {
+        let c = FloatBuffer(count: b.count)
+        c.copy(from: b)
+        return c
+    }
+
+    func start() {
+        let t = Thread { [self] in run() }
+        t.name = "recurd-trainer"
+        thread = t
+        t.start()
+    }
+
+    /// Stops after the update in progress and waits for the thread.
+    func stop() {
+        queue.withLock { $0.stop = true }
+        wake.signal()
+        if thread != nil { finished.wait() }
+    }
+
+    var learningRate: Float {
+        get { Float(bitPattern: learningRateBits.load(ordering: .relaxed)) }
+        set { learningRateBits.store(newValue.bitPattern, ordering: .relaxed) }
+    }
+
+    /// Hands over a copy of `window` for stream slot `slot` (serving thread).
+    func submit(slot: Int, window: StreamWindow) -> Submission {
+        let result: Submission = queue.withLock { q in
+            if let job = q.free.popLast() {
+                jobs[job].copy(from: window)
+                jobSlot[job] = slot
+                q.bySlot[slot] = job
+                q.queued.append(job)
+                return .queued
+            }
+            // Behind: the newest window of a stream still queued replaces it, else this one goes.
+            if let latest = q.bySlot[slot] {
+                jobs[latest].copy(from: window)
+                return .coalesced
+            }
+            return .dropped
+        }
+        if result == .queued { wake.signal() }
+        return result
+    }
+
+    private func run() {
+        while true {
+            _ = wake.wait(timeout: .now() + .milliseconds(100))
+            let (taken, stop): ([Int], Bool) = queue.withLock { q in
+                let n = min(trainBatch, q.queued.count)
+                let taken = Array(q.queued.prefix(n))
+                q.queued.removeFirst(n)
+                for job in taken where q.bySlot[jobSlot[job]] == job { q.bySlot[jobSlot[job]] = nil }
+                return (taken, q.stop)
+            }
+            if stop { break }
+            if taken.isEmpty { continue }
+            stateLock.lock()
+            trainer.optimizer.learningRate = learningRate
+            let loss = trainer.update(windows: taken.map { jobs[$0] }, weights: master.pointer)
+            if loss != nil {
+                version += 1
+                store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
+                updates.add(1, ordering: .relaxed)
+                metrics.updates.increment()
+                metrics.modelVersion.record(Int64(version))
+            } else {
+                skipped.add(1, ordering: .relaxed)
+                metrics.skippedUpdates.increment()
+                logger.warning("skipped an update: non-finite loss or gradient", metadata: ["windows": "\(taken.count)"])
+            }
+            stateLock.unlock()
+            queue.withLock { q in q.free.append(contentsOf: taken) }
+            // More work may already be waiting; loop without sleeping.
+            if queue.withLock({ !$0.queued.isEmpty }) { wake.signal() }
+        }
+        finished.signal()
+    }
+
+    /// A consistent copy of the weights and optimiser at the latest update (for checkpoints);
+    /// waits for the update in progress, if any.
+    func checkpointState() -> (weights: FloatBuffer, optimizer: Optimizer, version: UInt64) {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        let copy = Optimizer(kind: trainer.optimizer.kind, learningRate: trainer.optimizer.learningRate, parameterCount: layout.count)
+        copy.restore(step: trainer.optimizer.step, first: trainer.optimizer.firstMoment.array, second: trainer.optimizer.secondMoment.array)
+        return (Self.copy(master), copy, version)
+    }
+
+    /// Replaces the weights (the `reload` command); the optimiser's moments are kept.
+    func replaceWeights(_ weights: FloatBuffer) {
+        stateLock.lock()
+        master.copy(from: weights)
+        store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
+        stateLock.unlock()
+    }
+}
