@@ -94,6 +94,11 @@ let package = Package(
         ),
         .testTarget(name: "RecurdWireTests", dependencies: ["RecurdWire"], swiftSettings: strictSettings),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
-        .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "RecurdDaemonTests",
+            dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ", "RecurdModelFile", "RecurdNumerics"], swiftSettings: strictSettings),
     ]
 )

@@ -413,6 +413,11 @@ final class ServingLoop: @unchecked Sendable {
     private func learnDue() {
         let due = learner.takeDue()
         guard !due.isEmpty else { return }
+        guard learningEnabled else {
+            // Turned off: entries resolved from steps taken while it was on are not acted upon.
+            for slot in due { learner.window(slot).pending = 0 }
+            return
+        }
         if let syncTrainer, let model {
             syncTrainer.optimizer.learningRate = configuration.learningRate
             if syncTrainer.update(windows: due.map(learner.window), weights: model.weights.pointer) != nil {

@@ -78,9 +78,10 @@ public final class DaemonHarness {
     func waitForSubscription() throws {
         try output.setReceiveTimeout(milliseconds: 100)
         for _ in 0..<100 {
+            // NO_LEARN: probes must not move the weights of a learning daemon.
             let probe = probeText
-                ? InputMessage(inputKind: .text, xdim: 1, steps: 1, seq: probeSeq, tokens: [32])
-                : InputMessage(inputKind: .features, xdim: probeWidth, steps: 1, seq: probeSeq, features: Array(repeating: 0, count: probeWidth))
+                ? InputMessage(inputKind: .text, flags: [.noLearn], xdim: 1, steps: 1, seq: probeSeq, tokens: [32])
+                : InputMessage(inputKind: .features, flags: [.noLearn], xdim: probeWidth, steps: 1, seq: probeSeq, features: Array(repeating: 0, count: probeWidth))
             try send(key: "__probe__", probe)
             probeSeq += 1
             if let frames = try output.receiveFrames(), frames.first == Array("__probe__".utf8) {

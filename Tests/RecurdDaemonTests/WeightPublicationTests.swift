@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+@testable import RecurdDaemon
+import RecurdNumerics
+import RecurdTestSupport
+import Synchronization
+import Testing
+
+/// The background trainer publishes whole weight snapshots; a reader's pinned snapshot never
+/// changes under it, and versions only go forward — under continuous load.
+@Suite struct WeightPublicationTests {
+    func window(_ arch: ModelArchitecture, _ rng: inout SeededGenerator, capacity: Int) -> StreamWindow {
+        let w = StreamWindow(architecture: arch, capacity: capacity)
+        for _ in 0..<capacity {
+            let x = randomFloats(2, rng: &rng), y = randomFloats(2, rng: &rng), s = randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
+                w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
+            } } }
+        }
+        return w
+    }
+
+    @Test func publishedWeightsNeverTear() throws {
+        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [32], outputSize: 2, head: .linear)
+        let model = Model(architecture: arch, seed: 3)
+        let config = LearningConfiguration(k1: 4, k2: 8, optimizer: .adam, learningRate: 0.01, clip: 1)
+        let trainer = BackgroundTrainer(model: model, configuration: config, trainBatch: 4, queueCapacity: 16, optimizerRestore: { _ in },
+                                        startVersion: 0, logger: Logger(label: "test"), metrics: DaemonMetrics())
+        trainer.start()
+        let stop = Atomic<Bool>(false)
+        let problems = Mutex<[String]>([])
+        let versionsSeen = Mutex<Set<UInt64>>([])
+        let reader = Thread {
+            var last: UInt64 = 0
+            while !stop.load(ordering: .relaxed) {
+                let s = trainer.store.load()
+                if s.version < last { problems.withLock { $0.append("version went back from \(last) to \(s.version)") } }
+                last = s.version
+                versionsSeen.withLock { _ = $0.insert(s.version) }
+                let before = s.weights.array
+                // Compute with it, as a serving cycle would, while the trainer keeps publishing.
+                let engine = StepEngine(layout: model.layout, maxBatch: 1)
+                let x: [Float] = [0.3, -0.7]
+                var outputs: [[Float]] = []
+                for _ in 0..<2 {
+                    engine.zeroState(row: 0)
+                    x.withUnsafeBufferPointer { engine.setFeatures(row: 0, $0.baseAddress!) }
+                    engine.step(weights: s.weights.pointer, batch: 1)
+                    outputs.append(Array(UnsafeBufferPointer(start: engine.output(row: 0), count: 2)))
+                    usleep(200)
+                }
+                if s.weights.array != before { problems.withLock { $0.append("snapshot \(s.version) changed while pinned") } }
+                if outputs[0] != outputs[1] { problems.withLock { $0.append("two predictions from snapshot \(s.version) differ") } }
+            }
+        }
+        reader.start()
+        var rng = SeededGenerator(seed: 11)
+        let deadline = Date().addingTimeInterval(1.5)
+        var submitted = 0
+        while Date() < deadline {
+            _ = trainer.submit(slot: submitted % 8, window: window(arch, &rng, capacity: 8))
+            submitted += 1
+        }
+        stop.store(true, ordering: .relaxed)
+        while !reader.isFinished { usleep(1000) }
+        trainer.stop()
+        #expect(problems.withLock { $0 }.isEmpty, "\(problems.withLock { $0 })")
+        #expect(trainer.updates.load(ordering: .relaxed) > 10, "the trainer hardly ran")
+        #expect(versionsSeen.withLock { $0.count } > 3, "the reader saw too few versions to mean anything")
+        #expect(trainer.store.load().version == UInt64(trainer.updates.load(ordering: .relaxed)))
+    }
+
+    @Test func fullQueueCoalescesPerStreamThenDrops() throws {
+        let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [4], outputSize: 2, head: .linear)
+        let model = Model(architecture: arch, seed: 3)
+        let config = LearningConfiguration(k1: 2, k2: 2, optimizer: .sgd, learningRate: 0.01, clip: 0)
+        // Not started: nothing drains the queue of two.
+        let trainer = BackgroundTrainer(model: model, configuration: config, trainBatch: 2, queueCapacity: 2, optimizerRestore: { _ in },
+                                        startVersion: 0, logger: Logger(label: "test"), metrics: DaemonMetrics())
+        var rng = SeededGenerator(seed: 1)
+        let w = window(arch, &rng, capacity: 2)
+        #expect(trainer.submit(slot: 0, window: w) == .queued)
+        #expect(trainer.submit(slot: 1, window: w) == .queued)
+        #expect(trainer.submit(slot: 0, window: w) == .coalesced)
+        #expect(trainer.submit(slot: 2, window: w) == .dropped)
+    }
+}
