@@ -10,7 +10,7 @@ let strictSettings: [SwiftSetting] = [
 /// The numerics are built with unchecked arithmetic and for Haswell-class x86-64 (AVX2, FMA) so that the
 /// SIMD kernels vectorise; every x86-64 server of the last decade has it.
 var numericsSettings: [SwiftSetting] = strictSettings + [
-    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
     // Lets clang-imported sqrtf (under `SIMD.squareRoot()`) vectorise instead of calling libm.
     .unsafeFlags(["-Xcc", "-fno-math-errno"]),
 ]
@@ -58,7 +58,8 @@ let package = Package(
         // Parsing recorded streams (CSV of features, text bytes). No I/O.
         .target(name: "RecurdData", swiftSettings: strictSettings),
 
-        // The daemon: stream table, batching, serving loop, control, metrics, HTTP.
+        // The daemon: stream table, batching, serving loop, control, metrics, HTTP. Its hot loop
+        // runs on one thread that owns its state, so release builds skip dynamic exclusivity checks.
         .target(
             name: "RecurdDaemon",
             dependencies: [
@@ -71,7 +72,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
 
         .executableTarget(
@@ -86,7 +87,7 @@ let package = Package(
 
         // Shared test helpers (fixture paths, seeded models); used by the test targets only.
         .target(name: "RecurdTestSupport", dependencies: ["RecurdNumerics", "RecurdWire", "ZeroMQ"], path: "Tests/RecurdTestSupport", swiftSettings: strictSettings),
-        .testTarget(name: "RecurdNumericsTests", dependencies: ["RecurdNumerics", "RecurdTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "RecurdNumericsTests", dependencies: ["RecurdNumerics", "CRecurdKernels", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "RecurdModelFileTests",
             dependencies: ["RecurdModelFile", "RecurdNumerics", "RecurdData", "SafeTensors", "RecurdTestSupport"],

@@ -13,11 +13,13 @@ Every measurement is its own subprocess, one thread each, run one at a time; eac
 usage: compare.py [--quick] [--recurd PATH] [--reps N] [--fit-bytes N]
 """
 import argparse
+import atexit
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,40 +44,32 @@ def log(*a):
 
 
 class Recurd:
-    """The recurd binary, which another build may replace under us: wait for it, notice changes."""
+    """The recurd binary. Another build may replace it under us, so we wait for it to be there,
+    then run a private copy of it for the whole comparison: every number comes from one build."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, work: Path):
         self.path = path
-        self.digests = set()
-
-    def wait(self, seconds=600):
-        deadline = time.monotonic() + seconds
-        while not os.access(self.path, os.X_OK):
+        deadline = time.monotonic() + 600
+        while True:
+            if os.access(path, os.X_OK):
+                try:
+                    self.copy = work / "recurd"
+                    shutil.copy2(path, self.copy)
+                    self.digest = hashlib.sha256(self.copy.read_bytes()).hexdigest()[:12]
+                    break
+                except OSError:
+                    pass  # replaced while we copied
             if time.monotonic() > deadline:
-                sys.exit(f"compare.py: {self.path} is not there (waited {seconds} s); build it with "
+                sys.exit(f"compare.py: {path} is not there (waited 600 s); build it with "
                          "`swift build -c release --product recurd` or pass --recurd")
-            log(f"waiting for {self.path} …")
+            log(f"waiting for {path} …")
             time.sleep(5)
-        try:
-            self.digests.add(hashlib.sha256(self.path.read_bytes()).hexdigest()[:16])
-        except FileNotFoundError:
-            return self.wait(seconds)
-        return str(self.path)
 
     def run(self, *args):
-        for _ in range(3):
-            exe = self.wait()
-            try:
-                r = subprocess.run([exe, *args], capture_output=True, text=True)
-            except OSError as e:  # replaced or busy mid-rebuild
-                log(f"cannot start {exe} ({e}); retrying")
-                time.sleep(5)
-                continue
-            if r.returncode == 0:
-                return r.stdout
-            if os.access(self.path, os.X_OK):
-                break  # a real failure, not a rebuild in progress
-        sys.exit(f"compare.py: `recurd {' '.join(args)}` failed ({r.returncode}):\n{r.stderr}")
+        r = subprocess.run([str(self.copy), *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"compare.py: `recurd {' '.join(args)}` failed ({r.returncode}):\n{r.stderr}")
+        return r.stdout
 
 
 def last_json(stdout: str, what: str) -> dict:
@@ -160,7 +154,9 @@ def main():
     recurd_path = Path(a.recurd)
     if not recurd_path.is_absolute():
         recurd_path = REPO / recurd_path
-    recurd = Recurd(recurd_path)
+    work = Path(tempfile.mkdtemp(prefix="recurd-bench-"))  # model files and the binary's copy
+    atexit.register(shutil.rmtree, work, True)
+    recurd = Recurd(recurd_path, work)
     text = REPO / "Data" / "text" / "shakespeare.txt"
     if a.quick:
         single, batched, fit_bytes = (2000, 200), (100, 10), 2000
@@ -173,7 +169,6 @@ def main():
     load_before = os.getloadavg()
     info = machine(recurd)
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    work = Path(tempfile.mkdtemp(prefix="recurd-bench-"))
     step_model = work / "lstm-32-128x2-32.safetensors"
     fit_model = work / "byte-lstm-128.safetensors"
     recurd.run("init", "--cell", "lstm", "--hidden", "128,128", "--input-size", "32", "--output-size", "32",
@@ -195,7 +190,7 @@ def main():
     def ort(b, n, w):
         extra = ["--no-check"] if checked else []
         r = peer("ort_step.py", "--model", step_model, "--batch", b, "--steps", n, "--warmup", w,
-                 "--recurd", recurd.wait(), *extra)
+                 "--recurd", recurd.copy, *extra)
         if not checked:
             checked.update(ort=r["check_max_abs_diff_ort"], torch=r["check_max_abs_diff_torch"])
         return r
@@ -266,7 +261,7 @@ def main():
     header = [
         f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; OpenBLAS core {info['blas']}; "
         f"PyTorch {info['torch']}, ONNX Runtime {info['onnxruntime']}, Python {info['python']}",
-        f"recurd: {recurd_path} at {info['commit']}; {started}; load average {load_before[0]:.2f} before, "
+        f"recurd: {recurd_path} (sha256 {recurd.digest}…, copied at start), repo at {info['commit']}; {started}; load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after",
         f"One thread per run, runs one at a time; median of {a.reps} interleaved runs"
         + (" (--quick: few steps, noisy)" if a.quick else "")
@@ -282,8 +277,6 @@ def main():
         f"{abs(fr[0]['mean_loss'] - fp[0]['mean_loss']):.2g} nats (they agree to ~1e-7 over the first ~5 000 bytes, "
         f"then float rounding differences, amplified by training, make them drift apart slowly).",
     ]
-    if len(recurd.digests) > 1:
-        notes.append("WARNING: the recurd binary changed during the run (rebuilt); its numbers mix builds.")
     bad = [f"{k} check={v:.2g}" for k, v in checked.items() if v >= 1e-4]
     if bad:
         notes.append("WARNING: peers disagree with recurd: " + ", ".join(bad))
@@ -306,9 +299,6 @@ def main():
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text("# recurd benchmarks — latest run\n\n" + out)
     log(f"wrote {a.output}")
-    for f in work.iterdir():
-        f.unlink()
-    work.rmdir()
 
 
 if __name__ == "__main__":

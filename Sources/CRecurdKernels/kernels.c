@@ -66,8 +66,8 @@ static inline v8 vtanh(v8 x) {
     return (v8)((u8)p | (bits & 0x80000000u));
 }
 
-void recurd_lstm_forward(int n, float *gates, const float *bias_ih, const float *bias_hh,
-                         const float *c_prev, float *c_out, float *h_out) {
+static void lstm_forward_avx2(int n, float *gates, const float *bias_ih, const float *bias_hh,
+                              const float *c_prev, float *c_out, float *h_out) {
     for (int j = 0; j < n; j += 8) {
         int w = n - j < 8 ? n - j : 8;
         v8 i = vsigmoid(load(gates + j, w) + load(bias_ih + j, w) + load(bias_hh + j, w));
@@ -102,8 +102,8 @@ void recurd_lstm_backward(int n, const float *dh, float *dc, const float *gates,
     }
 }
 
-void recurd_gru_forward(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
-                        const float *h_prev, float *h_out) {
+static void gru_forward_avx2(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
+                             const float *h_prev, float *h_out) {
     const v8 one = splat(1.0f);
     for (int j = 0; j < n; j += 8) {
         int w = n - j < 8 ? n - j : 8;
@@ -148,3 +148,123 @@ void recurd_sigmoid(float *p, int count) {
 void recurd_tanh(float *p, int count) {
     for (int i = 0; i < count; i += 8) { int w = count - i < 8 ? count - i : 8; store(p + i, vtanh(load(p + i, w)), w); }
 }
+
+// ---- AVX-512 variants (Zen 4, Ice Lake and later), chosen at run time ----------------------
+// Twice the lanes per instruction: the elementwise work is bound by instruction throughput.
+#if defined(__x86_64__)
+typedef float w16 __attribute__((vector_size(64)));
+typedef int32_t wi16 __attribute__((vector_size(64)));
+typedef uint32_t wu16 __attribute__((vector_size(64)));
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl")))
+
+AVX512 static inline w16 s16(float x) { return (w16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+AVX512 static inline w16 ld16(const float *p, int w) {
+    if (w == 16) { w16 v; memcpy(&v, p, 64); return v; }
+    w16 v = s16(0.0f);
+    for (int i = 0; i < w; i++) v[i] = p[i];
+    return v;
+}
+AVX512 static inline void st16(float *p, w16 v, int w) {
+    if (w == 16) { memcpy(p, &v, 64); return; }
+    for (int i = 0; i < w; i++) p[i] = v[i];
+}
+AVX512 static inline w16 exp16(w16 x) {
+    x = __builtin_elementwise_min(__builtin_elementwise_max(x, s16(-87.3f)), s16(88.7f));
+    const w16 magic = s16(12582912.0f);
+    w16 shifted = x * s16(1.44269504f) + magic;
+    w16 n = shifted - magic;
+    w16 r = x - n * s16(0.693359375f);
+    r = r - n * s16(-2.12194440e-4f);
+    w16 z = r * r;
+    w16 y = s16(1.9875691500e-4f);
+    y = y * r + s16(1.3981999507e-3f);
+    y = y * r + s16(8.3334519073e-3f);
+    y = y * r + s16(4.1665795894e-2f);
+    y = y * r + s16(1.6666665459e-1f);
+    y = y * r + s16(5.0000001201e-1f);
+    y = y * z + r + s16(1.0f);
+    wi16 bits = ((wi16)shifted - 0x4B400000 + 127) << 23;
+    return y * (w16)bits;
+}
+AVX512 static inline w16 recip16(w16 x) {
+    w16 r = __builtin_ia32_rcp14ps512_mask(x, s16(0.0f), (unsigned short)0xFFFF);
+    return r * (s16(2.0f) - x * r);
+}
+AVX512 static inline w16 sigmoid16(w16 x) { return recip16(s16(1.0f) + exp16(-x)); }
+AVX512 static inline w16 tanh16(w16 x) {
+    wu16 bits = (wu16)x;
+    w16 m = (w16)(bits & 0x7FFFFFFFu);
+    w16 t = exp16(s16(-2.0f) * m);
+    w16 p = (s16(1.0f) - t) * recip16(s16(1.0f) + t);
+    return (w16)((wu16)p | (bits & 0x80000000u));
+}
+
+AVX512 static void lstm_forward_avx512(int n, float *gates, const float *bias_ih, const float *bias_hh,
+                                       const float *c_prev, float *c_out, float *h_out) {
+    for (int j = 0; j < n; j += 16) {
+        int w = n - j < 16 ? n - j : 16;
+        w16 i = sigmoid16(ld16(gates + j, w) + ld16(bias_ih + j, w) + ld16(bias_hh + j, w));
+        w16 f = sigmoid16(ld16(gates + n + j, w) + ld16(bias_ih + n + j, w) + ld16(bias_hh + n + j, w));
+        w16 g = tanh16(ld16(gates + 2 * n + j, w) + ld16(bias_ih + 2 * n + j, w) + ld16(bias_hh + 2 * n + j, w));
+        w16 o = sigmoid16(ld16(gates + 3 * n + j, w) + ld16(bias_ih + 3 * n + j, w) + ld16(bias_hh + 3 * n + j, w));
+        w16 c = f * ld16(c_prev + j, w) + i * g;
+        st16(gates + j, i, w);
+        st16(gates + n + j, f, w);
+        st16(gates + 2 * n + j, g, w);
+        st16(gates + 3 * n + j, o, w);
+        st16(c_out + j, c, w);
+        st16(h_out + j, o * tanh16(c), w);
+    }
+}
+
+AVX512 static void gru_forward_avx512(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
+                                      const float *h_prev, float *h_out) {
+    const w16 one = s16(1.0f);
+    for (int j = 0; j < n; j += 16) {
+        int w = n - j < 16 ? n - j : 16;
+        w16 r = sigmoid16(ld16(gi + j, w) + ld16(bias_ih + j, w) + ld16(gh + j, w) + ld16(bias_hh + j, w));
+        w16 z = sigmoid16(ld16(gi + n + j, w) + ld16(bias_ih + n + j, w) + ld16(gh + n + j, w) + ld16(bias_hh + n + j, w));
+        w16 hn = ld16(gh + 2 * n + j, w) + ld16(bias_hh + 2 * n + j, w);
+        w16 cand = tanh16(ld16(gi + 2 * n + j, w) + ld16(bias_ih + 2 * n + j, w) + r * hn);
+        w16 h = (one - z) * cand + z * ld16(h_prev + j, w);
+        st16(gi + j, r, w);
+        st16(gi + n + j, z, w);
+        st16(gi + 2 * n + j, cand, w);
+        st16(gh + 2 * n + j, hn, w);
+        st16(h_out + j, h, w);
+    }
+}
+
+static int avx512_disabled = 0;
+
+static int has_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    return cached && !avx512_disabled;
+}
+
+int recurd_kernels_use_avx512(int allowed) {
+    avx512_disabled = !allowed;
+    return has_avx512();
+}
+#else
+static int has_avx512(void) { return 0; }
+int recurd_kernels_use_avx512(int allowed) { (void)allowed; return 0; }
+#endif
+
+void recurd_lstm_forward(int n, float *gates, const float *bias_ih, const float *bias_hh,
+                         const float *c_prev, float *c_out, float *h_out) {
+#if defined(__x86_64__)
+    if (has_avx512()) { lstm_forward_avx512(n, gates, bias_ih, bias_hh, c_prev, c_out, h_out); return; }
+#endif
+    lstm_forward_avx2(n, gates, bias_ih, bias_hh, c_prev, c_out, h_out);
+}
+
+void recurd_gru_forward(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
+                        const float *h_prev, float *h_out) {
+#if defined(__x86_64__)
+    if (has_avx512()) { gru_forward_avx512(n, gi, gh, bias_ih, bias_hh, h_prev, h_out); return; }
+#endif
+    gru_forward_avx2(n, gi, gh, bias_ih, bias_hh, h_prev, h_out);
+}
+

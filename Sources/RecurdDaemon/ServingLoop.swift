@@ -53,6 +53,8 @@ final class ServingLoop: @unchecked Sendable {
     private var losses: [Float] = []
     private var chainTail: [Int: Int] = [:]
     private var payload: [UInt8] = []
+    private var topic: [UInt8] = []
+    private lazy var outputPrefix = Array(configuration.outputPrefix.utf8)
     private var topIds: [UInt32] = []
     private var topValues: [Float] = []
 
@@ -207,6 +209,7 @@ final class ServingLoop: @unchecked Sendable {
             drained += 1
             admit(parts, receivedAt: Clock.nanoseconds, output: e.output)
         }
+        if drained > 0 { metrics.messages.increment(by: drained) }
         if !pendings.isEmpty { runSteps(e.output) }
     }
 
@@ -221,7 +224,6 @@ final class ServingLoop: @unchecked Sendable {
     /// Checks one received message and queues its steps, or rejects or drops it whole.
     private func admit(_ parts: ZMQMultipart, receivedAt: UInt64, output: ZMQSocket) {
         counters.messages += 1
-        metrics.messages.increment()
         guard parts.frameCount == 2 else {
             reject(WireError(.frames, "\(parts.frameCount) frame\(parts.frameCount == 1 ? "" : "s"); expected 2 (stream key, payload)"), key: nil)
             return
@@ -499,7 +501,9 @@ final class ServingLoop: @unchecked Sendable {
                 }
             }
         }
-        let topic = Array(configuration.outputPrefix.utf8) + p.key
+        topic.removeAll(keepingCapacity: true)
+        topic.append(contentsOf: outputPrefix)
+        topic.append(contentsOf: p.key)
         do {
             try topic.withUnsafeBytes { _ = try output.send($0, more: true, dontWait: true) }
             try payload.withUnsafeBytes { _ = try output.send($0, more: false, dontWait: true) }

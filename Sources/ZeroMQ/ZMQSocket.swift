@@ -199,3 +199,11 @@ public final class ZMQSocket {
     /// The raw handle, for `ZMQPoller`.
     var rawHandle: UnsafeMutableRawPointer? { handle }
 }
+
+/// Moves a socket to another thread. libzmq allows a socket to migrate between threads provided
+/// a full memory barrier separates the two threads' use of it (starting or joining a thread is
+/// one); the sender must not touch the socket until it gets it back.
+public struct ZMQSocketHandoff: @unchecked Sendable {
+    public let socket: ZMQSocket
+    public init(_ socket: ZMQSocket) { self.socket = socket }
+}

@@ -153,3 +153,31 @@ import Testing
 extension ModelArchitecture: CustomTestStringConvertible {
     public var testDescription: String { "\(cell) \(input.name) \(hidden) \(head)" }
 }
+
+import CRecurdKernels
+
+/// The cells' AVX-512 and AVX2 kernels agree (each CPU runs one of them; this one may have both).
+@Suite(.serialized) struct KernelVariantTests {
+    @Test(arguments: [CellKind.lstm, .gru])
+    func vectorWidthsAgree(_ cell: CellKind) {
+        let arch = ModelArchitecture(cell: cell, input: .features(size: 5), hidden: [37, 16], outputSize: 3, head: .linear)
+        let model = makeModel(arch, seed: 6)
+        var rng = SeededGenerator(seed: 2)
+        let inputs = (0..<6).map { _ in randomFloats(5 * 4, amplitude: 2, rng: &rng) }
+        func run() -> [Float] {
+            let engine = StepEngine(layout: model.layout, maxBatch: 4)
+            var out: [Float] = []
+            for x in inputs {
+                for b in 0..<4 { x.withUnsafeBufferPointer { engine.setFeatures(row: b, $0.baseAddress! + b * 5) } }
+                engine.step(weights: model.weights.pointer, batch: 4)
+                for b in 0..<4 { out += Array(UnsafeBufferPointer(start: engine.output(row: b), count: 3)) }
+            }
+            return out
+        }
+        let wide = run()
+        _ = recurd_kernels_use_avx512(0)
+        let narrow = run()
+        _ = recurd_kernels_use_avx512(1)
+        #expect(maxAbsDifference(wide, narrow) < 1e-6)
+    }
+}

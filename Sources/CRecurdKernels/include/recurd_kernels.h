@@ -30,4 +30,9 @@ void recurd_exp(float *p, int count);
 void recurd_sigmoid(float *p, int count);
 void recurd_tanh(float *p, int count);
 
+
+
+/// Allows (1) or forbids (0) the AVX-512 variants, which are otherwise used when the CPU has
+/// them; returns whether they are now in use. For tests that cover both code paths.
+int recurd_kernels_use_avx512(int allowed);
 #endif
