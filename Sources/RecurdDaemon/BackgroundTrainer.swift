@@ -107,6 +107,12 @@ final class BackgroundTrainer: @unchecked Sendable {
     }
 
     private func run() {
+        // Serving comes first: on a small machine the trainer takes what CPU is left, and windows
+        // it cannot get to are coalesced. (On Linux the nice value is per thread: who = 0 is
+        // the calling thread.)
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        #endif
         while true {
             _ = wake.wait(timeout: .now() + .milliseconds(100))
             let (taken, stop): ([Int], Bool) = queue.withLock { q in

@@ -4,13 +4,13 @@ import RecurdWire
 /// Whether the model can take a decoded message: input kind and size, token range, targets.
 /// Refusals use the wire error reasons so they are counted like malformed messages.
 enum ModelAdmission {
-    static func check(_ m: InputMessage, architecture a: ModelArchitecture) throws(WireError) {
+    static func check(_ m: InputHeader, _ arena: InputArena, architecture a: ModelArchitecture) throws(WireError) {
         switch (m.inputKind, a.input) {
         case (.features, .features(let size)):
             guard m.xdim == size else { throw WireError(.dimension, "xdim \(m.xdim) but the model takes \(size) features per step") }
         case (.token, .tokens(let vocabulary, _)), (.text, .tokens(let vocabulary, _)):
-            if let i = m.tokens.firstIndex(where: { Int($0) >= vocabulary }) {
-                throw WireError(.token, "token \(m.tokens[i]) at step \(i) is outside the model's vocabulary of \(vocabulary)")
+            for i in 0..<m.steps where Int(arena.tokens[m.tokenOffset + i]) >= vocabulary {
+                throw WireError(.token, "token \(arena.tokens[m.tokenOffset + i]) at step \(i) is outside the model's vocabulary of \(vocabulary)")
             }
         case (.features, .tokens):
             throw WireError(.kind, "f32 vector input but the model takes tokens")
@@ -24,8 +24,8 @@ enum ModelAdmission {
             guard m.ydim == a.outputSize else { throw WireError(.target, "ydim \(m.ydim) but the model has \(a.outputSize) outputs") }
         case .classIndex:
             guard a.head == .softmax else { throw WireError(.target, "class targets but the model's head is \(a.head.rawValue) (send f32 vectors)") }
-            if let i = m.targetClasses.firstIndex(where: { Int($0) >= a.outputSize }) {
-                throw WireError(.target, "class \(m.targetClasses[i]) at step \(i) is outside the model's \(a.outputSize) classes")
+            for i in 0..<m.steps where Int(arena.targetClasses[m.targetClassOffset + i]) >= a.outputSize {
+                throw WireError(.target, "class \(arena.targetClasses[m.targetClassOffset + i]) at step \(i) is outside the model's \(a.outputSize) classes")
             }
         }
     }

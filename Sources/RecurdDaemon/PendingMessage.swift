@@ -1,10 +1,11 @@
 import RecurdWire
 
-/// An admitted message waiting for (or in) its batched steps during one serving cycle.
+/// An admitted message waiting for (or in) its batched steps during one serving cycle. Plain
+/// values only (its inputs are in the cycle's `InputArena`, its key in the stream table), so
+/// the hot loop copies it without reference counting.
 struct PendingMessage {
-    var key: [UInt8]
     var slot: Int
-    var message: InputMessage
+    var message: InputHeader
     /// Steps done so far.
     var nextStep = 0
     var flags: OutputFlags = []

@@ -48,12 +48,15 @@ final class ServingLoop: @unchecked Sendable {
     private let heartbeat = Atomic<UInt64>(0)
 
     // Reused per cycle.
+    private var arena = InputArena()
     private var pendings: [PendingMessage] = []
     private var predictions: [Float] = []
     private var losses: [Float] = []
     private var chainTail: [Int: Int] = [:]
     private var payload: [UInt8] = []
     private var topic: [UInt8] = []
+    /// Monotonic time when the current round's first message completed (0: none yet).
+    private var roundClock: UInt64 = 0
     private lazy var outputPrefix = Array(configuration.outputPrefix.utf8)
     private var topIds: [UInt32] = []
     private var topValues: [Float] = []
@@ -171,7 +174,7 @@ final class ServingLoop: @unchecked Sendable {
     /// With no model file, the first stream that speaks fixes the input: features of its xdim
     /// (linear or sigmoid head, outputs = inputs, next-step targets), or bytes/tokens (softmax
     /// over 256).
-    private func createModel(for m: InputMessage) {
+    private func createModel(for m: InputHeader) {
         let c = configuration
         let arch: ModelArchitecture
         switch m.inputKind {
@@ -194,10 +197,14 @@ final class ServingLoop: @unchecked Sendable {
 
     private func cycle(_ e: ServingEndpoints, _ parts: ZMQMultipart) {
         if model != nil { pinWeights() }
+        arena.removeAll()
         pendings.removeAll(keepingCapacity: true)
         predictions.removeAll(keepingCapacity: true)
         losses.removeAll(keepingCapacity: true)
         chainTail.removeAll(keepingCapacity: true)
+        // One clock read per drain: the latency histogram measures from when the daemon took the
+        // batch in, which is when its own work on every message of the batch starts.
+        let drainStart = Clock.nanoseconds
         var drained = 0
         while drained < configuration.maxBatch {
             let got: Bool
@@ -207,13 +214,13 @@ final class ServingLoop: @unchecked Sendable {
             }
             guard got else { break }
             drained += 1
-            admit(parts, receivedAt: Clock.nanoseconds, output: e.output)
+            admit(parts, receivedAt: drainStart, output: e.output)
         }
         if drained > 0 { metrics.messages.increment(by: drained) }
         if !pendings.isEmpty { runSteps(e.output) }
     }
 
-    private func reject(_ error: WireError, key: [UInt8]?) {
+    private func reject(_ error: WireError, key: UnsafeRawBufferPointer?) {
         counters.rejected[error.reason, default: 0] += 1
         metrics.rejected(error.reason)
         var meta: Logger.Metadata = ["reason": "\(error.reason.rawValue)"]
@@ -228,17 +235,16 @@ final class ServingLoop: @unchecked Sendable {
             reject(WireError(.frames, "\(parts.frameCount) frame\(parts.frameCount == 1 ? "" : "s"); expected 2 (stream key, payload)"), key: nil)
             return
         }
-        let keyFrame = parts.frame(0)
-        guard keyFrame.count >= 1, keyFrame.count <= 255 else {
-            reject(WireError(.key, "frame 1: key is \(keyFrame.count) bytes; it must be 1–255"), key: nil)
+        let key = parts.frame(0)
+        guard key.count >= 1, key.count <= 255 else {
+            reject(WireError(.key, "frame 1: key is \(key.count) bytes; it must be 1–255"), key: nil)
             return
         }
-        let key = Array(keyFrame)
         if let nul = key.firstIndex(of: 0) {
             reject(WireError(.key, "frame 1: key has a NUL byte at offset \(nul)"), key: nil)
             return
         }
-        guard String(validating: key, as: UTF8.self) != nil else {
+        guard key.allSatisfy({ $0 < 0x80 }) || String(validating: key, as: UTF8.self) != nil else {
             reject(WireError(.key, "frame 1: key is not valid UTF-8"), key: nil)
             return
         }
@@ -247,8 +253,8 @@ final class ServingLoop: @unchecked Sendable {
             reject(WireError(.tooLarge, "frame 2: payload is \(body.count) bytes; the limit is \(configuration.maxMessageBytes)"), key: key)
             return
         }
-        var message: InputMessage
-        do { message = try InputDecoder.decode(body) } catch {
+        var message: InputHeader
+        do { message = try InputDecoder.decode(body, into: &arena) } catch {
             reject(error, key: key)
             return
         }
@@ -257,7 +263,7 @@ final class ServingLoop: @unchecked Sendable {
             createModel(for: message)
             pinWeights()
         }
-        do { try ModelAdmission.check(message, architecture: model!.architecture) } catch {
+        do { try ModelAdmission.check(message, arena, architecture: model!.architecture) } catch {
             reject(error, key: key)
             return
         }
@@ -279,7 +285,8 @@ final class ServingLoop: @unchecked Sendable {
                 if seq < expected {
                     counters.duplicates += 1
                     metrics.duplicates.increment()
-                    log.warning("duplicate", now: now, "dropped duplicate message: seq \(seq) but \(expected) expected", metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
+                    log.warning("duplicate", now: now, "dropped duplicate message: seq \(seq) but \(expected) expected",
+                                metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
                     return
                 }
                 if seq > expected {
@@ -305,7 +312,7 @@ final class ServingLoop: @unchecked Sendable {
             metrics.streamsActive.record(table.count)
         }
         table.nextSeq[slot] = message.seq! &+ UInt64(message.steps)
-        var p = PendingMessage(key: key, slot: slot, message: message, flags: flags, resetFirst: resetFirst, receivedAt: receivedAt)
+        var p = PendingMessage(slot: slot, message: message, flags: flags, resetFirst: resetFirst, receivedAt: receivedAt)
         let o = model!.architecture.outputSize
         if !message.flags.contains(.noPredict) {
             p.outputOffset = predictions.count
@@ -334,6 +341,7 @@ final class ServingLoop: @unchecked Sendable {
         while !active.isEmpty {
             // Messages with nothing (left) to step complete now; their successors move up.
             batch.removeAll(keepingCapacity: true)
+            roundClock = 0
             for var i in active {
                 while true {
                     if pendings[i].nextStep == 0 && pendings[i].resetFirst {
@@ -359,14 +367,14 @@ final class ServingLoop: @unchecked Sendable {
                 let learnable = learningEnabled && !msg.flags.contains(.noLearn)
                 let loss: Float?
                 if tokenModel {
-                    let token = Int32(bitPattern: msg.tokens[t])
+                    let token = Int32(bitPattern: arena.tokens[msg.tokenOffset + t])
                     engine.setToken(row: row, token)
                     loss = learner.prepare(slot: p.slot, features: nil, token: token, modelInput: nil, stateBefore: state,
                                            explicitTarget: explicit, learnable: learnable)
                 } else {
-                    loss = msg.features.withUnsafeBufferPointer {
-                        learner.prepare(slot: p.slot, features: $0.baseAddress! + t * msg.xdim, token: 0, modelInput: engine.featureRow(row),
-                                        stateBefore: state, explicitTarget: explicit, learnable: learnable)
+                    loss = arena.features.withUnsafeBufferPointer {
+                        learner.prepare(slot: p.slot, features: $0.baseAddress! + msg.featureOffset + t * msg.xdim, token: 0,
+                                        modelInput: engine.featureRow(row), stateBefore: state, explicitTarget: explicit, learnable: learnable)
                     }
                 }
                 if let loss { recordLoss(loss, slot: p.slot, at: p.lossOffset + t) }
@@ -385,13 +393,13 @@ final class ServingLoop: @unchecked Sendable {
                 case .none:
                     learner.finish(slot: slot, logits: engine.logits(row: row), explicitTarget: false, targetValues: nil, targetClass: 0, scratch: scratch.pointer)
                 case .values:
-                    msg.targetValues.withUnsafeBufferPointer {
-                        learner.finish(slot: slot, logits: engine.logits(row: row), explicitTarget: true, targetValues: $0.baseAddress! + t * msg.ydim,
-                                       targetClass: 0, scratch: scratch.pointer)
+                    arena.targetValues.withUnsafeBufferPointer {
+                        learner.finish(slot: slot, logits: engine.logits(row: row), explicitTarget: true,
+                                       targetValues: $0.baseAddress! + msg.targetValueOffset + t * msg.ydim, targetClass: 0, scratch: scratch.pointer)
                     }
                 case .classIndex:
                     learner.finish(slot: slot, logits: engine.logits(row: row), explicitTarget: true, targetValues: nil,
-                                   targetClass: Int32(bitPattern: msg.targetClasses[t]), scratch: scratch.pointer)
+                                   targetClass: Int32(bitPattern: arena.targetClasses[msg.targetClassOffset + t]), scratch: scratch.pointer)
                 }
                 if let loss { recordLoss(loss, slot: slot, at: pendings[i].lossOffset + t) }
                 if !msg.flags.contains(.noPredict) {
@@ -460,6 +468,7 @@ final class ServingLoop: @unchecked Sendable {
     /// Publishes a finished message's predictions and applies END.
     private func complete(_ i: Int, _ output: ZMQSocket) {
         let p = pendings[i]
+        if roundClock == 0 { roundClock = Clock.nanoseconds }
         if p.message.steps > 0 && !p.message.flags.contains(.noPredict) { publish(p, output) }
         if p.message.flags.contains(.end) {
             if p.nextInStream >= 0 {
@@ -470,7 +479,7 @@ final class ServingLoop: @unchecked Sendable {
                 metrics.streamsActive.record(table.count)
             }
         }
-        metrics.latency.recordNanoseconds(Int64(Clock.nanoseconds - p.receivedAt))
+        metrics.latency.recordNanoseconds(Int64(roundClock - p.receivedAt))
     }
 
     private func publish(_ p: PendingMessage, _ output: ZMQSocket) {
@@ -503,7 +512,7 @@ final class ServingLoop: @unchecked Sendable {
         }
         topic.removeAll(keepingCapacity: true)
         topic.append(contentsOf: outputPrefix)
-        topic.append(contentsOf: p.key)
+        table.index.withKey(p.slot) { topic.append(contentsOf: $0) }
         do {
             try topic.withUnsafeBytes { _ = try output.send($0, more: true, dontWait: true) }
             try payload.withUnsafeBytes { _ = try output.send($0, more: false, dontWait: true) }
@@ -616,7 +625,7 @@ final class ServingLoop: @unchecked Sendable {
 
     private func streamInfo(slot: Int, now: Double) -> [String: Any] {
         var info: [String: Any] = [
-            "key": String(decoding: table.keys[slot] ?? [], as: UTF8.self),
+            "key": String(decoding: table.key(slot), as: UTF8.self),
             "steps": Int(table.steps[slot]),
             "next_seq": Int(clamping: table.nextSeq[slot]),
             "idle_seconds": max(0, now - table.lastSeen[slot]),

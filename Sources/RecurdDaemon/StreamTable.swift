@@ -13,7 +13,8 @@ final class StreamTable {
     /// (capacity, stateSize)
     let states: FloatBuffer
 
-    private(set) var keys: [[UInt8]?]
+    /// Which slots hold a stream.
+    private(set) var live: [Bool]
     /// Next expected seq.
     var nextSeq: [UInt64]
     /// Monotonic seconds of the stream's last message (idle timeout, `stream` command).
@@ -25,7 +26,7 @@ final class StreamTable {
     var lossCount: [UInt64]
     var createdAt: [Double]
 
-    private var index: [[UInt8]: Int32] = [:]
+    private(set) var index: StreamKeyIndex
     private var free: [Int32]
     // LRU list: head = most recent.
     private var prev: [Int32]
@@ -39,7 +40,8 @@ final class StreamTable {
         self.capacity = capacity
         self.stateSize = stateSize
         states = FloatBuffer(count: capacity * stateSize)
-        keys = Array(repeating: nil, count: capacity)
+        live = Array(repeating: false, count: capacity)
+        index = StreamKeyIndex(capacity: capacity)
         nextSeq = Array(repeating: 0, count: capacity)
         lastSeen = Array(repeating: 0, count: capacity)
         steps = Array(repeating: 0, count: capacity)
@@ -49,17 +51,21 @@ final class StreamTable {
         free = (0..<Int32(capacity)).reversed()
         prev = Array(repeating: -1, count: capacity)
         next = Array(repeating: -1, count: capacity)
-        index.reserveCapacity(capacity)
     }
 
-    func slot(for key: [UInt8]) -> Int? { index[key].map(Int.init) }
+    func slot(for key: UnsafeRawBufferPointer) -> Int? { index.slot(for: key) }
+
+    func slot(for key: [UInt8]) -> Int? { key.withUnsafeBytes { index.slot(for: $0) } }
+
+    /// The key of a live slot.
+    func key(_ slot: Int) -> [UInt8] { index.key(slot) }
 
     /// The slot of a new stream; nil when the table is full (evict first).
-    func insert(_ key: [UInt8], now: Double) -> Int? {
+    func insert(_ key: UnsafeRawBufferPointer, now: Double) -> Int? {
         guard let s = free.popLast() else { return nil }
         let slot = Int(s)
-        index[key] = s
-        keys[slot] = key
+        index.insert(key, slot: slot)
+        live[slot] = true
         reset(slot)
         steps[slot] = 0
         lossSum[slot] = 0
@@ -77,9 +83,9 @@ final class StreamTable {
 
     /// Forgets a stream and frees its slot.
     func remove(_ slot: Int) {
-        guard let key = keys[slot] else { return }
-        index[key] = nil
-        keys[slot] = nil
+        guard live[slot] else { return }
+        index.remove(slot: slot)
+        live[slot] = false
         unlink(Int32(slot))
         free.append(Int32(slot))
     }

@@ -9,8 +9,21 @@ public enum InputDecoder {
     public static let headerSize = 32
 
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> InputMessage {
-        if payload.first == UInt8(ascii: "{") { return try JSONInputDecoder.decode(payload) }
-        return try decodeBinary(payload)
+        var arena = InputArena()
+        let header = try decode(payload, into: &arena)
+        return arena.message(header)
+    }
+
+    /// Decodes `payload`, appending its values to `arena`; on failure the arena is unchanged.
+    public static func decode(_ payload: UnsafeRawBufferPointer, into arena: inout InputArena) throws(WireError) -> InputHeader {
+        if payload.first == UInt8(ascii: "{") { return arena.append(try JSONInputDecoder.decode(payload)) }
+        let mark = arena.mark
+        do {
+            return try decodeBinary(payload, into: &arena)
+        } catch {
+            arena.rollBack(to: mark)
+            throw error
+        }
     }
 
     public static func decode(_ payload: [UInt8]) throws(WireError) -> InputMessage {
@@ -19,7 +32,7 @@ public enum InputDecoder {
         return try result.get()
     }
 
-    static func decodeBinary(_ p: UnsafeRawBufferPointer) throws(WireError) -> InputMessage {
+    static func decodeBinary(_ p: UnsafeRawBufferPointer, into arena: inout InputArena) throws(WireError) -> InputHeader {
         guard p.count >= headerSize else {
             if let first = p.first, first != magic {
                 throw WireError(.magic, "byte 0 is 0x\(String(first, radix: 16)); expected 0x52 ('R', binary) or '{' (JSON)")
@@ -60,35 +73,36 @@ public enum InputDecoder {
         guard body == inputBytes + targetBytes else {
             throw WireError(.length, "body from byte 32 is \(body) bytes; \(steps) step\(steps == 1 ? "" : "s") need \(inputBytes) input + \(targetBytes) target bytes")
         }
-        var message = InputMessage(inputKind: inputKind, targetKind: targetKind, flags: flags, xdim: xdim, ydim: ydim,
-                                   steps: steps, seq: seq, timestamp: timestamp)
+        let header = InputHeader(inputKind: inputKind, targetKind: targetKind, flags: flags, xdim: xdim, ydim: ydim, steps: steps,
+                                 seq: seq, timestamp: timestamp, featureOffset: arena.features.count, tokenOffset: arena.tokens.count,
+                                 targetValueOffset: arena.targetValues.count, targetClassOffset: arena.targetClasses.count)
         var offset = headerSize
         switch inputKind {
         case .features:
-            message.features = try floats(p, at: offset, count: steps * xdim, width: xdim, what: "input")
+            try floats(p, at: offset, count: steps * xdim, width: xdim, what: "input", into: &arena.features)
         case .token:
-            message.tokens = (0..<steps).map { p.u32(offset + 4 * $0) }
+            for i in 0..<steps { arena.tokens.append(p.u32(offset + 4 * i)) }
         case .text:
-            message.tokens = (0..<steps).map { UInt32(p[offset + $0]) }
+            for i in 0..<steps { arena.tokens.append(UInt32(p[offset + i])) }
         }
         offset += inputBytes
         switch targetKind {
         case .none: break
-        case .values: message.targetValues = try floats(p, at: offset, count: steps * ydim, width: ydim, what: "target")
-        case .classIndex: message.targetClasses = (0..<steps).map { p.u32(offset + 4 * $0) }
+        case .values: try floats(p, at: offset, count: steps * ydim, width: ydim, what: "target", into: &arena.targetValues)
+        case .classIndex: for i in 0..<steps { arena.targetClasses.append(p.u32(offset + 4 * i)) }
         }
-        return message
+        return header
     }
 
-    private static func floats(_ p: UnsafeRawBufferPointer, at offset: Int, count: Int, width: Int, what: String) throws(WireError) -> [Float] {
-        var out = [Float](repeating: 0, count: count)
+    private static func floats(_ p: UnsafeRawBufferPointer, at offset: Int, count: Int, width: Int, what: String,
+                               into out: inout [Float]) throws(WireError) {
+        out.reserveCapacity(out.count + count)
         for i in 0..<count {
             let v = p.f32(offset + 4 * i)
             guard v.isFinite else {
                 throw WireError(.nonFinite, "\(what) value \(v) at byte offset \(offset + 4 * i) (step \(i / width), element \(i % width))")
             }
-            out[i] = v
+            out.append(v)
         }
-        return out
     }
 }

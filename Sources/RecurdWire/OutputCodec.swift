@@ -11,25 +11,34 @@ public enum OutputCodec {
         into out: inout [UInt8], kind: WireOutputKind, flags: OutputFlags, odim: Int, steps: Int, modelVersion: UInt32,
         seq: UInt64, timestamp: Int64, values: UnsafePointer<Float>, ids: UnsafePointer<UInt32>?, losses: UnsafePointer<Float>
     ) {
+        let per = kind == .vector ? 4 : 8
+        let size = headerSize + steps * odim * per + steps * 4
         out.removeAll(keepingCapacity: true)
-        out.append(magic)
-        out.append(1)
-        out.append(kind.rawValue)
-        out.append(flags.rawValue)
-        out.appendLE(UInt16(truncatingIfNeeded: odim))
-        out.appendLE(UInt16(0))
-        out.appendLE(UInt32(truncatingIfNeeded: steps))
-        out.appendLE(modelVersion)
-        out.appendLE(seq)
-        out.appendLE(timestamp)
-        let n = steps * odim
-        switch kind {
-        case .vector:
-            for i in 0..<n { out.appendLE(values[i]) }
-        case .topK:
-            for i in 0..<n { out.appendLE(ids![i]); out.appendLE(values[i]) }
+        out.append(contentsOf: repeatElement(0, count: size))
+        out.withUnsafeMutableBytes { p in
+            p[0] = magic
+            p[1] = 1
+            p[2] = kind.rawValue
+            p[3] = flags.rawValue
+            p.storeBytes(of: UInt16(truncatingIfNeeded: odim).littleEndian, toByteOffset: 4, as: UInt16.self)
+            p.storeBytes(of: UInt32(truncatingIfNeeded: steps).littleEndian, toByteOffset: 8, as: UInt32.self)
+            p.storeBytes(of: modelVersion.littleEndian, toByteOffset: 12, as: UInt32.self)
+            p.storeBytes(of: seq.littleEndian, toByteOffset: 16, as: UInt64.self)
+            p.storeBytes(of: timestamp.littleEndian, toByteOffset: 24, as: Int64.self)
+            var offset = headerSize
+            let n = steps * odim
+            switch kind {
+            case .vector:
+                for i in 0..<n { p.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: offset, as: UInt32.self); offset += 4 }
+            case .topK:
+                for i in 0..<n {
+                    p.storeBytes(of: ids![i].littleEndian, toByteOffset: offset, as: UInt32.self)
+                    p.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: offset + 4, as: UInt32.self)
+                    offset += 8
+                }
+            }
+            for i in 0..<steps { p.storeBytes(of: losses[i].bitPattern.littleEndian, toByteOffset: offset, as: UInt32.self); offset += 4 }
         }
-        for i in 0..<steps { out.appendLE(losses[i]) }
     }
 
     /// Appends the JSON payload to `out` (cleared first):
