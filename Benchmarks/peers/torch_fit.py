@@ -31,6 +31,7 @@ p.add_argument("--lr", type=float, default=0.005)
 p.add_argument("--clip", type=float, default=1.0)
 p.add_argument("--model", help="start from this recurd model file (token-input, one LSTM layer, softmax head)")
 p.add_argument("--onednn", choices=["on", "off"], default="on")
+p.add_argument("--marks", default="", help="comma-separated target counts at which to report the running mean loss")
 a = p.parse_args()
 torch.set_num_threads(1)
 torch.set_num_interop_threads(1)
@@ -67,6 +68,8 @@ targets = 0
 updates = 0
 prev_logits = None
 prev_state = None
+marks = {int(m) for m in a.marks.split(",") if m}
+at_marks = {}
 
 start = time.perf_counter()
 for t in range(len(tokens)):
@@ -75,6 +78,8 @@ for t in range(len(tokens)):
         y = tokens[t : t + 1]
         losses += F.cross_entropy(prev_logits, y).item()
         targets += 1
+        if targets in marks:
+            at_marks[targets] = losses / targets
         window.append((tokens[t - 1 : t], y, prev_state))
         if len(window) > a.k2:
             window.pop(0)
@@ -100,4 +105,5 @@ for t in range(len(tokens)):
 elapsed = time.perf_counter() - start
 print(json.dumps({"bench": "fit", "impl": "pytorch", "steps": len(tokens), "updates": updates, "seconds": elapsed,
                   "steps_per_second": len(tokens) / elapsed, "mean_loss": losses / max(targets, 1),
-                  "init": "recurd" if a.model else "pytorch", "onednn": a.onednn, "version": torch.__version__}))
+                  "init": "recurd" if a.model else "pytorch", "onednn": a.onednn, "version": torch.__version__,
+                  "marks": {str(k): v for k, v in sorted(at_marks.items())}}))

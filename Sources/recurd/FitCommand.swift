@@ -58,7 +58,7 @@ struct FitCommand: ParsableCommand {
         let softmax = m.architecture.head == .softmax
         let summary = FitReport(
             steps: stream.count, targets: curve.count, updates: learner.updates,
-            skippedUpdates: learner.trainer.skippedUpdates, meanLoss: curve.mean,
+            skippedUpdates: learner.trainer.skippedUpdates, meanLoss: curve.mean, secondHalfLoss: curve.secondHalfMean,
             bitsPerByte: softmax && isText ? curve.mean / log(2) : nil,
             stepsPerSecond: Double(stream.count) / seconds, seconds: seconds,
             lossUnit: softmax ? "nats" : (m.architecture.head == .linear ? (normalize ? "squared standard deviations" : "squared units") : "nats (binary cross-entropy)"),
@@ -105,6 +105,8 @@ struct ProgressCurve {
 
     let block: Int
     private(set) var count = 0
+    /// Every loss, for the second-half mean (8 bytes a target).
+    private var all: [Double] = []
     private var sum = 0.0
     private var blockSum = 0.0
     private var blockCount = 0
@@ -114,7 +116,14 @@ struct ProgressCurve {
 
     var mean: Double { count == 0 ? .nan : sum / Double(count) }
 
+    /// Mean over the second half of the targets (the first half is where learning starts).
+    var secondHalfMean: Double {
+        let tail = all[(all.count / 2)...]
+        return tail.isEmpty ? .nan : tail.reduce(0, +) / Double(tail.count)
+    }
+
     mutating func add(_ loss: Double) -> Point? {
+        all.append(loss)
         count += 1
         sum += loss
         blockSum += loss
@@ -142,6 +151,8 @@ struct FitReport: Codable {
     let updates: Int
     let skippedUpdates: Int
     let meanLoss: Double
+    /// Mean progressive loss over the second half of the targets.
+    let secondHalfLoss: Double
     let bitsPerByte: Double?
     let stepsPerSecond: Double
     let seconds: Double
@@ -152,6 +163,7 @@ struct FitReport: Codable {
         case steps, targets, updates, curve, seconds
         case skippedUpdates = "skipped_updates"
         case meanLoss = "mean_loss"
+        case secondHalfLoss = "second_half_loss"
         case bitsPerByte = "bits_per_byte"
         case stepsPerSecond = "steps_per_second"
         case lossUnit = "loss_unit"
