@@ -36,10 +36,11 @@ public enum Loss {
     /// The target kind a head trains on: class ids for softmax, float vectors otherwise.
     public static func targetKind(for head: HeadKind) -> TargetKind { head == .softmax ? .classIndex : .values }
 
-    /// L for one row. `values` holds `count` floats (linear, sigmoid); `classIndex` the class (softmax).
+    /// L for one row. `values` holds `count` floats (linear, sigmoid); `classIndex` the class
+    /// (softmax). `scratch` (count floats), when given, lets softmax use the vectorised exp.
     public static func value(
         _ head: HeadKind, logits: UnsafePointer<Float>, count: Int,
-        values: UnsafePointer<Float>?, classIndex: Int
+        values: UnsafePointer<Float>?, classIndex: Int, scratch: UnsafeMutablePointer<Float>? = nil
     ) -> Float {
         switch head {
         case .linear:
@@ -51,14 +52,19 @@ public enum Loss {
             for j in 0..<count { s += binaryCrossEntropy(logit: logits[j], target: values![j]) }
             return s / Float(count)
         case .softmax:
+            if let scratch {
+                let (lse, _) = logSumExp(logits, count: count, scratch: scratch)
+                return lse - logits[classIndex]
+            }
             return logSumExp(logits, count: count) - logits[classIndex]
         }
     }
 
-    /// L for one row, and `gradient += weight · ∂L/∂logits`.
+    /// L for one row, and `gradient += weight · ∂L/∂logits`. `scratch` as in `value`.
     public static func accumulate(
         _ head: HeadKind, logits: UnsafePointer<Float>, count: Int,
-        values: UnsafePointer<Float>?, classIndex: Int, weight: Float, gradient: UnsafeMutablePointer<Float>
+        values: UnsafePointer<Float>?, classIndex: Int, weight: Float, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>? = nil
     ) -> Float {
         switch head {
         case .linear:
@@ -80,6 +86,13 @@ public enum Loss {
             }
             return s / Float(count)
         case .softmax:
+            if let scratch {
+                // scratch holds e^{l−m} and sum is Σ of them: softmax = scratch / sum.
+                let (lse, sum) = logSumExp(logits, count: count, scratch: scratch)
+                Kernels.axpy(weight / sum, scratch, gradient, count: count)
+                gradient[classIndex] -= weight
+                return lse - logits[classIndex]
+            }
             let lse = logSumExp(logits, count: count)
             for j in 0..<count { gradient[j] += weight * Foundation.exp(logits[j] - lse) }
             gradient[classIndex] -= weight
@@ -95,6 +108,19 @@ public enum Loss {
         var s: Float = 0
         for j in 0..<count { s += Foundation.exp(logits[j] - m) }
         return m + Foundation.log(s)
+    }
+
+    /// log Σ exp(l_j) with the vectorised exp; leaves e^{l_j − max} in `scratch` and returns
+    /// their sum too.
+    @inline(__always)
+    static func logSumExp(_ logits: UnsafePointer<Float>, count: Int, scratch: UnsafeMutablePointer<Float>) -> (Float, Float) {
+        var m = -Float.infinity
+        for j in 0..<count { m = max(m, logits[j]) }
+        for j in 0..<count { scratch[j] = logits[j] - m }
+        Activations.exp(scratch, count: count)
+        var s: Float = 0
+        for j in 0..<count { s += scratch[j] }
+        return (m + Foundation.log(s), s)
     }
 
     /// BCE from a logit, as `torch.nn.functional.binary_cross_entropy_with_logits`:

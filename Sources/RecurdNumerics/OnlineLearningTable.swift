@@ -39,6 +39,8 @@ public final class OnlineLearningTable {
     private var standardCount: [Double]
     private let standardMean: UnsafeMutablePointer<Double>
     private let standardM2: UnsafeMutablePointer<Double>
+    /// (O) scratch for the loss.
+    private let lossScratch: FloatBuffer
     /// Slots whose window has k1 new entries, in the order they became due.
     public private(set) var due: [Int] = []
     private var isDue: [Bool]
@@ -68,6 +70,7 @@ public final class OnlineLearningTable {
         standardM2 = .allocate(capacity: max(statistics, 1))
         standardM2.initialize(repeating: 0, count: max(statistics, 1))
         isDue = Array(repeating: false, count: capacity)
+        lossScratch = FloatBuffer(count: outputs)
     }
 
     deinit {
@@ -123,7 +126,8 @@ public final class OnlineLearningTable {
         var loss: Float?
         if hasPrediction[slot] && !explicitTarget {
             // x_t is the target of step t−1.
-            loss = Loss.value(architecture.head, logits: lastLogits.pointer + slot * outputs, count: outputs, values: x, classIndex: Int(token))
+            loss = Loss.value(architecture.head, logits: lastLogits.pointer + slot * outputs, count: outputs, values: x, classIndex: Int(token),
+                              scratch: lossScratch.pointer)
             if learning != nil && previousLearnable[slot] {
                 append(slot, features: previousInput.pointer + slot * inputSize, token: tokenInput ? previousToken[slot] : 0,
                        targetValues: x, targetClass: token, stateBefore: previousState.pointer + slot * stateSize)
@@ -153,7 +157,7 @@ public final class OnlineLearningTable {
                                             m2: standardM2 + slot * inputSize, n: inputSize)
             y = UnsafePointer(scratch)
         }
-        let loss = Loss.value(architecture.head, logits: logits, count: outputs, values: y, classIndex: Int(targetClass))
+        let loss = Loss.value(architecture.head, logits: logits, count: outputs, values: y, classIndex: Int(targetClass), scratch: lossScratch.pointer)
         if learning != nil && previousLearnable[slot] {
             append(slot, features: previousInput.pointer + slot * inputSize, token: tokenInput ? previousToken[slot] : 0,
                    targetValues: y, targetClass: targetClass, stateBefore: previousState.pointer + slot * stateSize)

@@ -38,12 +38,13 @@ public final class Optimizer {
         for i in 0..<second.count { secondMoment.pointer[i] = second[i] }
     }
 
-    /// params −= update(gradients).
-    public func apply(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int) {
+    /// params −= update(gradientScale · gradients). The scale carries gradient clipping, so the
+    /// gradient is read once.
+    public func apply(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int, gradientScale: Float = 1) {
         step += 1
         switch kind {
         case .sgd:
-            Kernels.axpy(-learningRate, g, p, count: count)
+            Kernels.axpy(-learningRate * gradientScale, g, p, count: count)
         case .adam:
             precondition(count == firstMoment.count)
             // The scalars are computed in double as Python does, then used in float32 as torch does.
@@ -54,11 +55,12 @@ public final class Optimizer {
             let b1 = SIMD8<Float>(repeating: Float(1 - beta1))
             let b2 = SIMD8<Float>(repeating: Float(beta2)), b2c = SIMD8<Float>(repeating: Float(1 - beta2))
             let eps = SIMD8<Float>(repeating: Float(epsilon))
+            let scale = SIMD8<Float>(repeating: gradientScale)
             let m = firstMoment.pointer, v = secondMoment.pointer
             var i = 0
             while i < count {
                 let w = min(8, count - i)
-                let gv = Vec.load(g + i, w)
+                let gv = Vec.load(g + i, w) * scale
                 var mv = Vec.load(m + i, w)
                 mv = mv + b1 * (gv - mv)
                 let vv = Vec.load(v + i, w) * b2 + b2c * gv * gv
@@ -74,6 +76,14 @@ public final class Optimizer {
 
 /// Global-norm gradient clipping as `torch.nn.utils.clip_grad_norm_`.
 public enum GradientClipping {
+    /// The factor that brings a gradient of L2 norm `norm` to at most `maxNorm` (≤ 0 disables):
+    /// `maxNorm / (norm + 1e-6)` when that is below 1, as PyTorch computes it.
+    public static func coefficient(norm: Float, maxNorm: Float) -> Float {
+        guard maxNorm > 0 else { return 1 }
+        let c = maxNorm / (norm + 1e-6)
+        return c < 1 ? c : 1
+    }
+
     /// Scales `g` so its L2 norm is at most `maxNorm` (≤ 0 disables); returns the norm before.
     @discardableResult
     public static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> Float {

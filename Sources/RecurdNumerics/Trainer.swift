@@ -54,13 +54,15 @@ public final class Trainer {
         gradients.zero()
         let loss = accumulateGradient(windows: windows, weights: weights)
         for w in windows { w.pending = 0 }
-        let norm = GradientClipping.clip(gradients.pointer, count: layout.count, maxNorm: configuration.clip)
+        let norm = Float(Kernels.sumOfSquares(gradients.pointer, count: layout.count).squareRoot())
         lastGradientNorm = norm
         guard loss.isFinite, norm.isFinite else {
             skippedUpdates += 1
             return nil
         }
-        optimizer.apply(parameters: weights, gradients: gradients.pointer, count: layout.count)
+        // Clipping folded into the optimiser's single pass over the gradient.
+        optimizer.apply(parameters: weights, gradients: gradients.pointer, count: layout.count,
+                        gradientScale: GradientClipping.coefficient(norm: norm, maxNorm: configuration.clip))
         return loss
     }
 }

@@ -46,6 +46,8 @@ public final class WindowEngine {
     /// (T·W, O) float targets, or class ids.
     private let targetValues: FloatBuffer
     private var targetClasses: [Int32]
+    /// (O) scratch for the loss.
+    private let lossScratch: FloatBuffer
 
     public init(layout: ParameterLayout, maxWindows: Int, maxLength: Int) {
         precondition(maxWindows >= 1 && maxLength >= 1)
@@ -73,6 +75,7 @@ public final class WindowEngine {
         dLogits = FloatBuffer(count: rows * arch.outputSize)
         targetValues = FloatBuffer(count: rows * arch.outputSize)
         targetClasses = Array(repeating: 0, count: rows)
+        lossScratch = FloatBuffer(count: arch.outputSize)
     }
 
     /// Starts a batch of `windows` windows of `length` steps; the last `lossSteps` steps carry loss.
@@ -197,7 +200,7 @@ public final class WindowEngine {
                 let r = t * W + w
                 let l = Loss.accumulate(arch.head, logits: logitBuffer.pointer + r * o, count: o,
                                         values: targetValues.pointer + r * o, classIndex: Int(targetClasses[r]),
-                                        weight: lossScale, gradient: dLogits.pointer + r * o)
+                                        weight: lossScale, gradient: dLogits.pointer + r * o, scratch: lossScratch.pointer)
                 total += Double(l)
             }
         }
