@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Builds recurd (release) and runs Benchmarks/compare.py: recurd against PyTorch and ONNX Runtime
-# on this machine. Run from anywhere; arguments go to compare.py (e.g. --quick).
+# Builds recurd (release) and runs the benchmarks against their peers on this machine:
+#   Benchmarks/run.sh [all|compare|load|learning] [--quick]
+#   compare   step, batched step and fit against PyTorch and ONNX Runtime (compare.py)
+#   load      end-to-end daemon load against a pyzmq + ONNX Runtime server (load.py)
+#   learning  learning quality against PyTorch and persistence (learning.py)
+#   all       the three, one after the other (the default)
+# Run from anywhere; remaining arguments go to the script(s), e.g. --quick.
 #
 # Python environment — the first that applies:
 #   1. $RECURD_BENCH_VENV, if set: used as is if it imports the peers' packages, otherwise created
@@ -16,8 +21,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PACKAGES=(torch onnx onnxruntime safetensors numpy)
-CHECK='import torch, onnx, onnxruntime, safetensors, numpy'
+PACKAGES=(torch onnx onnxruntime safetensors numpy pyzmq)
+CHECK='import torch, onnx, onnxruntime, safetensors, numpy, zmq'
 
 if [[ "${RECURD_BENCH_NO_BUILD:-0}" != 1 ]]; then
     swift build -c release --product recurd
@@ -47,4 +52,12 @@ fi
 echo "run.sh: Python from $VENV" >&2
 
 export OPENBLAS_NUM_THREADS=1
-exec "$VENV/bin/python" Benchmarks/compare.py "$@"
+WHICH=all
+case "${1:-}" in
+    all|compare|load|learning) WHICH=$1; shift ;;
+esac
+for b in compare load learning; do
+    if [[ "$WHICH" == all || "$WHICH" == "$b" ]]; then
+        "$VENV/bin/python" "Benchmarks/$b.py" "$@"
+    fi
+done

@@ -51,7 +51,7 @@ final class BackgroundTrainer: @unchecked Sendable {
         master.copy(from: model.weights)
         version = startVersion
         store = WeightStore(WeightSnapshot(version: startVersion, weights: Self.copy(master)))
-        jobs = (0..<queueCapacity).map { _ in StreamWindow(architecture: model.architecture, capacity: configuration.k2) }
+        jobs = (0..<queueCapacity).map { _ in StreamWindow(architecture: model.architecture, capacity: configuration.k2, stride: configuration.k1) }
         jobSlot = Array(repeating: -1, count: queueCapacity)
         queue = Mutex(Queue(free: Array((0..<queueCapacity).reversed())))
         self.trainBatch = trainBatch
@@ -107,11 +107,15 @@ final class BackgroundTrainer: @unchecked Sendable {
     }
 
     private func run() {
-        // Serving comes first: on a small machine the trainer takes what CPU is left, and windows
-        // it cannot get to are coalesced. (On Linux the nice value is per thread: who = 0 is
-        // the calling thread.)
+        // Serving comes first: the trainer runs in the CPU time serving leaves idle (Linux
+        // SCHED_IDLE, per thread), and the windows it cannot get to are coalesced or dropped,
+        // counted. Without SCHED_IDLE it falls back to the lowest nice value.
         #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        var parameters = sched_param(sched_priority: 0)
+        let schedIdle: Int32 = 5   // SCHED_IDLE; Glibc's module does not export the constant
+        if sched_setscheduler(0, schedIdle, &parameters) != 0 {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        }
         #endif
         while true {
             _ = wake.wait(timeout: .now() + .milliseconds(100))

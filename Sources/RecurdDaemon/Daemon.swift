@@ -34,6 +34,8 @@ public final class Daemon: Sendable {
             let (host, port) = try Self.hostPort(configuration.http)
             services.append(HTTPService(host: host, port: port, metrics: metrics, loop: loop, logger: logger, ready: ready))
         }
+        let notifier = SystemdNotifier()
+        if notifier.enabled { services.append(SystemdService(notifier: notifier, loop: loop, ready: ready)) }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
@@ -181,5 +183,26 @@ struct HTTPService: Service {
         ready.http(port: server.port)
         try? await gracefulShutdown()
         await server.shutdown()
+    }
+}
+
+/// Tells systemd when recurd is ready, how it is doing, that it is alive, and that it stops.
+struct SystemdService: Service {
+    let notifier: SystemdNotifier
+    let loop: ServingLoop
+    let ready: ReadySignal
+
+    func run() async throws {
+        guard (try? await ready.wait()) != nil else { return }
+        notifier.notify("READY=1\nSTATUS=\(loop.status)")
+        let interval = min(notifier.watchdogInterval ?? .seconds(5), .seconds(5))
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: interval)
+            var message = "STATUS=\(loop.status)"
+            // Only a turning serving loop keeps the watchdog fed.
+            if notifier.watchdogInterval != nil && loop.isHealthy { message += "\nWATCHDOG=1" }
+            notifier.notify(message)
+        }
+        notifier.notify("STOPPING=1")
     }
 }

@@ -46,6 +46,10 @@ final class ServingLoop: @unchecked Sendable {
     // Cross-thread signals.
     private let stopRequested = Atomic<Bool>(false)
     private let heartbeat = Atomic<UInt64>(0)
+    private let statusText = Mutex("starting")
+
+    /// One line for systemd's STATUS= (refreshed every second).
+    var status: String { statusText.withLock { $0 } }
 
     // Reused per cycle.
     private var arena = InputArena()
@@ -111,6 +115,8 @@ final class ServingLoop: @unchecked Sendable {
             let now = Clock.seconds
             if now - lastHousekeeping > 1 {
                 expireIdleStreams(now: now)
+                let line = "\(table?.count ?? 0) streams, \(counters.messages) messages, \(counters.predictions) predictions, model version \(modelVersion)"
+                statusText.withLock { $0 = line }
                 lastHousekeeping = now
             }
         }

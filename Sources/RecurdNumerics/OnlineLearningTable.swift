@@ -94,7 +94,7 @@ public final class OnlineLearningTable {
     /// The slot's window (created on first use).
     public func window(_ slot: Int) -> StreamWindow {
         if let w = windows[slot] { return w }
-        let w = StreamWindow(architecture: architecture, capacity: learning!.k2)
+        let w = StreamWindow(architecture: architecture, capacity: learning!.k2, stride: learning!.k1)
         windows[slot] = w
         return w
     }
@@ -135,7 +135,10 @@ public final class OnlineLearningTable {
         }
         hasPrediction[slot] = false
         if learning != nil {
-            (previousState.pointer + slot * stateSize).update(from: stateBefore, count: stateSize)
+            // s_{t−1} is kept only if step t's entry can start a window (see `StreamWindow`).
+            if learnable && window(slot).nextEntryNeedsState {
+                (previousState.pointer + slot * stateSize).update(from: stateBefore, count: stateSize)
+            }
             if tokenInput { previousToken[slot] = token } else if let x { (previousInput.pointer + slot * inputSize).update(from: x, count: inputSize) }
             previousLearnable[slot] = learnable
         }

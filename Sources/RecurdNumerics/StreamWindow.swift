@@ -1,7 +1,14 @@
 /// One stream's TBPTT window (DESIGN §3.2): the last `k2` entries (x_t, y_t, s_{t−1}) in a
 /// preallocated ring, and the count of entries since the stream's last update.
+///
+/// An update needs the saved state of its window's *first* entry only. Updates come every k1
+/// entries (counted from the window's last `clear`), so the first entry at an update is always
+/// one of appends 1, k1 − k2 + 1, 2·k1 − k2 + 1, …; only those entries keep their state, which
+/// spares a state copy on all the others.
 public final class StreamWindow {
     public let capacity: Int
+    /// Entries between updates (k1).
+    public let stride: Int
     let inputSize: Int
     let targetSize: Int
     let stateSize: Int
@@ -19,10 +26,13 @@ public final class StreamWindow {
     public private(set) var count = 0
     /// Entries added since the last update.
     public var pending = 0
+    /// Entries added since the last `clear`.
+    private var appended = 0
 
-    public init(architecture: ModelArchitecture, capacity: Int) {
-        precondition(capacity >= 1)
+    public init(architecture: ModelArchitecture, capacity: Int, stride: Int) {
+        precondition(capacity >= 1 && stride >= 1)
         self.capacity = capacity
+        self.stride = stride
         if case .tokens = architecture.input { tokenInput = true; inputSize = 0 } else { tokenInput = false; inputSize = architecture.input.layerInputSize }
         classTarget = architecture.head == .softmax
         targetSize = classTarget ? 0 : architecture.outputSize
@@ -35,12 +45,22 @@ public final class StreamWindow {
     }
 
     /// Empties the window (stream reset).
-    public func clear() { start = 0; count = 0; pending = 0 }
+    public func clear() { start = 0; count = 0; pending = 0; appended = 0 }
+
+    /// Whether the next entry can become the first of a window at an update, so that its state
+    /// must be kept.
+    public var nextEntryNeedsState: Bool {
+        let a = appended + 1
+        return a == 1 || (a + capacity - 1) % stride == 0
+    }
 
     /// Appends an entry, evicting the oldest when full. Exactly one of `features`/`token` and one
-    /// of `targetValues`/`targetClass` is used, per the model's input and head.
+    /// of `targetValues`/`targetClass` is used, per the model's input and head. `stateBefore` is
+    /// read only when `nextEntryNeedsState` was true.
     public func append(features: UnsafePointer<Float>?, token: Int32, targetValues: UnsafePointer<Float>?, targetClass: Int32,
                        stateBefore: UnsafePointer<Float>) {
+        let keepState = nextEntryNeedsState
+        appended += 1
         let slot: Int
         if count < capacity {
             slot = (start + count) % capacity
@@ -51,7 +71,7 @@ public final class StreamWindow {
         }
         if tokenInput { tokens[slot] = token } else { (inputs.pointer + slot * inputSize).update(from: features!, count: inputSize) }
         if classTarget { classes[slot] = targetClass } else { (targets.pointer + slot * targetSize).update(from: targetValues!, count: targetSize) }
-        (states.pointer + slot * stateSize).update(from: stateBefore, count: stateSize)
+        if keepState { (states.pointer + slot * stateSize).update(from: stateBefore, count: stateSize) }
         pending += 1
     }
 
@@ -66,6 +86,7 @@ public final class StreamWindow {
         start = other.start
         count = other.count
         pending = other.pending
+        appended = other.appended
     }
 
     /// Loads this window (oldest first) into window `w` of `engine`, which has `begin` called.
@@ -83,7 +104,7 @@ extension StreamWindow {
     /// Makes this window a copy of `other` (same model and capacity): a snapshot handed to the
     /// background trainer while the stream's own window keeps filling.
     public func copy(from other: StreamWindow) {
-        precondition(other.capacity == capacity && other.stateSize == stateSize)
+        precondition(other.capacity == capacity && other.stateSize == stateSize && other.stride == stride)
         copyStorage(from: other)
     }
 }

@@ -9,8 +9,8 @@ import Testing
 /// The background trainer publishes whole weight snapshots; a reader's pinned snapshot never
 /// changes under it, and versions only go forward — under continuous load.
 @Suite struct WeightPublicationTests {
-    func window(_ arch: ModelArchitecture, _ rng: inout SeededGenerator, capacity: Int) -> StreamWindow {
-        let w = StreamWindow(architecture: arch, capacity: capacity)
+    func window(_ arch: ModelArchitecture, _ rng: inout SeededGenerator, capacity: Int, stride: Int) -> StreamWindow {
+        let w = StreamWindow(architecture: arch, capacity: capacity, stride: stride)
         for _ in 0..<capacity {
             let x = randomFloats(2, rng: &rng), y = randomFloats(2, rng: &rng), s = randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng)
             x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
@@ -58,7 +58,7 @@ import Testing
         let deadline = Date().addingTimeInterval(1.5)
         var submitted = 0
         while Date() < deadline {
-            _ = trainer.submit(slot: submitted % 8, window: window(arch, &rng, capacity: 8))
+            _ = trainer.submit(slot: submitted % 8, window: window(arch, &rng, capacity: 8, stride: 4))
             submitted += 1
         }
         stop.store(true, ordering: .relaxed)
@@ -78,7 +78,7 @@ import Testing
         let trainer = BackgroundTrainer(model: model, configuration: config, trainBatch: 2, queueCapacity: 2, optimizerRestore: { _ in },
                                         startVersion: 0, logger: Logger(label: "test"), metrics: DaemonMetrics())
         var rng = SeededGenerator(seed: 1)
-        let w = window(arch, &rng, capacity: 2)
+        let w = window(arch, &rng, capacity: 2, stride: 2)
         #expect(trainer.submit(slot: 0, window: w) == .queued)
         #expect(trainer.submit(slot: 1, window: w) == .queued)
         #expect(trainer.submit(slot: 0, window: w) == .coalesced)

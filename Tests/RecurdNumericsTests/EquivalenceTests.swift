@@ -110,7 +110,7 @@ import Testing
         let lengths = [6, 6, 4]
         var windows: [StreamWindow] = []
         for length in lengths {
-            let w = StreamWindow(architecture: arch, capacity: config.k2)
+            let w = StreamWindow(architecture: arch, capacity: config.k2, stride: config.k1)
             for _ in 0..<length {
                 let x = randomFloats(3, rng: &rng), y = randomFloats(3, rng: &rng), s = randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng)
                 x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
@@ -133,12 +133,43 @@ import Testing
         #expect(mean.contains { abs($0) > 1e-3 })
     }
 
+    /// A window keeps the saved state of only the entries that can start a window at an update;
+    /// at every update it gives the same gradient as a window that keeps every state.
+    @Test(arguments: [(4, 10), (5, 5), (8, 3), (3, 16)])
+    func windowsKeepTheStatesUpdatesNeed(k1: Int, k2: Int) {
+        let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [6], outputSize: 2, head: .linear)
+        let model = makeModel(arch, seed: 12)
+        let config = LearningConfiguration(k1: k1, k2: k2, optimizer: .sgd, learningRate: 0.1, clip: 0)
+        let lean = StreamWindow(architecture: arch, capacity: k2, stride: k1)
+        let full = StreamWindow(architecture: arch, capacity: k2, stride: 1)
+        var rng = SeededGenerator(seed: 4)
+        var updates = 0
+        for _ in 0..<(5 * k1 + k2) {
+            let x = randomFloats(2, rng: &rng), y = randomFloats(2, rng: &rng), st = randomFloats(arch.stateSize, rng: &rng)
+            for w in [lean, full] {
+                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in st.withUnsafeBufferPointer { sp in
+                    w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
+                } } }
+            }
+            guard lean.pending == k1 else { continue }
+            let a = Trainer(layout: model.layout, configuration: config), b = Trainer(layout: model.layout, configuration: config)
+            let la = a.accumulateGradient(windows: [lean], weights: model.weights.pointer)
+            let lb = b.accumulateGradient(windows: [full], weights: model.weights.pointer)
+            #expect(la == lb)
+            #expect(a.gradients.array == b.gradients.array)
+            lean.pending = 0
+            full.pending = 0
+            updates += 1
+        }
+        #expect(updates == 5 + k2 / k1)
+    }
+
     @Test func nonFiniteUpdateIsSkippedAndLeavesWeightsUntouched() {
         let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [4], outputSize: 2, head: .linear)
         let model = makeModel(arch, seed: 2)
         let before = model.weights.array
         let trainer = Trainer(layout: model.layout, configuration: LearningConfiguration(k1: 1, k2: 2, optimizer: .adam, learningRate: 0.1, clip: 1))
-        let w = StreamWindow(architecture: arch, capacity: 2)
+        let w = StreamWindow(architecture: arch, capacity: 2, stride: 1)
         let x: [Float] = [1, 2], y: [Float] = [.infinity, 0], s = [Float](repeating: 0, count: arch.stateSize)
         x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
             w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
