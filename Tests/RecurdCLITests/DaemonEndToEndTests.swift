@@ -329,3 +329,35 @@ import Testing
         #expect(port.status != 0 && port.stderr.contains("bind tcp://256.0.0.1:1"))
     }
 }
+
+/// `Type=notify`: READY=1 once serving, WATCHDOG=1 while it turns, STOPPING=1 at shutdown.
+@Suite struct SystemdNotifyTests {
+    @Test func notifiesReadyWatchdogAndStopping() throws {
+        let dir = temporaryDirectory()
+        let path = dir.appendingPathComponent("notify").path
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func receive() -> String? {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+        }
+        let daemon = try DaemonHarness(arguments: ["--no-learn"], http: false, environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"])
+        var messages: [String] = []
+        while messages.count < 4, let m = receive() { messages.append(m) }
+        #expect(messages.first?.hasPrefix("READY=1") == true, "\(messages)")
+        #expect(messages.dropFirst().contains { $0.contains("WATCHDOG=1") }, "\(messages)")
+        #expect(messages.contains { $0.contains("STATUS=") })
+        #expect(daemon.terminate() == 0)
+        var rest: [String] = []
+        while let m = receive() { rest.append(m); if m.contains("STOPPING=1") { break } }
+        #expect(rest.contains { $0.contains("STOPPING=1") }, "\(rest)")
+    }
+}

@@ -24,7 +24,8 @@ public final class DaemonHarness {
     let probeWidth: Int
     let probeText: Bool
 
-    public init(arguments: [String], inputSocket: String = "pull", http: Bool = true, probeWidth: Int = 3, probeText: Bool = false) throws {
+    public init(arguments: [String], inputSocket: String = "pull", http: Bool = true, probeWidth: Int = 3, probeText: Bool = false,
+                environment: [String: String] = [:]) throws {
         self.probeWidth = probeWidth
         self.probeText = probeText
         directory = temporaryDirectory()
@@ -37,6 +38,7 @@ public final class DaemonHarness {
         process.executableURL = recurdBinary
         process.arguments = ["serve", "--input", inputEndpoint, "--input-socket", inputSocket, "--output", outputEndpoint,
                              "--control", controlEndpoint, "--http", http ? "127.0.0.1:\(httpPort)" : ""] + arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let log = try FileHandle(forWritingTo: logFile)
         process.standardError = log
         process.standardOutput = log
