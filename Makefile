@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine with Swift installed:
-#   make demo   — build and run recurd on a bundled real data set
+#   make demo   — build recurd and run the daemon on a bundled real data set
 #   make test   — build and run the whole test suite
 # Both install the system libraries they need first (apt-get, with sudo when not root).
 
@@ -30,14 +30,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# Starts the daemon in-process and streams the bundled NAB machine-temperature series through it.
 demo: release
-	$(RELEASE) init --cell lstm --hidden 128 --vocab 256 --embed 32 --output-size 256 --head softmax --seed 1 -o .build/demo-model.safetensors
-	head -c 200000 Data/text/shakespeare.txt > .build/demo-text.txt
-	$(RELEASE) fit --model .build/demo-model.safetensors --input .build/demo-text.txt \
-	  --k1 16 --k2 32 --optimizer adam --lr 0.005 --clip 1 --save .build/demo-fitted.safetensors
+	$(RELEASE) demo
 
 bench: release
-	Benchmarks/run.sh
+	RECURD_BENCH_NO_BUILD=1 Benchmarks/run.sh all
 
 clean:
 	rm -rf .build
