@@ -20,3 +20,6 @@ enum NumberFormatting {
         out.append(UInt8(ascii: "\n"))
     }
 }
+
+/// `%.6g`, for human-readable summaries.
+func format6(_ x: Double) -> String { String(format: "%.6g", x) }

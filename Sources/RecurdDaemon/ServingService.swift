@@ -1,0 +1,39 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import ZeroMQ
+
+/// Runs the serving loop on a thread of its own (it blocks in `zmq_poll`, which must never
+/// happen on the cooperative pool).
+struct ServingService: Service {
+    let loop: ServingLoop
+    let logger: Logger
+    let ready: ReadySignal
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    do {
+                        let context = try ZMQContext()
+                        let endpoints = try loop.bind(context: context)
+                        logger.notice("serving", metadata: [
+                            "input": "\(endpoints.boundInputs.joined(separator: ","))", "output": "\(endpoints.boundOutput)",
+                            "control": "\(endpoints.boundControl ?? "off")", "zmq": "\(ZMQContext.libraryVersion)",
+                        ])
+                        ready.serving(ReadyInfo(inputs: endpoints.boundInputs, output: endpoints.boundOutput, control: endpoints.boundControl, httpPort: nil))
+                        loop.serve(endpoints)
+                        done.resume()
+                    } catch {
+                        ready.fail(DaemonError("\(error)"))
+                        done.resume(throwing: DaemonError("\(error)"))
+                    }
+                }
+                thread.name = "recurd-serving"
+                thread.start()
+            }
+        } onGracefulShutdown: {
+            loop.requestStop()
+        }
+    }
+}
