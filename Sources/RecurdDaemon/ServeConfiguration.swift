@@ -40,7 +40,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var idleTimeout: Double = 3_600
     public var maxMessageBytes: Int = 1 << 20
     /// Messages drained per batch.
-    public var maxBatch: Int = 512
+    public var maxBatch: Int = 2048
     public var onGap: GapPolicy = .continue
     public var targets: Targets = .next
     /// Output and input queue limits (ZeroMQ high-water marks), messages.

@@ -56,7 +56,10 @@ final class ServingLoop: @unchecked Sendable {
     private var pendings: [PendingMessage] = []
     private var predictions: [Float] = []
     private var losses: [Float] = []
-    private var chainTail: [Int: Int] = [:]
+    /// Per slot: the last pending message of this cycle (valid when `chainCycle[slot] == cycleNumber`).
+    private var chainTail: [Int] = []
+    private var chainCycle: [UInt64] = []
+    private var cycleNumber: UInt64 = 0
     private var payload: [UInt8] = []
     private var topic: [UInt8] = []
     /// Monotonic time when the current round's first message completed (0: none yet).
@@ -132,6 +135,8 @@ final class ServingLoop: @unchecked Sendable {
         let a = m.architecture
         engine = StepEngine(layout: m.layout, maxBatch: configuration.maxBatch)
         table = StreamTable(capacity: configuration.maxStreams, stateSize: a.stateSize)
+        chainTail = Array(repeating: -1, count: configuration.maxStreams)
+        chainCycle = Array(repeating: 0, count: configuration.maxStreams)
         learner = OnlineLearningTable(architecture: a, capacity: configuration.maxStreams, learning: configuration.learning,
                                       nextStepTargets: configuration.targets == .next, standardize: configuration.normalize)
         scratch = FloatBuffer(count: a.outputSize)
@@ -172,6 +177,10 @@ final class ServingLoop: @unchecked Sendable {
         metrics.modelVersion.record(Int64(modelVersion))
     }
 
+    /// The last pending message of `slot` in this cycle.
+    @inline(__always)
+    private func tail(of slot: Int) -> Int? { chainCycle[slot] == cycleNumber ? chainTail[slot] : nil }
+
     private func resetStream(_ slot: Int) {
         table.reset(slot)
         learner.reset(slot)
@@ -207,7 +216,7 @@ final class ServingLoop: @unchecked Sendable {
         pendings.removeAll(keepingCapacity: true)
         predictions.removeAll(keepingCapacity: true)
         losses.removeAll(keepingCapacity: true)
-        chainTail.removeAll(keepingCapacity: true)
+        cycleNumber &+= 1
         // One clock read per drain: the latency histogram measures from when the daemon took the
         // batch in, which is when its own work on every message of the batch starts.
         let drainStart = Clock.nanoseconds
@@ -279,7 +288,7 @@ final class ServingLoop: @unchecked Sendable {
         let slot: Int
         if let existing = table.slot(for: key) {
             slot = existing
-            let endPending = chainTail[slot].map { pendings[$0].message.flags.contains(.end) } ?? false
+            let endPending = tail(of: slot).map { pendings[$0].message.flags.contains(.end) } ?? false
             if message.flags.contains(.reset) || endPending {
                 flags.insert(.newState)
                 resetFirst = true
@@ -328,20 +337,20 @@ final class ServingLoop: @unchecked Sendable {
         losses.append(contentsOf: repeatElement(.nan, count: message.steps))
         let index = pendings.count
         pendings.append(p)
-        if let tail = chainTail[slot] { pendings[tail].nextInStream = index }
+        if let tail = tail(of: slot) { pendings[tail].nextInStream = index }
         chainTail[slot] = index
+        chainCycle[slot] = cycleNumber
     }
 
     /// Rounds of batched steps until every admitted message is done.
     private func runSteps(_ output: ZMQSocket) {
         let o = model!.architecture.outputSize
-        // Heads of each stream's queue, in arrival order.
+        let engine = self.engine!, table = self.table!, learner = self.learner!, scratch = self.scratch!
+        // Heads of each stream's queue, in arrival order: the messages no other one points to.
+        var follows = [Bool](repeating: false, count: pendings.count)
+        for p in pendings where p.nextInStream >= 0 { follows[p.nextInStream] = true }
         var active: [Int] = []
-        var isHead = Set<Int>()
-        for (i, p) in pendings.enumerated() where !isHead.contains(p.slot) {
-            isHead.insert(p.slot)
-            active.append(i)
-        }
+        for i in pendings.indices where !follows[i] { active.append(i) }
         var nextActive: [Int] = []
         var batch: [Int] = []
         while !active.isEmpty {
@@ -520,8 +529,8 @@ final class ServingLoop: @unchecked Sendable {
         topic.append(contentsOf: outputPrefix)
         table.index.withKey(p.slot) { topic.append(contentsOf: $0) }
         do {
-            try topic.withUnsafeBytes { _ = try output.send($0, more: true, dontWait: true) }
-            try payload.withUnsafeBytes { _ = try output.send($0, more: false, dontWait: true) }
+            try output.send(topic, more: true, dontWait: true)
+            try output.send(payload, more: false, dontWait: true)
         } catch {
             log.warning("publish", now: Clock.seconds, "publish failed: \(error)")
             return

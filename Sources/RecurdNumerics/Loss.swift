@@ -1,16 +1,7 @@
 import Foundation
 
-/// A step's target: a float vector (regression, labels) or a class id.
-public enum TargetKind: Sendable, Equatable {
-    case values
-    case classIndex
-}
-
 /// The per-step loss `L` of DESIGN §3.4 and its gradient with respect to the head's logits.
 public enum Loss {
-    /// The target kind a head trains on: class ids for softmax, float vectors otherwise.
-    public static func targetKind(for head: HeadKind) -> TargetKind { head == .softmax ? .classIndex : .values }
-
     /// L for one row. `values` holds `count` floats (linear, sigmoid); `classIndex` the class
     /// (softmax). `scratch` (count floats), when given, lets softmax use the vectorised exp.
     public static func value(

@@ -153,18 +153,23 @@ public final class ZMQSocket {
         }
     }
 
+    /// Sends one frame from an array (no copy beyond libzmq's own).
+    @discardableResult
+    public func send(_ bytes: [UInt8], more: Bool = false, dontWait: Bool = false) throws(ZMQError) -> Bool {
+        var sent = false
+        var failure: ZMQError?
+        bytes.withUnsafeBytes { b in
+            do throws(ZMQError) { sent = try send(b, more: more, dontWait: dontWait) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return sent
+    }
+
     /// Sends a multipart message.
     @discardableResult
     public func send(frames: [[UInt8]], dontWait: Bool = false) throws(ZMQError) -> Bool {
         for (i, frame) in frames.enumerated() {
-            let more = i < frames.count - 1
-            var sent = false
-            var failure: ZMQError?
-            frame.withUnsafeBytes { b in
-                do throws(ZMQError) { sent = try send(b, more: more, dontWait: dontWait) } catch { failure = error }
-            }
-            if let failure { throw failure }
-            if !sent { return false }
+            guard try send(frame, more: i < frames.count - 1, dontWait: dontWait) else { return false }
         }
         return true
     }

@@ -174,7 +174,8 @@ struct BenchLoad: ParsableCommand {
                 p.storeBytes(of: seq.littleEndian, toByteOffset: 16, as: UInt64.self)
                 p.storeBytes(of: ts.littleEndian, toByteOffset: 24, as: Int64.self)
             }
-            try push.send(frames: [keys[s], templates[s]])
+            try push.send(keys[s], more: true)
+            try push.send(templates[s])
             seqs[s] += 1
             trial.sent += 1
         }

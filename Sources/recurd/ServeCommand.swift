@@ -28,7 +28,7 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-streams"), help: "Streams kept; the least recently used is evicted beyond (default 10000).") var maxStreams: Int?
     @Option(name: .customLong("idle-timeout"), help: "Seconds of silence after which a stream is forgotten (default 3600; 0 never).") var idleTimeout: Double?
     @Option(name: .customLong("max-message-bytes"), help: "Largest payload accepted (default 1048576).") var maxMessageBytes: Int?
-    @Option(name: .customLong("max-batch"), help: "Messages drained per batch (default 512).") var maxBatch: Int?
+    @Option(name: .customLong("max-batch"), help: "Messages drained per batch (default 2048).") var maxBatch: Int?
     @Option(name: .customLong("on-gap"), help: "continue (default) or reset when a seq gap is seen.") var onGap: ServeConfiguration.GapPolicy?
     @Option(help: "next (default): the next step's input is the target; explicit: only sent targets.") var targets: ServeConfiguration.Targets?
     @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.") var logLevel: String?
