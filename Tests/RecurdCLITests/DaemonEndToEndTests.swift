@@ -318,6 +318,25 @@ import Testing
         #expect(daemon.log.contains("serving loop stopped"))
     }
 
+    @Test func configFileWithFlagsWinning() throws {
+        let model = try featureModel()
+        let config = path("recurd.toml")
+        try """
+            # output settings from the file; the flag below overrides the format
+            output-format = "json"
+            output-prefix = "pred."
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonHarness(arguments: ["--config", config, "--model", model, "--no-learn", "--no-normalize", "--output-format", "binary"])
+        try daemon.send(key: "c", features(rows(stream: 0, count: 1)[0...0], seq: 0))
+        var frames: [[UInt8]] = []
+        while let f = try daemon.output.receiveFrames() { if f.first == Array("pred.c".utf8) { frames = f; break } }
+        #expect(frames.count == 2)
+        // Binary, magic 'P': the flag won over the file's json.
+        #expect(frames.last?.first == 0x50)
+        let ctl = try runRecurd(["ctl", "--connect", daemon.controlEndpoint, "model"])
+        #expect(ctl.status == 0 && ctl.stdout.contains("\"cell\" : \"lstm\""), "\(ctl.stdout)")
+    }
+
     @Test func badStartupIsOneClearLine() throws {
         let missing = try runRecurd(["serve", "--model", path("nope.safetensors"), "--http", ""])
         #expect(missing.status != 0 && missing.stderr.contains("no such model file"))

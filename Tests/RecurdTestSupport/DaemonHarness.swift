@@ -86,7 +86,7 @@ public final class DaemonHarness {
                 : InputMessage(inputKind: .features, flags: [.noLearn], xdim: probeWidth, steps: 1, seq: probeSeq, features: Array(repeating: 0, count: probeWidth))
             try send(key: "__probe__", probe)
             probeSeq += 1
-            if let frames = try output.receiveFrames(), frames.first == Array("__probe__".utf8) {
+            if let frames = try output.receiveFrames(), let key = frames.first, key.count >= 9, Array(key.suffix(9)) == Array("__probe__".utf8) {
                 // Drain any other probe replies.
                 while try output.receiveFrames() != nil {}
                 try output.setReceiveTimeout(milliseconds: 10_000)
@@ -116,7 +116,7 @@ public final class DaemonHarness {
         var got: [(key: String, message: OutputMessage)] = []
         while got.count < count {
             guard let m = try receive() else { throw HarnessError("timed out after \(got.count) of \(count) outputs: \(log)") }
-            if m.key != "__probe__" { got.append(m) }
+            if !m.key.hasSuffix("__probe__") { got.append(m) }
         }
         return got
     }
