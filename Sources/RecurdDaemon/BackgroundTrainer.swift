@@ -40,6 +40,10 @@ final class BackgroundTrainer: @unchecked Sendable {
 
     private(set) var version: UInt64
     let updates = Atomic<Int>(0)
+    /// Monotonic ns of the last serving cycle that found a backlog (set by the serving thread).
+    /// While serving is saturated the trainer stands aside, so that learning costs predictions
+    /// nothing when the daemon is at its limit; due windows then coalesce or drop, counted.
+    let servingBacklog = Atomic<UInt64>(0)
     let skipped = Atomic<Int>(0)
 
     init(model: Model, configuration: LearningConfiguration, trainBatch: Int, queueCapacity: Int, optimizerRestore: (Optimizer) -> Void,
@@ -119,6 +123,12 @@ final class BackgroundTrainer: @unchecked Sendable {
         #endif
         while true {
             _ = wake.wait(timeout: .now() + .milliseconds(100))
+            let backlog = servingBacklog.load(ordering: .relaxed)
+            if backlog != 0, DispatchTime.now().uptimeNanoseconds &- backlog < 2_000_000, !queue.withLock({ $0.stop }) {
+                usleep(1_000)
+                wake.signal()
+                continue
+            }
             let (taken, stop): ([Int], Bool) = queue.withLock { q in
                 let n = min(trainBatch, q.queued.count)
                 let taken = Array(q.queued.prefix(n))

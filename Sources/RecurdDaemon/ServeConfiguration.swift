@@ -59,7 +59,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Most windows in one batched update.
     public var trainBatch: Int = 32
     /// Windows waiting for the trainer; beyond, newer windows coalesce or are dropped.
-    public var trainQueue: Int = 256
+    public var trainQueue: Int = 64
     /// Train inline on the serving thread, deterministically (one stream then equals `recurd fit`).
     public var syncLearning: Bool = false
     /// Standardise feature streams with next-step targets per stream (running mean and variance).

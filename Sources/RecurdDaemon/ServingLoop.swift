@@ -232,6 +232,8 @@ final class ServingLoop: @unchecked Sendable {
             admit(parts, receivedAt: drainStart, output: e.output)
         }
         if drained > 0 { metrics.messages.increment(by: drained) }
+        // A big drain means messages queued while the last batch ran: serving is at its limit.
+        if drained >= min(256, configuration.maxBatch), let background { background.servingBacklog.store(drainStart, ordering: .relaxed) }
         if !pendings.isEmpty { runSteps(e.output) }
     }
 

@@ -23,6 +23,8 @@ struct ServingService: Service {
                         ])
                         ready.serving(ReadyInfo(inputs: endpoints.boundInputs, output: endpoints.boundOutput, control: endpoints.boundControl, httpPort: nil))
                         loop.serve(endpoints)
+                        // Flush the last predictions before the process is allowed to exit.
+                        context.terminate()
                         done.resume()
                     } catch {
                         ready.fail(DaemonError("\(error)"))

@@ -4,6 +4,7 @@ import CZeroMQ
 /// every socket (each socket sets a finite LINGER, so termination cannot hang).
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    private var terminated = false
 
     /// Creates a context with `ioThreads` background I/O threads.
     public init(ioThreads: Int32 = 1) throws(ZMQError) {
@@ -12,7 +13,16 @@ public final class ZMQContext: @unchecked Sendable {
         zmq_ctx_set(h, ZMQ_IO_THREADS, ioThreads)
     }
 
-    deinit { zmq_ctx_term(handle) }
+    deinit { terminate() }
+
+    /// Waits until every socket is closed and has sent what it queued (bounded by each socket's
+    /// LINGER), then frees the context. Call it after closing the sockets, before the process may
+    /// exit, so that the last messages are not lost. Safe to call more than once.
+    public func terminate() {
+        guard !terminated else { return }
+        terminated = true
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
 
     /// libzmq's version, e.g. "4.3.4".
     public static var libraryVersion: String {

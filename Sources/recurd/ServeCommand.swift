@@ -38,7 +38,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Learning rate (default 0.005).") var lr: Float?
     @Option(help: "Clip the global gradient norm to this (0: none; default 1).") var clip: Float?
     @Option(name: .customLong("train-batch"), help: "Most windows in one batched update (default 32).") var trainBatch: Int?
-    @Option(name: .customLong("train-queue"), help: "Windows waiting for the trainer before newer ones coalesce or drop (default 256).") var trainQueue: Int?
+    @Option(name: .customLong("train-queue"), help: "Windows waiting for the trainer before newer ones coalesce or drop (default 64).") var trainQueue: Int?
     @Flag(name: .customLong("sync-learning"), help: "Train inline on the serving thread, deterministically (one stream then equals `recurd fit`).") var syncLearning = false
     @Flag(inversion: .prefixedNo, help: "Standardise feature streams per stream (default on).") var normalize: Bool?
 

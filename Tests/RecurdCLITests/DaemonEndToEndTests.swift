@@ -308,14 +308,21 @@ import Testing
     @Test func sigtermFinishesInFlightWorkAndExitsZero() throws {
         let model = try featureModel()
         let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize"])
-        let data = rows(stream: 5, count: 200)
-        for t in 0..<200 { try daemon.send(key: "z", features(data[t...t], seq: UInt64(t))) }
-        // Wait until the daemon has taken them all in, then stop it.
-        var received = try daemon.receive(count: 1).count
+        // A long message, then a one-step message of another stream on the same pipe (so it is
+        // read after the long one). When the short one's prediction is out, the long one has been
+        // read and is in flight (or done); SIGTERM must not lose it.
+        let long = rows(stream: 5, count: 20_000)
+        try daemon.send(key: "long", features(long[...], seq: 0))
+        try daemon.send(key: "short", features(long[0...0], seq: 0))
+        var got: [String: OutputMessage] = [:]
+        while got["short"] == nil, let m = try daemon.receive() { got[m.key] = m.message }
+        #expect(got["short"] != nil)
+        let stopped = Date()
         #expect(daemon.terminate() == 0)
-        while let m = try daemon.receive(), m.key == "z" { received += 1; if received == 200 { break } }
-        #expect(received == 200, "predictions lost at shutdown")
+        while got["long"] == nil, let m = try daemon.receive() { got[m.key] = m.message }
+        #expect(got["long"]?.steps == 20_000, "the message in flight was not published before exit: \(daemon.log)")
         #expect(daemon.log.contains("serving loop stopped"))
+        #expect(Date().timeIntervalSince(stopped) < 30)
     }
 
     @Test func configFileWithFlagsWinning() throws {
