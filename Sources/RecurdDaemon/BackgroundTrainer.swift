@@ -46,8 +46,11 @@ final class BackgroundTrainer: @unchecked Sendable {
     let servingBacklog = Atomic<UInt64>(0)
     let skipped = Atomic<Int>(0)
 
+    private let priority: ServeConfiguration.TrainerPriority
+
     init(model: Model, configuration: LearningConfiguration, trainBatch: Int, queueCapacity: Int, optimizerRestore: (Optimizer) -> Void,
-         startVersion: UInt64, logger: Logger, metrics: DaemonMetrics) {
+         startVersion: UInt64, priority: ServeConfiguration.TrainerPriority = .idle, logger: Logger, metrics: DaemonMetrics) {
+        self.priority = priority
         layout = model.layout
         trainer = Trainer(layout: model.layout, configuration: configuration, maxWindows: trainBatch)
         optimizerRestore(trainer.optimizer)
@@ -89,8 +92,10 @@ final class BackgroundTrainer: @unchecked Sendable {
         set { learningRateBits.store(newValue.bitPattern, ordering: .relaxed) }
     }
 
-    /// Hands over a copy of `window` for stream slot `slot` (serving thread).
-    func submit(slot: Int, window: StreamWindow) -> Submission {
+    /// Hands over a copy of `window` for stream slot `slot` (serving thread). Under `pressure`
+    /// (serving has a backlog) a full queue drops the window rather than spend a copy on
+    /// coalescing it.
+    func submit(slot: Int, window: StreamWindow, pressure: Bool = false) -> Submission {
         let result: Submission = queue.withLock { q in
             if let job = q.free.popLast() {
                 jobs[job].copy(from: window)
@@ -100,7 +105,7 @@ final class BackgroundTrainer: @unchecked Sendable {
                 return .queued
             }
             // Behind: the newest window of a stream still queued replaces it, else this one goes.
-            if let latest = q.bySlot[slot] {
+            if !pressure, let latest = q.bySlot[slot] {
                 jobs[latest].copy(from: window)
                 return .coalesced
             }
@@ -111,14 +116,20 @@ final class BackgroundTrainer: @unchecked Sendable {
     }
 
     private func run() {
-        // Serving comes first: the trainer runs in the CPU time serving leaves idle (Linux
-        // SCHED_IDLE, per thread), and the windows it cannot get to are coalesced or dropped,
-        // counted. Without SCHED_IDLE it falls back to the lowest nice value.
+        // Serving comes first (see `ServeConfiguration.TrainerPriority`); on Linux scheduling
+        // policy and nice value are per thread, and 0 names the calling thread.
         #if os(Linux)
-        var parameters = sched_param(sched_priority: 0)
-        let schedIdle: Int32 = 5   // SCHED_IDLE; Glibc's module does not export the constant
-        if sched_setscheduler(0, schedIdle, &parameters) != 0 {
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        switch priority {
+        case .idle:
+            var parameters = sched_param(sched_priority: 0)
+            let schedIdle: Int32 = 5   // SCHED_IDLE; Glibc's module does not export the constant
+            if sched_setscheduler(0, schedIdle, &parameters) != 0 {
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+            }
+        case .low:
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        case .normal:
+            break
         }
         #endif
         while true {

@@ -158,6 +158,7 @@ public enum ConfigFile {
         case "train-batch": c.trainBatch = try integer()
         case "train-queue": c.trainQueue = try integer()
         case "sync-learning": c.syncLearning = try bool()
+        case "trainer-priority": c.trainerPriority = try choice(ServeConfiguration.TrainerPriority.self)
         case "normalize": c.normalize = try bool()
         default: throw ValueError(reason: "unknown setting '\(key)'")
         }

@@ -8,6 +8,16 @@ public struct ServeConfiguration: Sendable, Equatable {
     public enum InputSocket: String, Sendable, CaseIterable { case sub, pull }
     public enum OutputFormat: String, Sendable, CaseIterable { case binary, json }
     public enum GapPolicy: String, Sendable, CaseIterable { case `continue`, reset }
+    /// How the background trainer shares the CPU with serving.
+    public enum TrainerPriority: String, Sendable, CaseIterable {
+        /// Linux SCHED_IDLE: only CPU time nothing else wants. Serving keeps its full throughput;
+        /// on a busy small machine the trainer drops more windows (counted).
+        case idle
+        /// nice 10: trains more on a busy machine, at some cost to serving latency.
+        case low
+        /// The same priority as serving.
+        case normal
+    }
     public enum Targets: String, Sendable, CaseIterable {
         /// The next step's input is the target of each step (when the model allows it).
         case next
@@ -59,7 +69,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Most windows in one batched update.
     public var trainBatch: Int = 32
     /// Windows waiting for the trainer; beyond, newer windows coalesce or are dropped.
-    public var trainQueue: Int = 64
+    public var trainQueue: Int = 256
+    public var trainerPriority: TrainerPriority = .idle
     /// Train inline on the serving thread, deterministically (one stream then equals `recurd fit`).
     public var syncLearning: Bool = false
     /// Standardise feature streams with next-step targets per stream (running mean and variance).

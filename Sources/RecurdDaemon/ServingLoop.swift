@@ -155,7 +155,7 @@ final class ServingLoop: @unchecked Sendable {
         } else {
             let b = BackgroundTrainer(model: m, configuration: configuration.learning, trainBatch: configuration.trainBatch,
                                       queueCapacity: configuration.trainQueue, optimizerRestore: restore, startVersion: startVersion,
-                                      logger: logger, metrics: metrics)
+                                      priority: configuration.trainerPriority, logger: logger, metrics: metrics)
             b.start()
             background = b
         }
@@ -459,9 +459,10 @@ final class ServingLoop: @unchecked Sendable {
                 log.warning("skipped", now: Clock.seconds, "skipped an update: non-finite loss or gradient")
             }
         } else if let background {
+            let pressure = Clock.nanoseconds &- background.servingBacklog.load(ordering: .relaxed) < 2_000_000
             for slot in due {
                 let w = learner.window(slot)
-                switch background.submit(slot: slot, window: w) {
+                switch background.submit(slot: slot, window: w, pressure: pressure) {
                 case .queued: break
                 case .coalesced: counters.windowsCoalesced += 1; metrics.windowsCoalesced.increment()
                 case .dropped: counters.windowsDropped += 1; metrics.windowsDropped.increment()

@@ -165,9 +165,10 @@ struct BenchLoad: ParsableCommand {
         let interval = 1e9 / rate
         for i in 0..<total {
             let due = start + UInt64(Double(i) * interval)
-            // Sleep rather than spin: on a 2-core machine a spinning sender steals the server's core.
+            // Sleep rather than spin (sends then go out in small bursts): on a 2-core machine a
+            // spinning sender would take a core from the server and its trainer.
             let now = DispatchTime.now().uptimeNanoseconds
-            if due > now + 100_000 { usleep(UInt32((due - now) / 1000)) }
+            if due > now + 20_000 { usleep(UInt32((due - now) / 1000)) }
             let s = i % keys.count
             let seq = seqs[s], ts = Self.realtime()
             templates[s].withUnsafeMutableBytes { p in

@@ -8,6 +8,7 @@ extension ServeConfiguration.InputSocket: ExpressibleByArgument {}
 extension ServeConfiguration.OutputFormat: ExpressibleByArgument {}
 extension ServeConfiguration.GapPolicy: ExpressibleByArgument {}
 extension ServeConfiguration.Targets: ExpressibleByArgument {}
+extension ServeConfiguration.TrainerPriority: ExpressibleByArgument {}
 
 /// The flags of `serve` (and `demo`), each overriding the config file.
 struct ServeOptions: ParsableArguments {
@@ -38,9 +39,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Learning rate (default 0.005).") var lr: Float?
     @Option(help: "Clip the global gradient norm to this (0: none; default 1).") var clip: Float?
     @Option(name: .customLong("train-batch"), help: "Most windows in one batched update (default 32).") var trainBatch: Int?
-    @Option(name: .customLong("train-queue"), help: "Windows waiting for the trainer before newer ones coalesce or drop (default 64).") var trainQueue: Int?
+    @Option(name: .customLong("train-queue"), help: "Windows waiting for the trainer before newer ones coalesce or drop (default 256).") var trainQueue: Int?
     @Flag(name: .customLong("sync-learning"), help: "Train inline on the serving thread, deterministically (one stream then equals `recurd fit`).") var syncLearning = false
     @Flag(inversion: .prefixedNo, help: "Standardise feature streams per stream (default on).") var normalize: Bool?
+    @Option(name: .customLong("trainer-priority"), help: "idle (default: only CPU serving leaves), low (nice 10) or normal.") var trainerPriority: ServeConfiguration.TrainerPriority?
 
     /// Built-in defaults, then the config file, then the flags.
     func configuration(base: ServeConfiguration = ServeConfiguration()) throws -> ServeConfiguration {
@@ -81,6 +83,7 @@ struct ServeOptions: ParsableArguments {
         if let trainQueue { c.trainQueue = trainQueue }
         if syncLearning { c.syncLearning = true }
         if let normalize { c.normalize = normalize }
+        if let trainerPriority { c.trainerPriority = trainerPriority }
         if let problem = c.problem() { throw CLIError(problem) }
         return c
     }
