@@ -1,0 +1,110 @@
+// The width-generic part of the cell kernels, included by kernels.c once per vector width with
+// these macros defined: VF (float vector), VI (int32 vector), VU (uint32 vector), LANES,
+// KERNEL_ATTR (the target attribute, or nothing), RCP_ESTIMATE(x) (the hardware reciprocal
+// estimate) and SUFFIX (appended to every name). One source, so the AVX2 and AVX-512 variants
+// cannot drift apart; KernelVariantTests checks that they agree.
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NAME(x) CAT(x, SUFFIX)
+
+KERNEL_ATTR static inline VF NAME(splat)(float x) {
+    VF v;
+    for (int i = 0; i < LANES; i++) v[i] = x;
+    return v;
+}
+
+KERNEL_ATTR static inline VF NAME(load)(const float *p, int w) {
+    if (w == LANES) { VF v; memcpy(&v, p, sizeof v); return v; }
+    VF v = NAME(splat)(0.0f);
+    for (int i = 0; i < w; i++) v[i] = p[i];
+    return v;
+}
+
+KERNEL_ATTR static inline void NAME(store)(float *p, VF v, int w) {
+    if (w == LANES) { memcpy(p, &v, sizeof v); return; }
+    for (int i = 0; i < w; i++) p[i] = v[i];
+}
+
+/// Cephes single-precision exp (≈1 ulp on its range). Adding 1.5·2²³ rounds to the nearest
+/// integer and leaves it in the low mantissa bits, giving n as float and as integer at once.
+KERNEL_ATTR static inline VF NAME(vexp)(VF x) {
+    x = __builtin_elementwise_min(__builtin_elementwise_max(x, NAME(splat)(-87.3f)), NAME(splat)(88.7f));
+    const VF magic = NAME(splat)(12582912.0f);
+    VF shifted = x * NAME(splat)(1.44269504f) + magic;
+    VF n = shifted - magic;
+    VF r = x - n * NAME(splat)(0.693359375f);
+    r = r - n * NAME(splat)(-2.12194440e-4f);
+    VF z = r * r;
+    VF y = NAME(splat)(1.9875691500e-4f);
+    y = y * r + NAME(splat)(1.3981999507e-3f);
+    y = y * r + NAME(splat)(8.3334519073e-3f);
+    y = y * r + NAME(splat)(4.1665795894e-2f);
+    y = y * r + NAME(splat)(1.6666665459e-1f);
+    y = y * r + NAME(splat)(5.0000001201e-1f);
+    y = y * z + r + NAME(splat)(1.0f);
+    VI bits = ((VI)shifted - 0x4B400000 + 127) << 23;
+    return y * (VF)bits;
+}
+
+/// 1/x from the hardware estimate refined by one Newton step (relative error ≈ 1e-7, as a
+/// division's), at a fraction of a division's cost.
+KERNEL_ATTR static inline VF NAME(vrecip)(VF x) {
+    VF r = RCP_ESTIMATE(x);
+    return r * (NAME(splat)(2.0f) - x * r);
+}
+
+KERNEL_ATTR static inline VF NAME(vsigmoid)(VF x) { return NAME(vrecip)(NAME(splat)(1.0f) + NAME(vexp)(-x)); }
+
+/// tanh|x| = (1 − e^{−2|x|}) / (1 + e^{−2|x|}); the sign bit is put back afterwards.
+KERNEL_ATTR static inline VF NAME(vtanh)(VF x) {
+    VU bits = (VU)x;
+    VF m = (VF)(bits & 0x7FFFFFFFu);
+    VF t = NAME(vexp)(NAME(splat)(-2.0f) * m);
+    VF p = (NAME(splat)(1.0f) - t) * NAME(vrecip)(NAME(splat)(1.0f) + t);
+    return (VF)((VU)p | (bits & 0x80000000u));
+}
+
+KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bias_ih, const float *bias_hh,
+                                           const float *c_prev, float *c_out, float *h_out) {
+    for (int j = 0; j < n; j += LANES) {
+        int w = n - j < LANES ? n - j : LANES;
+#define GATE(k) (NAME(load)(gates + (k) * n + j, w) + NAME(load)(bias_ih + (k) * n + j, w) + NAME(load)(bias_hh + (k) * n + j, w))
+        VF i = NAME(vsigmoid)(GATE(0));
+        VF f = NAME(vsigmoid)(GATE(1));
+        VF g = NAME(vtanh)(GATE(2));
+        VF o = NAME(vsigmoid)(GATE(3));
+#undef GATE
+        VF c = f * NAME(load)(c_prev + j, w) + i * g;
+        NAME(store)(gates + j, i, w);
+        NAME(store)(gates + n + j, f, w);
+        NAME(store)(gates + 2 * n + j, g, w);
+        NAME(store)(gates + 3 * n + j, o, w);
+        NAME(store)(c_out + j, c, w);
+        NAME(store)(h_out + j, o * NAME(vtanh)(c), w);
+    }
+}
+
+KERNEL_ATTR static void NAME(gru_forward)(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
+                                          const float *h_prev, float *h_out) {
+    const VF one = NAME(splat)(1.0f);
+    for (int j = 0; j < n; j += LANES) {
+        int w = n - j < LANES ? n - j : LANES;
+#define PART(p, k) NAME(load)((p) + (k) * n + j, w)
+        VF r = NAME(vsigmoid)(PART(gi, 0) + PART(bias_ih, 0) + PART(gh, 0) + PART(bias_hh, 0));
+        VF z = NAME(vsigmoid)(PART(gi, 1) + PART(bias_ih, 1) + PART(gh, 1) + PART(bias_hh, 1));
+        VF hn = PART(gh, 2) + PART(bias_hh, 2);
+        VF cand = NAME(vtanh)(PART(gi, 2) + PART(bias_ih, 2) + r * hn);
+#undef PART
+        VF h = (one - z) * cand + z * NAME(load)(h_prev + j, w);
+        NAME(store)(gi + j, r, w);
+        NAME(store)(gi + n + j, z, w);
+        NAME(store)(gi + 2 * n + j, cand, w);
+        NAME(store)(gh + 2 * n + j, hn, w);
+        NAME(store)(h_out + j, h, w);
+    }
+}
+
+#undef NAME
+#undef CAT
+#undef CAT_
