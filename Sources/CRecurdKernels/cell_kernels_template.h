@@ -28,8 +28,10 @@ KERNEL_ATTR static inline void NAME(store)(float *p, VF v, int w) {
 
 /// Cephes single-precision exp (≈1 ulp on its range). Adding 1.5·2²³ rounds to the nearest
 /// integer and leaves it in the low mantissa bits, giving n as float and as integer at once.
+/// The input is clamped to [−87.3, 88.37] (Cephes' MAXLOGF), where 2ⁿ stays finite: an infinite
+/// exp would turn sigmoid's reciprocal into 0·∞ = NaN.
 KERNEL_ATTR static inline VF NAME(vexp)(VF x) {
-    x = __builtin_elementwise_min(__builtin_elementwise_max(x, NAME(splat)(-87.3f)), NAME(splat)(88.7f));
+    x = __builtin_elementwise_min(__builtin_elementwise_max(x, NAME(splat)(-87.3f)), NAME(splat)(88.37f));
     const VF magic = NAME(splat)(12582912.0f);
     VF shifted = x * NAME(splat)(1.44269504f) + magic;
     VF n = shifted - magic;
@@ -47,11 +49,13 @@ KERNEL_ATTR static inline VF NAME(vexp)(VF x) {
     return y * (VF)bits;
 }
 
-/// 1/x from the hardware estimate refined by one Newton step (relative error ≈ 1e-7, as a
-/// division's), at a fraction of a division's cost.
+/// 1/x from the hardware estimate refined by Newton steps (r += r·(1 − x·r)) until it is as
+/// good as a division (RCP_STEPS: 2 after a 12-bit estimate, 1 after a 14-bit one), so that
+/// saturated gates come out exactly 0 or 1, at a fraction of a division's cost.
 KERNEL_ATTR static inline VF NAME(vrecip)(VF x) {
     VF r = RCP_ESTIMATE(x);
-    return r * (NAME(splat)(2.0f) - x * r);
+    for (int i = 0; i < RCP_STEPS; i++) r = r + r * (NAME(splat)(1.0f) - x * r);
+    return r;
 }
 
 KERNEL_ATTR static inline VF NAME(vsigmoid)(VF x) { return NAME(vrecip)(NAME(splat)(1.0f) + NAME(vexp)(-x)); }

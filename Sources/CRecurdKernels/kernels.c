@@ -10,7 +10,7 @@ typedef uint32_t VU8 __attribute__((vector_size(32)));
 #if defined(__AVX__)
 #define RCP8(x) __builtin_ia32_rcpps256(x)
 #else
-static inline VF8 rcp8_portable(VF8 x) { VF8 one = {1, 1, 1, 1, 1, 1, 1, 1}; return one / x; }
+static inline VF8 rcp8_portable(VF8 x) { VF8 one = {1, 1, 1, 1, 1, 1, 1, 1}; return one / x; }   // exact: Newton keeps it
 #define RCP8(x) rcp8_portable(x)
 #endif
 
@@ -20,6 +20,7 @@ static inline VF8 rcp8_portable(VF8 x) { VF8 one = {1, 1, 1, 1, 1, 1, 1, 1}; ret
 #define LANES 8
 #define KERNEL_ATTR
 #define RCP_ESTIMATE(x) RCP8(x)
+#define RCP_STEPS 2
 #define SUFFIX avx2
 #include "cell_kernels_template.h"
 #undef VF
@@ -28,6 +29,7 @@ static inline VF8 rcp8_portable(VF8 x) { VF8 one = {1, 1, 1, 1, 1, 1, 1, 1}; ret
 #undef LANES
 #undef KERNEL_ATTR
 #undef RCP_ESTIMATE
+#undef RCP_STEPS
 #undef SUFFIX
 
 // ---- AVX-512 (Zen 4, Ice Lake and later), chosen at run time --------------------------------
@@ -44,6 +46,7 @@ typedef uint32_t VU16 __attribute__((vector_size(64)));
 #define LANES 16
 #define KERNEL_ATTR AVX512
 #define RCP_ESTIMATE(x) __builtin_ia32_rcp14ps512_mask(x, (VF16){0}, (unsigned short)0xFFFF)
+#define RCP_STEPS 1
 #define SUFFIX avx512
 #include "cell_kernels_template.h"
 #undef VF
@@ -52,6 +55,7 @@ typedef uint32_t VU16 __attribute__((vector_size(64)));
 #undef LANES
 #undef KERNEL_ATTR
 #undef RCP_ESTIMATE
+#undef RCP_STEPS
 #undef SUFFIX
 
 static int avx512_disabled = 0;

@@ -30,7 +30,7 @@ final class ServingLoop: @unchecked Sendable {
     private var syncTrainer: Trainer?
     /// Training on its own thread, publishing weight snapshots.
     private var background: BackgroundTrainer?
-    /// The weights the current cycle uses, and their version.
+    /// The snapshot the current cycle's weights come from, held so they stay alive while in use.
     private var pinned: WeightSnapshot?
     private var cycleWeights: UnsafePointer<Float>!
     private var syncVersion: UInt64 = 0
@@ -66,6 +66,8 @@ final class ServingLoop: @unchecked Sendable {
     private var roundClock: UInt64 = 0
     private lazy var outputPrefix = Array(configuration.outputPrefix.utf8)
     private var topIds: [UInt32] = []
+    /// Slots whose windows are due, reused across rounds.
+    private var due: [Int] = []
     private var topValues: [Float] = []
 
     /// Resolved endpoints once bound.
@@ -229,7 +231,7 @@ final class ServingLoop: @unchecked Sendable {
             }
             guard got else { break }
             drained += 1
-            admit(parts, receivedAt: drainStart, output: e.output)
+            admit(parts, receivedAt: drainStart)
         }
         if drained > 0 { metrics.messages.increment(by: drained) }
         // A big drain means messages queued while the last batch ran: serving is at its limit.
@@ -246,7 +248,7 @@ final class ServingLoop: @unchecked Sendable {
     }
 
     /// Checks one received message and queues its steps, or rejects or drops it whole.
-    private func admit(_ parts: ZMQMultipart, receivedAt: UInt64, output: ZMQSocket) {
+    private func admit(_ parts: ZMQMultipart, receivedAt: UInt64) {
         counters.messages += 1
         guard parts.frameCount == 2 else {
             reject(WireError(.frames, "\(parts.frameCount) frame\(parts.frameCount == 1 ? "" : "s"); expected 2 (stream key, payload)"), key: nil)
@@ -438,7 +440,7 @@ final class ServingLoop: @unchecked Sendable {
 
     /// Runs (inline) or hands over (background) the updates of the windows now due.
     private func learnDue() {
-        let due = learner.takeDue()
+        learner.takeDue(into: &due)
         guard !due.isEmpty else { return }
         guard learningEnabled else {
             // Turned off: entries resolved from steps taken while it was on are not acted upon.
@@ -543,22 +545,28 @@ final class ServingLoop: @unchecked Sendable {
         metrics.predictions.increment(by: n)
     }
 
-    /// The k most probable classes of each step, most probable first.
+    /// The k most probable classes of each step, most probable first, kept sorted by insertion
+    /// straight into the output arrays (no per-step allocation).
     private func selectTop(_ p: PendingMessage, k: Int, outputs o: Int) {
         let n = p.message.steps
         topIds.removeAll(keepingCapacity: true)
         topValues.removeAll(keepingCapacity: true)
         for s in 0..<n {
-            let base = p.outputOffset + s * o
-            var best: [(UInt32, Float)] = []
+            let base = p.outputOffset + s * o, start = s * k
             for j in 0..<o {
                 let v = predictions[base + j]
-                if best.count < k { best.append((UInt32(j), v)); best.sort { $0.1 > $1.1 } } else if v > best[k - 1].1 {
-                    best[k - 1] = (UInt32(j), v)
-                    best.sort { $0.1 > $1.1 }
+                let filled = topValues.count - start
+                if filled == k && v <= topValues[start + k - 1] { continue }
+                var at = start + min(filled, k - 1)
+                if filled < k { topIds.append(0); topValues.append(0) }
+                while at > start && topValues[at - 1] < v {
+                    topIds[at] = topIds[at - 1]
+                    topValues[at] = topValues[at - 1]
+                    at -= 1
                 }
+                topIds[at] = UInt32(j)
+                topValues[at] = v
             }
-            for (id, v) in best { topIds.append(id); topValues.append(v) }
         }
     }
 

@@ -1,5 +1,10 @@
 /// Global-norm gradient clipping as `torch.nn.utils.clip_grad_norm_`.
 public enum GradientClipping {
+    /// The L2 norm of `count` floats (summed in double precision).
+    public static func norm(_ g: UnsafePointer<Float>, count: Int) -> Float {
+        Float(Kernels.sumOfSquares(g, count: count).squareRoot())
+    }
+
     /// The factor that brings a gradient of L2 norm `norm` to at most `maxNorm` (≤ 0 disables):
     /// `maxNorm / (norm + 1e-6)` when that is below 1, as PyTorch computes it.
     public static func coefficient(norm: Float, maxNorm: Float) -> Float {
@@ -11,18 +16,17 @@ public enum GradientClipping {
     /// Scales `g` so its L2 norm is at most `maxNorm` (≤ 0 disables); returns the norm before.
     @discardableResult
     public static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> Float {
-        let norm = Float(Kernels.sumOfSquares(g, count: count).squareRoot())
-        guard maxNorm > 0 else { return norm }
-        let coefficient = maxNorm / (norm + 1e-6)
-        if coefficient < 1 {
-            let c = SIMD8<Float>(repeating: coefficient)
+        let n = norm(g, count: count)
+        let c = coefficient(norm: n, maxNorm: maxNorm)
+        if c < 1 {
+            let scaled = SIMD8<Float>(repeating: c)
             var i = 0
             while i < count {
                 let w = min(8, count - i)
-                Vec.store(Vec.load(g + i, w) * c, g + i, w)
+                Vec.store(Vec.load(g + i, w) * scaled, g + i, w)
                 i += 8
             }
         }
-        return norm
+        return n
     }
 }

@@ -18,11 +18,7 @@ public enum Loss {
             for j in 0..<count { s += binaryCrossEntropy(logit: logits[j], target: values![j]) }
             return s / Float(count)
         case .softmax:
-            if let scratch {
-                let (lse, _) = logSumExp(logits, count: count, scratch: scratch)
-                return lse - logits[classIndex]
-            }
-            return logSumExp(logits, count: count) - logits[classIndex]
+            return withScratch(scratch, count) { logSumExp(logits, count: count, scratch: $0).0 } - logits[classIndex]
         }
     }
 
@@ -52,28 +48,22 @@ public enum Loss {
             }
             return s / Float(count)
         case .softmax:
-            if let scratch {
+            return withScratch(scratch, count) { scratch in
                 // scratch holds e^{l−m} and sum is Σ of them: softmax = scratch / sum.
                 let (lse, sum) = logSumExp(logits, count: count, scratch: scratch)
                 Kernels.axpy(weight / sum, scratch, gradient, count: count)
                 gradient[classIndex] -= weight
                 return lse - logits[classIndex]
             }
-            let lse = logSumExp(logits, count: count)
-            for j in 0..<count { gradient[j] += weight * Foundation.exp(logits[j] - lse) }
-            gradient[classIndex] -= weight
-            return lse - logits[classIndex]
         }
     }
 
-    /// log Σ exp(l_j), stable.
+    /// Runs `body` with `scratch`, or with a temporary buffer of `count` floats when there is
+    /// none (callers on hot paths pass their own).
     @inline(__always)
-    static func logSumExp(_ logits: UnsafePointer<Float>, count: Int) -> Float {
-        var m = -Float.infinity
-        for j in 0..<count { m = max(m, logits[j]) }
-        var s: Float = 0
-        for j in 0..<count { s += Foundation.exp(logits[j] - m) }
-        return m + Foundation.log(s)
+    static func withScratch(_ scratch: UnsafeMutablePointer<Float>?, _ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Float) -> Float {
+        if let scratch { return body(scratch) }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { body($0.baseAddress!) }
     }
 
     /// log Σ exp(l_j) with the vectorised exp; leaves e^{l_j − max} in `scratch` and returns

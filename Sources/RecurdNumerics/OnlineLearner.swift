@@ -13,6 +13,7 @@ public final class OnlineLearner {
     private let table: OnlineLearningTable
     private let stateBefore: FloatBuffer
     private let scratch: FloatBuffer
+    private var due: [Int] = []
 
     /// Updates applied.
     public private(set) var updates = 0
@@ -74,7 +75,7 @@ public final class OnlineLearner {
     }
 
     private func predict() {
-        let due = table.takeDue()
+        table.takeDue(into: &due)
         if !due.isEmpty, trainer.update(windows: due.map(table.window), weights: model.weights.pointer) != nil { updates += 1 }
         engine.step(weights: model.weights.pointer, batch: 1)
         _ = table.finish(slot: 0, logits: engine.logits(row: 0), explicitTarget: false, targetValues: nil, targetClass: 0, scratch: scratch.pointer)

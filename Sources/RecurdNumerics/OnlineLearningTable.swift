@@ -179,12 +179,12 @@ public final class OnlineLearningTable {
         }
     }
 
-    /// Takes the due slots (their windows' `pending` is left to the update to clear).
-    public func takeDue() -> [Int] {
-        let d = due
-        due.removeAll(keepingCapacity: true)
-        for s in d { isDue[s] = false }
-        return d
+    /// Moves the due slots into `slots` (replacing its contents, keeping its storage); their
+    /// windows' `pending` is left to the update to clear.
+    public func takeDue(into slots: inout [Int]) {
+        slots.removeAll(keepingCapacity: true)
+        swap(&slots, &due)
+        for s in slots { isDue[s] = false }
     }
 
     private func append(_ slot: Int, features: UnsafePointer<Float>, token: Int32, targetValues: UnsafePointer<Float>?, targetClass: Int32,

@@ -54,7 +54,7 @@ public final class Trainer {
         gradients.zero()
         let loss = accumulateGradient(windows: windows, weights: weights)
         for w in windows { w.pending = 0 }
-        let norm = Float(Kernels.sumOfSquares(gradients.pointer, count: layout.count).squareRoot())
+        let norm = GradientClipping.norm(gradients.pointer, count: layout.count)
         lastGradientNorm = norm
         guard loss.isFinite, norm.isFinite else {
             skippedUpdates += 1
