@@ -211,4 +211,26 @@ import CRecurdKernels
         _ = recurd_kernels_use_avx512(1)
         #expect(maxAbsDifference(wide, narrow) < 1e-6)
     }
+
+    /// Gates driven far into saturation stay finite in both widths (exp must not overflow).
+    @Test(arguments: [CellKind.lstm, .gru])
+    func saturatedGatesStayFinite(_ cell: CellKind) {
+        let arch = ModelArchitecture(cell: cell, input: .features(size: 2), hidden: [16], outputSize: 2, head: .sigmoid)
+        let model = makeModel(arch, seed: 1)
+        for slot in model.layout.slots where slot.name.contains("bias") {
+            for i in 0..<slot.count { model.weights[slot.storageIndex(i)] = i % 2 == 0 ? -500 : 500 }
+        }
+        for allowed: Int32 in [1, 0] {
+            _ = recurd_kernels_use_avx512(allowed)
+            let engine = StepEngine(layout: model.layout, maxBatch: 2)
+            let x: [Float] = [100, -100, -100, 100]
+            for b in 0..<2 { x.withUnsafeBufferPointer { engine.setFeatures(row: b, $0.baseAddress! + 2 * b) } }
+            engine.step(weights: model.weights.pointer, batch: 2)
+            var state = [Float](repeating: 0, count: arch.stateSize)
+            state.withUnsafeMutableBufferPointer { engine.storeState(row: 0, to: $0.baseAddress!) }
+            #expect(state.allSatisfy(\.isFinite), "avx512 \(allowed)")
+            #expect((0..<2).allSatisfy { engine.output(row: $0)[0].isFinite })
+        }
+        _ = recurd_kernels_use_avx512(1)
+    }
 }
