@@ -228,7 +228,7 @@ import CRecurdKernels
             engine.step(weights: model.weights.pointer, batch: 2)
             var state = [Float](repeating: 0, count: arch.stateSize)
             state.withUnsafeMutableBufferPointer { engine.storeState(row: 0, to: $0.baseAddress!) }
-            #expect(state.allSatisfy(\.isFinite), "avx512 \(allowed)")
+            #expect(state.allSatisfy { $0.isFinite }, "avx512 \(allowed)")
             #expect((0..<2).allSatisfy { engine.output(row: $0)[0].isFinite })
         }
         _ = recurd_kernels_use_avx512(1)
