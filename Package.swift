@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // TOML for the config file (toml++ underneath): sections, types and line-numbered errors.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // OpenBLAS (Debian libopenblas-dev) for the large matrix products; see Kernels.
@@ -49,6 +51,14 @@ let package = Package(
         ),
         // Maths only: the recurrent cells, heads, losses, optimisers, TBPTT. No I/O.
         .target(name: "RecurdNumerics", dependencies: ["CBLAS", "CRecurdKernels"], swiftSettings: numericsSettings),
+        // Every stream's state as one record: layout, codec, the table of streams in memory, and
+        // DESIGN §3's per-step bookkeeping (shared by `recurd fit` and the daemon). No I/O.
+        .target(name: "RecurdStreams", dependencies: ["RecurdNumerics"], swiftSettings: numericsSettings),
+        // SQLite (Debian libsqlite3-dev) through its C API: the stream store's one connection
+        // lives on one thread, so GRDB's queues and record types would add nothing.
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // DESIGN §6's state that lasts: the stream store and model checkpoints on disk.
+        .target(name: "RecurdStore", dependencies: ["CSQLite", "RecurdModelFile", "SafeTensors"], swiftSettings: strictSettings),
         // The safetensors container format, bytes in and bytes out. No I/O.
         .target(name: "SafeTensors", swiftSettings: strictSettings),
         // DESIGN §2: a model as safetensors tensors and metadata, validated. No I/O.
@@ -63,8 +73,10 @@ let package = Package(
         .target(
             name: "RecurdDaemon",
             dependencies: [
-                "RecurdNumerics", "RecurdModelFile", "RecurdWire", "ZeroMQ",
+                "RecurdNumerics", "RecurdStreams", "RecurdModelFile", "RecurdStore", "RecurdWire", "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -78,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "recurd",
             dependencies: [
-                "RecurdNumerics", "RecurdModelFile", "RecurdData", "SafeTensors", "RecurdDaemon", "RecurdWire", "ZeroMQ",
+                "RecurdNumerics", "RecurdStreams", "RecurdModelFile", "RecurdData", "SafeTensors", "RecurdDaemon", "RecurdWire", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -90,14 +102,15 @@ let package = Package(
         .testTarget(name: "RecurdNumericsTests", dependencies: ["RecurdNumerics", "CRecurdKernels", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "RecurdModelFileTests",
-            dependencies: ["RecurdModelFile", "RecurdNumerics", "RecurdData", "SafeTensors", "RecurdTestSupport"],
+            dependencies: ["RecurdModelFile", "RecurdNumerics", "RecurdStreams", "RecurdData", "SafeTensors", "RecurdTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "RecurdWireTests", dependencies: ["RecurdWire"], swiftSettings: strictSettings),
+        .testTarget(name: "RecurdStreamsTests", dependencies: ["RecurdStreams", "RecurdNumerics", "RecurdStore", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
         .testTarget(
             name: "RecurdDaemonTests",
-            dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdStreams", "RecurdTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ", "RecurdModelFile", "RecurdNumerics"], swiftSettings: strictSettings),

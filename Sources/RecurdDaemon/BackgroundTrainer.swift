@@ -26,14 +26,18 @@ final class BackgroundTrainer: @unchecked Sendable {
     private let trainer: Trainer
     /// The trainer's own weights; published copies go to `store`.
     private let master: FloatBuffer
-    private let jobs: [StreamWindow]
+    /// Copies of submitted windows, `queueCapacity` blocks of the window layout.
+    private let jobMemory: UnsafeMutableRawPointer
+    private let jobs: [TrainingWindow]
     private var jobSlot: [Int]
     private let queue: Mutex<Queue>
     private let wake = DispatchSemaphore(value: 0)
     private let stateLock = NSLock()
     private let trainBatch: Int
     private let learningRateBits: Atomic<UInt32>
+    private let clipBits: Atomic<UInt32>
     private let logger: Logger
+    private let skippedLog: RateLimitedLog
     private let metrics: DaemonMetrics
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
@@ -48,8 +52,9 @@ final class BackgroundTrainer: @unchecked Sendable {
 
     private let priority: ServeConfiguration.TrainerPriority
 
-    init(model: Model, configuration: LearningConfiguration, trainBatch: Int, queueCapacity: Int, optimizerRestore: (Optimizer) -> Void,
-         startVersion: UInt64, priority: ServeConfiguration.TrainerPriority = .idle, logger: Logger, metrics: DaemonMetrics) {
+    init(model: Model, configuration: LearningConfiguration, window: WindowLayout, trainBatch: Int, queueCapacity: Int,
+         optimizerRestore: (Optimizer) -> Void, startVersion: UInt64, priority: ServeConfiguration.TrainerPriority = .idle,
+         logger: Logger, metrics: DaemonMetrics) {
         self.priority = priority
         layout = model.layout
         trainer = Trainer(layout: model.layout, configuration: configuration, maxWindows: trainBatch)
@@ -58,14 +63,20 @@ final class BackgroundTrainer: @unchecked Sendable {
         master.copy(from: model.weights)
         version = startVersion
         store = WeightStore(WeightSnapshot(version: startVersion, weights: Self.copy(master)))
-        jobs = (0..<queueCapacity).map { _ in StreamWindow(architecture: model.architecture, capacity: configuration.k2, stride: configuration.k1) }
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: queueCapacity * window.byteCount, alignment: 16)
+        jobMemory = memory
+        jobs = (0..<queueCapacity).map { TrainingWindow(layout: window, base: memory + $0 * window.byteCount) }
         jobSlot = Array(repeating: -1, count: queueCapacity)
         queue = Mutex(Queue(free: Array((0..<queueCapacity).reversed())))
         self.trainBatch = trainBatch
         learningRateBits = Atomic(configuration.learningRate.bitPattern)
+        clipBits = Atomic(configuration.clip.bitPattern)
         self.logger = logger
+        skippedLog = RateLimitedLog(logger: logger)
         self.metrics = metrics
     }
+
+    deinit { jobMemory.deallocate() }
 
     private static func copy(_ b: FloatBuffer) -> FloatBuffer {
         let c = FloatBuffer(count: b.count)
@@ -92,10 +103,15 @@ final class BackgroundTrainer: @unchecked Sendable {
         set { learningRateBits.store(newValue.bitPattern, ordering: .relaxed) }
     }
 
+    var clip: Float {
+        get { Float(bitPattern: clipBits.load(ordering: .relaxed)) }
+        set { clipBits.store(newValue.bitPattern, ordering: .relaxed) }
+    }
+
     /// Hands over a copy of `window` for stream slot `slot` (serving thread). Under `pressure`
     /// (serving has a backlog) a full queue drops the window rather than spend a copy on
     /// coalescing it.
-    func submit(slot: Int, window: StreamWindow, pressure: Bool = false) -> Submission {
+    func submit(slot: Int, window: TrainingWindow, pressure: Bool = false) -> Submission {
         let result: Submission = queue.withLock { q in
             if let job = q.free.popLast() {
                 jobs[job].copy(from: window)
@@ -151,6 +167,7 @@ final class BackgroundTrainer: @unchecked Sendable {
             if taken.isEmpty { continue }
             stateLock.lock()
             trainer.optimizer.learningRate = learningRate
+            trainer.clip = clip
             let loss = trainer.update(windows: taken.map { jobs[$0] }, weights: master.pointer)
             if loss != nil {
                 version += 1
@@ -161,7 +178,7 @@ final class BackgroundTrainer: @unchecked Sendable {
             } else {
                 skipped.add(1, ordering: .relaxed)
                 metrics.skippedUpdates.increment()
-                logger.warning("skipped an update: non-finite loss or gradient", metadata: ["windows": "\(taken.count)"])
+                skippedLog.warning("skipped", now: Clock.seconds, "skipped an update: non-finite loss or gradient", metadata: ["windows": "\(taken.count)"])
             }
             stateLock.unlock()
             queue.withLock { q in q.free.append(contentsOf: taken) }
@@ -172,7 +189,8 @@ final class BackgroundTrainer: @unchecked Sendable {
     }
 
     /// A consistent copy of the weights and optimiser at the latest update (for checkpoints);
-    /// waits for the update in progress, if any.
+    /// waits for the update in progress, if any. Called from the store's thread, never from
+    /// the serving thread, which must not wait for this (possibly SCHED_IDLE) thread.
     func checkpointState() -> (weights: FloatBuffer, optimizer: Optimizer, version: UInt64) {
         stateLock.lock()
         defer { stateLock.unlock() }
@@ -181,11 +199,14 @@ final class BackgroundTrainer: @unchecked Sendable {
         return (Self.copy(master), copy, version)
     }
 
-    /// Replaces the weights (the `reload` command); the optimiser's moments are kept.
-    func replaceWeights(_ weights: FloatBuffer) {
+    /// Replaces the weights (the `reload` command) as a new version; the optimiser's moments
+    /// are kept. Returns the new version.
+    func replaceWeights(_ weights: FloatBuffer) -> UInt64 {
         stateLock.lock()
+        defer { stateLock.unlock() }
         master.copy(from: weights)
+        version += 1
         store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
-        stateLock.unlock()
+        return version
     }
 }

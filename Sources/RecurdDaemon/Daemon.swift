@@ -1,41 +1,106 @@
 import Foundation
 import Logging
 import RecurdModelFile
+import RecurdStore
 import ServiceLifecycle
 import ZeroMQ
 
-/// `recurd serve`: the serving thread and the HTTP server as services in a `ServiceGroup` that
-/// traps SIGTERM and SIGINT and shuts down gracefully (the serving thread finishes the batch in
-/// flight and publishes it before the process exits).
+/// `recurd serve`: start-up (state directory, the model to start from, the store), then the
+/// serving thread, the store's thread, HTTP, systemd notification and SIGHUP reload as services
+/// in a `ServiceGroup` that traps SIGTERM and SIGINT and shuts down gracefully (the serving
+/// thread finishes the work in flight, publishes it, checkpoints and flushes before the process
+/// exits).
 public final class Daemon: Sendable {
     public let configuration: ServeConfiguration
+    let source: SettingsSource?
     let logger: Logger
+    let logControl: LogControl
     let metrics = DaemonMetrics()
-    let loop: ServingLoop
+    public let handle = DaemonHandle()
+    let loop: LoopBox
+    let worker: StoreWorker
+    let stateDirectory: StateDirectoryBox
     private let ready = ReadySignal()
 
-    /// Loads the model file (if any); throws a message naming the file on any problem.
-    public init(configuration: ServeConfiguration, logger: Logger) throws {
-        if let problem = configuration.problem() { throw DaemonError(problem) }
-        self.configuration = configuration
+    /// `source`: where the settings came from, so SIGHUP can read them again (nil: no reload).
+    public init(configuration c: ServeConfiguration, source: SettingsSource? = nil, logControl: LogControl) throws {
+        if let problem = c.problem() { throw DaemonError(problem) }
+        configuration = c
+        self.source = source
+        self.logControl = logControl
+        let logger = logControl.logger()
         self.logger = logger
-        var file: ModelFile?
-        if let path = configuration.model {
-            guard let data = FileManager.default.contents(atPath: path) else { throw DaemonError("\(path): no such model file") }
-            do { file = try ModelFile.decode([UInt8](data), file: path) } catch { throw DaemonError(error.description) }
+        var directory: StateDirectory?
+        var store: StreamStore?
+        if let path = c.stateDirectory {
+            do { directory = try StateDirectory(path: path) } catch { throw DaemonError("\(error)") }
         }
-        loop = ServingLoop(configuration: configuration, model: file, modelPath: configuration.model, logger: logger, metrics: metrics)
+        let initial = try Self.chooseModel(c, directory: directory, logger: logger)
+        if let directory {
+            do { store = try StreamStore(path: directory.storePath) } catch { throw DaemonError("stream store: \(error)") }
+            logger.notice("state directory", metadata: ["path": "\(directory.path)", "stored_streams": "\(store!.count)"])
+        } else {
+            logger.notice("no --state-dir: stream state and what the model learns are lost when the daemon stops")
+        }
+        stateDirectory = StateDirectoryBox(directory)
+        worker = StoreWorker(store: store, checkpoints: directory?.checkpoints, maxStored: c.maxStoredStreams, logger: logger, metrics: metrics,
+                             wake: handle.wake)
+        loop = LoopBox(ServingLoop(configuration: c, initialModel: initial, worker: worker, stateDirectory: c.stateDirectory, handle: handle,
+                                   logger: logger, logControl: logControl, metrics: metrics))
+    }
+
+    /// DESIGN §6: the newest valid checkpoint wins over `--model`, which only seeds an empty
+    /// state directory; a `--model` of another architecture is refused unless `--reset-model`.
+    static func chooseModel(_ c: ServeConfiguration, directory: StateDirectory?, logger: Logger) throws -> InitialModel? {
+        var given: ModelFile?
+        if let path = c.model {
+            if let data = FileManager.default.contents(atPath: path) {
+                do { given = try ModelFile.decode([UInt8](data), file: path) } catch { throw DaemonError(error.description) }
+            } else if directory?.contains(path) == true {
+                logger.notice("the model file does not exist yet; it is created from the first stream and checkpointed here", metadata: ["file": "\(path)"])
+            } else {
+                throw DaemonError("\(path): no such model file")
+            }
+        }
+        guard let directory else {
+            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false) }
+        }
+        let checkpoints = directory.checkpoints
+        if c.resetModel {
+            let moved = try? checkpoints.retire(alsoMoving: directory.storeFiles)
+            logger.warning("--reset-model: starting over from the model file; earlier checkpoints and streams were set aside",
+                           metadata: ["model": "\(c.model ?? "")", "retired": "\(moved ?? "nothing")"])
+            return given.map { InitialModel(file: $0, path: c.model, version: 0, fromCheckpoint: false) }
+        }
+        let newest = checkpoints.loadNewest { path, why in
+            logger.error("skipping a checkpoint that does not read back", metadata: ["file": "\(path)", "error": "\(why)"])
+        }
+        guard let (file, info) = newest else {
+            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false) }
+        }
+        if let given, given.model.architecture != file.model.architecture {
+            throw DaemonError("\(c.model!): its architecture differs from the newest checkpoint's (\(info.path)); "
+                + "pass --reset-model to start over from it (the checkpoints and stored streams are set aside)")
+        }
+        logger.notice("model from the newest checkpoint", metadata: ["file": "\(info.path)", "version": "\(info.version)"])
+        return InitialModel(file: file, path: c.model, version: info.version, fromCheckpoint: true)
+    }
+
+    private static func version(of file: ModelFile) -> UInt64 {
+        file.metadata[CheckpointStore.versionKey].flatMap(UInt64.init) ?? file.metadata["optim.step"].flatMap(UInt64.init) ?? 0
     }
 
     /// Runs until SIGTERM/SIGINT (or until `stop()`); returns after a clean shutdown.
     public func run(handleSignals: Bool = true) async throws {
-        var services: [any Service] = [ServingService(loop: loop, logger: logger, ready: ready)]
+        worker.start()
+        var services: [any Service] = [ServingService(loop: loop.value, logger: logger, ready: ready)]
         if !configuration.http.isEmpty {
             let (host, port) = try Self.hostPort(configuration.http)
-            services.append(HTTPService(host: host, port: port, metrics: metrics, loop: loop, logger: logger, ready: ready))
+            services.append(HTTPService(host: host, port: port, metrics: metrics, handle: handle, logger: logger, ready: ready))
         }
         let notifier = SystemdNotifier()
-        if notifier.enabled { services.append(SystemdService(notifier: notifier, loop: loop, ready: ready)) }
+        if notifier.enabled { services.append(SystemdService(notifier: notifier, handle: handle, ready: ready)) }
+        if handleSignals, let source { services.append(ReloadService(source: source, handle: handle, notifier: notifier, logger: logger)) }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
@@ -43,12 +108,12 @@ public final class Daemon: Sendable {
         try await withTaskCancellationHandler {
             try await group.run()
         } onCancel: {
-            self.loop.requestStop()
+            self.handle.requestStop()
         }
     }
 
     /// Stops the serving loop (as SIGTERM does).
-    public func stop() { loop.requestStop() }
+    public func stop() { handle.requestStop() }
 
     /// Waits until the sockets are bound; returns the resolved endpoints.
     public func waitUntilReady() async throws -> ReadyInfo { try await ready.wait() }
@@ -59,4 +124,16 @@ public final class Daemon: Sendable {
         }
         return (String(s[..<colon]), port)
     }
+}
+
+/// Hands the serving loop (used by its own thread only) to the service that starts that thread.
+final class LoopBox: @unchecked Sendable {
+    let value: ServingLoop
+    init(_ value: ServingLoop) { self.value = value }
+}
+
+/// Keeps the state directory (and its lock) for the daemon's lifetime.
+final class StateDirectoryBox: @unchecked Sendable {
+    let value: StateDirectory?
+    init(_ value: StateDirectory?) { self.value = value }
 }

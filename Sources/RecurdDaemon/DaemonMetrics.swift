@@ -1,6 +1,7 @@
 import CoreMetrics
 import Metrics
 import Prometheus
+import RecurdStreams
 import RecurdWire
 
 /// The daemon's Prometheus metrics (`recurd_*`, base units, no per-stream labels), through
@@ -12,9 +13,23 @@ final class DaemonMetrics: Sendable {
     let predictions: CoreMetrics.Counter
     let duplicates: CoreMetrics.Counter
     let gaps: CoreMetrics.Counter
-    let evictedLRU: CoreMetrics.Counter
-    let evictedIdle: CoreMetrics.Counter
+    private let forgotten: [ForgetReason: CoreMetrics.Counter]
     let streamsActive: CoreMetrics.Gauge
+    let streamsStored: CoreMetrics.Gauge
+    let storeBytes: CoreMetrics.Gauge
+    let storeLoads: CoreMetrics.Counter
+    let storeWrites: CoreMetrics.Counter
+    let storeWriteFailures: CoreMetrics.Counter
+    let storeRecordsLost: CoreMetrics.Counter
+    let recordsRestored: CoreMetrics.Counter
+    let recordsUnreadable: CoreMetrics.Counter
+    let checkpointFailures: CoreMetrics.Counter
+    let checkpointDuration: CoreMetrics.Gauge
+    let lastCheckpointTime: CoreMetrics.Gauge
+    let checkpointAge: CoreMetrics.Gauge
+    let outputMessages: CoreMetrics.Counter
+    let outputDropped: CoreMetrics.Counter
+    let windowsDue: CoreMetrics.Counter
     let modelVersion: CoreMetrics.Gauge
     let updates: CoreMetrics.Counter
     let skippedUpdates: CoreMetrics.Counter
@@ -40,9 +55,29 @@ final class DaemonMetrics: Sendable {
         predictions = CoreMetrics.Counter(label: "recurd_predictions_total", factory: factory)
         duplicates = CoreMetrics.Counter(label: "recurd_duplicate_messages_total", factory: factory)
         gaps = CoreMetrics.Counter(label: "recurd_sequence_gaps_total", factory: factory)
-        evictedLRU = CoreMetrics.Counter(label: "recurd_stream_evictions_total", dimensions: [("reason", "lru")], factory: factory)
-        evictedIdle = CoreMetrics.Counter(label: "recurd_stream_evictions_total", dimensions: [("reason", "idle")], factory: factory)
+        var forgotten: [ForgetReason: CoreMetrics.Counter] = [:]
+        for reason in ForgetReason.allCases {
+            // Evictions move a stream from memory to the store; deletions end it.
+            let label = reason.keepsRecord ? "recurd_stream_evictions_total" : "recurd_streams_deleted_total"
+            forgotten[reason] = CoreMetrics.Counter(label: label, dimensions: [("reason", reason.rawValue)], factory: factory)
+        }
+        self.forgotten = forgotten
         streamsActive = CoreMetrics.Gauge(label: "recurd_streams_active", factory: factory)
+        streamsStored = CoreMetrics.Gauge(label: "recurd_streams_stored", factory: factory)
+        storeBytes = CoreMetrics.Gauge(label: "recurd_store_bytes", factory: factory)
+        storeLoads = CoreMetrics.Counter(label: "recurd_store_loads_total", factory: factory)
+        storeWrites = CoreMetrics.Counter(label: "recurd_store_writes_total", factory: factory)
+        storeWriteFailures = CoreMetrics.Counter(label: "recurd_store_write_failures_total", factory: factory)
+        storeRecordsLost = CoreMetrics.Counter(label: "recurd_store_records_lost_total", factory: factory)
+        recordsRestored = CoreMetrics.Counter(label: "recurd_stream_records_restored_total", factory: factory)
+        recordsUnreadable = CoreMetrics.Counter(label: "recurd_stream_records_unreadable_total", factory: factory)
+        checkpointFailures = CoreMetrics.Counter(label: "recurd_checkpoint_failures_total", factory: factory)
+        checkpointDuration = CoreMetrics.Gauge(label: "recurd_checkpoint_duration_seconds", factory: factory)
+        lastCheckpointTime = CoreMetrics.Gauge(label: "recurd_checkpoint_last_success_timestamp_seconds", factory: factory)
+        checkpointAge = CoreMetrics.Gauge(label: "recurd_checkpoint_age_seconds", factory: factory)
+        outputMessages = CoreMetrics.Counter(label: "recurd_output_messages_total", factory: factory)
+        outputDropped = CoreMetrics.Counter(label: "recurd_output_dropped_total", factory: factory)
+        windowsDue = CoreMetrics.Counter(label: "recurd_training_windows_due_total", factory: factory)
         modelVersion = CoreMetrics.Gauge(label: "recurd_model_version", factory: factory)
         updates = CoreMetrics.Counter(label: "recurd_model_updates_total", factory: factory)
         skippedUpdates = CoreMetrics.Counter(label: "recurd_skipped_updates_total", factory: factory)
@@ -58,10 +93,13 @@ final class DaemonMetrics: Sendable {
         }
         self.rejects = rejects
         streamsActive.record(0)
+        streamsStored.record(0)
         modelVersion.record(0)
     }
 
     func rejected(_ reason: WireError.Reason) { rejects[reason]!.increment() }
+
+    func streamsForgotten(_ reason: ForgetReason, by n: Int = 1) { forgotten[reason]!.increment(by: n) }
 
     /// The Prometheus text exposition.
     func render() -> [UInt8] { registry.emitToBuffer() }

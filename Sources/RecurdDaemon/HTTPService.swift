@@ -6,15 +6,15 @@ struct HTTPService: Service {
     let host: String
     let port: Int
     let metrics: DaemonMetrics
-    let loop: ServingLoop
+    let handle: DaemonHandle
     let logger: Logger
     let ready: ReadySignal
 
-    init(host: String, port: Int, metrics: DaemonMetrics, loop: ServingLoop, logger: Logger, ready: ReadySignal) {
+    init(host: String, port: Int, metrics: DaemonMetrics, handle: DaemonHandle, logger: Logger, ready: ReadySignal) {
         self.host = host
         self.port = port
         self.metrics = metrics
-        self.loop = loop
+        self.handle = handle
         self.logger = logger
         self.ready = ready
         ready.expectHTTP()
@@ -23,9 +23,9 @@ struct HTTPService: Service {
     func run() async throws {
         let server: HTTPServer
         do {
-            server = try await HTTPServer(host: host, port: port, metrics: { [metrics] in metrics.render() }, healthy: { [loop] in loop.isHealthy })
+            server = try await HTTPServer(host: host, port: port, metrics: { [metrics] in metrics.render() }, healthy: { [handle] in handle.isHealthy })
         } catch {
-            let e = DaemonError("http \(host):\(port): \(error)")
+            let e = DaemonError("http \(host):\(port): \(error) — is another process using the port? Pass --http HOST:PORT (or --http '' to turn it off)")
             ready.fail(e)
             throw e
         }

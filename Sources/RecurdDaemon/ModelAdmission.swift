@@ -5,6 +5,8 @@ import RecurdWire
 /// Refusals use the wire error reasons so they are counted like malformed messages.
 enum ModelAdmission {
     static func check(_ m: InputHeader, _ arena: InputArena, architecture a: ModelArchitecture) throws(WireError) {
+        // A zero-step RESET or END carries no values: whatever its kind and xdim, it fits.
+        guard m.steps > 0 else { return }
         switch (m.inputKind, a.input) {
         case (.features, .features(let size)):
             guard m.xdim == size else { throw WireError(.dimension, "xdim \(m.xdim) but the model takes \(size) features per step") }

@@ -18,6 +18,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         /// The same priority as serving.
         case normal
     }
+    public enum LogLevel: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
     public enum Targets: String, Sendable, CaseIterable {
         /// The next step's input is the target of each step (when the model allows it).
         case next
@@ -43,7 +44,14 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var control: String = "tcp://127.0.0.1:5557"
     /// HOST:PORT of the /metrics and /healthz server; empty disables it.
     public var http: String = "127.0.0.1:9464"
+    /// Stream store and model checkpoints (DESIGN §6); nil: nothing is kept across restarts.
     public var stateDirectory: String?
+    /// Seconds between writes of changed streams and of a changed model.
+    public var checkpointInterval: Double = 30
+    /// Streams kept in the store; beyond, the least recently written are deleted (counted).
+    public var maxStoredStreams: Int = 1_000_000
+    /// Start over from `--model`, setting aside the state directory's checkpoints and streams.
+    public var resetModel: Bool = false
     public var learn: Bool = true
     public var maxStreams: Int = 10_000
     /// Seconds without a message after which a stream is forgotten (0: never).
@@ -55,7 +63,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var targets: Targets = .next
     /// Output and input queue limits (ZeroMQ high-water marks), messages.
     public var highWaterMark: Int = 100_000
-    public var logLevel: String = "info"
+    public var logLevel: LogLevel = .info
+    /// text (journald priority prefixes under systemd) or json, one object per line.
+    public var logFormat: LogControl.Format = .text
 
     // Online learning (DESIGN §3).
     /// Steps between updates of a stream.
@@ -103,7 +113,13 @@ public struct ServeConfiguration: Sendable, Equatable {
         if topK < 0 { return "top-k must be ≥ 0" }
         if inputBind.isEmpty && inputConnect.isEmpty { return "no input endpoint (give --input or --input-connect)" }
         if newModelHidden.isEmpty || newModelHidden.contains(where: { $0 < 1 }) { return "new-model-hidden must be positive sizes" }
-        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) { return "log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical" }
+        if !(checkpointInterval >= 1 && checkpointInterval <= 86_400) { return "checkpoint-interval must be between 1 and 86400 seconds" }
+        if maxStoredStreams < 1 { return "max-stored-streams must be at least 1" }
+        if learningRate > 1 { return "lr \(learningRate) is above 1, which destroys a model's weights; use a value in [0, 1]" }
+        if clip > 1e6 { return "clip must be at most 1e6 (0 disables clipping)" }
+        if highWaterMark < 1 { return "high-water-mark must be at least 1 (0 would let memory grow without bound)" }
+        if topK > 65_535 { return "top-k must be at most 65535" }
+        if resetModel && model == nil { return "reset-model needs --model: the model to start over from" }
         return nil
     }
 }

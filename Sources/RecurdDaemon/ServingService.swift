@@ -5,28 +5,30 @@ import ZeroMQ
 
 /// Runs the serving loop on a thread of its own (it blocks in `zmq_poll`, which must never
 /// happen on the cooperative pool).
-struct ServingService: Service {
+struct ServingService: Service, @unchecked Sendable {
     let loop: ServingLoop
     let logger: Logger
     let ready: ReadySignal
 
     func run() async throws {
+        let loop = LoopBox(self.loop)
         try await withGracefulShutdownHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
                 let thread = Thread {
                     do {
                         let context = try ZMQContext()
-                        let endpoints = try loop.bind(context: context)
+                        let endpoints = try loop.value.bind(context: context)
                         logger.notice("serving", metadata: [
                             "input": "\(endpoints.boundInputs.joined(separator: ","))", "output": "\(endpoints.boundOutput)",
                             "control": "\(endpoints.boundControl ?? "off")", "zmq": "\(ZMQContext.libraryVersion)",
                         ])
                         ready.serving(ReadyInfo(inputs: endpoints.boundInputs, output: endpoints.boundOutput, control: endpoints.boundControl, httpPort: nil))
-                        loop.serve(endpoints)
+                        loop.value.serve(endpoints)
                         // Flush the last predictions before the process is allowed to exit.
                         context.terminate()
                         done.resume()
                     } catch {
+                        loop.value.worker.stop()
                         ready.fail(DaemonError("\(error)"))
                         done.resume(throwing: DaemonError("\(error)"))
                     }
@@ -35,7 +37,7 @@ struct ServingService: Service {
                 thread.start()
             }
         } onGracefulShutdown: {
-            loop.requestStop()
+            loop.value.handle.requestStop()
         }
     }
 }

@@ -7,6 +7,8 @@ public final class Trainer {
     public let layout: ParameterLayout
     public let configuration: LearningConfiguration
     public let optimizer: Optimizer
+    /// Global gradient-norm limit (0: none); starts at the configuration's and may be changed.
+    public var clip: Float
     public let gradients: FloatBuffer
     private let engine: WindowEngine
 
@@ -18,6 +20,7 @@ public final class Trainer {
     public init(layout: ParameterLayout, configuration: LearningConfiguration, maxWindows: Int = 1) {
         self.layout = layout
         self.configuration = configuration
+        clip = configuration.clip
         optimizer = Optimizer(kind: configuration.optimizer, learningRate: configuration.learningRate, parameterCount: layout.count)
         gradients = FloatBuffer(count: layout.count)
         engine = WindowEngine(layout: layout, maxWindows: maxWindows, maxLength: configuration.k2)
@@ -25,10 +28,10 @@ public final class Trainer {
 
     /// Adds the gradient of (mean over `windows` of each window's loss) into `gradients` without
     /// updating; returns that mean loss. Exposed for tests of batching.
-    public func accumulateGradient(windows: [StreamWindow], weights: UnsafePointer<Float>) -> Double {
+    public func accumulateGradient(windows: [TrainingWindow], weights: UnsafePointer<Float>) -> Double {
         let total = windows.count
         var loss = 0.0
-        var byLength: [Int: [StreamWindow]] = [:]
+        var byLength: [Int: [TrainingWindow]] = [:]
         for w in windows where w.count > 0 { byLength[w.count, default: []].append(w) }
         for length in byLength.keys.sorted() {
             let group = byLength[length]!
@@ -50,7 +53,7 @@ public final class Trainer {
     /// One update from `windows` applied to `weights` in place; returns the batch loss, or nil if
     /// the update was skipped because the loss or gradient was not finite (weights untouched).
     @discardableResult
-    public func update(windows: [StreamWindow], weights: UnsafeMutablePointer<Float>) -> Double? {
+    public func update(windows: [TrainingWindow], weights: UnsafeMutablePointer<Float>) -> Double? {
         gradients.zero()
         let loss = accumulateGradient(windows: windows, weights: weights)
         for w in windows { w.pending = 0 }
@@ -62,7 +65,7 @@ public final class Trainer {
         }
         // Clipping folded into the optimiser's single pass over the gradient.
         optimizer.apply(parameters: weights, gradients: gradients.pointer, count: layout.count,
-                        gradientScale: GradientClipping.coefficient(norm: norm, maxNorm: configuration.clip))
+                        gradientScale: GradientClipping.coefficient(norm: norm, maxNorm: clip))
         return loss
     }
 }

@@ -42,7 +42,8 @@ public enum OutputCodec {
     }
 
     /// Appends the JSON payload to `out` (cleared first):
-    /// `{"seq":7,"ts":0,"version":3,"new":false,"gap":false,"y":[[…],…],"loss":[null,…]}`
+    /// `{"seq":7,"ts":0,"version":3,"new":false,"gap":false,"y":[[…],…],"loss":[null,…]}`, with
+    /// `"more":true` after `"gap"` on all but the last output of a long message.
     /// (top-k: `"top":[[[id,p],…],…]` instead of `"y"`).
     public static func encodeJSON(
         into out: inout [UInt8], kind: WireOutputKind, flags: OutputFlags, odim: Int, steps: Int, modelVersion: UInt32,
@@ -51,6 +52,7 @@ public enum OutputCodec {
         out.removeAll(keepingCapacity: true)
         func put(_ s: String) { out.append(contentsOf: s.utf8) }
         put("{\"seq\":\(seq),\"ts\":\(timestamp),\"version\":\(modelVersion),\"new\":\(flags.contains(.newState)),\"gap\":\(flags.contains(.gap)),")
+        if flags.contains(.more) { put("\"more\":true,") }
         put(kind == .vector ? "\"y\":[" : "\"top\":[")
         for s in 0..<steps {
             if s > 0 { out.append(UInt8(ascii: ",")) }
@@ -115,6 +117,7 @@ public enum OutputCodec {
         var flags: OutputFlags = []
         if o["new"] as? Bool == true { flags.insert(.newState) }
         if o["gap"] as? Bool == true { flags.insert(.gap) }
+        if o["more"] as? Bool == true { flags.insert(.more) }
         let lossList = (o["loss"] as? [Any]) ?? []
         let losses = lossList.map { ($0 as? NSNumber)?.floatValue ?? .nan }
         var values: [Float] = [], ids: [UInt32] = []

@@ -14,6 +14,10 @@ public struct OutputFlags: OptionSet, Sendable, Hashable {
     public static let newState = OutputFlags(rawValue: 1)
     /// A gap in the stream's seq preceded this message.
     public static let gap = OutputFlags(rawValue: 2)
+    /// Anomaly scores follow the losses (n f32 in [0, 1]).
+    public static let anomaly = OutputFlags(rawValue: 4)
+    /// More outputs for the same input message follow (a long message answered in chunks).
+    public static let more = OutputFlags(rawValue: 8)
 }
 
 /// A decoded output payload (what `recurd tail` and clients read).

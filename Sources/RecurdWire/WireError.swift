@@ -40,6 +40,8 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case token
         /// Explicit targets the model's head cannot take (size or kind).
         case target
+        /// Every stream in memory has work in flight, so a new one has no room (raise max-streams).
+        case busy
     }
 
     public let reason: Reason

@@ -1,17 +1,21 @@
 import CZeroMQ
 
-/// `zmq_poll` over a fixed set of sockets, waiting for input.
+/// `zmq_poll` over a fixed set of sockets and plain file descriptors (an eventfd that other
+/// threads signal, for example), waiting for input.
 public final class ZMQPoller {
     private var items: [zmq_pollitem_t]
     private let sockets: [ZMQSocket]
 
-    public init(_ sockets: [ZMQSocket]) {
+    /// Polls `sockets`, then `descriptors`, in that order.
+    public init(_ sockets: [ZMQSocket], descriptors: [Int32] = []) {
         self.sockets = sockets
         items = sockets.map { zmq_pollitem_t(socket: $0.rawHandle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+            + descriptors.map { zmq_pollitem_t(socket: nil, fd: $0, events: Int16(ZMQ_POLLIN), revents: 0) }
     }
 
-    /// Waits up to `timeoutMilliseconds` (-1: forever) for any socket to be readable; returns the
-    /// readable flags in socket order. An interrupting signal returns all-false.
+    /// Waits up to `timeoutMilliseconds` (-1: forever) for any item to be readable; returns the
+    /// readable flags in item order (sockets, then descriptors). An interrupting signal returns
+    /// all-false.
     public func poll(timeoutMilliseconds: Int) throws(ZMQError) -> [Bool] {
         let rc = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32($0.count), timeoutMilliseconds) }
         if rc < 0 {

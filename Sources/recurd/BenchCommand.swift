@@ -3,6 +3,7 @@ import Foundation
 import RecurdData
 import RecurdModelFile
 import RecurdNumerics
+import RecurdStreams
 
 /// `recurd bench …`: the measurements the README quotes. Each prints one JSON object per line
 /// (so `Benchmarks/compare.py` can put recurd and its peers in one table) or, with `--table`,

@@ -53,8 +53,8 @@ struct DemoCommand: AsyncParsableCommand {
         config.control = "ipc://\(dir.path)/control"
         config.http = ""
         config.learn = learn
-        config.logLevel = "warning"
-        let daemon = try Daemon(configuration: config, logger: makeLogger(level: "warning"))
+        config.logLevel = .warning
+        let daemon = try Daemon(configuration: config, logControl: LogControl(level: .warning))
         let serving = Task { try await daemon.run(handleSignals: false) }
         let ready = try await daemon.waitUntilReady()
 

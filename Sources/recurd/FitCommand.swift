@@ -3,6 +3,7 @@ import Foundation
 import RecurdData
 import RecurdModelFile
 import RecurdNumerics
+import RecurdStreams
 
 struct FitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

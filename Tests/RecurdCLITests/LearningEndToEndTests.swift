@@ -102,7 +102,8 @@ import Testing
 
     @Test func nonFiniteUpdatesAreSkippedAndWeightsStay() throws {
         #expect(try runRecurd(["init", "--cell", "lstm", "--hidden", "8", "--input-size", "2", "--output-size", "2", "--head", "linear", "-o", path("n.st")]).status == 0)
-        let daemon = try DaemonHarness(arguments: ["--model", path("n.st"), "--sync-learning", "--no-normalize", "--k1", "1", "--k2", "2", "--state-dir", path("st")],
+        let daemon = try DaemonHarness(arguments: ["--model", path("n.st"), "--sync-learning", "--no-normalize", "--targets", "explicit", "--k1", "1", "--k2", "2",
+                                                   "--state-dir", path("st")],
                                        probeWidth: 2)
         // A finite target whose squared error overflows float32: the loss is +∞.
         try daemon.send(key: "x", InputMessage(inputKind: .features, targetKind: .values, xdim: 2, ydim: 2, steps: 1, seq: 0,

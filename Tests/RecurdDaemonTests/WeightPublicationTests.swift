@@ -9,22 +9,25 @@ import Testing
 /// The background trainer publishes whole weight snapshots; a reader's pinned snapshot never
 /// changes under it, and versions only go forward — under continuous load.
 @Suite struct WeightPublicationTests {
-    func window(_ arch: ModelArchitecture, _ rng: inout SeededGenerator, capacity: Int, stride: Int) -> StreamWindow {
-        let w = StreamWindow(architecture: arch, capacity: capacity, stride: stride)
+    /// A full window of random entries (explicit targets), in memory the test keeps alive.
+    func window(_ arch: ModelArchitecture, _ rng: inout SeededGenerator, capacity: Int, stride: Int) -> OwnedWindow {
+        let w = OwnedWindow(WindowLayout(architecture: arch, k1: stride, k2: capacity, impliedTargets: false))
         for _ in 0..<capacity {
-            let x = randomFloats(2, rng: &rng), y = randomFloats(2, rng: &rng), s = randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng)
-            x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
-                w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
-            } } }
+            w.append(x: randomFloats(2, rng: &rng), y: randomFloats(2, rng: &rng), state: randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng))
         }
         return w
+    }
+
+    func layout(_ arch: ModelArchitecture, _ c: LearningConfiguration) -> WindowLayout {
+        WindowLayout(architecture: arch, k1: c.k1, k2: c.k2, impliedTargets: false)
     }
 
     @Test func publishedWeightsNeverTear() throws {
         let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [32], outputSize: 2, head: .linear)
         let model = Model(architecture: arch, seed: 3)
         let config = LearningConfiguration(k1: 4, k2: 8, optimizer: .adam, learningRate: 0.01, clip: 1)
-        let trainer = BackgroundTrainer(model: model, configuration: config, trainBatch: 4, queueCapacity: 16, optimizerRestore: { _ in },
+        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 4, queueCapacity: 16,
+                                        optimizerRestore: { _ in },
                                         startVersion: 0, logger: Logger(label: "test"), metrics: DaemonMetrics())
         trainer.start()
         let stop = Atomic<Bool>(false)
@@ -60,7 +63,8 @@ import Testing
         let deadline = Date().addingTimeInterval(60)
         var submitted = 0
         while Date() < deadline && (trainer.updates.load(ordering: .relaxed) < 20 || versionsSeen.withLock({ $0.count }) < 5) {
-            _ = trainer.submit(slot: submitted % 8, window: window(arch, &rng, capacity: 8, stride: 4))
+            let w = window(arch, &rng, capacity: 8, stride: 4)
+            _ = trainer.submit(slot: submitted % 8, window: w.window)
             submitted += 1
             if submitted % 64 == 0 { usleep(1_000) }
         }
@@ -78,10 +82,12 @@ import Testing
         let model = Model(architecture: arch, seed: 3)
         let config = LearningConfiguration(k1: 2, k2: 2, optimizer: .sgd, learningRate: 0.01, clip: 0)
         // Not started: nothing drains the queue of two.
-        let trainer = BackgroundTrainer(model: model, configuration: config, trainBatch: 2, queueCapacity: 2, optimizerRestore: { _ in },
+        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 2, queueCapacity: 2,
+                                        optimizerRestore: { _ in },
                                         startVersion: 0, logger: Logger(label: "test"), metrics: DaemonMetrics())
         var rng = SeededGenerator(seed: 1)
-        let w = window(arch, &rng, capacity: 2, stride: 2)
+        let owned = window(arch, &rng, capacity: 2, stride: 2)
+        let w = owned.window
         #expect(trainer.submit(slot: 0, window: w) == .queued)
         #expect(trainer.submit(slot: 1, window: w) == .queued)
         #expect(trainer.submit(slot: 0, window: w) == .coalesced)

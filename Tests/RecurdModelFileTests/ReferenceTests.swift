@@ -2,6 +2,7 @@ import Foundation
 import RecurdData
 import RecurdModelFile
 import RecurdNumerics
+import RecurdStreams
 import RecurdTestSupport
 import Testing
 

@@ -108,17 +108,15 @@ import Testing
         var rng = SeededGenerator(seed: 9)
         // Three streams' windows, one of them shorter (a young stream).
         let lengths = [6, 6, 4]
-        var windows: [StreamWindow] = []
+        var owned: [OwnedWindow] = []
         for length in lengths {
-            let w = StreamWindow(architecture: arch, capacity: config.k2, stride: config.k1)
+            let w = OwnedWindow(WindowLayout(architecture: arch, k1: config.k1, k2: config.k2, impliedTargets: false))
             for _ in 0..<length {
-                let x = randomFloats(3, rng: &rng), y = randomFloats(3, rng: &rng), s = randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng)
-                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
-                    w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
-                } } }
+                w.append(x: randomFloats(3, rng: &rng), y: randomFloats(3, rng: &rng), state: randomFloats(arch.stateSize, amplitude: 0.5, rng: &rng))
             }
-            windows.append(w)
+            owned.append(w)
         }
+        let windows = owned.map(\.window)
         let batched = Trainer(layout: model.layout, configuration: config, maxWindows: 2)
         let batchLoss = batched.accumulateGradient(windows: windows, weights: model.weights.pointer)
         var mean = [Float](repeating: 0, count: model.layout.count)
@@ -134,34 +132,42 @@ import Testing
     }
 
     /// A window keeps the saved state of only the entries that can start a window at an update;
-    /// at every update it gives the same gradient as a window that keeps every state.
-    @Test(arguments: [(4, 10), (5, 5), (8, 3), (3, 16)])
+    /// at every update it gives the same gradient as a window that keeps every state — with
+    /// explicit targets, and with implied (next-step) targets, which keep k2 + 1 inputs and no
+    /// targets.
+    @Test(arguments: [(4, 10), (5, 5), (8, 3), (3, 16), (16, 32), (1, 6)])
     func windowsKeepTheStatesUpdatesNeed(k1: Int, k2: Int) {
         let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [6], outputSize: 2, head: .linear)
         let model = makeModel(arch, seed: 12)
         let config = LearningConfiguration(k1: k1, k2: k2, optimizer: .sgd, learningRate: 0.1, clip: 0)
-        let lean = StreamWindow(architecture: arch, capacity: k2, stride: k1)
-        let full = StreamWindow(architecture: arch, capacity: k2, stride: 1)
+        let lean = OwnedWindow(WindowLayout(architecture: arch, k1: k1, k2: k2, impliedTargets: false))
+        let implied = OwnedWindow(WindowLayout(architecture: arch, k1: k1, k2: k2, impliedTargets: true))
+        // Every entry keeps its state: k1 = 1 makes each one a possible window start.
+        let full = OwnedWindow(WindowLayout(architecture: arch, k1: 1, k2: k2, impliedTargets: false, savedStates: k2))
+        #expect(lean.window.layout.savedStates == (k2 - 1) / k1 + 1)
         var rng = SeededGenerator(seed: 4)
         var updates = 0
+        var x = randomFloats(2, rng: &rng)
+        x.withUnsafeBufferPointer { implied.window.restart(features: $0.baseAddress!, token: 0) }
         for _ in 0..<(5 * k1 + k2) {
-            let x = randomFloats(2, rng: &rng), y = randomFloats(2, rng: &rng), st = randomFloats(arch.stateSize, rng: &rng)
-            for w in [lean, full] {
-                x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in st.withUnsafeBufferPointer { sp in
-                    w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
-                } } }
-            }
-            guard lean.pending == k1 else { continue }
-            let a = Trainer(layout: model.layout, configuration: config), b = Trainer(layout: model.layout, configuration: config)
-            let la = a.accumulateGradient(windows: [lean], weights: model.weights.pointer)
-            let lb = b.accumulateGradient(windows: [full], weights: model.weights.pointer)
-            #expect(la == lb)
-            #expect(a.gradients.array == b.gradients.array)
-            lean.pending = 0
-            full.pending = 0
+            let y = randomFloats(2, rng: &rng), st = randomFloats(arch.stateSize, rng: &rng)
+            lean.append(x: x, y: y, state: st)
+            full.append(x: x, y: y, state: st)
+            st.withUnsafeBufferPointer { implied.window.saveState($0.baseAddress!) }
+            let impliedDue = y.withUnsafeBufferPointer { implied.window.pushTarget(features: $0.baseAddress!, token: 0) }
+            #expect(impliedDue == (lean.window.pending == k1))
+            x = y
+            guard lean.window.pending == k1 else { continue }
+            let trainers = (0..<3).map { _ in Trainer(layout: model.layout, configuration: config) }
+            let losses = zip(trainers, [lean, implied, full]).map { $0.accumulateGradient(windows: [$1.window], weights: model.weights.pointer) }
+            #expect(losses[0] == losses[2] && losses[1] == losses[2])
+            #expect(trainers[0].gradients.array == trainers[2].gradients.array)
+            #expect(trainers[1].gradients.array == trainers[2].gradients.array)
+            for w in [lean, implied, full] { w.window.pending = 0 }
             updates += 1
         }
         #expect(updates == 5 + k2 / k1)
+        #expect(lean.window.count == k2 && implied.window.count == k2)
     }
 
     @Test func nonFiniteUpdateIsSkippedAndLeavesWeightsUntouched() {
@@ -169,12 +175,9 @@ import Testing
         let model = makeModel(arch, seed: 2)
         let before = model.weights.array
         let trainer = Trainer(layout: model.layout, configuration: LearningConfiguration(k1: 1, k2: 2, optimizer: .adam, learningRate: 0.1, clip: 1))
-        let w = StreamWindow(architecture: arch, capacity: 2, stride: 1)
-        let x: [Float] = [1, 2], y: [Float] = [.infinity, 0], s = [Float](repeating: 0, count: arch.stateSize)
-        x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
-            w.append(features: xp.baseAddress!, token: 0, targetValues: yp.baseAddress!, targetClass: 0, stateBefore: sp.baseAddress!)
-        } } }
-        #expect(trainer.update(windows: [w], weights: model.weights.pointer) == nil)
+        let w = OwnedWindow(WindowLayout(architecture: arch, k1: 1, k2: 2, impliedTargets: false))
+        w.append(x: [1, 2], y: [.infinity, 0], state: [Float](repeating: 0, count: arch.stateSize))
+        #expect(trainer.update(windows: [w.window], weights: model.weights.pointer) == nil)
         #expect(trainer.skippedUpdates == 1)
         #expect(trainer.optimizer.step == 0)
         #expect(model.weights.array == before)

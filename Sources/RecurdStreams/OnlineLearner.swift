@@ -1,19 +1,22 @@
+import RecurdNumerics
+
 /// DESIGN §3 for one stream with next-step targets: predict, then learn (`recurd fit`).
 ///
 /// Each `observe` call is one arriving step x_t. It first resolves the previous step's target
 /// (x_t itself): records the progressive loss of the previous prediction, appends
 /// (x_{t−1}, x_t, s_{t−2}) to the window and runs an update when k1 entries are new; only then
 /// does it predict step t with the weights as they now are. The bookkeeping is the daemon's
-/// (`OnlineLearningTable`), with one slot.
+/// (`StreamLearning` on a `StreamRecord`).
 public final class OnlineLearner {
     public let model: Model
     public let configuration: LearningConfiguration
     public let trainer: Trainer
     private let engine: StepEngine
-    private let table: OnlineLearningTable
+    private let learning: StreamLearning
+    private let record: StreamRecord
+    private let core: UnsafeMutableRawPointer
+    private let windowMemory: UnsafeMutableRawPointer
     private let stateBefore: FloatBuffer
-    private let scratch: FloatBuffer
-    private var due: [Int] = []
 
     /// Updates applied.
     public private(set) var updates = 0
@@ -41,43 +44,50 @@ public final class OnlineLearner {
         self.configuration = configuration
         trainer = Trainer(layout: model.layout, configuration: configuration)
         engine = StepEngine(layout: model.layout, maxBatch: 1)
-        table = OnlineLearningTable(architecture: model.architecture, capacity: 1, learning: configuration, nextStepTargets: true, standardize: standardize)
+        let layout = StreamRecordLayout(architecture: model.architecture, learning: configuration, nextStepTargets: true, standardize: standardize)
+        learning = StreamLearning(layout: layout)
+        core = .allocate(byteCount: layout.coreBytes, alignment: 16)
+        windowMemory = .allocate(byteCount: layout.window!.byteCount, alignment: 16)
+        record = StreamRecord(layout: layout, core: core, window: windowMemory)
+        record.initialize(now: 0)
         stateBefore = FloatBuffer(count: model.architecture.stateSize)
-        scratch = FloatBuffer(count: model.architecture.outputSize)
+    }
+
+    deinit {
+        core.deallocate()
+        windowMemory.deallocate()
     }
 
     /// The prediction for the most recent step (head outputs, in the stream's units).
     public var prediction: [Float] {
         var out = [Float](repeating: 0, count: model.architecture.outputSize)
-        out.withUnsafeMutableBufferPointer { table.publishable(slot: 0, outputs: engine.output(row: 0), into: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { learning.publishable(record, outputs: engine.output(row: 0), into: $0.baseAddress!) }
         return out
     }
 
     /// Observes a feature step; returns the previous prediction's progressive loss, if any.
     @discardableResult
     public func observe(features x: UnsafePointer<Float>) -> Float? {
-        engine.storeState(row: 0, to: stateBefore.pointer)
-        let loss = table.prepare(slot: 0, features: x, token: 0, modelInput: engine.featureRow(0), stateBefore: stateBefore.pointer,
-                                 explicitTarget: false, learnable: true)
-        predict()
-        return loss
+        let outcome = learning.prepare(record, features: x, token: 0, modelInput: engine.featureRow(0), explicitTarget: false, learnable: true)
+        predict(due: outcome.due, token: 0)
+        return outcome.loss
     }
 
     /// Observes a token step; returns the previous prediction's progressive loss, if any.
     @discardableResult
     public func observe(token: Int32) -> Float? {
-        engine.storeState(row: 0, to: stateBefore.pointer)
-        let loss = table.prepare(slot: 0, features: nil, token: token, modelInput: nil, stateBefore: stateBefore.pointer,
-                                 explicitTarget: false, learnable: true)
+        let outcome = learning.prepare(record, features: nil, token: token, modelInput: nil, explicitTarget: false, learnable: true)
         engine.setToken(row: 0, token)
-        predict()
-        return loss
+        predict(due: outcome.due, token: token)
+        return outcome.loss
     }
 
-    private func predict() {
-        table.takeDue(into: &due)
-        if !due.isEmpty, trainer.update(windows: due.map(table.window), weights: model.weights.pointer) != nil { updates += 1 }
+    private func predict(due: Bool, token: Int32) {
+        if due, let w = record.window, trainer.update(windows: [w], weights: model.weights.pointer) != nil { updates += 1 }
+        engine.loadState(row: 0, from: record.state)
         engine.step(weights: model.weights.pointer, batch: 1)
-        _ = table.finish(slot: 0, logits: engine.logits(row: 0), explicitTarget: false, targetValues: nil, targetClass: 0, scratch: scratch.pointer)
+        _ = learning.finish(record, logits: engine.logits(row: 0), stateBefore: record.state, modelInput: UnsafePointer(engine.featureRow(0)),
+                            token: token, explicitTarget: false, targetValues: nil, targetClass: 0)
+        engine.storeState(row: 0, to: record.state)
     }
 }

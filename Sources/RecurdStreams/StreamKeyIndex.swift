@@ -1,43 +1,60 @@
-/// Stream keys → slots without allocating: an open-addressing hash table (linear probing,
-/// backward-shift deletion) over key bytes stored per slot, looked up straight from a received
-/// frame's bytes.
+import Foundation
+
+/// Stream keys → slots without allocating per lookup: an open-addressing hash table (linear
+/// probing, backward-shift deletion) over each slot's key bytes, looked up straight from a
+/// received frame's bytes. Grows (rehashes) when the slot capacity grows.
 struct StreamKeyIndex {
     static let maxKeyLength = 255
 
     private var buckets: [Int32]
-    private let mask: Int
-    /// (capacity, 255) key bytes and each slot's key length.
-    private var keyBytes: [UInt8]
-    private var keyLength: [UInt8]
+    private var mask: Int
+    /// Each slot's key (empty when free).
+    private var keys: [[UInt8]]
     private var hashes: [UInt64]
     private(set) var count = 0
 
     init(capacity: Int) {
+        keys = Array(repeating: [], count: capacity)
+        hashes = Array(repeating: 0, count: capacity)
+        buckets = Array(repeating: -1, count: Self.bucketCount(capacity))
+        mask = buckets.count - 1
+    }
+
+    private static func bucketCount(_ capacity: Int) -> Int {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
+        return size
+    }
+
+    var capacity: Int { keys.count }
+
+    /// Room for slots up to `capacity`.
+    mutating func grow(to capacity: Int) {
+        guard capacity > keys.count else { return }
+        keys.append(contentsOf: repeatElement([], count: capacity - keys.count))
+        hashes.append(contentsOf: repeatElement(0, count: capacity - hashes.count))
+        let size = Self.bucketCount(capacity)
+        guard size > buckets.count else { return }
         buckets = Array(repeating: -1, count: size)
         mask = size - 1
-        keyBytes = Array(repeating: 0, count: capacity * Self.maxKeyLength)
-        keyLength = Array(repeating: 0, count: capacity)
-        hashes = Array(repeating: 0, count: capacity)
-    }
-
-    /// FNV-1a: short keys, no setup cost.
-    @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in key { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-        return h
-    }
-
-    private func matches(_ slot: Int, _ key: UnsafeRawBufferPointer, _ h: UInt64) -> Bool {
-        guard hashes[slot] == h, Int(keyLength[slot]) == key.count else { return false }
-        return keyBytes.withUnsafeBytes { stored in
-            memcmp(stored.baseAddress! + slot * Self.maxKeyLength, key.baseAddress!, key.count) == 0
+        for slot in keys.indices where !keys[slot].isEmpty {
+            var i = Int(truncatingIfNeeded: hashes[slot]) & mask
+            while buckets[i] >= 0 { i = (i + 1) & mask }
+            buckets[i] = Int32(slot)
         }
     }
 
+    /// 64-bit FNV-1a, the key-group hash (DESIGN §7).
+    @inline(__always)
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { KeyGroup.hash(key) }
+
+    private func matches(_ slot: Int, _ key: UnsafeRawBufferPointer, _ h: UInt64) -> Bool {
+        guard hashes[slot] == h, keys[slot].count == key.count else { return false }
+        return keys[slot].withUnsafeBytes { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }
+    }
+
     func slot(for key: UnsafeRawBufferPointer) -> Int? {
+        guard key.count > 0 else { return nil }
         let h = Self.hash(key)
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
@@ -48,12 +65,12 @@ struct StreamKeyIndex {
         }
     }
 
-    /// Adds `key` for `slot` (the key must not be present).
+    /// Adds `key` for `slot` (the key must not be present; 1–255 bytes).
     mutating func insert(_ key: UnsafeRawBufferPointer, slot: Int) {
+        precondition(key.count >= 1 && key.count <= Self.maxKeyLength)
         let h = Self.hash(key)
         hashes[slot] = h
-        keyLength[slot] = UInt8(key.count)
-        keyBytes.withUnsafeMutableBytes { ($0.baseAddress! + slot * Self.maxKeyLength).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        keys[slot] = Array(key)
         var i = Int(truncatingIfNeeded: h) & mask
         while buckets[i] >= 0 { i = (i + 1) & mask }
         buckets[i] = Int32(slot)
@@ -68,6 +85,7 @@ struct StreamKeyIndex {
             i = (i + 1) & mask
         }
         buckets[i] = -1
+        keys[slot] = []
         count -= 1
         // Backward shift: move later entries of the probe run into the hole.
         var j = (i + 1) & mask
@@ -85,14 +103,10 @@ struct StreamKeyIndex {
     }
 
     /// The key bytes of `slot`.
-    func key(_ slot: Int) -> [UInt8] {
-        Array(keyBytes[(slot * Self.maxKeyLength)..<(slot * Self.maxKeyLength + Int(keyLength[slot]))])
-    }
+    func key(_ slot: Int) -> [UInt8] { keys[slot] }
 
     /// Calls `body` with the key bytes of `slot`, without copying.
     func withKey<R>(_ slot: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try keyBytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[(slot * Self.maxKeyLength)..<(slot * Self.maxKeyLength + Int(keyLength[slot]))])) }
+        try keys[slot].withUnsafeBytes(body)
     }
 }
-
-import Foundation

@@ -1,4 +1,4 @@
-@testable import RecurdDaemon
+@testable import RecurdStreams
 import RecurdNumerics
 import Testing
 

@@ -1,0 +1,13 @@
+import RecurdModelFile
+
+/// The model the daemon starts with, as start-up chose it: the newest valid checkpoint, or the
+/// `--model` file (which seeds an empty state directory).
+struct InitialModel: Sendable {
+    let file: ModelFile
+    /// The `--model` path (for `reload` and `model`).
+    let path: String?
+    /// Model version to carry on from.
+    let version: UInt64
+    /// Came from a checkpoint (its version is already on disk).
+    let fromCheckpoint: Bool
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The daemon's logs: one line per event on standard error, which journald collects under
+/// systemd. Text lines start with a syslog priority prefix (`<4>` for warnings) when stderr is
+/// the journal (`$JOURNAL_STREAM`), so `journalctl -p warning` works; JSON lines carry the same
+/// fields for log shippers. The level is shared by every logger of the process and changes on
+/// SIGHUP.
+public final class LogControl: Sendable {
+    public enum Format: String, Sendable, CaseIterable { case text, json }
+
+    private let levelIndex: Atomic<Int>
+    let format: Format
+    let journal: Bool
+    private let lock = Mutex(())
+
+    public init(level: ServeConfiguration.LogLevel, format: Format = .text, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        levelIndex = Atomic(Self.index(level))
+        self.format = format
+        journal = environment["JOURNAL_STREAM"] != nil
+    }
+
+    private static func index(_ l: ServeConfiguration.LogLevel) -> Int { ServeConfiguration.LogLevel.allCases.firstIndex(of: l)! }
+
+    public var level: ServeConfiguration.LogLevel {
+        get { ServeConfiguration.LogLevel.allCases[levelIndex.load(ordering: .relaxed)] }
+        set { levelIndex.store(Self.index(newValue), ordering: .relaxed) }
+    }
+
+    /// A logger writing through this control.
+    public func logger(label: String = "recurd") -> Logger {
+        Logger(label: label) { [self] label in Handler(control: self, label: label) }
+    }
+
+    func write(_ line: String) {
+        lock.withLock { _ in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    }
+
+    struct Handler: LogHandler {
+        let control: LogControl
+        let label: String
+        var metadata: Logger.Metadata = [:]
+
+        var logLevel: Logger.Level {
+            get { Logger.Level(rawValue: control.level.rawValue) ?? .info }
+            set { control.level = ServeConfiguration.LogLevel(rawValue: newValue.rawValue) ?? .info }
+        }
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        /// syslog priorities (journald's `-p`).
+        static func priority(_ level: Logger.Level) -> Int {
+            switch level {
+            case .trace, .debug: 7
+            case .info: 6
+            case .notice: 5
+            case .warning: 4
+            case .error: 3
+            case .critical: 2
+            }
+        }
+
+        func log(event: LogEvent) {
+            var all = metadata
+            if let m = event.metadata { all.merge(m) { $1 } }
+            let time = Date().ISO8601Format()
+            switch control.format {
+            case .text:
+                let fields = all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
+                let prefix = control.journal ? "<\(Self.priority(event.level))>" : "\(time) "
+                control.write("\(prefix)\(event.level) \(label): \(event.message)\(fields.isEmpty ? "" : " " + fields)")
+            case .json:
+                var object: [String: String] = ["time": time, "level": "\(event.level)", "logger": label, "message": "\(event.message)"]
+                for (k, v) in all where object[k] == nil { object[k] = "\(v)" }
+                let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+                control.write(String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+}

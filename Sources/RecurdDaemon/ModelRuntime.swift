@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import RecurdModelFile
+import RecurdNumerics
+import RecurdStreams
+
+/// The model as the serving thread uses it: the architecture, the step engine, the weights this
+/// cycle predicts with (pinned), the model version, and learning — inline (`--sync-learning`,
+/// updating the model's weights in place between steps) or on the background trainer's thread
+/// (publishing whole weight snapshots).
+final class ModelRuntime {
+    enum Learning {
+        case inline(Trainer)
+        case background(BackgroundTrainer)
+    }
+
+    let model: Model
+    var architecture: ModelArchitecture { model.architecture }
+    let engine: StepEngine
+    let learning: Learning
+    /// The model file this came from (for `reload` and `model`), if any.
+    let modelPath: String?
+    /// Updates applied to the weights this cycle uses.
+    private(set) var version: UInt64
+    /// The weights of the coming steps.
+    private(set) var weights: UnsafePointer<Float>
+    /// The snapshot `weights` points into, held so it stays alive while in use.
+    private var pinned: WeightSnapshot?
+    /// Version of the last model checkpoint written (or loaded), to skip unchanged models.
+    var checkpointedVersion: UInt64?
+    private let metrics: DaemonMetrics
+
+    init(model: Model, modelPath: String?, startVersion: UInt64, configuration c: ServeConfiguration, window: WindowLayout?,
+         optimizerState: ModelFile?, logger: Logger, metrics: DaemonMetrics) {
+        self.model = model
+        self.modelPath = modelPath
+        self.metrics = metrics
+        engine = StepEngine(layout: model.layout, maxBatch: c.maxBatch)
+        version = startVersion
+        let restore: (Optimizer) -> Void = { optimizer in
+            if let file = optimizerState, OptimizerCheckpoint.restore(optimizer, from: file) {
+                logger.notice("optimizer state restored", metadata: ["step": "\(optimizer.step)"])
+            }
+        }
+        if c.syncLearning || window == nil {
+            let t = Trainer(layout: model.layout, configuration: c.learning, maxWindows: c.trainBatch)
+            restore(t.optimizer)
+            learning = .inline(t)
+        } else {
+            let b = BackgroundTrainer(model: model, configuration: c.learning, window: window!, trainBatch: c.trainBatch,
+                                      queueCapacity: c.trainQueue, optimizerRestore: restore, startVersion: startVersion,
+                                      priority: c.trainerPriority, logger: logger, metrics: metrics)
+            b.start()
+            learning = .background(b)
+        }
+        weights = UnsafePointer(model.weights.pointer)
+        pin()
+    }
+
+    /// Pins the weights for the coming cycle: the latest published snapshot (background) or the
+    /// model's own weights (inline).
+    func pin() {
+        switch learning {
+        case .background(let b):
+            let s = b.store.load()
+            pinned = s
+            weights = UnsafePointer(s.weights.pointer)
+            version = s.version
+        case .inline:
+            weights = UnsafePointer(model.weights.pointer)
+        }
+        metrics.modelVersion.record(Int64(version))
+    }
+
+    /// The version as the wire carries it (mod 2³²).
+    var wireVersion: UInt32 { UInt32(truncatingIfNeeded: version) }
+
+    var backgroundTrainer: BackgroundTrainer? {
+        if case .background(let b) = learning { return b }
+        return nil
+    }
+
+    /// Applies settings that may change while running.
+    func apply(learningRate: Float, clip: Float) {
+        switch learning {
+        case .inline(let t):
+            t.optimizer.learningRate = learningRate
+            t.clip = clip
+        case .background(let b):
+            b.learningRate = learningRate
+            b.clip = clip
+        }
+    }
+
+    /// Counts of what became of due windows handed to `learn`.
+    struct LearnOutcome {
+        var updates = 0
+        var skipped = 0
+        var coalesced = 0
+        var dropped = 0
+    }
+
+    /// Runs (inline) or hands over (background) the updates of `windows` (of streams `slots`).
+    func learn(_ windows: [TrainingWindow], slots: [Int], pressure: Bool) -> LearnOutcome {
+        var out = LearnOutcome()
+        switch learning {
+        case .inline(let t):
+            if t.update(windows: windows, weights: model.weights.pointer) != nil {
+                version += 1
+                out.updates = 1
+                metrics.modelVersion.record(Int64(version))
+            } else {
+                out.skipped = 1
+            }
+        case .background(let b):
+            for (w, slot) in zip(windows, slots) {
+                switch b.submit(slot: slot, window: w, pressure: pressure) {
+                case .queued: break
+                case .coalesced: out.coalesced += 1
+                case .dropped: out.dropped += 1
+                }
+                w.pending = 0
+            }
+        }
+        return out
+    }
+
+    /// Replaces the weights with `weights` (the `reload` command) as a new version.
+    func replaceWeights(_ weights: FloatBuffer) {
+        switch learning {
+        case .inline:
+            model.weights.copy(from: weights)
+            version += 1
+        case .background(let b):
+            version = b.replaceWeights(weights)
+            pin()
+        }
+    }
+
+    /// What the store thread needs to write a checkpoint: inline, a copy made now (the serving
+    /// thread owns those weights); background, the trainer, which the store thread asks for a
+    /// consistent copy itself so that serving never waits for it.
+    func checkpointSource(metadata: [String: String]) -> CheckpointSource {
+        switch learning {
+        case .inline(let t):
+            let copy = model.copy()
+            let optimizer = OptimizerCheckpoint.encode(t.optimizer, layout: model.layout)
+            let file = ModelFile(model: copy, metadata: metadata.merging(optimizer.metadata) { $1 }, extras: optimizer.extras)
+            return .file(file, version: version)
+        case .background(let b):
+            return .trainer(b, metadata: metadata)
+        }
+    }
+
+    /// Stops the background trainer (after its update in progress).
+    func stop() { backgroundTrainer?.stop() }
+}

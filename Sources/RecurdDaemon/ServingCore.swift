@@ -1,0 +1,309 @@
+import Foundation
+import Logging
+import RecurdModelFile
+import RecurdNumerics
+import RecurdStore
+import RecurdStreams
+import RecurdWire
+
+/// Everything the serving thread does once there is a model: admission and sequence policy,
+/// the step scheduler, publishing, the streams' residency and store traffic, periodic
+/// checkpoints, and the settings that change live. No sockets: messages come in as bytes and
+/// predictions leave through the publisher's sink, so it can be driven in-process. Serving
+/// thread only.
+final class ServingCore {
+    private(set) var configuration: ServeConfiguration
+    let runtime: ModelRuntime
+    let table: StreamTable
+    let residency: StreamResidency
+    let scheduler: StepScheduler
+    let publisher: Publisher
+    let counters: DaemonCounters
+    let metrics: DaemonMetrics
+    let worker: StoreWorker?
+    let stateDirectory: String?
+    let logger: Logger
+    private let log: RateLimitedLog
+    let tokenModel: Bool
+
+    /// Seconds (monotonic) of the last periodic flush.
+    private var lastFlush = Clock.seconds
+    private var nextToken: UInt64 = 1
+    /// Checkpoint results waiting for their flush's barrier.
+    private var checkpointResults: [UInt64: Result<CheckpointInfo, CheckpointError>] = [:]
+    /// What to do when a token's store answer comes back.
+    enum Waiter {
+        /// A control reply (`checkpoint`, `reload`) waits for it.
+        case control
+        /// A periodic or final flush.
+        case flush
+    }
+    private var waiters: [UInt64: Waiter] = [:]
+    /// Control replies that became ready.
+    private(set) var readyReplies: [ControlReply.Encoded] = []
+    private(set) var lastCheckpointVersion: UInt64?
+
+    init(configuration c: ServeConfiguration, layout: StreamRecordLayout, runtime: ModelRuntime, sink: any OutputSink, worker: StoreWorker?,
+         stateDirectory: String?, counters: DaemonCounters, metrics: DaemonMetrics, logger: Logger) {
+        configuration = c
+        self.runtime = runtime
+        self.counters = counters
+        self.metrics = metrics
+        self.worker = worker
+        self.stateDirectory = stateDirectory
+        self.logger = logger
+        log = RateLimitedLog(logger: logger)
+        let a = runtime.architecture
+        tokenModel = if case .tokens = a.input { true } else { false }
+        table = StreamTable(layout: layout, capacity: c.maxStreams)
+        residency = StreamResidency(table: table, worker: stateDirectory == nil ? nil : worker, maxStreams: c.maxStreams, counters: counters,
+                                    metrics: metrics, logger: logger)
+        publisher = Publisher(sink: sink, configuration: c, architecture: a)
+        scheduler = StepScheduler(table: table, learning: StreamLearning(layout: layout), runtime: runtime, publisher: publisher, counters: counters,
+                                  metrics: metrics, learningEnabled: c.learn)
+        scheduler.forget = { [unowned residency] slot, reason in residency.forget(slot, reason: reason) }
+        residency.willForget = { [unowned scheduler] slot in scheduler.cancel(slot) }
+        lastCheckpointVersion = runtime.checkpointedVersion
+    }
+
+    // MARK: Admission
+
+    /// Starts a serving cycle (before admitting its messages).
+    func beginCycle() {
+        scheduler.beginCycle()
+        runtime.pin()
+    }
+
+    /// Checks one received message and queues its steps, parks it while its stream comes back
+    /// from the store, or rejects or drops it whole (counted).
+    func admit(frames: Int, key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64) {
+        let header: InputHeader
+        do throws(WireError) {
+            header = try MessageCheck.decode(frames: frames, key: key, payload: payload, maxMessageBytes: configuration.maxMessageBytes,
+                                             architecture: runtime.architecture, into: &scheduler.arenas[scheduler.currentArena])
+        } catch {
+            reject(error, key: frames == 2 && error.reason != .key ? key : nil)
+            return
+        }
+        let now = Date().timeIntervalSince1970
+        switch residency.lookup(key) {
+        case .resident(let slot):
+            accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
+        case .loading:
+            residency.park(key: key, payload: payload, receivedAt: receivedAt)
+        case .absent:
+            if residency.worker != nil {
+                residency.park(key: key, payload: payload, receivedAt: receivedAt)
+            } else if header.steps > 0 {   // END or RESET of an unknown stream: nothing to do
+                guard let slot = residency.insertNew(key, now: now) else { return reject(busy(), key: key) }
+                accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
+            }
+        }
+    }
+
+    private func busy() -> WireError {
+        WireError(.busy, "all \(configuration.maxStreams) streams in memory have work in flight; raise max-streams")
+    }
+
+    private func accept(_ header: InputHeader, slot: Int, key: UnsafeRawBufferPointer, receivedAt: UInt64, now: Double) {
+        let r = table.record(slot)
+        if r.isFresh && header.steps == 0 {
+            // END or RESET of a stream nobody knows: nothing to do, nothing to keep.
+            if !table.isPinned(slot) { residency.discardFresh(slot) }
+            return
+        }
+        let afterEnd = scheduler.lastQueued(slot)?.header.flags.contains(.end) ?? false
+        let verdict = SequencePolicy.verdict(flags: header.flags, seq: header.seq, stream: r.isFresh ? nil : r.nextSeq, afterEnd: afterEnd,
+                                             anySeq: r.acceptsAnySeq, onGap: configuration.onGap)
+        switch verdict {
+        case .duplicate(let seq, let expected):
+            counters.duplicates += 1
+            metrics.duplicates.increment()
+            log.warning("duplicate", now: Clock.seconds, "dropped duplicate message: seq \(seq) but \(expected) expected",
+                        metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
+        case .accept(let seq, let flags, let resetFirst, let breakFirst):
+            if flags.contains(.gap) {
+                counters.gaps += 1
+                metrics.gaps.increment()
+            }
+            var h = header
+            h.seq = seq
+            r.nextSeq = seq &+ UInt64(h.steps)
+            if header.seq != nil { r.acceptsAnySeq = false } else if header.flags.contains(.reset) { r.acceptsAnySeq = true }
+            r.isFresh = false
+            table.touch(slot, now: now)
+            table.markDirty(slot)
+            scheduler.enqueue(slot: slot, header: h, flags: flags, resetFirst: resetFirst, breakFirst: breakFirst, receivedAt: receivedAt)
+        }
+    }
+
+    func reject(_ error: WireError, key: UnsafeRawBufferPointer?) {
+        counters.rejected[error.reason, default: 0] += 1
+        metrics.rejected(error.reason)
+        var meta: Logger.Metadata = ["reason": "\(error.reason.rawValue)"]
+        if let key { meta["stream"] = "\(String(decoding: key, as: UTF8.self))" }
+        log.warning(error.reason.rawValue, now: Clock.seconds, "rejected message: \(error.detail)", metadata: meta)
+    }
+
+    // MARK: Store traffic
+
+    /// Takes what the store's thread has finished: returning streams (their parked messages are
+    /// admitted now), checkpoint and flush results.
+    func handleCompletions() {
+        guard let worker else { return }
+        for c in worker.takeCompletions() {
+            switch c {
+            case .loaded(let key, let record):
+                let (slot, parked) = residency.arrived(key: key, record: record, now: Date().timeIntervalSince1970)
+                for p in parked {
+                    key.withUnsafeBytes { k in
+                        p.payload.withUnsafeBytes { payload in
+                            if slot == nil {
+                                reject(busy(), key: k)
+                            } else {
+                                admit(frames: 2, key: k, payload: payload, receivedAt: p.receivedAt)
+                            }
+                        }
+                    }
+                }
+                // A load that brought nothing to do (a lone END) leaves nothing behind.
+                if let slot, table.isLive(slot), table.record(slot).isFresh, !table.isPinned(slot) { residency.discardFresh(slot) }
+            case .checkpointed(let token, let result):
+                if case .success(let info) = result {
+                    lastCheckpointVersion = info.version
+                    logger.notice("checkpoint written", metadata: ["file": "\(info.path)", "version": "\(info.version)", "bytes": "\(info.bytes)"])
+                }
+                checkpointResults[token] = result
+            case .modelRead(let token, let result):
+                finishReload(token: token, result)
+            case .barrier(let token, let written):
+                finishFlush(token: token, written: written)
+            }
+        }
+    }
+
+    private func token(_ waiter: Waiter) -> UInt64 {
+        let t = nextToken
+        nextToken += 1
+        waiters[t] = waiter
+        return t
+    }
+
+    /// Writes changed streams (and the model, if it changed) every `checkpoint-interval`.
+    func housekeeping(now: Double, wallClock: Double) {
+        residency.expireIdle(now: wallClock, timeout: configuration.idleTimeout)
+        if worker != nil, stateDirectory != nil, now - lastFlush >= configuration.checkpointInterval {
+            lastFlush = now
+            _ = flush(checkpointModel: runtime.version != lastCheckpointVersion, waiter: .flush)
+        }
+        residency.submit()
+    }
+
+    /// Starts a flush: the model checkpoint (if asked), every changed stream, then a barrier whose
+    /// token is returned.
+    @discardableResult
+    func flush(checkpointModel: Bool, waiter: Waiter) -> UInt64? {
+        guard let worker, stateDirectory != nil else { return nil }
+        worker.submit(.beginFlush)
+        let t = token(waiter)
+        if checkpointModel { worker.submit(.checkpoint(runtime.checkpointSource(metadata: [:]), token: t)) }
+        while residency.writeChanged(limit: 4096) > 0 { residency.submit() }
+        residency.submit()
+        worker.submit(.barrier(token: t))
+        return t
+    }
+
+    private func finishFlush(token: UInt64, written: Bool) {
+        let waiter = waiters.removeValue(forKey: token)
+        let checkpoint = checkpointResults.removeValue(forKey: token)
+        flushed.insert(token)
+        guard waiter == .control else { return }
+        switch checkpoint {
+        case .failure(let e)?:
+            readyReplies.append(ControlReply.failure("\(e)"))
+        case .success(let info)?:
+            readyReplies.append(ControlReply.encode(ControlReply.Ack(ok: written, error: written ? nil : "stream records not yet written (the store retries)",
+                                                                     file: info.path, version: info.version, bytes: info.bytes)))
+        case nil:
+            readyReplies.append(ControlReply.encode(ControlReply.Ack(ok: written, error: written ? nil : "stream records not yet written (the store retries)",
+                                                                     version: lastCheckpointVersion, note: "model unchanged since its last checkpoint")))
+        }
+    }
+
+    /// Barriers answered (for the final flush at shutdown).
+    private(set) var flushed: Set<UInt64> = []
+
+    func takeReadyReplies() -> [ControlReply.Encoded] {
+        defer { readyReplies.removeAll() }
+        return readyReplies
+    }
+
+    // MARK: Control
+
+    /// What a control command's answer is.
+    enum ControlOutcome {
+        case reply(ControlReply.Encoded)
+        /// The answer comes later (`takeReadyReplies`), once the store's thread has done its part.
+        case deferred
+    }
+
+    func checkpoint() -> ControlOutcome {
+        guard stateDirectory != nil else { return .reply(ControlReply.failure("no state directory (set --state-dir)")) }
+        // Always write the model on request, so `checkpoint` leaves a file even if unchanged.
+        _ = flush(checkpointModel: true, waiter: .control)
+        return .deferred
+    }
+
+    func reload() -> ControlOutcome {
+        guard let path = runtime.modelPath ?? configuration.model else {
+            return .reply(ControlReply.failure("no model file to reload (the model was created in memory)"))
+        }
+        guard let worker else { return .reply(ControlReply.failure("no store thread")) }
+        worker.submit(.readModel(path: path, token: token(.control)))
+        return .deferred
+    }
+
+    private func finishReload(token: UInt64, _ result: Result<ModelFile, CheckpointError>) {
+        waiters.removeValue(forKey: token)
+        switch result {
+        case .failure(let e):
+            readyReplies.append(ControlReply.failure("\(e)"))
+        case .success(let file):
+            guard file.model.architecture == runtime.architecture else {
+                readyReplies.append(ControlReply.failure("\(runtime.modelPath ?? configuration.model ?? "model"): the architecture differs from the running model's; restart (with --reset-model) to change it"))
+                return
+            }
+            runtime.replaceWeights(file.model.weights)
+            logger.notice("model reloaded", metadata: ["file": "\(runtime.modelPath ?? configuration.model ?? "")", "version": "\(runtime.version)"])
+            readyReplies.append(ControlReply.encode(ControlReply.Ack(ok: true, file: runtime.modelPath ?? configuration.model, version: runtime.version)))
+        }
+    }
+
+    // MARK: Settings that change live
+
+    /// Applies `new`'s reloadable settings; returns the keys of changed settings that wait for a restart.
+    func apply(_ new: ServeConfiguration) -> [String] {
+        var needsRestart: [String] = []
+        for s in ServeSettings.all where s.value(in: new) != s.value(in: configuration) {
+            if s.reloadable {
+                logger.notice("setting changed", metadata: ["setting": "\(s.key)", "from": "\(s.value(in: configuration))", "to": "\(s.value(in: new))"])
+            } else if !s.flagOnly {
+                needsRestart.append(s.key)
+            }
+        }
+        var c = configuration
+        for s in ServeSettings.all where s.reloadable { try? s.apply(s.value(in: new), to: &c) }
+        configuration = c
+        scheduler.learningEnabled = c.learn
+        runtime.apply(learningRate: c.learningRate, clip: c.clip)
+        publisher.topK = c.topK
+        if c.maxStreams != residency.maxStreams { residency.setMaxStreams(c.maxStreams) }
+        worker?.submit(.limit(maxStored: c.maxStoredStreams))
+        return needsRestart
+    }
+
+    // MARK: Shutdown
+
+    /// Whether work remains before a clean stop: queued steps, streams coming back from the store.
+    var hasPendingWork: Bool { scheduler.hasWork || residency.loadsInFlight > 0 }
+}

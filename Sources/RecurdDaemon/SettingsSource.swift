@@ -1,0 +1,111 @@
+import Foundation
+
+/// Where `serve`'s settings come from: built-in defaults, then the config file, then the
+/// command-line flags. Kept by the daemon so that SIGHUP can run the same merge again.
+public struct SettingsSource: Sendable {
+    /// The config file, if any.
+    public var configFile: String?
+    /// Flags in command-line order (key, value as given).
+    public var flags: [FlagAssignment]
+
+    public struct FlagAssignment: Sendable, Equatable {
+        public let key: String
+        public let value: SettingValue
+    }
+
+    public init(configFile: String? = nil, flags: [FlagAssignment] = []) {
+        self.configFile = configFile
+        self.flags = flags
+    }
+
+    /// Parses `serve`'s arguments: `--config F`, `--KEY VALUE` or `--KEY=VALUE`, `--FLAG` /
+    /// `--no-FLAG` for switches; repeating a list setting's flag adds to the list.
+    public static func parse(arguments: [String]) throws(SettingError) -> SettingsSource {
+        var source = SettingsSource()
+        var lists: [String: [String]] = [:]
+        var order: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            i += 1
+            guard arg.hasPrefix("--"), arg.count > 2 else { throw SettingError("unexpected argument '\(arg)'; settings are --KEY VALUE (see recurd serve --help)") }
+            var name = String(arg.dropFirst(2))
+            var inline: String?
+            if let eq = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            if name == "config" {
+                guard let v = inline ?? (i < arguments.count ? arguments[i] : nil) else { throw SettingError("--config needs a file") }
+                if inline == nil { i += 1 }
+                source.configFile = v
+                continue
+            }
+            var negated = false
+            var setting = ServeSettings.named(name)
+            if setting == nil, name.hasPrefix("no-"), let s = ServeSettings.named(String(name.dropFirst(3))), s.kind == .bool {
+                setting = s
+                negated = true
+            }
+            guard let setting else {
+                let hint = ServeSettings.suggestion(for: name).map { " (did you mean --\($0)?)" } ?? ""
+                throw SettingError("unknown option --\(name)\(hint)")
+            }
+            let value: SettingValue
+            if setting.kind == .bool {
+                if let inline { value = try setting.parse(inline) } else { value = .bool(!negated) }
+                if negated, inline != nil { throw SettingError("--no-\(setting.key) takes no value") }
+            } else {
+                guard let text = inline ?? (i < arguments.count ? arguments[i] : nil) else { throw SettingError("--\(setting.key) needs a value") }
+                if inline == nil { i += 1 }
+                if setting.kind == .strings {
+                    if lists[setting.key] == nil { order.append(setting.key) }
+                    lists[setting.key, default: []].append(text)
+                    continue
+                }
+                value = try setting.parse(text)
+            }
+            source.flags.append(FlagAssignment(key: setting.key, value: value))
+        }
+        for key in order { source.flags.append(FlagAssignment(key: key, value: .strings(lists[key]!))) }
+        return source
+    }
+
+    /// Defaults, then the file, then the flags; checked for consistency.
+    public func resolve() throws(SettingError) -> ServeConfiguration {
+        var c = ServeConfiguration()
+        var set: Set<String> = []
+        if let configFile {
+            let text: String
+            do { text = try String(contentsOfFile: configFile, encoding: .utf8) } catch {
+                throw SettingError("config \(configFile): \((error as NSError).localizedDescription)")
+            }
+            for (setting, value) in try ConfigFile.read(text, file: configFile) {
+                try setting.apply(value, to: &c)
+                set.insert(setting.key)
+            }
+        }
+        for f in flags {
+            guard let setting = ServeSettings.named(f.key) else { continue }
+            try setting.apply(f.value, to: &c)
+            set.insert(f.key)
+        }
+        // Connecting the input to producers replaces the default bind, unless a bind was asked for too.
+        if !c.inputConnect.isEmpty && !set.contains("input") { c.inputBind = [] }
+        if let problem = c.problem() { throw SettingError(problem) }
+        return c
+    }
+
+    /// `serve --help`: every setting with its default and help.
+    public static var helpText: String {
+        let defaults = ServeConfiguration()
+        var lines = ["Settings (flags, or keys of the --config TOML file; flags win; [live]: SIGHUP and `ctl set` change it on a running daemon):", ""]
+        for s in ServeSettings.all {
+            let flag = s.kind == .bool ? "--[no-]\(s.key)" : "--\(s.key) \(s.kind.word)"
+            let note = (s.reloadable ? " [live]" : "") + (s.flagOnly ? " [command line only]" : "")
+            lines.append("  \(flag)")
+            lines.append("      \(s.help) (default \(s.value(in: defaults)))\(note)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,12 @@
+import RecurdModelFile
+import RecurdStore
+
+/// What the store's thread hands back to the serving thread.
+enum StoreCompletion: Sendable {
+    /// A stream's record, or nil when the store has none (a new stream).
+    case loaded(key: [UInt8], record: [UInt8]?)
+    case checkpointed(token: UInt64, Result<CheckpointInfo, CheckpointError>)
+    case modelRead(token: UInt64, Result<ModelFile, CheckpointError>)
+    /// Everything before the barrier is committed (`written`), or still waits for a retry.
+    case barrier(token: UInt64, written: Bool)
+}

@@ -1,0 +1,233 @@
+import Foundation
+import Logging
+import RecurdModelFile
+import RecurdStore
+import Synchronization
+
+/// The store's own thread (DESIGN §6): it reads and writes stream records in SQLite and writes
+/// model checkpoints, so the serving thread never waits on the disk.
+///
+/// Requests are handled in order. Writes are gathered and committed in one transaction when the
+/// queue runs dry; until then (and while a failed commit waits to be retried) a load finds a
+/// stream's newest record in the pending set, so a stream evicted and back at once is exact.
+/// When the disk fails (full, read-only) serving goes on: the failure is logged (rate-limited)
+/// and counted, pending writes are kept (up to a bound) and retried with back-off, and earlier
+/// checkpoints stay intact.
+final class StoreWorker: @unchecked Sendable {
+    private let store: StreamStore?
+    private let checkpoints: CheckpointStore?
+    private let logger: Logger
+    private let metrics: DaemonMetrics
+    private let wake: WakeSignal
+    private let requests = Mutex<[StoreRequest]>([])
+    private let completions = Mutex<[StoreCompletion]>([])
+    private let ready = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+
+    // Owned by the store thread.
+    private var pending: [[UInt8]: StoreRow] = [:]
+    private var pendingBytes = 0
+    private var deletes: Set<[UInt8]> = []
+    private var retryAt: Double = 0
+    private var backoff: Double = 1
+    private var maxStored: Int
+    /// A flush is in progress: its writes wait for its barrier, to commit in one transaction.
+    private var holding = false
+    private let log: RateLimitedLog
+
+    /// Pending writes kept while the disk refuses them; beyond, the oldest are lost (counted).
+    static let maxPendingBytes = 256 << 20
+
+    /// Counters the serving thread reads for `stats` (the metrics carry the same).
+    let loads = Atomic<Int>(0)
+    let writes = Atomic<Int>(0)
+    let writeFailures = Atomic<Int>(0)
+    let recordsLost = Atomic<Int>(0)
+    let trimmed = Atomic<Int>(0)
+    let storedCount = Atomic<Int>(0)
+    let storeBytes = Atomic<Int>(0)
+    let checkpointFailures = Atomic<Int>(0)
+    /// Unix seconds of the last good checkpoint (0: none this run).
+    let lastCheckpoint = Atomic<UInt64>(0)
+
+    init(store: StreamStore?, checkpoints: CheckpointStore?, maxStored: Int, logger: Logger, metrics: DaemonMetrics, wake: WakeSignal) {
+        self.store = store
+        self.checkpoints = checkpoints
+        self.maxStored = maxStored
+        self.logger = logger
+        self.metrics = metrics
+        self.wake = wake
+        log = RateLimitedLog(logger: logger, interval: 10)
+        storedCount.store(store?.count ?? 0, ordering: .relaxed)
+        metrics.streamsStored.record(store?.count ?? 0)
+    }
+
+    func start() {
+        let t = Thread { [self] in run() }
+        t.name = "recurd-store"
+        thread = t
+        t.start()
+    }
+
+    /// Queues `request` (serving thread; never waits).
+    func submit(_ request: StoreRequest) {
+        requests.withLock { $0.append(request) }
+        ready.signal()
+    }
+
+    /// Results so far (serving thread).
+    func takeCompletions() -> [StoreCompletion] {
+        completions.withLock { c in
+            defer { c.removeAll(keepingCapacity: true) }
+            return c
+        }
+    }
+
+    /// Handles everything queued, then stops the thread (shutdown).
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        ready.signal()
+        if thread != nil { finished.wait() }
+    }
+
+    private func complete(_ c: StoreCompletion) {
+        completions.withLock { $0.append(c) }
+        wake.signal()
+    }
+
+    private func run() {
+        while true {
+            let timeout: DispatchTime = pending.isEmpty && deletes.isEmpty ? .now() + .seconds(1) : .now() + .milliseconds(200)
+            _ = ready.wait(timeout: timeout)
+            let batch = requests.withLock { r in
+                defer { r.removeAll(keepingCapacity: true) }
+                return r
+            }
+            for request in batch { handle(request) }
+            if !batch.isEmpty || Clock.seconds >= retryAt { commit() }
+            if stopping.load(ordering: .relaxed) && requests.withLock({ $0.isEmpty }) {
+                commit()
+                if !pending.isEmpty {
+                    logger.error("stream records could not be written at shutdown; they are lost", metadata: ["records": "\(pending.count)"])
+                    recordsLost.add(pending.count, ordering: .relaxed)
+                    metrics.storeRecordsLost.increment(by: pending.count)
+                }
+                break
+            }
+        }
+        finished.signal()
+    }
+
+    private func handle(_ request: StoreRequest) {
+        switch request {
+        case .load(let key):
+            complete(.loaded(key: key, record: load(key)))
+        case .write(let rows):
+            for row in rows { enqueue(row) }
+        case .delete(let keys):
+            for key in keys {
+                if let old = pending.removeValue(forKey: key) { pendingBytes -= old.record.count }
+                deletes.insert(key)
+            }
+        case .checkpoint(let source, let token):
+            complete(.checkpointed(token: token, writeCheckpoint(source)))
+        case .readModel(let path, let token):
+            complete(.modelRead(token: token, readModel(path)))
+        case .beginFlush:
+            holding = true
+        case .barrier(let token):
+            holding = false
+            commit()
+            complete(.barrier(token: token, written: pending.isEmpty && deletes.isEmpty))
+        case .limit(let maxStored):
+            self.maxStored = maxStored
+        }
+    }
+
+    private func enqueue(_ row: StoreRow) {
+        if let old = pending.updateValue(row, forKey: row.key) { pendingBytes -= old.record.count }
+        pendingBytes += row.record.count
+        deletes.remove(row.key)
+        while pendingBytes > Self.maxPendingBytes, let victim = pending.keys.first {
+            pendingBytes -= pending.removeValue(forKey: victim)!.record.count
+            recordsLost.add(1, ordering: .relaxed)
+            metrics.storeRecordsLost.increment()
+        }
+    }
+
+    private func load(_ key: [UInt8]) -> [UInt8]? {
+        if let row = pending[key] { return row.record }
+        if deletes.contains(key) { return nil }
+        guard let store else { return nil }
+        loads.add(1, ordering: .relaxed)
+        metrics.storeLoads.increment()
+        do { return try store.load(key) } catch {
+            log.warning("load", now: Clock.seconds, "cannot read a stream's record; it starts afresh: \(error)",
+                        metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
+            return nil
+        }
+    }
+
+    /// Commits pending deletes and writes in one transaction; on failure keeps them for a retry.
+    private func commit() {
+        guard let store, !pending.isEmpty || !deletes.isEmpty else { return }
+        guard Clock.seconds >= retryAt else { return }
+        guard !holding || pendingBytes > Self.maxPendingBytes / 2 || stopping.load(ordering: .relaxed) else { return }
+        let rows = Array(pending.values)
+        do {
+            if !deletes.isEmpty { try store.delete(Array(deletes)) }
+            deletes.removeAll()
+            try store.write(rows.map { ($0.key, $0.group, $0.record) })
+            writes.add(rows.count, ordering: .relaxed)
+            metrics.storeWrites.increment(by: rows.count)
+            pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
+            backoff = 1
+            retryAt = 0
+            let dropped = try store.trim(to: maxStored)
+            if !dropped.isEmpty {
+                trimmed.add(dropped.count, ordering: .relaxed)
+                metrics.streamsForgotten(.storeLimit, by: dropped.count)
+            }
+        } catch {
+            writeFailures.add(1, ordering: .relaxed)
+            metrics.storeWriteFailures.increment()
+            retryAt = Clock.seconds + backoff
+            log.warning("write", now: Clock.seconds, "cannot write stream records; serving goes on and the store retries in \(Int(backoff)) s: \(error)",
+                        metadata: ["records": "\(rows.count)"])
+            backoff = min(backoff * 2, 30)
+        }
+        storedCount.store(store.count, ordering: .relaxed)
+        metrics.streamsStored.record(store.count)
+        let bytes = store.bytes
+        storeBytes.store(Int(bytes), ordering: .relaxed)
+        metrics.storeBytes.record(bytes)
+    }
+
+    private func writeCheckpoint(_ source: CheckpointSource) -> Result<CheckpointInfo, CheckpointError> {
+        guard let checkpoints else { return .failure(CheckpointError("no state directory (set --state-dir)")) }
+        let started = Clock.seconds
+        let (file, version) = source.resolve()
+        do {
+            let info = try checkpoints.write(file, version: version)
+            let seconds = Clock.seconds - started
+            metrics.checkpointDuration.record(seconds)
+            lastCheckpoint.store(UInt64(Date().timeIntervalSince1970), ordering: .relaxed)
+            metrics.lastCheckpointTime.record(Date().timeIntervalSince1970)
+            return .success(info)
+        } catch {
+            checkpointFailures.add(1, ordering: .relaxed)
+            metrics.checkpointFailures.increment()
+            let e = error as? CheckpointError ?? CheckpointError("\(error)")
+            log.warning("checkpoint", now: Clock.seconds, "checkpoint failed; the previous one stays: \(e)")
+            return .failure(e)
+        }
+    }
+
+    private func readModel(_ path: String) -> Result<ModelFile, CheckpointError> {
+        guard let data = FileManager.default.contents(atPath: path) else { return .failure(CheckpointError("\(path): cannot read")) }
+        do { return .success(try ModelFile.decode([UInt8](data), file: path)) } catch { return .failure(CheckpointError(error.description)) }
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import RecurdStreams
+
+/// Which streams are in memory, and their way to and from the store (DESIGN §6): the one path
+/// that forgets a stream (`forget`, by reason), eviction to make room, streams coming back from
+/// the store (their messages parked until the record arrives), and the writing of changed
+/// records. Without a state directory, evicted streams are simply forgotten. Serving thread only.
+final class StreamResidency {
+    let table: StreamTable
+    /// nil: no state directory.
+    let worker: StoreWorker?
+    private let counters: DaemonCounters
+    private let metrics: DaemonMetrics
+    private let log: RateLimitedLog
+    private let logger: Logger
+    /// Streams kept in memory (may be lowered or raised live).
+    private(set) var maxStreams: Int
+    /// Called before a stream is forgotten (the scheduler drops its queued messages).
+    var willForget: (Int) -> Void = { _ in }
+
+    /// A message for a stream whose record is on its way from the store.
+    struct ParkedMessage {
+        let payload: [UInt8]
+        let receivedAt: UInt64
+    }
+    private var loading: [[UInt8]: [ParkedMessage]] = [:]
+    private var writes: [StoreRow] = []
+    private var deletes: [[UInt8]] = []
+
+    init(table: StreamTable, worker: StoreWorker?, maxStreams: Int, counters: DaemonCounters, metrics: DaemonMetrics, logger: Logger) {
+        self.table = table
+        self.worker = worker
+        self.maxStreams = maxStreams
+        self.counters = counters
+        self.metrics = metrics
+        self.logger = logger
+        log = RateLimitedLog(logger: logger)
+    }
+
+    enum Lookup {
+        case resident(Int)
+        /// Its record is being read from the store.
+        case loading
+        /// Neither in memory nor being read.
+        case absent
+    }
+
+    func lookup(_ key: UnsafeRawBufferPointer) -> Lookup {
+        if let slot = table.slot(for: key) { return .resident(slot) }
+        if worker != nil, !loading.isEmpty, loading[Array(key)] != nil { return .loading }
+        return .absent
+    }
+
+    /// Streams whose records are being read.
+    var loadsInFlight: Int { loading.count }
+
+    /// Keeps a message of a stream not in memory, asking the store for its record if not asked yet.
+    func park(key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64) {
+        let k = Array(key)
+        let message = ParkedMessage(payload: Array(payload), receivedAt: receivedAt)
+        if loading[k] != nil {
+            loading[k]!.append(message)
+        } else {
+            loading[k] = [message]
+            worker?.submit(.load(key: k))
+        }
+    }
+
+    /// Installs a record the store returned (or a new one when it had none); returns the slot,
+    /// or nil when there is no room, and the messages parked for it, in arrival order.
+    func arrived(key: [UInt8], record bytes: [UInt8]?, now: Double) -> (slot: Int?, parked: [ParkedMessage]) {
+        let parked = loading.removeValue(forKey: key) ?? []
+        guard makeRoom() else { return (nil, parked) }
+        let slot = key.withUnsafeBytes { table.insertUninitialized($0) }!
+        let r = table.record(slot)
+        if let bytes {
+            do {
+                try StreamRecordCodec.decode(bytes, into: r, now: now)
+                counters.recordsRestored += 1
+                metrics.recordsRestored.increment()
+            } catch {
+                counters.recordsUnreadable += 1
+                metrics.recordsUnreadable.increment()
+                log.warning("unreadable", now: Clock.seconds, "a stored stream record cannot be read; the stream starts afresh: \(error)",
+                            metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
+            }
+        } else {
+            r.initialize(now: now)
+        }
+        metrics.streamsActive.record(table.count)
+        return (slot, parked)
+    }
+
+    /// A slot for a new stream (no store to ask), or nil when there is no room.
+    func insertNew(_ key: UnsafeRawBufferPointer, now: Double) -> Int? {
+        guard makeRoom() else { return nil }
+        let slot = table.insert(key, now: now)
+        metrics.streamsActive.record(table.count)
+        return slot
+    }
+
+    /// Evicts least recently used streams until one more fits; false when all have work in flight.
+    private func makeRoom() -> Bool {
+        while table.count >= maxStreams || table.isFull {
+            guard let victim = table.evictionCandidate else { return false }
+            forget(victim, reason: .lru)
+        }
+        return true
+    }
+
+    /// Forgets the stream in `slot`: its record goes to the store (LRU, idle) or is deleted from
+    /// it (END, drop), per `reason`; counted by reason.
+    func forget(_ slot: Int, reason: ForgetReason) {
+        guard table.isLive(slot) else { return }
+        willForget(slot)
+        if worker != nil {
+            let key = table.key(slot)
+            if reason.keepsRecord {
+                if table.isDirty(slot) { writes.append(row(slot, key: key)) }
+            } else {
+                deletes.append(key)
+            }
+        }
+        table.forget(slot, reason: reason)
+        counters.forgotten[reason, default: 0] += 1
+        metrics.streamsForgotten(reason)
+        metrics.streamsActive.record(table.count)
+    }
+
+    /// Frees the slot of a stream that never got a message in (nothing to count or store).
+    func discardFresh(_ slot: Int) {
+        guard table.isLive(slot), table.record(slot).isFresh else { return }
+        table.forget(slot, reason: .drop)
+        metrics.streamsActive.record(table.count)
+    }
+
+    private func row(_ slot: Int, key: [UInt8]) -> StoreRow {
+        StoreRow(key: key, group: KeyGroup.of(key), record: StreamRecordCodec.encode(table.record(slot)))
+    }
+
+    /// Streams silent longer than `timeout` seconds leave memory (to the store, if any).
+    func expireIdle(now: Double, timeout: Double) {
+        guard timeout > 0 else { return }
+        for slot in table.idle(before: now - timeout, limit: 10_000) { forget(slot, reason: .idle) }
+    }
+
+    /// A new `max-streams`: the table grows to it, or streams are evicted down to it.
+    func setMaxStreams(_ n: Int) {
+        maxStreams = n
+        if n > table.capacity { table.grow(to: n) }
+        while table.count > n, let victim = table.evictionCandidate { forget(victim, reason: .lru) }
+    }
+
+    /// Encodes up to `limit` changed records for the store; returns how many.
+    @discardableResult
+    func writeChanged(limit: Int) -> Int {
+        guard worker != nil else { return 0 }
+        let slots = table.takeDirty(limit: limit)
+        for slot in slots { writes.append(row(slot, key: table.key(slot))) }
+        return slots.count
+    }
+
+    /// Changed records not yet handed to the store.
+    var changedBacklog: Int { worker == nil ? 0 : table.dirtyBacklog }
+
+    /// Hands gathered writes and deletes to the store's thread.
+    func submit() {
+        guard let worker else { return }
+        if !deletes.isEmpty {
+            worker.submit(.delete(deletes))
+            deletes.removeAll(keepingCapacity: true)
+        }
+        if !writes.isEmpty {
+            worker.submit(.write(writes))
+            writes.removeAll(keepingCapacity: true)
+        }
+    }
+}

@@ -1,0 +1,202 @@
+/// One stream's TBPTT window (DESIGN §3.2), read and written in place in memory laid out by a
+/// `WindowLayout`. A value type over a pointer: copying it does not copy the window.
+///
+/// Implied (next-step) targets: `restart(input:)` begins a sequence at the latest input;
+/// `pushTarget(_:)` appends the entry whose input is the latest input and whose target is the
+/// new one. Explicit targets: `append(input:target:)`. Either way the caller first offers the
+/// state before the coming entry's step to `saveState(_:)`, which keeps it only when that entry
+/// can start a window at an update.
+public struct TrainingWindow {
+    public let layout: WindowLayout
+    public let base: UnsafeMutableRawPointer
+
+    public init(layout: WindowLayout, base: UnsafeMutableRawPointer) {
+        self.layout = layout
+        self.base = base
+    }
+
+    // MARK: Header
+
+    /// Entries appended since the last clear.
+    public private(set) var appended: UInt64 {
+        get { base.load(as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, as: UInt64.self) }
+    }
+    /// Ring position of the oldest input.
+    private var start: Int {
+        get { Int(base.load(fromByteOffset: 8, as: UInt32.self)) }
+        nonmutating set { base.storeBytes(of: UInt32(newValue), toByteOffset: 8, as: UInt32.self) }
+    }
+    /// Inputs held (implied: entries + 1 once started; explicit: entries).
+    private var length: Int {
+        get { Int(base.load(fromByteOffset: 12, as: UInt32.self)) }
+        nonmutating set { base.storeBytes(of: UInt32(newValue), toByteOffset: 12, as: UInt32.self) }
+    }
+    /// Entries added since the last update.
+    public var pending: Int {
+        get { Int(base.load(fromByteOffset: 16, as: UInt32.self)) }
+        nonmutating set { base.storeBytes(of: UInt32(newValue), toByteOffset: 16, as: UInt32.self) }
+    }
+    /// Explicit targets: the next entry does not follow the last one (a step that could not be
+    /// learnt from came between), so it starts the window afresh.
+    private var broken: Bool {
+        get { base.load(fromByteOffset: 20, as: UInt32.self) != 0 }
+        nonmutating set { base.storeBytes(of: newValue ? 1 : 0, toByteOffset: 20, as: UInt32.self) }
+    }
+    /// Saved states written since the last clear (the next one goes to slot `kept % savedStates`).
+    private var kept: Int {
+        get { Int(base.load(fromByteOffset: 24, as: UInt32.self)) }
+        nonmutating set { base.storeBytes(of: UInt32(truncatingIfNeeded: newValue), toByteOffset: 24, as: UInt32.self) }
+    }
+
+    /// Entries held (≤ k2).
+    public var count: Int { layout.impliedTargets ? max(length - 1, 0) : length }
+
+    /// Implied targets: whether the sequence has a latest input to extend.
+    public var isStarted: Bool { length >= 1 }
+
+    /// Whether an update is due (k1 entries since the last one).
+    public var isDue: Bool { pending >= layout.k1 }
+
+    // MARK: Storage
+
+    @inline(__always) private func inputBytes(_ ring: Int) -> UnsafeMutableRawPointer { base + layout.inputsOffset + ring * layout.inputStride }
+    @inline(__always) private func targetBytes(_ ring: Int) -> UnsafeMutableRawPointer { base + layout.targetsOffset + ring * layout.targetStride }
+    @inline(__always) private func tag(_ slot: Int) -> UInt64 { base.load(fromByteOffset: layout.tagsOffset + slot * 8, as: UInt64.self) }
+    @inline(__always) private func setTag(_ slot: Int, _ a: UInt64) { base.storeBytes(of: a, toByteOffset: layout.tagsOffset + slot * 8, as: UInt64.self) }
+    @inline(__always) private func state(_ slot: Int) -> UnsafeMutablePointer<Float> {
+        (base + layout.statesOffset + slot * layout.stateSize * 4).assumingMemoryBound(to: Float.self)
+    }
+
+    private func writeInput(_ ring: Int, features: UnsafePointer<Float>?, token: Int32) {
+        if layout.tokenInput {
+            inputBytes(ring).storeBytes(of: token, as: Int32.self)
+        } else {
+            inputBytes(ring).assumingMemoryBound(to: Float.self).update(from: features!, count: layout.inputSize)
+        }
+    }
+
+    // MARK: Changes
+
+    /// Empties the window (new stream, RESET, a break in the sequence).
+    public func clear() {
+        appended = 0
+        start = 0
+        length = 0
+        pending = 0
+        broken = false
+        kept = 0
+        for s in 0..<layout.savedStates { setTag(s, 0) }
+    }
+
+    /// Zeroes the whole block (a new record), which is also a clear window.
+    public func initialize() { base.initializeMemory(as: UInt8.self, repeating: 0, count: layout.byteCount) }
+
+    /// Explicit targets: the next entry starts a new window (the steps are no longer consecutive).
+    public func markBroken() { broken = true }
+
+    /// Keeps `stateBefore` (s_{t−1}) for the entry the next append adds, if that entry can start
+    /// a window at an update. Call after any due update of the entries already appended has
+    /// been taken, and before the append.
+    public func saveState(_ stateBefore: UnsafePointer<Float>) {
+        let next: UInt64 = layout.impliedTargets || !broken ? appended + 1 : 1
+        guard layout.canStartWindow(next) else { return }
+        if next == 1 && appended != 0 { clear() }   // explicit and broken: the entry will restart the window
+        let slot = kept % layout.savedStates
+        state(slot).update(from: stateBefore, count: layout.stateSize)
+        setTag(slot, next)
+    }
+
+    /// Implied targets: starts the sequence afresh at input x (no entries yet).
+    public func restart(features: UnsafePointer<Float>?, token: Int32) {
+        clear()
+        writeInput(0, features: features, token: token)
+        length = 1
+    }
+
+    /// Implied targets: appends the entry (latest input → x) and makes x the latest input.
+    /// Returns whether an update became due. The sequence must have been started.
+    @discardableResult
+    public func pushTarget(features: UnsafePointer<Float>?, token: Int32) -> Bool {
+        precondition(layout.impliedTargets && length >= 1)
+        let cap = layout.inputCapacity
+        if length == cap {
+            start = (start + 1) % cap
+        } else {
+            length += 1
+        }
+        writeInput((start + length - 1) % cap, features: features, token: token)
+        return noteAppended()
+    }
+
+    /// Explicit targets: appends (x, y). Returns whether an update became due.
+    @discardableResult
+    public func append(features: UnsafePointer<Float>?, token: Int32, targetValues: UnsafePointer<Float>?, targetClass: Int32) -> Bool {
+        precondition(!layout.impliedTargets)
+        if broken { clear() }
+        let cap = layout.inputCapacity
+        let ring: Int
+        if length == cap {
+            ring = start
+            start = (start + 1) % cap
+        } else {
+            ring = (start + length) % cap
+            length += 1
+        }
+        writeInput(ring, features: features, token: token)
+        if layout.classTarget {
+            targetBytes(ring).storeBytes(of: targetClass, as: Int32.self)
+        } else {
+            targetBytes(ring).assumingMemoryBound(to: Float.self).update(from: targetValues!, count: layout.targetSize)
+        }
+        return noteAppended()
+    }
+
+    private func noteAppended() -> Bool {
+        appended += 1
+        if layout.canStartWindow(appended) { kept += 1 }
+        pending += 1
+        return pending == layout.k1
+    }
+
+    /// Copies `other`'s bytes (same layout): the snapshot a background trainer takes.
+    public func copy(from other: TrainingWindow) {
+        precondition(other.layout == layout)
+        base.copyMemory(from: other.base, byteCount: layout.byteCount)
+    }
+
+    // MARK: Training
+
+    /// The saved state of the window's first entry.
+    func initialState() -> UnsafePointer<Float> {
+        let first = appended - UInt64(count) + 1
+        for s in 0..<layout.savedStates where tag(s) == first { return UnsafePointer(state(s)) }
+        preconditionFailure("window has no saved state for its first entry \(first)")
+    }
+
+    /// Loads the window (oldest entry first) into window `w` of `engine`, which has `begin` called.
+    func load(into engine: WindowEngine, window w: Int) {
+        engine.setInitialState(window: w, from: initialState())
+        let cap = layout.inputCapacity
+        for i in 0..<count {
+            let r = (start + i) % cap
+            if layout.tokenInput {
+                engine.setToken(step: i, window: w, inputBytes(r).load(as: Int32.self))
+            } else {
+                engine.setFeatures(step: i, window: w, inputBytes(r).assumingMemoryBound(to: Float.self))
+            }
+            if layout.impliedTargets {
+                let next = (r + 1) % cap
+                if layout.classTarget {
+                    engine.setTarget(step: i, window: w, classIndex: inputBytes(next).load(as: Int32.self))
+                } else {
+                    engine.setTarget(step: i, window: w, values: inputBytes(next).assumingMemoryBound(to: Float.self))
+                }
+            } else if layout.classTarget {
+                engine.setTarget(step: i, window: w, classIndex: targetBytes(r).load(as: Int32.self))
+            } else {
+                engine.setTarget(step: i, window: w, values: targetBytes(r).assumingMemoryBound(to: Float.self))
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+/// Fixed-size blocks of memory for many slots, in chunks that are allocated as slots are first
+/// used and never move, so a slot's pointer stays valid while the slab lives and the slab can
+/// grow without copying.
+///
+/// Chunks come zeroed from `calloc`; large ones are mapped lazily by the kernel, so a slot costs
+/// resident memory only once it is written.
+final class RecordSlab {
+    /// Bytes per slot (a multiple of 16).
+    let slotBytes: Int
+    static let slotsPerChunk = 1024
+    private var chunks: [UnsafeMutableRawPointer?] = []
+
+    init(slotBytes: Int) {
+        precondition(slotBytes >= 0)
+        self.slotBytes = (slotBytes + 15) & ~15
+    }
+
+    deinit { for c in chunks { free(c) } }
+
+    /// The slot's memory, allocating its chunk on first use.
+    @inline(__always)
+    func pointer(_ slot: Int) -> UnsafeMutableRawPointer {
+        let c = slot / Self.slotsPerChunk
+        if c >= chunks.count || chunks[c] == nil { allocate(c) }
+        return chunks[c]! + (slot % Self.slotsPerChunk) * slotBytes
+    }
+
+    private func allocate(_ c: Int) {
+        while chunks.count <= c { chunks.append(nil) }
+        guard let p = calloc(Self.slotsPerChunk, max(slotBytes, 16)) else { fatalError("out of memory for stream records") }
+        chunks[c] = p
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,133 @@
+import RecurdNumerics
+
+/// DESIGN §3's per-stream bookkeeping, applied to a `StreamRecord` at each step: the progressive
+/// loss, the window, the running standardisation. `recurd fit` (`OnlineLearner`) and the daemon
+/// drive it the same way, so that the daemon with `--sync-learning` and one stream gives exactly
+/// what `fit` gives:
+///
+/// 1. `prepare` before step t is predicted: standardise x_t into the model's input; with
+///    next-step targets, resolve the previous step's target (progressive loss; the entry
+///    (x_{t−1}, x_t, s_{t−2}) joins the window, which is due after k1 new entries).
+/// 2. The caller runs any due update, then predicts step t.
+/// 3. `finish` after the prediction, while the record still holds s_{t−1}: keep the logits;
+///    keep s_{t−1} if step t's entry can start a window; with an explicit target, resolve it now
+///    (loss; the entry (x_t, y_t, s_{t−1}) joins the window).
+///
+/// A step that cannot be learnt from (NO_LEARN, learning off, an explicit target under next-step
+/// targets) ends the window's run: the window restarts at the next learnable step, so a window
+/// always replays consecutive steps.
+public final class StreamLearning {
+    public let layout: StreamRecordLayout
+    private let outputs: Int
+    private let inputSize: Int
+    private let tokenInput: Bool
+    /// (O) scratch for the loss.
+    private let lossScratch: FloatBuffer
+    /// (O) scratch for a standardised explicit target.
+    private let targetScratch: FloatBuffer
+
+    public init(layout: StreamRecordLayout) {
+        self.layout = layout
+        let a = layout.architecture
+        outputs = a.outputSize
+        if case .tokens = a.input { tokenInput = true; inputSize = 0 } else { tokenInput = false; inputSize = a.input.layerInputSize }
+        lossScratch = FloatBuffer(count: outputs)
+        targetScratch = FloatBuffer(count: outputs)
+    }
+
+    /// What a step did to the record's learning.
+    public struct Outcome {
+        /// The progressive loss resolved, if any.
+        public var loss: Float?
+        /// The stream's window became due for an update.
+        public var due = false
+    }
+
+    /// Before step t. `features`: x_t in the stream's units (nil for token input, which passes
+    /// `token`); `modelInput`: where the model's input row is written (features only).
+    /// `explicitTarget`: step t carries its own target. `learnable`: step t may enter the window.
+    public func prepare(_ r: StreamRecord, features: UnsafePointer<Float>?, token: Int32, modelInput: UnsafeMutablePointer<Float>?,
+                        explicitTarget: Bool, learnable: Bool) -> Outcome {
+        var x: UnsafePointer<Float>? = features
+        if let features, let modelInput {
+            if layout.standardize {
+                var n = r.standardCount
+                RunningStandardizer.observe(features, into: modelInput, count: &n, mean: r.standardMean, m2: r.standardM2, n: inputSize)
+                r.standardCount = n
+            } else {
+                modelInput.update(from: features, count: inputSize)
+            }
+            x = UnsafePointer(modelInput)
+        }
+        var out = Outcome()
+        let flags = r.flags
+        let resolves = flags.contains(.hasPrediction) && !explicitTarget
+        if resolves {
+            // x_t is the target of step t−1.
+            out.loss = Loss.value(layout.architecture.head, logits: r.lastLogits, count: outputs, values: x, classIndex: Int(token),
+                                  scratch: lossScratch.pointer)
+        }
+        if layout.nextStepTargets, layout.window != nil {
+            if resolves && flags.contains(.previousLearnable), let w = r.windowIfInUse, w.isStarted {
+                out.due = w.pushTarget(features: x, token: token)
+            } else if learnable && !explicitTarget, let w = r.window {
+                w.restart(features: x, token: token)
+            }
+        }
+        // Read again: taking the window may have marked it in use.
+        var after = r.flags
+        after.remove(.hasPrediction)
+        if learnable && !(explicitTarget && layout.nextStepTargets) { after.insert(.previousLearnable) } else { after.remove(.previousLearnable) }
+        r.flags = after
+        return out
+    }
+
+    /// After step t's prediction (`logits`), before the record's state becomes s_t:
+    /// `stateBefore` is s_{t−1}, `modelInput` the step's (standardised) input row or nil for
+    /// tokens. With an explicit target (`targetValues` in the stream's units, or `targetClass`),
+    /// resolves it.
+    public func finish(_ r: StreamRecord, logits: UnsafePointer<Float>, stateBefore: UnsafePointer<Float>, modelInput: UnsafePointer<Float>?,
+                       token: Int32, explicitTarget: Bool, targetValues: UnsafePointer<Float>?, targetClass: Int32) -> Outcome {
+        var out = Outcome()
+        let learnable = r.flags.contains(.previousLearnable)
+        guard explicitTarget else {
+            r.lastLogits.update(from: logits, count: outputs)
+            if layout.nextStepTargets { r.flags.insert(.hasPrediction) }
+            if layout.window != nil {
+                if layout.nextStepTargets {
+                    if learnable { r.window?.saveState(stateBefore) }
+                } else {
+                    r.windowIfInUse?.markBroken()   // explicit-target windows: a step without a target breaks the run
+                }
+            }
+            return out
+        }
+        var y = targetValues
+        if let targetValues, layout.standardize {
+            RunningStandardizer.standardize(targetValues, into: targetScratch.pointer, count: r.standardCount, mean: r.standardMean,
+                                            m2: r.standardM2, n: inputSize)
+            y = UnsafePointer(targetScratch.pointer)
+        }
+        out.loss = Loss.value(layout.architecture.head, logits: logits, count: outputs, values: y, classIndex: Int(targetClass),
+                              scratch: lossScratch.pointer)
+        if !layout.nextStepTargets, layout.window != nil {
+            if learnable, let w = r.window {
+                w.saveState(stateBefore)
+                out.due = w.append(features: modelInput, token: token, targetValues: y, targetClass: targetClass)
+            } else {
+                r.windowIfInUse?.markBroken()
+            }
+        }
+        r.flags.remove(.previousLearnable)
+        return out
+    }
+
+    /// Writes the prediction in the stream's units (destandardised when standardising).
+    public func publishable(_ r: StreamRecord, outputs p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        if layout.standardize {
+            RunningStandardizer.destandardize(p, into: y, count: r.standardCount, mean: r.standardMean, m2: r.standardM2, n: inputSize)
+        } else {
+            y.update(from: p, count: outputs)
+        }
+    }
+}

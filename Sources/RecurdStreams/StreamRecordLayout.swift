@@ -1,0 +1,67 @@
+import RecurdNumerics
+
+/// Where each part of a stream's record lives: a fixed-size core block (sequence bookkeeping,
+/// recurrent state, last prediction, standardiser) and, for streams that learn, a window block
+/// laid out by `WindowLayout`. Every stream of a daemon has the same layout.
+///
+/// ```
+/// core  0  next seq (u64)          8  steps (u64)        16 loss sum (f64)     24 loss count (u64)
+///      32  created (f64, Unix s)  40  last seen (f64)    48 flags (u32)        52 reserved (u32)
+///      56  standardiser count (f64)
+///      64  state (stateSize f32)  · last prediction's logits (O f32)
+///          · standardiser mean and M2 (In f64 each, feature streams that standardise)
+/// ```
+public struct StreamRecordLayout: Sendable, Equatable {
+    public let architecture: ModelArchitecture
+    /// nil: no learning window (the daemon never learns).
+    public let window: WindowLayout?
+    /// The next step's input is the target of each step.
+    public let nextStepTargets: Bool
+    /// Feature streams are standardised per stream (`RunningStandardizer`).
+    public let standardize: Bool
+
+    static let headerBytes = 64
+    public let stateOffset: Int
+    public let logitsOffset: Int
+    public let meanOffset: Int
+    public let m2Offset: Int
+    /// Bytes of the core block.
+    public let coreBytes: Int
+    /// Floats per input the standardiser tracks (0 when it is off).
+    public let standardizedInputs: Int
+
+    /// The layout for a model; `learning` nil when the stream never learns. Next-step targets and
+    /// standardisation apply only where the model allows them (as `recurd fit` requires).
+    public init(architecture a: ModelArchitecture, learning: LearningConfiguration?, nextStepTargets: Bool, standardize: Bool) {
+        architecture = a
+        let nextAllowed = OnlineLearner.nextStepProblem(a) == nil
+        let implied = nextStepTargets && nextAllowed
+        self.nextStepTargets = implied
+        let tokenInput: Bool = if case .tokens = a.input { true } else { false }
+        self.standardize = standardize && !tokenInput && a.head == .linear && nextAllowed
+        window = learning.map { WindowLayout(architecture: a, k1: $0.k1, k2: $0.k2, impliedTargets: implied) }
+        stateOffset = Self.headerBytes
+        logitsOffset = stateOffset + a.stateSize * 4
+        let afterLogits = logitsOffset + a.outputSize * 4
+        meanOffset = (afterLogits + 7) & ~7
+        standardizedInputs = self.standardize ? a.input.layerInputSize : 0
+        m2Offset = meanOffset + standardizedInputs * 8
+        coreBytes = (m2Offset + standardizedInputs * 8 + 15) & ~15
+    }
+
+    /// A digest of what the core block's meaning depends on: records written under another
+    /// fingerprint do not belong to this model.
+    public var fingerprint: UInt64 {
+        var h = KeyGroup.Hasher()
+        let a = architecture
+        h.add(a.cell.rawValue)
+        h.add(a.input.name)
+        h.add(UInt64(a.input.layerInputSize))
+        if case .tokens(let v, _) = a.input { h.add(UInt64(v)) }
+        for n in a.hidden { h.add(UInt64(n)) }
+        h.add(UInt64(a.outputSize))
+        h.add(a.head.rawValue)
+        h.add(UInt64(standardizedInputs))
+        return h.value
+    }
+}

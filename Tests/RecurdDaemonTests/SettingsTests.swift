@@ -1,0 +1,130 @@
+import Foundation
+@testable import RecurdDaemon
+import RecurdNumerics
+import RecurdTestSupport
+import Testing
+
+/// Settings are declared once (`ServeSettings`); the config file, the flags, `ctl set` and the
+/// documentation all follow that declaration.
+@Suite struct SettingsTests {
+    func read(_ text: String) throws -> ServeConfiguration {
+        var c = ServeConfiguration()
+        for (s, v) in try ConfigFile.read(text, file: "recurd.toml") { try s.apply(v, to: &c) }
+        return c
+    }
+
+    @Test func everyKindOfValue() throws {
+        let c = try read("""
+            # a comment
+            model = "/var/lib/recurd/m.safetensors"
+            input = ["tcp://0.0.0.0:5555", 'ipc:///run/recurd/in']   # two binds
+            input_connect = "tcp://broker:6000"
+            input-socket = "pull"
+            subscribe = []
+            output-prefix = "pred."
+            output-format = "json"
+            http = ""
+            learn = false
+            max-streams = 50_000
+            idle-timeout = 2.5
+            on-gap = "reset"
+            targets = "explicit"
+            k1 = 4
+            lr = 1e-3
+            optimizer = "sgd"
+            sync-learning = true
+            normalize = false
+            new-model-hidden = [32, 16]
+            new-model-cell = "gru"
+            checkpoint-interval = 5
+            """)
+        #expect(c.model == "/var/lib/recurd/m.safetensors")
+        #expect(c.inputBind == ["tcp://0.0.0.0:5555", "ipc:///run/recurd/in"])
+        #expect(c.inputConnect == ["tcp://broker:6000"])
+        #expect(c.inputSocket == .pull && c.subscribe.isEmpty && c.outputPrefix == "pred." && c.outputFormat == .json)
+        #expect(c.http.isEmpty && !c.learn && c.maxStreams == 50_000 && c.idleTimeout == 2.5)
+        #expect(c.onGap == .reset && c.targets == .explicit && c.k1 == 4 && c.learningRate == 0.001 && c.optimizer == .sgd)
+        #expect(c.syncLearning && !c.normalize && c.newModelHidden == [32, 16] && c.newModelCell == .gru && c.checkpointInterval == 5)
+        // Untouched settings keep their defaults.
+        #expect(c.output == ServeConfiguration().output && c.k2 == 32)
+    }
+
+    @Test(arguments: [
+        ("max-streams = \"many\"", "recurd.toml: max-streams takes an integer, not many"),
+        ("\n\nbogus = 1", "recurd.toml: unknown setting 'bogus'"),
+        ("max-stream = 1", "recurd.toml: unknown setting 'max-stream' (did you mean 'max-streams'?)"),
+        ("input-socket = \"router\"", "recurd.toml: input-socket: 'router' is not one of sub, pull"),
+        ("[learning]\nk1 = 4", "recurd.toml: [learning]: recurd's config has no sections; write the settings at the top level"),
+        ("reset-model = true", "recurd.toml: 'reset-model' is a one-off command-line flag, not a config setting"),
+        ("k1 = 1.5", "recurd.toml: k1 takes an integer, not 1.5"),
+    ])
+    func badFilesNameTheKey(_ text: String, _ message: String) {
+        #expect(throws: SettingError(message)) { _ = try read(text) }
+    }
+
+    @Test func syntaxErrorsNameTheLine() {
+        do {
+            _ = try read("k1 = 4\nlearn = yes\n")
+            Issue.record("accepted a bare word")
+        } catch {
+            #expect("\(error)".hasPrefix("recurd.toml:2:"), "\(error)")
+        }
+    }
+
+    @Test func flagsWinOverTheFileAndListsAccumulate() throws {
+        let dir = temporaryDirectory()
+        let file = dir.appendingPathComponent("r.toml").path
+        try "k1 = 4\nlr = 0.01\ninput = [\"tcp://127.0.0.1:1\"]\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let source = try SettingsSource.parse(arguments: ["--config", file, "--k1=8", "--no-learn", "--input", "ipc:///a", "--input", "ipc:///b",
+                                                          "--new-model-hidden", "32,16", "--sync-learning"])
+        let c = try source.resolve()
+        #expect(c.k1 == 8 && c.learningRate == 0.01 && !c.learn && c.syncLearning)
+        #expect(c.inputBind == ["ipc:///a", "ipc:///b"] && c.newModelHidden == [32, 16])
+        #expect(throws: SettingError("unknown option --k3 (did you mean --k1?)")) { _ = try SettingsSource.parse(arguments: ["--k3", "1"]) }
+        #expect(throws: SettingError("unknown option --bogus-option")) { _ = try SettingsSource.parse(arguments: ["--bogus-option", "1"]) }
+        #expect(throws: SettingError("--lr needs a value")) { _ = try SettingsSource.parse(arguments: ["--lr"]) }
+        #expect(throws: SettingError("lr: '-' is not a finite number")) { _ = try SettingsSource.parse(arguments: ["--lr", "-"]) }
+        // Connecting the input replaces the default bind.
+        #expect(try SettingsSource.parse(arguments: ["--input-connect", "tcp://x:1"]).resolve().inputBind.isEmpty)
+    }
+
+    @Test func valuesThatDestroyAModelAreRefused() throws {
+        #expect(throws: SettingError("lr 1e+30 is above 1, which destroys a model's weights; use a value in [0, 1]")) {
+            _ = try SettingsSource.parse(arguments: ["--lr", "1e30"]).resolve()
+        }
+        #expect(throws: (any Error).self) { _ = try SettingsSource.parse(arguments: ["--lr", "-1"]).resolve() }
+        #expect(throws: (any Error).self) { _ = try SettingsSource.parse(arguments: ["--max-streams", "0"]).resolve() }
+    }
+
+    /// The example config and the README's table list exactly the declared settings.
+    @Test func documentationListsExactlyTheDeclaredSettings() throws {
+        let declared = Set(ServeSettings.all.map(\.key))
+        let configKeys = Set(ServeSettings.all.filter { !$0.flagOnly }.map(\.key))
+        let example = try String(contentsOf: repositoryRoot.appendingPathComponent("Deploy/recurd.toml"), encoding: .utf8)
+        var inExample: Set<String> = []
+        for line in example.split(separator: "\n") {
+            let l = line.trimmingCharacters(in: .whitespaces)
+            let body = l.hasPrefix("# ") ? String(l.dropFirst(2)) : l
+            guard let eq = body.firstIndex(of: "="), !body.hasPrefix("#") else { continue }
+            let key = body[..<eq].trimmingCharacters(in: .whitespaces)
+            if key.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" }) { inExample.insert(key) }
+        }
+        #expect(inExample == configKeys, "Deploy/recurd.toml: missing \(configKeys.subtracting(inExample).sorted()), extra \(inExample.subtracting(configKeys).sorted())")
+        // The example parses, and gives the defaults.
+        var c = ServeConfiguration()
+        for (s, v) in try ConfigFile.read(example, file: "recurd.toml") { try s.apply(v, to: &c) }
+        #expect(c == ServeConfiguration())
+
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        guard let start = readme.range(of: "<!-- settings -->"), let end = readme.range(of: "<!-- /settings -->") else {
+            Issue.record("README.md has no <!-- settings --> table")
+            return
+        }
+        var inReadme: Set<String> = []
+        for line in readme[start.upperBound..<end.lowerBound].split(separator: "\n") where line.hasPrefix("| `") {
+            let cell = line.dropFirst(3).prefix { $0 != "`" }
+            inReadme.insert(String(cell.split(separator: " ").first ?? "").replacingOccurrences(of: "--", with: "").replacingOccurrences(of: "[no-]", with: ""))
+        }
+        #expect(inReadme == declared, "README: missing \(declared.subtracting(inReadme).sorted()), extra \(inReadme.subtracting(declared).sorted())")
+    }
+}
