@@ -113,6 +113,7 @@ let package = Package(
             dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdStreams", "RecurdTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ", "RecurdModelFile", "RecurdNumerics"], swiftSettings: strictSettings),
+        .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ", "RecurdModelFile", "RecurdNumerics", "RecurdStore"],
+                    swiftSettings: strictSettings),
     ]
 )

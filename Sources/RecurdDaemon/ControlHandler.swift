@@ -147,7 +147,7 @@ struct ControlHandler {
             updates: counters.updates + UInt64(background?.updates.load(ordering: .relaxed) ?? 0),
             skipped_updates: counters.skippedUpdates + UInt64(background?.skipped.load(ordering: .relaxed) ?? 0),
             windows_due: counters.windowsDue, windows_coalesced: counters.windowsCoalesced, windows_dropped: counters.windowsDropped,
-            lr: Double(c.learningRate), clip: Double(c.clip), targets: counters.lossCount, mean_loss: mean,
+            lr: Double("\(c.learningRate)") ?? 0, clip: Double("\(c.clip)") ?? 0, targets: counters.lossCount, mean_loss: mean,
             bits_per_byte: (core?.tokenModel ?? false) ? mean.map { $0 / log(2.0) } : nil, store: store)
     }
 }

@@ -10,7 +10,7 @@ enum ControlReply {
 
     static func encode<T: Encodable>(_ reply: T) -> Encoded {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         guard let data = try? encoder.encode(reply) else { return Encoded(bytes: Array(#"{"error":"reply encoding failed","ok":false}"#.utf8)) }
         return Encoded(bytes: Array(data))

@@ -91,13 +91,12 @@ final class ServingCore {
             accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
         case .loading:
             residency.park(key: key, payload: payload, receivedAt: receivedAt)
-        case .absent:
-            if residency.worker != nil {
-                residency.park(key: key, payload: payload, receivedAt: receivedAt)
-            } else if header.steps > 0 {   // END or RESET of an unknown stream: nothing to do
-                guard let slot = residency.insertNew(key, now: now) else { return reject(busy(), key: key) }
-                accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
-            }
+        case .absent where residency.worker != nil:
+            residency.park(key: key, payload: payload, receivedAt: receivedAt)
+        case .absent, .new:
+            guard header.steps > 0 else { return }   // END or RESET of an unknown stream: nothing to do
+            guard let slot = residency.insertNew(key, now: now) else { return reject(busy(), key: key) }
+            accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
         }
     }
 
@@ -174,6 +173,8 @@ final class ServingCore {
                     logger.notice("checkpoint written", metadata: ["file": "\(info.path)", "version": "\(info.version)", "bytes": "\(info.bytes)"])
                 }
                 checkpointResults[token] = result
+            case .keyFilter(let filter):
+                residency.filterArrived(filter)
             case .modelRead(let token, let result):
                 finishReload(token: token, result)
             case .barrier(let token, let written):

@@ -14,7 +14,9 @@ final class ServingEndpoints {
         input = try ZMQSocket(context: context, type: c.inputSocket == .sub ? .sub : .pull)
         try input.setReceiveHighWaterMark(Int32(clamping: c.highWaterMark))
         try input.setMaxMessageSize(Int64(c.maxMessageBytes) + 4096)
-        try input.setHeartbeat(intervalMilliseconds: 5_000, timeoutMilliseconds: 15_000)
+        // Dead TCP peers are found by kernel keepalives, not ZMTP heartbeats: libzmq 4.3.4 (Debian
+        // 12's) can abort on `!_io_error` when a heartbeat times out (zeromq/libzmq#4364).
+        try input.setTCPKeepalive(idleSeconds: 30, intervalSeconds: 10, count: 3)
         if c.inputSocket == .sub {
             if c.subscribe.isEmpty { try input.subscribe([]) }
             for p in c.subscribe { try input.subscribe(Array(p.utf8)) }

@@ -33,6 +33,7 @@ final class StepScheduler {
     /// Slots with queued messages, in the order they became active.
     private var active: [Int] = []
     private var nextActive: [Int] = []
+    private var deferred: [Int] = []
     private var batch: [Int32] = []
     private var due: [Int] = []
     private var dueWindows: [TrainingWindow] = []
@@ -154,10 +155,17 @@ final class StepScheduler {
         predictions.removeAll(keepingCapacity: true)
         losses.removeAll(keepingCapacity: true)
         var rounds = 0
+        let capacity = runtime.engine.maxBatch
         while !active.isEmpty && rounds < maxRounds {
             batch.removeAll(keepingCapacity: true)
             nextActive.removeAll(keepingCapacity: true)
+            deferred.removeAll(keepingCapacity: true)
             for slot in active {
+                // A full batch: the rest wait for the next round, first in line.
+                if batch.count == capacity {
+                    deferred.append(slot)
+                    continue
+                }
                 // Messages with nothing (left) to step complete now; their successors move up.
                 while queueHead[slot] >= 0 {
                     let i = Int(queueHead[slot])
@@ -170,7 +178,9 @@ final class StepScheduler {
                 }
                 if queueHead[slot] >= 0 { nextActive.append(slot) }
             }
-            swap(&active, &nextActive)
+            active.removeAll(keepingCapacity: true)
+            active.append(contentsOf: deferred)
+            active.append(contentsOf: nextActive)
             if batch.isEmpty { break }
             step(pressure: pressure)
             rounds += 1

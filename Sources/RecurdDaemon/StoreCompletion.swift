@@ -1,5 +1,6 @@
 import RecurdModelFile
 import RecurdStore
+import RecurdStreams
 
 /// What the store's thread hands back to the serving thread.
 enum StoreCompletion: Sendable {
@@ -8,5 +9,7 @@ enum StoreCompletion: Sendable {
     case checkpointed(token: UInt64, Result<CheckpointInfo, CheckpointError>)
     case modelRead(token: UInt64, Result<ModelFile, CheckpointError>)
     /// Everything before the barrier is committed (`written`), or still waits for a retry.
+    /// The keys in the store at start, as a filter (sent once, first).
+    case keyFilter(KeyFilter)
     case barrier(token: UInt64, written: Bool)
 }

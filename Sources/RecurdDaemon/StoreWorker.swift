@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RecurdModelFile
 import RecurdStore
+import RecurdStreams
 import Synchronization
 
 /// The store's own thread (DESIGN §6): it reads and writes stream records in SQLite and writes
@@ -98,6 +99,15 @@ final class StoreWorker: @unchecked Sendable {
     }
 
     private func run() {
+        if let store {
+            var filter = KeyFilter(capacity: maxStored)
+            do {
+                try store.forEachKey { filter.insert($0) }
+                complete(.keyFilter(filter))
+            } catch {
+                logger.error("cannot read the stored keys; every new stream asks the store", metadata: ["error": "\(error)"])
+            }
+        }
         while true {
             let timeout: DispatchTime = pending.isEmpty && deletes.isEmpty ? .now() + .seconds(1) : .now() + .milliseconds(200)
             _ = ready.wait(timeout: timeout)

@@ -25,6 +25,11 @@ final class StreamResidency {
         let receivedAt: UInt64
     }
     private var loading: [[UInt8]: [ParkedMessage]] = [:]
+    /// Keys that may be in the store (nil until the store's thread has read them at start:
+    /// until then every stream not in memory is looked up).
+    private var filter: KeyFilter?
+    /// Keys written before the filter arrived, to add to it.
+    private var writtenBeforeFilter: [[UInt8]] = []
     private var writes: [StoreRow] = []
     private var deletes: [[UInt8]] = []
 
@@ -42,14 +47,26 @@ final class StreamResidency {
         case resident(Int)
         /// Its record is being read from the store.
         case loading
-        /// Neither in memory nor being read.
+        /// Neither in memory nor being read, and maybe in the store.
         case absent
+        /// Certainly not in the store: a new stream.
+        case new
     }
 
     func lookup(_ key: UnsafeRawBufferPointer) -> Lookup {
         if let slot = table.slot(for: key) { return .resident(slot) }
-        if worker != nil, !loading.isEmpty, loading[Array(key)] != nil { return .loading }
+        guard worker != nil else { return .absent }
+        if !loading.isEmpty, loading[Array(key)] != nil { return .loading }
+        if let filter, !filter.mayContain(key) { return .new }
         return .absent
+    }
+
+    /// The store's keys at start, read by its thread.
+    func filterArrived(_ f: KeyFilter) {
+        var f = f
+        for key in writtenBeforeFilter { f.insert(key) }
+        writtenBeforeFilter = []
+        filter = f
     }
 
     /// Streams whose records are being read.
@@ -162,7 +179,7 @@ final class StreamResidency {
     }
 
     /// Changed records not yet handed to the store.
-    var changedBacklog: Int { worker == nil ? 0 : table.dirtyBacklog }
+    var changedBacklog: Int { worker == nil ? 0 : table.dirtyCount }
 
     /// Hands gathered writes and deletes to the store's thread.
     func submit() {
@@ -172,6 +189,9 @@ final class StreamResidency {
             deletes.removeAll(keepingCapacity: true)
         }
         if !writes.isEmpty {
+            for row in writes {
+                if filter != nil { filter!.insert(row.key) } else { writtenBeforeFilter.append(row.key) }
+            }
             worker.submit(.write(writes))
             writes.removeAll(keepingCapacity: true)
         }

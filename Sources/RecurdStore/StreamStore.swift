@@ -124,6 +124,12 @@ public final class StreamStore {
         return keys
     }
 
+    /// Calls `body` with every stored key (start-up: the key filter).
+    public func forEachKey(_ body: ([UInt8]) -> Void) throws(SQLiteError) {
+        let all = try connection.prepare("SELECT key FROM streams")
+        do { try all.query { body(Array($0.blob(0))) } } catch let e as SQLiteError { throw e } catch {}
+    }
+
     /// Bytes the database file takes (pages × page size; the WAL is not counted).
     public var bytes: Int64 {
         let pages: Int64? = try? pageCount.scalar()

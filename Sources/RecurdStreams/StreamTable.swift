@@ -25,6 +25,8 @@ public final class StreamTable {
     private var dirty: [Bool]
     /// Slots marked dirty since the last `takeDirty` (may repeat or name since-freed slots).
     private var dirtyList: [Int32] = []
+    /// Live slots marked dirty.
+    public private(set) var dirtyCount = 0
 
     public var count: Int { index.count }
 
@@ -111,6 +113,7 @@ public final class StreamTable {
         precondition(pins[slot] == 0, "forgetting a stream with work in flight (\(reason))")
         index.remove(slot: slot)
         live[slot] = false
+        if dirty[slot] { dirtyCount -= 1 }
         dirty[slot] = false
         unlink(Int32(slot))
         free.append(Int32(slot))
@@ -168,6 +171,7 @@ public final class StreamTable {
     public func markDirty(_ slot: Int) {
         if !dirty[slot] {
             dirty[slot] = true
+            dirtyCount += 1
             dirtyList.append(Int32(slot))
         }
     }
@@ -181,14 +185,13 @@ public final class StreamTable {
             let slot = Int(s)
             if live[slot] && dirty[slot] {
                 dirty[slot] = false
+                dirtyCount -= 1
                 out.append(slot)
             }
         }
         return out
     }
 
-    /// Dirty slots waiting (an upper bound: entries for since-freed slots are dropped lazily).
-    public var dirtyBacklog: Int { dirtyList.count }
 
     // MARK: LRU list
 

@@ -114,6 +114,13 @@ public final class ZMQSocket {
         try set(ZMQ_HEARTBEAT_TIMEOUT, timeoutMilliseconds, "ZMQ_HEARTBEAT_TIMEOUT")
         if ttlMilliseconds > 0 { try set(ZMQ_HEARTBEAT_TTL, ttlMilliseconds, "ZMQ_HEARTBEAT_TTL") }
     }
+    /// TCP keepalive probes after `idleSeconds` of silence, every `intervalSeconds`, `count` times.
+    public func setTCPKeepalive(idleSeconds: Int32, intervalSeconds: Int32, count: Int32) throws(ZMQError) {
+        try set(ZMQ_TCP_KEEPALIVE, Int32(1), "ZMQ_TCP_KEEPALIVE")
+        try set(ZMQ_TCP_KEEPALIVE_IDLE, idleSeconds, "ZMQ_TCP_KEEPALIVE_IDLE")
+        try set(ZMQ_TCP_KEEPALIVE_INTVL, intervalSeconds, "ZMQ_TCP_KEEPALIVE_INTVL")
+        try set(ZMQ_TCP_KEEPALIVE_CNT, count, "ZMQ_TCP_KEEPALIVE_CNT")
+    }
     /// Blocking receive timeout in ms (-1: forever).
     public func setReceiveTimeout(milliseconds: Int32) throws(ZMQError) { try set(ZMQ_RCVTIMEO, milliseconds, "ZMQ_RCVTIMEO") }
     /// Blocking send timeout in ms (-1: forever).

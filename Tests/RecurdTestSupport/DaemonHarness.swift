@@ -18,14 +18,18 @@ public final class DaemonHarness {
     /// Receives every prediction.
     public let output: ZMQSocket
     private var probeSeq: UInt64 = 0
+    /// Probes go to a stream of this harness's own (a daemon restarted on the same state keeps
+    /// earlier probe streams, with their own numbering).
+    private let probeKey = "__probe__\(UInt32.random(in: 0...UInt32.max))"
 
     /// Starts `recurd serve` with `arguments` added to the endpoint flags.
     /// Probe messages must fit the model: `probeWidth` features, or a text byte when `probeText`.
     let probeWidth: Int
     let probeText: Bool
 
+    /// `launcher`: a command that runs the daemon (its arguments follow), e.g. `unshare …`.
     public init(arguments: [String], inputSocket: String = "pull", http: Bool = true, probeWidth: Int = 3, probeText: Bool = false,
-                environment: [String: String] = [:]) throws {
+                environment: [String: String] = [:], launcher: [String] = []) throws {
         self.probeWidth = probeWidth
         self.probeText = probeText
         directory = temporaryDirectory()
@@ -35,9 +39,15 @@ public final class DaemonHarness {
         controlEndpoint = "ipc://\(directory.path)/control"
         httpPort = http ? freeTCPPort() : 0
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        process.executableURL = recurdBinary
-        process.arguments = ["serve", "--input", inputEndpoint, "--input-socket", inputSocket, "--output", outputEndpoint,
-                             "--control", controlEndpoint, "--http", http ? "127.0.0.1:\(httpPort)" : ""] + arguments
+        let serve = ["serve", "--input", inputEndpoint, "--input-socket", inputSocket, "--output", outputEndpoint,
+                     "--control", controlEndpoint, "--http", http ? "127.0.0.1:\(httpPort)" : ""] + arguments
+        if launcher.isEmpty {
+            process.executableURL = recurdBinary
+            process.arguments = serve
+        } else {
+            process.executableURL = URL(fileURLWithPath: launcher[0])
+            process.arguments = Array(launcher.dropFirst()) + [recurdBinary.path] + serve
+        }
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let log = try FileHandle(forWritingTo: logFile)
         process.standardError = log
@@ -84,9 +94,9 @@ public final class DaemonHarness {
             let probe = probeText
                 ? InputMessage(inputKind: .text, flags: [.noLearn], xdim: 1, steps: 1, seq: probeSeq, tokens: [32])
                 : InputMessage(inputKind: .features, flags: [.noLearn], xdim: probeWidth, steps: 1, seq: probeSeq, features: Array(repeating: 0, count: probeWidth))
-            try send(key: "__probe__", probe)
+            try send(key: probeKey, probe)
             probeSeq += 1
-            if let frames = try output.receiveFrames(), let key = frames.first, key.count >= 9, Array(key.suffix(9)) == Array("__probe__".utf8) {
+            if let frames = try output.receiveFrames(), let key = frames.first, String(decoding: key, as: UTF8.self).hasSuffix(probeKey) {
                 // Drain any other probe replies.
                 while try output.receiveFrames() != nil {}
                 try output.setReceiveTimeout(milliseconds: 10_000)
@@ -116,7 +126,7 @@ public final class DaemonHarness {
         var got: [(key: String, message: OutputMessage)] = []
         while got.count < count {
             guard let m = try receive() else { throw HarnessError("timed out after \(got.count) of \(count) outputs: \(log)") }
-            if !m.key.hasSuffix("__probe__") { got.append(m) }
+            if !m.key.contains("__probe__") { got.append(m) }
         }
         return got
     }
@@ -144,6 +154,30 @@ public final class DaemonHarness {
         process.terminate()
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// The daemon's process id.
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Sends `signal` (e.g. SIGKILL, SIGHUP).
+    public func signal(_ signal: Int32) { Foundation.kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to end; its exit status (or signal), or nil after `timeout` seconds.
+    public func waitForExit(timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Sends `message` on `key` and returns its (first) output: for lock-step runs whose cycles
+    /// hold one message each, so that results do not depend on timing.
+    public func step(key: String, _ message: InputMessage) throws -> OutputMessage {
+        try send(key: key, message)
+        while true {
+            guard let m = try receive() else { throw HarnessError("no output for \(key) within the timeout: \(log)") }
+            // Outputs of earlier messages of the same stream may still be queued: match the seq too.
+            if m.key == key && (message.seq == nil || m.message.seq == message.seq || message.flags.contains(.reset)) { return m.message }
+        }
     }
 }
 

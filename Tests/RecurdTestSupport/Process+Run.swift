@@ -2,6 +2,12 @@ import Foundation
 
 /// The result of running a command to completion.
 public struct CommandResult: Sendable {
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
     public let status: Int32
     public let stdout: String
     public let stderr: String
