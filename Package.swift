@@ -58,7 +58,9 @@ let package = Package(
         // lives on one thread, so GRDB's queues and record types would add nothing.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // DESIGN §6's state that lasts: the stream store and model checkpoints on disk.
-        .target(name: "RecurdStore", dependencies: ["CSQLite", "RecurdModelFile", "SafeTensors"], swiftSettings: strictSettings),
+        // zlib (Debian zlib1g-dev): stored stream records are shuffled and deflated.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "RecurdStore", dependencies: ["CSQLite", "CZlib", "RecurdModelFile", "SafeTensors"], swiftSettings: strictSettings),
         // The safetensors container format, bytes in and bytes out. No I/O.
         .target(name: "SafeTensors", swiftSettings: strictSettings),
         // DESIGN §2: a model as safetensors tensors and metadata, validated. No I/O.
@@ -106,6 +108,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "RecurdWireTests", dependencies: ["RecurdWire"], swiftSettings: strictSettings),
+        .testTarget(name: "RecurdStoreTests", dependencies: ["RecurdStore", "RecurdModelFile", "RecurdNumerics", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "RecurdStreamsTests", dependencies: ["RecurdStreams", "RecurdNumerics", "RecurdStore", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
         .testTarget(

@@ -6,7 +6,8 @@ messages (LSTM input 8, hidden 64, linear head 8) over TCP loopback, PUSH → th
 predictions back over the server's PUB. For each server it measures latency at 20,000
 messages/s, then sweeps the rate up to the highest one sustained with zero lost predictions
 (every prediction back, the send schedule kept, p99 under 50 ms — i.e. no growing backlog).
-recurd is measured with learning off (the peer does not learn) and, for issue 4, with learning on.
+recurd is measured with learning off (the peer does not learn), with learning on, and with the stream
+store on (learning off; every changed stream written every 5 s).
 
 usage: python Benchmarks/load.py [--recurd .build/release/recurd] [--duration 3] [--quick]
 """
@@ -43,9 +44,10 @@ def server_command(name, port):
     inp, out = f"tcp://127.0.0.1:{port}", f"tcp://127.0.0.1:{port + 1}"
     if name == "python":
         return [sys.executable, os.path.join(HERE, "peers/zmq_ort_server.py"), "--onnx", onnx, "--input", inp, "--output", out], inp, out
-    learn = ["--no-learn"] if name == "recurd" else ["--learn"]
+    learn = ["--learn"] if name == "recurd-learning" else ["--no-learn"]
+    store = ["--state-dir", os.path.join(work, f"state-{port}"), "--checkpoint-interval", "5"] if name == "recurd-store" else []
     return [a.recurd, "serve", "--model", model, "--input", inp, "--input-socket", "pull", "--output", out, "--control",
-            f"tcp://127.0.0.1:{port + 2}", "--http", "", "--log-level", "error"] + learn, inp, out
+            f"tcp://127.0.0.1:{port + 2}", "--http", "", "--log-level", "error"] + learn + store, inp, out
 
 
 def measure(name, port):
@@ -75,7 +77,7 @@ def measure(name, port):
 
 
 runs = {}
-for i, name in enumerate(["recurd", "python", "recurd-learning"]):
+for i, name in enumerate(["recurd", "python", "recurd-learning", "recurd-store"]):
     print(f"measuring {name} …", file=sys.stderr)
     runs[name] = measure(name, 7600 + 10 * i)
 
@@ -104,11 +106,13 @@ lines = [
     "|---|---|---|---|---|---|",
 ]
 for name, label in [("recurd", "recurd serve (learning off)"), ("python", "Python peer: pyzmq + ONNX Runtime, batched per drain"),
-                    ("recurd-learning", "recurd serve (learning on, background trainer)")]:
+                    ("recurd-learning", "recurd serve (learning on, background trainer)"),
+                    ("recurd-store", "recurd serve (learning off, stream store on, written every 5 s)")]:
     r = at20k(runs[name])
     lines.append(f"| {label} | {best(runs[name]):,.0f} | {r['p50_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['p999_us']:.0f} µs | {r['lost']} |")
 ratio = best(runs["recurd"]) / best(runs["python"])
 learn_ratio = best(runs["recurd-learning"]) / best(runs["recurd"])
+store_ratio = best(runs["recurd-store"]) / best(runs["recurd"])
 lines += [
     "",
     f"recurd / Python peer throughput: **{ratio:.1f}×** (target ≥ 5×). recurd p99 at 20k/s: **{at20k(runs['recurd'])['p99_us']:.0f} µs** (target ≤ 1 ms).",
@@ -116,6 +120,7 @@ lines += [
     f"{stats(runs['recurd-learning']).get('updates', '?')} updates; {stats(runs['recurd-learning']).get('windows_dropped', '?')} due windows were "
     f"dropped and {stats(runs['recurd-learning']).get('windows_coalesced', '?')} coalesced because it could not keep up at these rates "
     f"(it runs at SCHED_IDLE, in the CPU time serving leaves).",
+    f"Store on / store off throughput: **{store_ratio:.0%}** (target ≥ 90 %).",
     "",
     "Every trial (JSON from `recurd bench load`):",
     "",

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds recurd (release) and runs the benchmarks against their peers on this machine:
-#   Benchmarks/run.sh [all|compare|load|learning] [--quick]
+#   Benchmarks/run.sh [all|compare|load|learning|store] [--quick]
 #   compare   step, batched step and fit against PyTorch and ONNX Runtime (compare.py)
 #   load      end-to-end daemon load against a pyzmq + ONNX Runtime server (load.py)
 #   learning  learning quality against PyTorch and persistence (learning.py)
-#   all       the three, one after the other (the default)
+#   store     the stream store: memory per stream, a flood of keys, returning streams (store.py)
+#   all       all of them, one after the other (the default)
 # Run from anywhere; remaining arguments go to the script(s), e.g. --quick.
 #
 # Python environment — the first that applies:
@@ -54,9 +55,9 @@ echo "run.sh: Python from $VENV" >&2
 export OPENBLAS_NUM_THREADS=1
 WHICH=all
 case "${1:-}" in
-    all|compare|load|learning) WHICH=$1; shift ;;
+    all|compare|load|learning|store) WHICH=$1; shift ;;
 esac
-for b in compare load learning; do
+for b in compare load learning store; do
     if [[ "$WHICH" == all || "$WHICH" == "$b" ]]; then
         "$VENV/bin/python" "Benchmarks/$b.py" "$@"
     fi

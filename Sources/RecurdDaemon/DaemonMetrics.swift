@@ -30,6 +30,7 @@ final class DaemonMetrics: Sendable {
     let outputMessages: CoreMetrics.Counter
     let outputDropped: CoreMetrics.Counter
     let windowsDue: CoreMetrics.Counter
+    let storeWaits: CoreMetrics.Counter
     let modelVersion: CoreMetrics.Gauge
     let updates: CoreMetrics.Counter
     let skippedUpdates: CoreMetrics.Counter
@@ -78,6 +79,7 @@ final class DaemonMetrics: Sendable {
         outputMessages = CoreMetrics.Counter(label: "recurd_output_messages_total", factory: factory)
         outputDropped = CoreMetrics.Counter(label: "recurd_output_dropped_total", factory: factory)
         windowsDue = CoreMetrics.Counter(label: "recurd_training_windows_due_total", factory: factory)
+        storeWaits = CoreMetrics.Counter(label: "recurd_store_input_waits_total", factory: factory)
         modelVersion = CoreMetrics.Gauge(label: "recurd_model_version", factory: factory)
         updates = CoreMetrics.Counter(label: "recurd_model_updates_total", factory: factory)
         skippedUpdates = CoreMetrics.Counter(label: "recurd_skipped_updates_total", factory: factory)

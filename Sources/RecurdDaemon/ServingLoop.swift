@@ -135,7 +135,20 @@ final class ServingLoop {
             core?.beginCycle()
             core?.handleCompletions()
             if sockets.count > 1, ready[1], !controlWaiting, let c = e.control { handleControl(c, controlMessage) }
-            if ready[0] { drain(e.input, multipart) }
+            if ready[0] {
+                if stateDirectory != nil, worker.isBehind(limit: Self.storeBacklogLimit) {
+                    // The store is behind: leave the input queued (producers feel the pace) rather than lose records.
+                    storeWaits += 1
+                    metrics.storeWaits.increment()
+                    if storeWaits == 1 || Clock.seconds - lastStoreWaitLog > 10 {
+                        lastStoreWaitLog = Clock.seconds
+                        logger.warning("the store is behind; input waits until it catches up", metadata: ["backlog_bytes": "\(worker.backlogBytes)"])
+                    }
+                    usleep(200)
+                } else {
+                    drain(e.input, multipart)
+                }
+            }
             core?.scheduler.run(pressure: pressure)
             sendReadyReplies(e.control)
             let now = Clock.seconds
@@ -151,6 +164,10 @@ final class ServingLoop {
     }
 
     private var pressure = false
+    /// Record bytes the store may have waiting before input waits for it.
+    static let storeBacklogLimit = 64 << 20
+    private var storeWaits = 0
+    private var lastStoreWaitLog = 0.0
 
     /// Drains what is waiting on the input (up to `max-batch` messages) into the core.
     private func drain(_ input: ZMQSocket, _ parts: ZMQMultipart) {

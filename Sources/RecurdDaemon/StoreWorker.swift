@@ -52,6 +52,19 @@ final class StoreWorker: @unchecked Sendable {
     let checkpointFailures = Atomic<Int>(0)
     /// Unix seconds of the last good checkpoint (0: none this run).
     let lastCheckpoint = Atomic<UInt64>(0)
+    /// Record bytes handed over and not yet committed (queued requests and pending writes).
+    private let backlog = Atomic<Int>(0)
+    /// The last commit failed and the store is retrying (the disk is full or read-only).
+    private let failing = Atomic<Bool>(false)
+
+    /// Record bytes waiting to be committed.
+    var backlogBytes: Int { backlog.load(ordering: .relaxed) }
+
+    /// Whether the store keeps up: writes are committing and the backlog is under `limit`
+    /// bytes. While it does not (and is not failing, when serving must go on regardless), the
+    /// serving thread stops taking input, so producers feel the store's pace instead of records
+    /// being lost.
+    func isBehind(limit: Int) -> Bool { backlogBytes > limit && !failing.load(ordering: .relaxed) }
 
     init(store: StreamStore?, checkpoints: CheckpointStore?, maxStored: Int, logger: Logger, metrics: DaemonMetrics, wake: WakeSignal) {
         self.store = store
@@ -74,6 +87,7 @@ final class StoreWorker: @unchecked Sendable {
 
     /// Queues `request` (serving thread; never waits).
     func submit(_ request: StoreRequest) {
+        if case .write(let rows) = request { backlog.add(rows.reduce(0) { $0 + $1.record.count }, ordering: .relaxed) }
         requests.withLock { $0.append(request) }
         ready.signal()
     }
@@ -121,6 +135,7 @@ final class StoreWorker: @unchecked Sendable {
                 commit()
                 if !pending.isEmpty {
                     logger.error("stream records could not be written at shutdown; they are lost", metadata: ["records": "\(pending.count)"])
+                    backlog.subtract(pendingBytes, ordering: .relaxed)
                     recordsLost.add(pending.count, ordering: .relaxed)
                     metrics.storeRecordsLost.increment(by: pending.count)
                 }
@@ -138,7 +153,10 @@ final class StoreWorker: @unchecked Sendable {
             for row in rows { enqueue(row) }
         case .delete(let keys):
             for key in keys {
-                if let old = pending.removeValue(forKey: key) { pendingBytes -= old.record.count }
+                if let old = pending.removeValue(forKey: key) {
+                    pendingBytes -= old.record.count
+                    backlog.subtract(old.record.count, ordering: .relaxed)
+                }
                 deletes.insert(key)
             }
         case .checkpoint(let source, let token):
@@ -157,13 +175,20 @@ final class StoreWorker: @unchecked Sendable {
     }
 
     private func enqueue(_ row: StoreRow) {
-        if let old = pending.updateValue(row, forKey: row.key) { pendingBytes -= old.record.count }
+        if let old = pending.updateValue(row, forKey: row.key) {
+            pendingBytes -= old.record.count
+            backlog.subtract(old.record.count, ordering: .relaxed)
+        }
         pendingBytes += row.record.count
         deletes.remove(row.key)
+        // Only a failing disk lets this grow: serving stops taking input while the store is merely behind.
         while pendingBytes > Self.maxPendingBytes, let victim = pending.keys.first {
-            pendingBytes -= pending.removeValue(forKey: victim)!.record.count
+            let bytes = pending.removeValue(forKey: victim)!.record.count
+            pendingBytes -= bytes
+            backlog.subtract(bytes, ordering: .relaxed)
             recordsLost.add(1, ordering: .relaxed)
             metrics.storeRecordsLost.increment()
+            log.warning("lost", now: Clock.seconds, "the store cannot write and holds too much; stream records are lost", metadata: ["stream": "\(String(decoding: victim, as: UTF8.self))"])
         }
     }
 
@@ -193,15 +218,18 @@ final class StoreWorker: @unchecked Sendable {
             writes.add(rows.count, ordering: .relaxed)
             metrics.storeWrites.increment(by: rows.count)
             pending.removeAll(keepingCapacity: true)
+            backlog.subtract(pendingBytes, ordering: .relaxed)
             pendingBytes = 0
             backoff = 1
             retryAt = 0
+            failing.store(false, ordering: .relaxed)
             let dropped = try store.trim(to: maxStored)
             if !dropped.isEmpty {
                 trimmed.add(dropped.count, ordering: .relaxed)
                 metrics.streamsForgotten(.storeLimit, by: dropped.count)
             }
         } catch {
+            failing.store(true, ordering: .relaxed)
             writeFailures.add(1, ordering: .relaxed)
             metrics.storeWriteFailures.increment()
             retryAt = Clock.seconds + backoff

@@ -165,6 +165,67 @@ public struct TrainingWindow {
         base.copyMemory(from: other.base, byteCount: layout.byteCount)
     }
 
+    // MARK: Compact form
+
+    /// The window without its unused room, for storage: the header, the held inputs (and
+    /// targets) oldest first, and each saved state with its tag (empty slots as a zero tag only).
+    /// A young window is a few hundred bytes; a full one the size of its block.
+    public func encodeCompact(into out: inout [UInt8]) {
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(appended)
+        put(UInt32(length))
+        put(UInt32(pending))
+        put(UInt32(broken ? 1 : 0))
+        put(UInt32(kept))
+        let cap = layout.inputCapacity
+        for i in 0..<length { out.append(contentsOf: UnsafeRawBufferPointer(start: inputBytes((start + i) % cap), count: layout.inputStride)) }
+        if !layout.impliedTargets {
+            for i in 0..<length { out.append(contentsOf: UnsafeRawBufferPointer(start: targetBytes((start + i) % cap), count: layout.targetStride)) }
+        }
+        for slot in 0..<layout.savedStates {
+            let t = tag(slot)
+            put(t)
+            if t != 0 { out.append(contentsOf: UnsafeRawBufferPointer(start: UnsafeRawPointer(state(slot)), count: layout.stateSize * 4)) }
+        }
+    }
+
+    /// Rebuilds the window from `encodeCompact`'s bytes; returns the bytes read, or nil when they
+    /// do not fit this layout (the window is then left clear).
+    public func decodeCompact(_ b: UnsafeRawBufferPointer) -> Int? {
+        initialize()
+        var at = 0
+        func take<T: FixedWidthInteger>(_: T.Type) -> T? {
+            guard at + MemoryLayout<T>.size <= b.count else { return nil }
+            defer { at += MemoryLayout<T>.size }
+            return T(littleEndian: b.loadUnaligned(fromByteOffset: at, as: T.self))
+        }
+        guard let a = take(UInt64.self), let n = take(UInt32.self), let p = take(UInt32.self), let br = take(UInt32.self), let k = take(UInt32.self),
+              Int(n) <= layout.inputCapacity else { initialize(); return nil }
+        let inputs = Int(n) * layout.inputStride, targets = layout.impliedTargets ? 0 : Int(n) * layout.targetStride
+        guard at + inputs + targets <= b.count else { initialize(); return nil }
+        (base + layout.inputsOffset).copyMemory(from: b.baseAddress! + at, byteCount: inputs)
+        at += inputs
+        if targets > 0 { (base + layout.targetsOffset).copyMemory(from: b.baseAddress! + at, byteCount: targets) }
+        at += targets
+        for slot in 0..<layout.savedStates {
+            guard let t = take(UInt64.self) else { initialize(); return nil }
+            setTag(slot, t)
+            if t != 0 {
+                let bytes = layout.stateSize * 4
+                guard at + bytes <= b.count else { initialize(); return nil }
+                UnsafeMutableRawPointer(state(slot)).copyMemory(from: b.baseAddress! + at, byteCount: bytes)
+                at += bytes
+            }
+        }
+        appended = a
+        start = 0
+        length = Int(n)
+        pending = Int(p)
+        broken = br != 0
+        kept = Int(k)
+        return at
+    }
+
     // MARK: Training
 
     /// The saved state of the window's first entry.

@@ -4,8 +4,8 @@
 /// file that will not open. Used from one thread.
 public final class StreamStore {
     public let connection: SQLiteConnection
+    public var path: String { connection.path }
     private let insert: SQLiteStatement
-    private let update: SQLiteStatement
     private let select: SQLiteStatement
     private let remove: SQLiteStatement
     private let oldest: SQLiteStatement
@@ -13,26 +13,24 @@ public final class StreamStore {
     private let pageSize: Int64
     /// Rows stored (kept exact: counted at open, then per insert and delete).
     public private(set) var count: Int
-    /// The newest write's sequence number: rows are ordered by it for `trim`.
-    private var writeSequence: Int64
 
-    public static let schemaVersion = 1
+    public static let schemaVersion = 3
 
     /// Opens or creates the store at `path`.
     public init(path: String) throws(SQLiteError) {
         connection = try SQLiteConnection(path: path)
         try connection.execute("""
+            PRAGMA page_size = 16384;
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = NORMAL;
+            PRAGMA cache_size = -16384;
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS streams (
                 key BLOB NOT NULL UNIQUE,
                 key_group INTEGER NOT NULL,
-                written INTEGER NOT NULL,
+                encoding INTEGER NOT NULL,
                 record BLOB NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS streams_by_written ON streams (written);
-            CREATE INDEX IF NOT EXISTS streams_by_group ON streams (key_group);
             INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', '\(Self.schemaVersion)');
             """)
         let version = try connection.prepare("SELECT value FROM meta WHERE name = 'schema'")
@@ -41,46 +39,39 @@ public final class StreamStore {
         guard schema == "\(Self.schemaVersion)" else {
             throw SQLiteError(code: 0, operation: "open", message: "store schema '\(schema)' is not \(Self.schemaVersion)", file: path)
         }
-        insert = try connection.prepare("INSERT OR IGNORE INTO streams (key, key_group, written, record) VALUES (?, ?, ?, ?)")
-        update = try connection.prepare("UPDATE streams SET written = ?, record = ? WHERE key = ?")
-        select = try connection.prepare("SELECT record FROM streams WHERE key = ?")
+        // A write deletes the old row and inserts a new one, so rowid order is write order and the
+        // least recently written rows are the first by rowid (no index needed to trim).
+        insert = try connection.prepare("INSERT INTO streams (key, key_group, encoding, record) VALUES (?, ?, ?, ?)")
+        select = try connection.prepare("SELECT encoding, record FROM streams WHERE key = ?")
         remove = try connection.prepare("DELETE FROM streams WHERE key = ?")
-        oldest = try connection.prepare("SELECT key FROM streams ORDER BY written LIMIT ?")
+        oldest = try connection.prepare("SELECT key FROM streams ORDER BY rowid LIMIT ?")
         pageCount = try connection.prepare("PRAGMA page_count")
         let size = try connection.prepare("PRAGMA page_size")
         pageSize = try size.scalar() ?? 4096
         count = Int(try connection.prepare("SELECT COUNT(*) FROM streams").scalar() ?? 0)
-        writeSequence = try connection.prepare("SELECT MAX(written) FROM streams").scalar() ?? 0
     }
 
     /// Writes (inserts or replaces) records in one transaction. On failure nothing is written.
     public func write(_ rows: [(key: [UInt8], group: Int, record: [UInt8])]) throws(SQLiteError) {
         guard !rows.isEmpty else { return }
         var inserted = 0
-        let sequence = writeSequence
-        do {
-            try transaction { () throws(SQLiteError) in
-                for row in rows where try put(row.key, group: row.group, record: row.record) { inserted += 1 }
-            }
-        } catch {
-            writeSequence = sequence
-            throw error
+        try transaction { () throws(SQLiteError) in
+            for row in rows where try put(row.key, group: row.group, record: row.record) { inserted += 1 }
         }
         count += inserted
     }
 
     /// Returns whether the row is new.
     private func put(_ key: [UInt8], group: Int, record: [UInt8]) throws(SQLiteError) -> Bool {
-        writeSequence += 1
-        let seq = writeSequence
         var failure: SQLiteError?
         var isNew = false
+        let (encoding, stored) = RecordCompression.compress(record)
         key.withUnsafeBytes { k in
-            record.withUnsafeBytes { r in
+            stored.withUnsafeBytes { r in
                 do throws(SQLiteError) {
-                    try insert.run([.blob(k), .integer(Int64(group)), .integer(seq), .blob(r)])
-                    isNew = connection.changes == 1
-                    if !isNew { try update.run([.integer(seq), .blob(r), .blob(k)]) }
+                    try remove.run([.blob(k)])
+                    isNew = connection.changes == 0
+                    try insert.run([.blob(k), .integer(Int64(group)), .integer(encoding.rawValue), .blob(r)])
                 } catch { failure = error }
             }
         }
@@ -93,7 +84,15 @@ public final class StreamStore {
         var out: [UInt8]?
         var failure: SQLiteError?
         key.withUnsafeBytes { k in
-            do { try select.query([.blob(k)]) { out = Array($0.blob(0)) } } catch let e as SQLiteError { failure = e } catch {}
+            do {
+                try select.query([.blob(k)]) { row in
+                    guard let encoding = RecordCompression.Encoding(rawValue: row.integer(0)),
+                          let record = RecordCompression.decompress(row.blob(1), encoding: encoding) else {
+                        throw SQLiteError(code: 0, operation: "load", message: "a stored record does not decompress", file: path)
+                    }
+                    out = record
+                }
+            } catch let e as SQLiteError { failure = e } catch {}
         }
         if let failure { throw failure }
         return out

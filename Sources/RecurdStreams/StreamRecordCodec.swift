@@ -10,7 +10,7 @@ import RecurdNumerics
 /// 8   u64  layout fingerprint (`StreamRecordLayout.fingerprint`)
 /// 16  sections: u16 id, u16 reserved, u32 length, then `length` bytes
 ///       1 core header (64 bytes)   2 state (stateSize f32)   3 last logits (O f32)
-///       4 standardiser (2·In f64)  5 window (descriptor, then the window block)
+///       4 standardiser (2·In f64)  5 window (descriptor, then `TrainingWindow.encodeCompact`)
 /// ```
 ///
 /// Decoding checks everything against the running layout and refuses, naming the byte offset,
@@ -48,9 +48,13 @@ public enum StreamRecordCodec {
             let d = descriptor(window.layout)
             put(Section.window.rawValue, &out)
             put(UInt16(0), &out)
-            put(UInt32(d.count * 4 + window.layout.byteCount), &out)
+            let lengthAt = out.count
+            put(UInt32(0), &out)
+            let bodyStart = out.count
             for v in d { put(v, &out) }
-            out.append(contentsOf: UnsafeRawBufferPointer(start: window.base, count: window.layout.byteCount))
+            window.encodeCompact(into: &out)
+            let length = UInt32(out.count - bodyStart).littleEndian
+            withUnsafeBytes(of: length) { for i in 0..<4 { out[lengthAt + i] = $0[i] } }
         }
     }
 
@@ -123,11 +127,14 @@ public enum StreamRecordCodec {
             case .window:
                 guard let w = l.window, let base = r.windowBase else { break }   // this daemon keeps no windows
                 let d = descriptor(w)
-                guard length == d.count * 4 + w.byteCount,
+                guard length >= d.count * 4,
                       (0..<d.count).allSatisfy({ b.loadUnaligned(fromByteOffset: body + $0 * 4, as: UInt32.self) == d[$0] }) else {
                     break   // written under other learning settings: the stream starts a new window
                 }
-                base.copyMemory(from: b.baseAddress! + body + d.count * 4, byteCount: w.byteCount)
+                let compact = UnsafeRawBufferPointer(rebasing: b[(body + d.count * 4)..<(body + length)])
+                guard TrainingWindow(layout: w, base: base).decodeCompact(compact) == compact.count else {
+                    throw StreamRecordCodecError(offset: body, "window section does not read back (\(length) bytes)")
+                }
                 r.flags.insert(.windowInUse)
             case nil:
                 break   // a later format's section: skipped

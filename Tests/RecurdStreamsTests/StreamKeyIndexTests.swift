@@ -32,6 +32,21 @@ import Testing
         }
     }
 
+    /// Long keys (kept aside) and short ones (inline) side by side, through growth.
+    @Test func longAndShortKeysThroughGrowth() {
+        var index = StreamKeyIndex(capacity: 8)
+        let keys = (0..<8).map { i in [UInt8](repeating: UInt8(65 + i), count: i % 2 == 0 ? 5 : 40 + i) }
+        for (slot, key) in keys.enumerated() { key.withUnsafeBytes { index.insert($0, slot: slot) } }
+        index.grow(to: 100)
+        for (slot, key) in keys.enumerated() {
+            #expect(key.withUnsafeBytes { index.slot(for: $0) } == slot)
+            #expect(index.key(slot) == key)
+        }
+        index.remove(slot: 3)
+        #expect(keys[3].withUnsafeBytes { index.slot(for: $0) } == nil)
+        #expect(index.count == 7)
+    }
+
     @Test func keysOfAnyLengthAndBytes() {
         var index = StreamKeyIndex(capacity: 4)
         let long = [UInt8](repeating: 0xE2, count: 255)

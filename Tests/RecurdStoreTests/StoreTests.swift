@@ -1,0 +1,85 @@
+import Foundation
+import RecurdModelFile
+import RecurdNumerics
+@testable import RecurdStore
+import RecurdTestSupport
+import Testing
+
+/// The store on disk: stream records in SQLite, model checkpoints as checksummed files.
+@Suite struct StoreTests {
+    let dir = temporaryDirectory()
+
+    @Test func recordsWriteLoadDeleteTrimAndReopen() throws {
+        let path = dir.appendingPathComponent("s.sqlite").path
+        var rng = SeededGenerator(seed: 1)
+        let records = (0..<50).map { i in (Array("k\(i)".utf8), (0..<(100 + i * 37)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 7) }) }
+        do {
+            let store = try StreamStore(path: path)
+            try store.write(records.map { ($0.0, $0.0.count, $0.1) })
+            #expect(store.count == 50)
+            #expect(try store.load(Array("k7".utf8)) == records[7].1)
+            #expect(try store.load(Array("nope".utf8)) == nil)
+            // Rewriting a key replaces it, and makes it the most recently written.
+            try store.write([(Array("k0".utf8), 2, [1, 2, 3])])
+            #expect(store.count == 50)
+            #expect(try store.load(Array("k0".utf8)) == [1, 2, 3])
+            #expect(try store.delete([Array("k1".utf8), Array("absent".utf8)]) == 1)
+            #expect(store.count == 49)
+            // The least recently written go first: k2, k3, … (k0 was rewritten, k1 deleted).
+            #expect(try store.trim(to: 46) == [Array("k2".utf8), Array("k3".utf8), Array("k4".utf8)])
+        }
+        let reopened = try StreamStore(path: path)
+        #expect(reopened.count == 46)
+        #expect(try reopened.load(Array("k0".utf8)) == [1, 2, 3])
+        #expect(try reopened.load(Array("k49".utf8)) == records[49].1)
+        var keys = 0
+        try reopened.forEachKey { _ in keys += 1 }
+        #expect(keys == 46)
+    }
+
+    @Test func compressionRoundTripsAndShrinksFloats() {
+        var rng = SeededGenerator(seed: 3)
+        let floats = (0..<700).map { _ in Float(rng.nextUnit() * 2 - 1) * 0.7 }
+        let bytes = floats.withUnsafeBytes { Array($0) } + [1, 2, 3]
+        let (encoding, stored) = RecordCompression.compress(bytes)
+        #expect(encoding == .shuffledDeflate && stored.count < bytes.count, "\(stored.count) of \(bytes.count)")
+        #expect(stored.withUnsafeBytes { RecordCompression.decompress($0, encoding: encoding) } == bytes)
+        let noise = (0..<64).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let (e2, s2) = RecordCompression.compress(noise)
+        #expect(e2 == .raw && s2 == noise)
+        #expect(Array(stored.prefix(10)).withUnsafeBytes { RecordCompression.decompress($0, encoding: .shuffledDeflate) } == nil)
+    }
+
+    func model(seed: UInt64) -> ModelFile {
+        ModelFile(model: Model(architecture: ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [5], outputSize: 2, head: .linear), seed: seed))
+    }
+
+    @Test func checkpointsAreChecksummedKeptThreeAndTheNewestValidWins() throws {
+        let store = CheckpointStore(stateDirectory: dir.path)
+        for v in [3, 5, 9, 12] { try store.write(model(seed: UInt64(v)), version: UInt64(v)) }
+        #expect(store.candidates().count == 3)
+        var skipped: [String] = []
+        let newest = try #require(store.loadNewest { path, _ in skipped.append(path) })
+        #expect(newest.info.version == 12 && skipped.isEmpty)
+        #expect(newest.file.model.weights.array == model(seed: 12).model.weights.array)
+        // The link points at the newest.
+        #expect(try CheckpointStore.read(store.latestLink).0.metadata["recurd.version"] == "12")
+        // Damage the newest: it is skipped (and named), the one before wins.
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: store.candidates()[0])))
+        bytes[bytes.count - 5] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: store.candidates()[0]))
+        let fallback = try #require(store.loadNewest { path, why in skipped.append("\(path): \(why)") })
+        #expect(fallback.info.version == 9)
+        #expect(skipped.count == 1 && skipped[0].contains("checksum"), "\(skipped)")
+        // Truncated too.
+        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: store.candidates()[0]))
+        #expect(store.loadNewest { _, _ in }?.info.version == 9)
+    }
+
+    @Test func stateDirectoryIsLocked() throws {
+        let first = try StateDirectory(path: dir.appendingPathComponent("state").path)
+        #expect(throws: (any Error).self) { _ = try StateDirectory(path: dir.appendingPathComponent("state").path) }
+        #expect(first.contains(dir.appendingPathComponent("state/model.safetensors").path))
+        #expect(!first.contains(dir.appendingPathComponent("elsewhere/model.safetensors").path))
+    }
+}
