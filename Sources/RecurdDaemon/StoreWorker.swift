@@ -38,6 +38,11 @@ final class StoreWorker: @unchecked Sendable {
     private var holding = false
     private let log: RateLimitedLog
 
+    /// Seconds between commits at most (unless `commitBytes` are waiting).
+    static let commitDelay = 0.05
+    static let commitBytes = 8 << 20
+    private var lastCommit = 0.0
+
     /// Pending writes kept while the disk refuses them; beyond, the oldest are lost (counted).
     static let maxPendingBytes = 256 << 20
 
@@ -123,14 +128,17 @@ final class StoreWorker: @unchecked Sendable {
             }
         }
         while true {
-            let timeout: DispatchTime = pending.isEmpty && deletes.isEmpty ? .now() + .seconds(1) : .now() + .milliseconds(200)
+            let timeout: DispatchTime = pending.isEmpty && deletes.isEmpty ? .now() + .seconds(1) : .now() + .milliseconds(Int(Self.commitDelay * 1000))
             _ = ready.wait(timeout: timeout)
             let batch = requests.withLock { r in
                 defer { r.removeAll(keepingCapacity: true) }
                 return r
             }
             for request in batch { handle(request) }
-            if !batch.isEmpty || Clock.seconds >= retryAt { commit() }
+            // Commits wait a little so that loads (a returning stream's first prediction waits on
+            // one) are not queued behind a transaction per message; a full batch goes at once.
+            let now = Clock.seconds
+            if pendingBytes > Self.commitBytes || (now - lastCommit >= Self.commitDelay && (!batch.isEmpty || now >= retryAt)) { commit() }
             if stopping.load(ordering: .relaxed) && requests.withLock({ $0.isEmpty }) {
                 commit()
                 if !pending.isEmpty {
@@ -207,6 +215,7 @@ final class StoreWorker: @unchecked Sendable {
 
     /// Commits pending deletes and writes in one transaction; on failure keeps them for a retry.
     private func commit() {
+        lastCommit = Clock.seconds
         guard let store, !pending.isEmpty || !deletes.isEmpty else { return }
         guard Clock.seconds >= retryAt else { return }
         guard !holding || pendingBytes > Self.maxPendingBytes / 2 || stopping.load(ordering: .relaxed) else { return }

@@ -110,9 +110,17 @@ struct BenchStore: ParsableCommand {
         let store = s["store"] as? [String: Any] ?? [:]
         let last = readings.last?["rss_bytes"] as? Int ?? 0
         let inMemory = s["streams"] as? Int ?? 0
+        // The slope between the halfway and the last reading: what one more stream costs, without
+        // the buffers that grow once to their working size early on.
+        var marginal = 0.0
+        if readings.count >= 4, let k1 = readings[1]["keys"] as? Int, let r1 = readings[1]["rss_bytes"] as? Int,
+           let k3 = readings[3]["keys"] as? Int, let r3 = readings[3]["rss_bytes"] as? Int, k3 > k1 {
+            marginal = Double(r3 - r1) / Double(k3 - k1)
+        }
         emit(["bench": "store-flood", "keys": keys, "steps_per_key": steps, "seconds": seconds, "keys_per_second": Double(keys) / seconds,
               "rss_base_bytes": base, "rss": readings, "streams_in_memory": inMemory,
               "rss_per_stream_in_memory_bytes": inMemory > 0 ? Double(last - base) / Double(inMemory) : 0,
+              "rss_marginal_bytes_per_key": marginal,
               "streams_stored": store["streams_stored"] ?? 0, "store_bytes": store["bytes"] ?? 0,
               "store_bytes_per_stream": (store["streams_stored"] as? Int).map { $0 > 0 ? Double(store["bytes"] as? Int ?? 0) / Double($0) : 0 } ?? 0,
               "evictions": s["evictions"] ?? [:]])
