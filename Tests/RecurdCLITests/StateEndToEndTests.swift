@@ -224,6 +224,45 @@ import ZeroMQ
         #expect(last.terminate() == 0)
     }
 
+    /// `--model` inside the state directory seeds it on first boot; afterwards the newest
+    /// checkpoint wins; a model of another architecture is refused until `--reset-model`.
+    @Test func modelSeedsTheStateDirectoryAndOtherArchitecturesNeedAReset() throws {
+        let state = path("seed")
+        let inside = state + "/model.safetensors"
+        let first = try DaemonHarness(arguments: ["--model", inside, "--state-dir", state])   // no file yet: created from the first stream
+        _ = try run(first, streams: 1, steps: 0..<5)
+        let cp = try first.control("checkpoint")
+        #expect(cp["ok"] as? Bool == true, "\(cp)")
+        #expect(first.terminate() == 0)
+        #expect(FileManager.default.fileExists(atPath: inside))
+        let again = try DaemonHarness(arguments: ["--model", inside, "--state-dir", state])
+        let m = try again.control("model")
+        #expect(m["cell"] as? String == "lstm" && m["hidden"] as? [Int] == [64], "\(m)")
+        #expect(again.terminate() == 0)
+        // Another architecture is refused, with what to do.
+        let gru = path("gru.safetensors")
+        #expect(try runRecurd(["init", "--cell", "gru", "--hidden", "8", "--input-size", "3", "--output-size", "3", "--head", "linear", "-o", gru]).status == 0)
+        let refused = try runRecurd(["serve", "--model", gru, "--state-dir", state, "--http", "", "--control", "", "--input", "ipc://\(path("x-in"))",
+                                     "--output", "ipc://\(path("x-out"))"])
+        #expect(refused.status != 0 && refused.stderr.contains("architecture differs") && refused.stderr.contains("--reset-model"), "\(refused.stderr)")
+        // --reset-model starts over from it and sets the old state aside.
+        let reset = try DaemonHarness(arguments: ["--model", gru, "--state-dir", state, "--reset-model"])
+        let n = try reset.control("model")
+        #expect(n["cell"] as? String == "gru" && n["version"] as? Int == 0, "\(n)")
+        #expect(reset.terminate() == 0)
+        let retired = try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasPrefix("retired-") }
+        #expect(retired.count == 1)
+        // A damaged newest checkpoint is skipped, named in the log, for the one before.
+        let newest = try FileManager.default.contentsOfDirectory(atPath: state + "/checkpoints").sorted().last!
+        let file = state + "/checkpoints/" + newest
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        bytes[bytes.count - 3] ^= 1
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        let skipped = try DaemonHarness(arguments: ["--model", gru, "--state-dir", state])
+        #expect(skipped.log.contains("skipping a checkpoint") && skipped.log.contains(newest), "\(skipped.log)")
+        #expect(skipped.terminate() == 0)
+    }
+
     /// A full disk and a read-only one: serving goes on, the failures are logged and counted,
     /// the previous checkpoint stays whole, and the store catches up once the disk is back. The
     /// state directory is a small tmpfs in a mount namespace of the daemon's own (`unshare`).
