@@ -93,7 +93,7 @@ public final class Daemon: Sendable {
     /// Runs until SIGTERM/SIGINT (or until `stop()`); returns after a clean shutdown.
     public func run(handleSignals: Bool = true) async throws {
         worker.start()
-        var services: [any Service] = [ServingService(loop: loop.value, logger: logger, ready: ready)]
+        var services: [any Service] = [ServingService(loop: loop, logger: logger, ready: ready)]
         if !configuration.http.isEmpty {
             let (host, port) = try Self.hostPort(configuration.http)
             services.append(HTTPService(host: host, port: port, metrics: metrics, handle: handle, logger: logger, ready: ready))
@@ -126,7 +126,9 @@ public final class Daemon: Sendable {
     }
 }
 
-/// Hands the serving loop (used by its own thread only) to the service that starts that thread.
+/// Hands the serving loop to the service that starts its thread. Unchecked because the loop is
+/// not thread-safe: it is used by that one thread only; everything else reaches it through its
+/// `DaemonHandle`.
 final class LoopBox: @unchecked Sendable {
     let value: ServingLoop
     init(_ value: ServingLoop) { self.value = value }

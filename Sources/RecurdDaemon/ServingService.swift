@@ -5,13 +5,13 @@ import ZeroMQ
 
 /// Runs the serving loop on a thread of its own (it blocks in `zmq_poll`, which must never
 /// happen on the cooperative pool).
-struct ServingService: Service, @unchecked Sendable {
-    let loop: ServingLoop
+struct ServingService: Service {
+    /// The loop, handed to the thread that will own it.
+    let loop: LoopBox
     let logger: Logger
     let ready: ReadySignal
 
     func run() async throws {
-        let loop = LoopBox(self.loop)
         try await withGracefulShutdownHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
                 let thread = Thread {
