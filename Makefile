@@ -4,7 +4,7 @@
 # Both install the system libraries they need first (apt-get, with sudo when not root).
 
 SWIFT     ?= swift
-APT_PKGS  := libopenblas-dev libzmq3-dev libsqlite3-dev zlib1g-dev pkg-config
+APT_PKGS  := libzmq3-dev libsqlite3-dev zlib1g-dev pkg-config
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE   := .build/release/recurd
 

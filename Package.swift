@@ -35,8 +35,6 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
-        // OpenBLAS (Debian libopenblas-dev) for the large matrix products; see Kernels.
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // libzmq (Debian libzmq3-dev) and recurd's own small Swift wrapper over it. No pkgConfig:
         // Debian's libzmq.pc drags in krb5's -isystem flags, which SwiftPM refuses with a warning;
@@ -44,13 +42,12 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strictSettings),
 
-        // The cells' elementwise kernels in C with explicit vectors (predictable code generation).
-        .target(
-            name: "CRecurdKernels",
-            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"]), .unsafeFlags(["-mavx2", "-mfma"], .when(platforms: [.linux]))]
-        ),
+        // recurd's own kernels in C: dense products (sgemm, sgemv) and the cells' elementwise work,
+        // each in portable, AVX2 and AVX-512 variants chosen at run time from cpuid (target
+        // attributes, so no ISA flags: it builds on any CPU, arm64 included).
+        .target(name: "CRecurdKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         // Maths only: the recurrent cells, heads, losses, optimisers, TBPTT. No I/O.
-        .target(name: "RecurdNumerics", dependencies: ["CBLAS", "CRecurdKernels"], swiftSettings: numericsSettings),
+        .target(name: "RecurdNumerics", dependencies: ["CRecurdKernels"], swiftSettings: numericsSettings),
         // Every stream's state as one record: layout, codec, the table of streams in memory, and
         // DESIGN §3's per-step bookkeeping (shared by `recurd fit` and the daemon). No I/O.
         .target(name: "RecurdStreams", dependencies: ["RecurdNumerics"], swiftSettings: numericsSettings),

@@ -109,6 +109,53 @@ KERNEL_ATTR static void NAME(gru_forward)(int n, float *gi, float *gh, const flo
     }
 }
 
+KERNEL_ATTR static void NAME(lstm_backward)(int n, const float *dh, float *dc, const float *gates,
+                                            const float *c_prev, const float *c, float *d_gates) {
+    const VF one = NAME(splat)(1.0f);
+    for (int j = 0; j < n; j += LANES) {
+        int w = n - j < LANES ? n - j : LANES;
+        VF i = NAME(load)(gates + j, w), f = NAME(load)(gates + n + j, w);
+        VF g = NAME(load)(gates + 2 * n + j, w), o = NAME(load)(gates + 3 * n + j, w);
+        VF tc = NAME(vtanh)(NAME(load)(c + j, w));
+        VF dhv = NAME(load)(dh + j, w);
+        VF dct = NAME(load)(dc + j, w) + dhv * o * (one - tc * tc);
+        NAME(store)(d_gates + j, dct * g * i * (one - i), w);
+        NAME(store)(d_gates + n + j, dct * NAME(load)(c_prev + j, w) * f * (one - f), w);
+        NAME(store)(d_gates + 2 * n + j, dct * i * (one - g * g), w);
+        NAME(store)(d_gates + 3 * n + j, dhv * tc * o * (one - o), w);
+        NAME(store)(dc + j, dct * f, w);
+    }
+}
+
+KERNEL_ATTR static void NAME(gru_backward)(int n, const float *dh, const float *gi, const float *gh,
+                                           const float *h_prev, float *d_gi, float *d_gh, float *dh_prev) {
+    const VF one = NAME(splat)(1.0f);
+    for (int j = 0; j < n; j += LANES) {
+        int w = n - j < LANES ? n - j : LANES;
+        VF r = NAME(load)(gi + j, w), z = NAME(load)(gi + n + j, w), cand = NAME(load)(gi + 2 * n + j, w);
+        VF hn = NAME(load)(gh + 2 * n + j, w);
+        VF dhv = NAME(load)(dh + j, w);
+        VF dan = dhv * (one - z) * (one - cand * cand);
+        VF dar = dan * hn * r * (one - r);
+        VF daz = dhv * (NAME(load)(h_prev + j, w) - cand) * z * (one - z);
+        NAME(store)(d_gi + j, dar, w); NAME(store)(d_gi + n + j, daz, w); NAME(store)(d_gi + 2 * n + j, dan, w);
+        NAME(store)(d_gh + j, dar, w); NAME(store)(d_gh + n + j, daz, w); NAME(store)(d_gh + 2 * n + j, dan * r, w);
+        NAME(store)(dh_prev + j, dhv * z, w);
+    }
+}
+
+KERNEL_ATTR static void NAME(exp_buffer)(float *p, int count) {
+    for (int i = 0; i < count; i += LANES) { int w = count - i < LANES ? count - i : LANES; NAME(store)(p + i, NAME(vexp)(NAME(load)(p + i, w)), w); }
+}
+
+KERNEL_ATTR static void NAME(sigmoid_buffer)(float *p, int count) {
+    for (int i = 0; i < count; i += LANES) { int w = count - i < LANES ? count - i : LANES; NAME(store)(p + i, NAME(vsigmoid)(NAME(load)(p + i, w)), w); }
+}
+
+KERNEL_ATTR static void NAME(tanh_buffer)(float *p, int count) {
+    for (int i = 0; i < count; i += LANES) { int w = count - i < LANES ? count - i : LANES; NAME(store)(p + i, NAME(vtanh)(NAME(load)(p + i, w)), w); }
+}
+
 #undef NAME
 #undef CAT
 #undef CAT_

@@ -208,11 +208,15 @@ import CRecurdKernels
             }
             return out
         }
-        let wide = run()
-        _ = recurd_kernels_use_avx512(0)
-        let narrow = run()
-        _ = recurd_kernels_use_avx512(1)
-        #expect(maxAbsDifference(wide, narrow) < 1e-6)
+        // Every variant on this thread only (other suites run on with the process-wide choice).
+        var results: [[Float]] = []
+        for isa in KernelVariantProductTests.isas {
+            #expect(recurd_kernels_set_thread_isa(isa) == 1)
+            results.append(run())
+        }
+        _ = recurd_kernels_set_thread_isa(RECURD_ISA_AUTO.rawValue)
+        #expect(results.count >= 2, "only one variant on this CPU")
+        for r in results.dropFirst() { #expect(maxAbsDifference(results[0], r) < 1e-5) }
     }
 
     /// Gates driven far into saturation stay finite in both widths (exp must not overflow).
@@ -223,17 +227,17 @@ import CRecurdKernels
         for slot in model.layout.slots where slot.name.contains("bias") {
             for i in 0..<slot.count { model.weights[slot.storageIndex(i)] = i % 2 == 0 ? -500 : 500 }
         }
-        for allowed: Int32 in [1, 0] {
-            _ = recurd_kernels_use_avx512(allowed)
+        for isa in KernelVariantProductTests.isas {
+            _ = recurd_kernels_set_thread_isa(isa)
             let engine = StepEngine(layout: model.layout, maxBatch: 2)
             let x: [Float] = [100, -100, -100, 100]
             for b in 0..<2 { x.withUnsafeBufferPointer { engine.setFeatures(row: b, $0.baseAddress! + 2 * b) } }
             engine.step(weights: model.weights.pointer, batch: 2)
             var state = [Float](repeating: 0, count: arch.stateSize)
             state.withUnsafeMutableBufferPointer { engine.storeState(row: 0, to: $0.baseAddress!) }
-            #expect(state.allSatisfy { $0.isFinite }, "avx512 \(allowed)")
+            #expect(state.allSatisfy { $0.isFinite }, "\(String(cString: recurd_kernels_isa_name(isa)))")
             #expect((0..<2).allSatisfy { engine.output(row: $0)[0].isFinite })
         }
-        _ = recurd_kernels_use_avx512(1)
+        _ = recurd_kernels_set_thread_isa(RECURD_ISA_AUTO.rawValue)
     }
 }

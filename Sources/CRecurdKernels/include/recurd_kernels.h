@@ -1,6 +1,7 @@
-// Elementwise kernels of the recurrent cells, in C with explicit 8-lane vectors so that the
-// compiler's code generation is predictable (Swift's SIMD types split and spill here; see
-// `recurd bench step`). Maths only, no I/O; documented beside their Swift callers.
+// Elementwise kernels of the recurrent cells, in C with explicit vectors so that the compiler's
+// code generation is predictable (Swift's SIMD types split and spill here; see `recurd bench
+// step`): portable, AVX2 and AVX-512 variants chosen at run time. Maths only, no I/O; documented
+// beside their Swift callers. The dense products are in recurd_gemm.h.
 #ifndef RECURD_KERNELS_H
 #define RECURD_KERNELS_H
 
@@ -32,7 +33,7 @@ void recurd_tanh(float *p, int count);
 
 
 
-/// Allows (1) or forbids (0) the AVX-512 variants, which are otherwise used when the CPU has
-/// them; returns whether they are now in use. For tests that cover both code paths.
-int recurd_kernels_use_avx512(int allowed);
+// The variant (portable, AVX2, AVX-512) follows the products' choice: recurd_kernels_isa() and
+// recurd_kernels_set_thread_isa() in recurd_gemm.h.
+#include "recurd_gemm.h"
 #endif

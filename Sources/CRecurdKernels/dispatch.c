@@ -1,0 +1,117 @@
+// Public entry points: choose an implementation once from cpuid, let tests force another.
+#include "recurd_gemm.h"
+#include "gemm_internal.h"
+#include <stddef.h>
+
+static const recurd_gemm_impl *impl_for(int isa) {
+    switch (isa) {
+#if defined(RECURD_HAVE_X86)
+        case RECURD_ISA_AVX512: return &recurd_gemm_impl_avx512;
+        case RECURD_ISA_AVX2: return &recurd_gemm_impl_avx2;
+#endif
+        case RECURD_ISA_PORTABLE: return &recurd_gemm_impl_portable;
+        default: return NULL;
+    }
+}
+
+int recurd_kernels_isa_available(int isa) {
+#if defined(RECURD_HAVE_X86)
+    __builtin_cpu_init();   // idempotent; needed if we are called from a constructor
+#endif
+    switch (isa) {
+        case RECURD_ISA_PORTABLE: return 1;
+#if defined(RECURD_HAVE_X86)
+        // OS support for the wider registers (XSAVE state) is part of what
+        // __builtin_cpu_supports reports in GCC ≥ 12 and Clang.
+        case RECURD_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        case RECURD_ISA_AVX512:
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("fma");
+#endif
+        default: return 0;
+    }
+}
+
+static int best_isa(void) {
+    if (recurd_kernels_isa_available(RECURD_ISA_AVX512)) return RECURD_ISA_AVX512;
+    if (recurd_kernels_isa_available(RECURD_ISA_AVX2)) return RECURD_ISA_AVX2;
+    return RECURD_ISA_PORTABLE;
+}
+
+// The current choice: written with release, read once per call with acquire, so a call uses
+// one implementation from start to end even if another thread switches in between. NULL
+// until first use (resolved lazily: no constructor, the library may be loaded anywhere).
+static const recurd_gemm_impl *current;
+static int current_isa = -1;
+
+// A per-thread choice, set by tests that run every variant while other threads go on with the
+// process-wide one. RECURD_ISA_AUTO: follow the process-wide choice.
+static _Thread_local int thread_isa = RECURD_ISA_AUTO;
+
+int recurd_kernels_set_thread_isa(int isa) {
+    if (isa != RECURD_ISA_AUTO && !recurd_kernels_isa_available(isa)) return 0;
+    thread_isa = isa;
+    return 1;
+}
+
+static const recurd_gemm_impl *get_impl(int isa) {
+    if (isa == RECURD_ISA_AUTO) isa = thread_isa;
+    if (isa != RECURD_ISA_AUTO && recurd_kernels_isa_available(isa)) return impl_for(isa);
+    const recurd_gemm_impl *p = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+    if (p) return p;
+    const int best = best_isa();
+    p = impl_for(best);
+    __atomic_store_n(&current_isa, best, __ATOMIC_RELAXED);
+    __atomic_store_n(&current, p, __ATOMIC_RELEASE);   // idempotent: racing first calls agree
+    return p;
+}
+
+int recurd_kernels_set_isa(int isa) {
+    if (isa == RECURD_ISA_AUTO) isa = best_isa();
+    if (!recurd_kernels_isa_available(isa)) return 0;
+    __atomic_store_n(&current_isa, isa, __ATOMIC_RELAXED);
+    __atomic_store_n(&current, impl_for(isa), __ATOMIC_RELEASE);
+    return 1;
+}
+
+int recurd_kernels_isa(void) {
+    if (thread_isa != RECURD_ISA_AUTO) return thread_isa;
+    get_impl(RECURD_ISA_AUTO);
+    return __atomic_load_n(&current_isa, __ATOMIC_RELAXED);
+}
+
+const char *recurd_kernels_isa_name(int isa) {
+    switch (isa) {
+        case RECURD_ISA_PORTABLE: return "portable";
+        case RECURD_ISA_AVX2: return "avx2";
+        case RECURD_ISA_AVX512: return "avx512";
+        default: return "?";
+    }
+}
+
+void recurd_sgemm_isa(int isa, int transA, int transB, int m, int n, int k, float alpha,
+                      const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    get_impl(isa)->sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void recurd_sgemv_isa(int isa, const float *w, int rows, int cols, int ldw, const float *x, float *y, int accumulate) {
+    get_impl(isa)->sgemv(w, rows, cols, ldw, x, y, accumulate);
+}
+
+void recurd_sgemv_t_isa(int isa, const float *w, int rows, int cols, int ldw, const float *d, float *y, int accumulate) {
+    get_impl(isa)->sgemv_t(w, rows, cols, ldw, d, y, accumulate);
+}
+
+void recurd_sgemm(int transA, int transB, int m, int n, int k, float alpha,
+                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    get_impl(RECURD_ISA_AUTO)->sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void recurd_sgemv(const float *w, int rows, int cols, int ldw, const float *x, float *y, int accumulate) {
+    get_impl(RECURD_ISA_AUTO)->sgemv(w, rows, cols, ldw, x, y, accumulate);
+}
+
+void recurd_sgemv_t(const float *w, int rows, int cols, int ldw, const float *d, float *y, int accumulate) {
+    get_impl(RECURD_ISA_AUTO)->sgemv_t(w, rows, cols, ldw, d, y, accumulate);
+}

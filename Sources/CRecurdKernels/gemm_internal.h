@@ -1,0 +1,34 @@
+// Internal interface between the public entry points (dispatch.c) and the per-ISA
+// implementations (gemm_portable.c, gemm_avx2.c, gemm_avx512.c). Not part of the API.
+#ifndef RECURD_GEMM_INTERNAL_H
+#define RECURD_GEMM_INTERNAL_H
+
+/// One ISA's complete implementation. Strides are `long` so that index arithmetic never
+/// overflows int for large leading dimensions.
+typedef struct recurd_gemm_impl {
+    const char *name;
+    void (*sgemm)(int transA, int transB, int m, int n, int k, float alpha,
+                  const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
+    void (*sgemv)(const float *w, int rows, int cols, long ldw, const float *x, float *y, int accumulate);
+    void (*sgemv_t)(const float *w, int rows, int cols, long ldw, const float *d, float *y, int accumulate);
+} recurd_gemm_impl;
+
+extern const recurd_gemm_impl recurd_gemm_impl_portable;
+#if defined(__x86_64__) || defined(__i386__)
+#define RECURD_HAVE_X86 1
+extern const recurd_gemm_impl recurd_gemm_impl_avx2;
+extern const recurd_gemm_impl recurd_gemm_impl_avx512;
+#endif
+
+/// C = beta·C on an m×n block (beta == 0 writes zeros without reading C). Shared by every
+/// ISA for the degenerate cases k == 0 and alpha == 0.
+static inline void recurd_scale_c(int m, int n, float beta, float *c, long ldc) {
+    if (beta == 1.0f) return;
+    for (int i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0.0f) for (int j = 0; j < n; j++) row[j] = 0.0f;
+        else for (int j = 0; j < n; j++) row[j] *= beta;
+    }
+}
+
+#endif

@@ -1,0 +1,86 @@
+import CRecurdKernels
+import Foundation
+import RecurdTestSupport
+import Testing
+@testable import RecurdNumerics
+
+/// recurd's own products in every instruction-set variant this CPU has, each forced in turn,
+/// against plain loops (double accumulation) on random shapes, awkward sizes included.
+@Suite struct KernelVariantProductTests {
+    static let isas: [Int32] = [RECURD_ISA_PORTABLE.rawValue, RECURD_ISA_AVX2.rawValue, RECURD_ISA_AVX512.rawValue].filter { recurd_kernels_isa_available($0) != 0 }
+    static let sizes = [1, 7, 15, 17, 33, 129]
+
+    /// cblas_sgemm row-major semantics, written out.
+    static func reference(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: [Float], _ lda: Int, _ b: [Float], _ ldb: Int,
+                          _ beta: Float, _ c: [Float], _ ldc: Int) -> [Double] {
+        var out = c.map(Double.init)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for l in 0..<k { s += Double(ta ? a[l * lda + i] : a[i * lda + l]) * Double(tb ? b[j * ldb + l] : b[l * ldb + j]) }
+                out[i * ldc + j] = Double(alpha) * s + (beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j]))
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: isas)
+    func sgemmMatchesLoops(_ isa: Int32) {
+        var rng = SeededGenerator(seed: UInt64(isa + 10))
+        var cases: [(Int, Int, Int)] = []
+        for m in Self.sizes { for n in Self.sizes { cases.append((m, n, Self.sizes[(m + n) % Self.sizes.count])) } }
+        cases += [(256, 512, 160), (4, 512, 160), (32, 512, 32), (512, 128, 32), (8, 128, 512)]
+        for (index, (m, n, k)) in cases.enumerated() {
+            let ta = index % 2 == 1, tb = index % 3 != 0
+            let lda = (ta ? m : k) + index % 3, ldb = (tb ? k : n) + index % 2, ldc = n + index % 4
+            let a = randomFloats((ta ? k : m) * lda, rng: &rng), b = randomFloats((tb ? n : k) * ldb, rng: &rng)
+            let betas: [Float] = [0, 1, 0.5]
+            let beta = betas[index % 3]
+            // beta 0 must ignore what C held, NaN included.
+            let c0 = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : randomFloats(m * ldc, rng: &rng)
+            let alpha: Float = index % 5 == 0 ? 0.75 : 1
+            var c = c0
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                recurd_sgemm_isa(isa, ta ? 1 : 0, tb ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, ap.baseAddress!, Int32(lda), bp.baseAddress!, Int32(ldb),
+                                 beta, cp.baseAddress!, Int32(ldc))
+            } } }
+            let expected = Self.reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc)
+            var worst = 0.0
+            for i in 0..<m { for j in 0..<n { worst = max(worst, abs(Double(c[i * ldc + j]) - expected[i * ldc + j])) } }
+            #expect(worst <= 1e-5 * Double(k + 1), "\(String(cString: recurd_kernels_isa_name(isa))) m \(m) n \(n) k \(k) ta \(ta) tb \(tb) β \(beta): \(worst)")
+        }
+    }
+
+    @Test(arguments: isas)
+    func sgemvBothWaysMatchLoops(_ isa: Int32) {
+        var rng = SeededGenerator(seed: UInt64(isa + 20))
+        for rows in Self.sizes + [512] {
+            for cols in Self.sizes + [160] {
+                let ldw = cols + rows % 3
+                let w = randomFloats(rows * ldw, rng: &rng), x = randomFloats(cols, rng: &rng), d = randomFloats(rows, rng: &rng)
+                for accumulate in [false, true] {
+                    var y = randomFloats(rows, rng: &rng)
+                    let y0 = y
+                    w.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                        recurd_sgemv_isa(isa, wp.baseAddress!, Int32(rows), Int32(cols), Int32(ldw), xp.baseAddress!, yp.baseAddress!, accumulate ? 1 : 0)
+                    } } }
+                    for r in 0..<rows {
+                        var s = accumulate ? Double(y0[r]) : 0
+                        for c in 0..<cols { s += Double(w[r * ldw + c]) * Double(x[c]) }
+                        #expect(abs(Double(y[r]) - s) < 1e-5 * Double(cols + 1), "sgemv \(isa) \(rows)×\(cols) row \(r)")
+                    }
+                    var z = randomFloats(cols, rng: &rng)
+                    let z0 = z
+                    w.withUnsafeBufferPointer { wp in d.withUnsafeBufferPointer { dp in z.withUnsafeMutableBufferPointer { zp in
+                        recurd_sgemv_t_isa(isa, wp.baseAddress!, Int32(rows), Int32(cols), Int32(ldw), dp.baseAddress!, zp.baseAddress!, accumulate ? 1 : 0)
+                    } } }
+                    for c in 0..<cols {
+                        var s = accumulate ? Double(z0[c]) : 0
+                        for r in 0..<rows { s += Double(w[r * ldw + c]) * Double(d[r]) }
+                        #expect(abs(Double(z[c]) - s) < 1e-5 * Double(rows + 1), "sgemv_t \(isa) \(rows)×\(cols) col \(c)")
+                    }
+                }
+            }
+        }
+    }
+}
