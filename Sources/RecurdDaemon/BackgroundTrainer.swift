@@ -44,6 +44,8 @@ final class BackgroundTrainer: @unchecked Sendable {
 
     private(set) var version: UInt64
     let updates = Atomic<Int>(0)
+    /// Windows that went into an applied update.
+    let windowsTrained = Atomic<Int>(0)
     /// Monotonic ns of the last serving cycle that found a backlog (set by the serving thread).
     /// While serving is saturated the trainer stands aside, so that learning costs predictions
     /// nothing when the daemon is at its limit; due windows then coalesce or drop, counted.
@@ -173,7 +175,9 @@ final class BackgroundTrainer: @unchecked Sendable {
                 version += 1
                 store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
                 updates.add(1, ordering: .relaxed)
+                windowsTrained.add(taken.count, ordering: .relaxed)
                 metrics.updates.increment()
+                metrics.windowsTrained.increment(by: taken.count)
                 metrics.modelVersion.record(Int64(version))
             } else {
                 skipped.add(1, ordering: .relaxed)

@@ -125,6 +125,7 @@ struct ControlHandler {
         }
         if let worker { deleted[ForgetReason.storeLimit.rawValue] = UInt64(worker.trimmed.load(ordering: .relaxed)) }
         let background = core?.runtime.backgroundTrainer
+        let trained = counters.windowsTrained + UInt64(background?.windowsTrained.load(ordering: .relaxed) ?? 0)
         let mean: Double? = counters.lossCount > 0 ? counters.lossSum / Double(counters.lossCount) : nil
         var store: ControlReply.Store?
         if let worker, let dir = c.stateDirectory {
@@ -146,8 +147,11 @@ struct ControlHandler {
             learning_mode: c.syncLearning ? "sync" : "background",
             updates: counters.updates + UInt64(background?.updates.load(ordering: .relaxed) ?? 0),
             skipped_updates: counters.skippedUpdates + UInt64(background?.skipped.load(ordering: .relaxed) ?? 0),
-            windows_due: counters.windowsDue, windows_coalesced: counters.windowsCoalesced, windows_dropped: counters.windowsDropped,
+            windows_due: counters.windowsDue, windows_trained: trained,
+            trained_share: counters.windowsDue > 0 ? min(1, Double(trained) / Double(counters.windowsDue)) : nil,
+            windows_coalesced: counters.windowsCoalesced, windows_dropped: counters.windowsDropped,
             lr: Double("\(c.learningRate)") ?? 0, clip: Double("\(c.clip)") ?? 0, targets: counters.lossCount, mean_loss: mean,
-            bits_per_byte: (core?.tokenModel ?? false) ? mean.map { $0 / log(2.0) } : nil, store: store)
+            bits_per_byte: (core?.tokenModel ?? false) ? mean.map { $0 / log(2.0) } : nil, store: store,
+            input_connections: counters.connectionEvents)
     }
 }

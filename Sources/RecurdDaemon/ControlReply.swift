@@ -123,6 +123,9 @@ enum ControlReply {
         let updates: UInt64
         let skipped_updates: UInt64
         let windows_due: UInt64
+        let windows_trained: UInt64
+        /// Trained / due windows since start (nil before any was due).
+        let trained_share: Double?
         let windows_coalesced: UInt64
         let windows_dropped: UInt64
         let lr: Double
@@ -131,6 +134,7 @@ enum ControlReply {
         let mean_loss: Double?
         let bits_per_byte: Double?
         let store: Store?
+        let input_connections: [String: UInt64]
     }
 
     struct Store: Encodable {

@@ -17,10 +17,13 @@ final class DaemonCounters {
     var updates: UInt64 = 0
     var skippedUpdates: UInt64 = 0
     var windowsDue: UInt64 = 0
+    /// Inline learning's trained windows (the background trainer counts its own).
+    var windowsTrained: UInt64 = 0
     var windowsCoalesced: UInt64 = 0
     var windowsDropped: UInt64 = 0
     var lossSum: Double = 0
     var lossCount: UInt64 = 0
     var recordsRestored: UInt64 = 0
     var recordsUnreadable: UInt64 = 0
+    var connectionEvents: [String: UInt64] = [:]
 }

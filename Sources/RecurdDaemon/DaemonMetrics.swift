@@ -31,6 +31,9 @@ final class DaemonMetrics: Sendable {
     let outputDropped: CoreMetrics.Counter
     let windowsDue: CoreMetrics.Counter
     let storeWaits: CoreMetrics.Counter
+    let windowsTrained: CoreMetrics.Counter
+    let outputSubscriptions: CoreMetrics.Gauge
+    private let connectionEvents: [String: CoreMetrics.Counter]
     let modelVersion: CoreMetrics.Gauge
     let updates: CoreMetrics.Counter
     let skippedUpdates: CoreMetrics.Counter
@@ -80,6 +83,13 @@ final class DaemonMetrics: Sendable {
         outputDropped = CoreMetrics.Counter(label: "recurd_output_dropped_total", factory: factory)
         windowsDue = CoreMetrics.Counter(label: "recurd_training_windows_due_total", factory: factory)
         storeWaits = CoreMetrics.Counter(label: "recurd_store_input_waits_total", factory: factory)
+        windowsTrained = CoreMetrics.Counter(label: "recurd_training_windows_trained_total", factory: factory)
+        outputSubscriptions = CoreMetrics.Gauge(label: "recurd_output_subscriptions", factory: factory)
+        var events: [String: CoreMetrics.Counter] = [:]
+        for e in ["accepted", "connected", "disconnected", "handshake_failed"] {
+            events[e] = CoreMetrics.Counter(label: "recurd_input_connection_events_total", dimensions: [("event", e)], factory: factory)
+        }
+        connectionEvents = events
         modelVersion = CoreMetrics.Gauge(label: "recurd_model_version", factory: factory)
         updates = CoreMetrics.Counter(label: "recurd_model_updates_total", factory: factory)
         skippedUpdates = CoreMetrics.Counter(label: "recurd_skipped_updates_total", factory: factory)
@@ -102,6 +112,8 @@ final class DaemonMetrics: Sendable {
     func rejected(_ reason: WireError.Reason) { rejects[reason]!.increment() }
 
     func streamsForgotten(_ reason: ForgetReason, by n: Int = 1) { forgotten[reason]!.increment(by: n) }
+
+    func connectionEvent(_ event: String) { connectionEvents[event]?.increment() }
 
     /// The Prometheus text exposition.
     func render() -> [UInt8] { registry.emitToBuffer() }

@@ -96,6 +96,7 @@ final class ModelRuntime {
     struct LearnOutcome {
         var updates = 0
         var skipped = 0
+        var trained = 0
         var coalesced = 0
         var dropped = 0
     }
@@ -108,6 +109,7 @@ final class ModelRuntime {
             if t.update(windows: windows, weights: model.weights.pointer) != nil {
                 version += 1
                 out.updates = 1
+                out.trained = windows.count
                 metrics.modelVersion.record(Int64(version))
             } else {
                 out.skipped = 1

@@ -57,6 +57,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Seconds without a message after which a stream is forgotten (0: never).
     public var idleTimeout: Double = 3_600
     public var maxMessageBytes: Int = 1 << 20
+    /// Largest output message: a long input message is answered in chunks of at most this size.
+    public var maxOutputBytes: Int = 64 << 10
     /// Messages drained per batch.
     public var maxBatch: Int = 2048
     public var onGap: GapPolicy = .continue
@@ -79,7 +81,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Most windows in one batched update.
     public var trainBatch: Int = 32
     /// Windows waiting for the trainer; beyond, newer windows coalesce or are dropped.
-    public var trainQueue: Int = 256
+    public var trainQueue: Int = 4096
     public var trainerPriority: TrainerPriority = .idle
     /// Train inline on the serving thread, deterministically (one stream then equals `recurd fit`).
     public var syncLearning: Bool = false
@@ -109,6 +111,8 @@ public struct ServeConfiguration: Sendable, Equatable {
         if maxBatch < 1 { return "max-batch must be at least 1" }
         if maxStreams <= maxBatch { return "max-streams (\(maxStreams)) must exceed max-batch (\(maxBatch))" }
         if maxMessageBytes < 64 { return "max-message-bytes must be at least 64" }
+        if maxMessageBytes > 256 << 20 { return "max-message-bytes must be at most 256 MiB" }
+        if maxOutputBytes < 1024 { return "max-output-bytes must be at least 1024" }
         if idleTimeout < 0 || !idleTimeout.isFinite { return "idle-timeout must be ≥ 0 seconds" }
         if topK < 0 { return "top-k must be ≥ 0" }
         if inputBind.isEmpty && inputConnect.isEmpty { return "no input endpoint (give --input or --input-connect)" }

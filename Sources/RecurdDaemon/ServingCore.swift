@@ -43,6 +43,18 @@ final class ServingCore {
     private(set) var readyReplies: [ControlReply.Encoded] = []
     private(set) var lastCheckpointVersion: UInt64?
 
+    /// Rounds of batched steps per serving cycle: a long message runs this many of its steps,
+    /// then the loop takes new messages and control requests before it goes on (about a
+    /// millisecond of work for a text model), so no message waits behind another's length.
+    static let roundsPerCycle = 64
+
+    /// Steps per output message, so that none exceeds `max-output-bytes`.
+    static func chunkSteps(_ c: ServeConfiguration, _ a: ModelArchitecture) -> Int {
+        let k = a.head == .softmax && c.topK > 0 ? min(c.topK, a.outputSize) : 0
+        let perStep = (k > 0 ? 8 * k : 4 * a.outputSize) + 4
+        return max(1, (c.maxOutputBytes - 32) / perStep)
+    }
+
     init(configuration c: ServeConfiguration, layout: StreamRecordLayout, runtime: ModelRuntime, sink: any OutputSink, worker: StoreWorker?,
          stateDirectory: String?, counters: DaemonCounters, metrics: DaemonMetrics, logger: Logger) {
         configuration = c
@@ -62,6 +74,8 @@ final class ServingCore {
         scheduler = StepScheduler(table: table, learning: StreamLearning(layout: layout), runtime: runtime, publisher: publisher, counters: counters,
                                   metrics: metrics, learningEnabled: c.learn)
         scheduler.forget = { [unowned residency] slot, reason in residency.forget(slot, reason: reason) }
+        scheduler.maxRounds = Self.roundsPerCycle
+        scheduler.chunkSteps = Self.chunkSteps(c, a)
         residency.willForget = { [unowned scheduler] slot in scheduler.cancel(slot) }
         lastCheckpointVersion = runtime.checkpointedVersion
     }
@@ -298,6 +312,7 @@ final class ServingCore {
         scheduler.learningEnabled = c.learn
         runtime.apply(learningRate: c.learningRate, clip: c.clip)
         publisher.topK = c.topK
+        scheduler.chunkSteps = Self.chunkSteps(c, runtime.architecture)
         if c.maxStreams != residency.maxStreams { residency.setMaxStreams(c.maxStreams) }
         worker?.submit(.limit(maxStored: c.maxStoredStreams))
         return needsRestart

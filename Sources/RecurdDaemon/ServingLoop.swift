@@ -32,6 +32,8 @@ final class ServingLoop {
     let metrics: DaemonMetrics
     let counters = DaemonCounters()
     private let control: ControlHandler
+    private lazy var connectionLog = RateLimitedLog(logger: logger, interval: 10)
+    private var endpoints: ServingEndpoints?
     private let startedAt = Clock.seconds
     private var initialModel: InitialModel?
     private var sink: (any OutputSink)?
@@ -104,13 +106,16 @@ final class ServingLoop {
     /// Runs until the handle asks to stop; then drains, checkpoints, flushes and closes.
     func serve(_ e: ServingEndpoints) {
         sink = SocketOutputSink(e.output)
+        endpoints = e
         if let m = initialModel {
             install(m.file, path: m.path, version: m.version, checkpointed: m.fromCheckpoint)
             initialModel = nil
         }
         let multipart = ZMQMultipart(capacity: 2)
         let controlMessage = ZMQMultipart(capacity: 1)
-        let sockets = [e.input] + (e.control.map { [$0] } ?? [])
+        // Poll order: input, output (subscriptions), the input's monitor, control, then the wake pipe.
+        let sockets = [e.input, e.output, e.inputMonitor] + (e.control.map { [$0] } ?? [])
+        let controlIndex = e.control == nil ? -1 : 3
         let poller = ZMQPoller(sockets, descriptors: [handle.wake.descriptor])
         let wakeIndex = sockets.count
         var lastHousekeeping = Clock.seconds
@@ -134,7 +139,9 @@ final class ServingLoop {
             }
             core?.beginCycle()
             core?.handleCompletions()
-            if sockets.count > 1, ready[1], !controlWaiting, let c = e.control { handleControl(c, controlMessage) }
+            if ready[1] { readSubscriptions(e.output) }
+            if ready[2] { readMonitor(e.inputMonitor) }
+            if controlIndex >= 0, ready[controlIndex], !controlWaiting, let c = e.control { handleControl(c, controlMessage) }
             if ready[0] {
                 if stateDirectory != nil, worker.isBehind(limit: Self.storeBacklogLimit) {
                     // The store is behind: leave the input queued (producers feel the pace) rather than lose records.
@@ -214,6 +221,29 @@ final class ServingLoop {
         core?.admit(frames: frames, key: key, payload: payload, receivedAt: receivedAt)
     }
 
+    /// XPUB hands up subscribe and unsubscribe messages; reading them keeps their queue empty
+    /// and tells how many subscriptions the output has.
+    private func readSubscriptions(_ output: ZMQSocket) {
+        while let frames = try? output.receiveFrames(dontWait: true), let first = frames.first?.first {
+            subscriptions += first == 1 ? 1 : (first == 0 ? -1 : 0)
+        }
+        metrics.outputSubscriptions.record(max(0, subscriptions))
+    }
+    private var subscriptions = 0
+
+    /// Counts (and logs, rate-limited) the input's connection events.
+    private func readMonitor(_ monitor: ZMQSocket) {
+        while let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
+            guard event.kind != .other && event.kind != .handshakeSucceeded else { continue }
+            counters.connectionEvents[event.kind.rawValue, default: 0] += 1
+            metrics.connectionEvent(event.kind.rawValue)
+            if event.kind == .handshakeFailed || event.kind == .disconnected {
+                connectionLog.warning(event.kind.rawValue, now: Clock.seconds, "input connection \(event.kind == .disconnected ? "closed" : "handshake failed")",
+                                      metadata: ["endpoint": "\(event.endpoint)"])
+            }
+        }
+    }
+
     private func rejectWithoutModel(_ error: WireError) {
         counters.rejected[error.reason, default: 0] += 1
         metrics.rejected(error.reason)
@@ -238,6 +268,10 @@ final class ServingLoop {
         var c = configuration
         for s in ServeSettings.all where s.reloadable { try? s.apply(s.value(in: new), to: &c) }
         if c.logLevel != configuration.logLevel { logControl.level = c.logLevel }
+        if c.maxMessageBytes != configuration.maxMessageBytes {
+            // New connections get the new limit; libzmq keeps the old one for open connections.
+            try? endpoints?.input.setMaxMessageSize(ServingEndpoints.inputReceiveLimit(c))
+        }
         configuration = c
     }
 

@@ -319,6 +319,8 @@ final class StepScheduler {
         if learningEnabled {
             let outcome = runtime.learn(dueWindows, slots: due, pressure: pressure)
             counters.updates += UInt64(outcome.updates)
+            counters.windowsTrained += UInt64(outcome.trained)
+            if outcome.trained > 0 { metrics.windowsTrained.increment(by: outcome.trained) }
             counters.skippedUpdates += UInt64(outcome.skipped)
             counters.windowsCoalesced += UInt64(outcome.coalesced)
             counters.windowsDropped += UInt64(outcome.dropped)

@@ -30,8 +30,8 @@ enum JSONInputDecoder {
         }
         var seq: UInt64?
         if let v = object["seq"] {
-            guard let n = integer(v), n >= 0 else { throw WireError(.json, "'seq' must be a non-negative integer") }
-            seq = UInt64(n)
+            guard let n = unsignedInteger(v) else { throw WireError(.json, "'seq' must be a non-negative integer") }
+            seq = n
         }
         var timestamp: Int64 = 0
         if let v = object["ts"] {
@@ -123,9 +123,28 @@ enum JSONInputDecoder {
         return n.doubleValue
     }
 
+    /// An integral JSON number, read exactly (not through a double, which rounds above 2⁵³:
+    /// nanosecond timestamps and large seqs would come back changed).
     private static func integer(_ v: Any) -> Int64? {
-        guard let d = number(v), d.rounded() == d, abs(d) < 9.2e18 else { return nil }
-        return Int64(d)
+        guard let n = v as? NSNumber, !isBool(v) else { return nil }
+        switch String(cString: n.objCType) {
+        case "d", "f":
+            let d = n.doubleValue
+            guard d.rounded() == d, abs(d) < 9.2e18 else { return nil }
+            return Int64(d)
+        case "Q":
+            return n.uint64Value <= UInt64(Int64.max) ? Int64(n.uint64Value) : nil
+        default:
+            return n.int64Value
+        }
+    }
+
+    /// A non-negative integral JSON number up to 2⁶⁴ − 1 (seq).
+    private static func unsignedInteger(_ v: Any) -> UInt64? {
+        guard let n = v as? NSNumber, !isBool(v) else { return nil }
+        if String(cString: n.objCType) == "Q" { return n.uint64Value }
+        guard let i = integer(v), i >= 0 else { return nil }
+        return UInt64(i)
     }
 
     private static func unsigned(_ v: Any, field: String, step: Int) throws(WireError) -> UInt32 {

@@ -2,10 +2,12 @@ import CZeroMQ
 
 /// The socket types recurd uses.
 public enum ZMQSocketType: Sendable, CustomStringConvertible {
-    case pub, sub, push, pull, rep, req
+    case pub, sub, push, pull, rep, req, xpub, pair
 
     var raw: Int32 {
         switch self {
+        case .xpub: ZMQ_XPUB
+        case .pair: ZMQ_PAIR
         case .pub: ZMQ_PUB
         case .sub: ZMQ_SUB
         case .push: ZMQ_PUSH
@@ -17,6 +19,8 @@ public enum ZMQSocketType: Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .xpub: "XPUB"
+        case .pair: "PAIR"
         case .pub: "PUB"
         case .sub: "SUB"
         case .push: "PUSH"
@@ -125,6 +129,16 @@ public final class ZMQSocket {
     public func setReceiveTimeout(milliseconds: Int32) throws(ZMQError) { try set(ZMQ_RCVTIMEO, milliseconds, "ZMQ_RCVTIMEO") }
     /// Blocking send timeout in ms (-1: forever).
     public func setSendTimeout(milliseconds: Int32) throws(ZMQError) { try set(ZMQ_SNDTIMEO, milliseconds, "ZMQ_SNDTIMEO") }
+    /// XPUB: a send that would exceed a subscriber's high-water mark fails with EAGAIN (a
+    /// non-blocking send then returns false) instead of being dropped silently for that subscriber.
+    public func setXPubNoDrop(_ on: Bool) throws(ZMQError) { try set(ZMQ_XPUB_NODROP, Int32(on ? 1 : 0), "ZMQ_XPUB_NODROP") }
+
+    /// Publishes this socket's connection events (ZMQ_EVENT_* bits) on an inproc PAIR endpoint.
+    public func monitor(_ endpoint: String, events: Int32) throws(ZMQError) {
+        let h = try live("monitor")
+        guard zmq_socket_monitor(h, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor \(endpoint)") }
+    }
+
     /// Queue only to completed connections.
     public func setImmediate(_ on: Bool) throws(ZMQError) { try set(ZMQ_IMMEDIATE, Int32(on ? 1 : 0), "ZMQ_IMMEDIATE") }
 

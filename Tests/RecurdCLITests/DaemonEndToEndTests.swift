@@ -316,13 +316,22 @@ import Testing
         let long = rows(stream: 5, count: 20_000)
         try daemon.send(key: "long", features(long[...], seq: 0))
         try daemon.send(key: "short", features(long[0...0], seq: 0))
-        var got: [String: OutputMessage] = [:]
-        while got["short"] == nil, let m = try daemon.receive() { got[m.key] = m.message }
-        #expect(got["short"] != nil)
+        // The long one is answered in chunks (all but the last with the more flag); the short one
+        // is not held up behind it.
+        var longSteps = 0, nextSeq: UInt64 = 0, lastChunk = false, short = false
+        func take(_ m: (key: String, message: OutputMessage)) {
+            if m.key == "short" { short = true; return }
+            #expect(m.message.seq == nextSeq)
+            nextSeq += UInt64(m.message.steps)
+            longSteps += m.message.steps
+            lastChunk = !m.message.flags.contains(.more)
+        }
+        while !short, let m = try daemon.receive() { take(m) }
+        #expect(short && !lastChunk, "the short message waited for the whole long one")
         let stopped = Date()
         #expect(daemon.terminate() == 0)
-        while got["long"] == nil, let m = try daemon.receive() { got[m.key] = m.message }
-        #expect(got["long"]?.steps == 20_000, "the message in flight was not published before exit: \(daemon.log)")
+        while !lastChunk, let m = try daemon.receive() { take(m) }
+        #expect(longSteps == 20_000 && lastChunk, "the message in flight was not published before exit: \(daemon.log)")
         #expect(daemon.log.contains("serving loop stopped"))
         #expect(Date().timeIntervalSince(stopped) < 30)
     }

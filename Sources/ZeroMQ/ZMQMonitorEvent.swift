@@ -1,0 +1,31 @@
+import CZeroMQ
+
+/// A connection event read from a socket monitor (`ZMQSocket.monitor`).
+public struct ZMQMonitorEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case accepted, connected, disconnected, handshakeFailed = "handshake_failed", handshakeSucceeded = "handshake_succeeded", other
+    }
+
+    public let kind: Kind
+    /// The peer's or the listener's endpoint.
+    public let endpoint: String
+
+    /// The events a monitor is asked for.
+    public static let watched: Int32 = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+
+    /// Decodes the monitor's two frames (event id and value, then the endpoint).
+    public init?(frames: [[UInt8]]) {
+        guard frames.count == 2, frames[0].count >= 6 else { return nil }
+        let id = Int32(UInt16(frames[0][0]) | UInt16(frames[0][1]) << 8)
+        switch id {
+        case ZMQ_EVENT_ACCEPTED: kind = .accepted
+        case ZMQ_EVENT_CONNECTED: kind = .connected
+        case ZMQ_EVENT_DISCONNECTED: kind = .disconnected
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: kind = .handshakeSucceeded
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: kind = .handshakeFailed
+        default: kind = .other
+        }
+        endpoint = String(decoding: frames[1], as: UTF8.self)
+    }
+}
