@@ -8,7 +8,7 @@ APT_PKGS  := libzmq3-dev libsqlite3-dev zlib1g-dev pkg-config
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE   := .build/release/recurd
 
-.PHONY: all deps build release test demo bench clean
+.PHONY: all deps build release test test-debug demo bench clean
 
 all: build
 
@@ -26,7 +26,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product recurd
 
+# The suite runs on the release build: the configuration that ships (the numerics without
+# runtime checks) is the one tested. `make test-debug` runs it on a debug build.
 test: deps
+	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
+	$(SWIFT) test -c release --skip-build -Xswiftc -enable-testing
+
+test-debug: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -222,6 +222,22 @@ def main():
                 runs[impl].append(fn(b, n, w))
         results[name] = runs
 
+    # `recurd run` as a whole process (read the CSV, step, write every prediction) on 30,000 steps.
+    run_csv = work / "run-30k.csv"
+    import random
+    rnd = random.Random(1)
+    run_steps = 3000 if a.quick else 30000
+    with open(run_csv, "w") as f:
+        for _ in range(run_steps):
+            f.write(",".join(f"{rnd.uniform(-1, 1):.6f}" for _ in range(32)) + "\n")
+    run_times = []
+    for rep in range(a.reps):
+        log(f"[run, {run_steps} steps, rep {rep + 1}/{a.reps}] recurd run …")
+        t0 = time.perf_counter()
+        subprocess.run([str(recurd.copy), "run", "--model", str(step_model), "--input", str(run_csv), "--output", str(work / "run-out.csv")],
+                       check=True, capture_output=True)
+        run_times.append((time.perf_counter() - t0) / run_steps * 1e6)
+
     fit_runs = {"recurd": [], "pytorch": []}
     for rep in range(a.reps):
         log(f"[fit, {fit_bytes} bytes, rep {rep + 1}/{a.reps}] recurd …")
@@ -264,6 +280,16 @@ def main():
         f"{ratio:.2f}× {label[best]}",
         f"≥ {TARGET_BATCHED:g}× the faster of PyTorch and ONNX Runtime: {verdict(ratio, TARGET_BATCHED)}; "
         f"≥ {TARGET_PEAK:.0%} of peak: {verdict(share, TARGET_PEAK)}",
+    ])
+
+    run_us = statistics.median(run_times)
+    ort_us = peers_us["onnxruntime"]
+    rows.append([
+        f"`recurd run`, whole process, {run_steps} steps of the single-stream model (µs/step)",
+        f"{us(run_us)} µs/step (runs: {', '.join(us(t) for t in run_times)})",
+        f"ONNX Runtime's step alone {us(ort_us)} µs",
+        f"{ort_us / run_us:.2f}× ONNX Runtime's step",
+        f"≤ half ONNX Runtime's per-step time: {verdict(ort_us / run_us, 2.0)}",
     ])
 
     fr, fp = fit_runs["recurd"], fit_runs["pytorch"]

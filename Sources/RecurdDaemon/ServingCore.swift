@@ -47,6 +47,8 @@ final class ServingCore {
     /// then the loop takes new messages and control requests before it goes on (about a
     /// millisecond of work for a text model), so no message waits behind another's length.
     static let roundsPerCycle = 64
+    /// …and at most this long (a slow machine or build reaches it first).
+    static let cycleBudgetNanoseconds: UInt64 = 2_000_000
 
     /// Steps per output message, so that none exceeds `max-output-bytes`.
     static func chunkSteps(_ c: ServeConfiguration, _ a: ModelArchitecture) -> Int {
@@ -75,6 +77,7 @@ final class ServingCore {
                                   metrics: metrics, learningEnabled: c.learn)
         scheduler.forget = { [unowned residency] slot, reason in residency.forget(slot, reason: reason) }
         scheduler.maxRounds = Self.roundsPerCycle
+        scheduler.cycleBudgetNanoseconds = Self.cycleBudgetNanoseconds
         scheduler.chunkSteps = Self.chunkSteps(c, a)
         residency.willForget = { [unowned scheduler] slot in scheduler.cancel(slot) }
         lastCheckpointVersion = runtime.checkpointedVersion

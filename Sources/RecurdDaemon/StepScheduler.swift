@@ -21,6 +21,8 @@ final class StepScheduler {
     var learningEnabled: Bool
     /// Rounds per `run` (a cycle); the rest carries over.
     var maxRounds = Int.max
+    /// Time a `run` may take before the rest carries over (checked between rounds).
+    var cycleBudgetNanoseconds: UInt64 = .max
     /// Steps per output message of one input message.
     var chunkSteps = Int.max
     /// Called when END finishes a stream (the residency's one forget path).
@@ -156,7 +158,8 @@ final class StepScheduler {
         losses.removeAll(keepingCapacity: true)
         var rounds = 0
         let capacity = runtime.engine.maxBatch
-        while !active.isEmpty && rounds < maxRounds {
+        let started = Clock.nanoseconds
+        while !active.isEmpty && rounds < maxRounds && (rounds == 0 || Clock.nanoseconds &- started < cycleBudgetNanoseconds) {
             batch.removeAll(keepingCapacity: true)
             nextActive.removeAll(keepingCapacity: true)
             deferred.removeAll(keepingCapacity: true)

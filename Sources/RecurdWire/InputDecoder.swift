@@ -47,20 +47,23 @@ public enum InputDecoder {
         let flags = WireFlags(rawValue: rawFlags)
         guard WireFlags.all.isSuperset(of: flags) else { throw WireError(.flags, "byte 4: flags 0x\(String(rawFlags, radix: 16)) set unknown bits (known: 0xf)") }
         let xdim = Int(p.u16(6)), ydim = Int(p.u16(8))
-        switch inputKind {
-        case .features: guard xdim >= 1 else { throw WireError(.xdim, "byte 6: xdim is 0 for f32 vector input") }
-        case .token, .text: guard xdim == 1 else { throw WireError(.xdim, "byte 6: xdim is \(xdim); it must be 1 for token and text input") }
-        }
-        switch targetKind {
-        case .none: guard ydim == 0 else { throw WireError(.ydim, "byte 8: ydim is \(ydim) but there are no targets (must be 0)") }
-        case .values: guard ydim >= 1 else { throw WireError(.ydim, "byte 8: ydim is 0 for f32 vector targets") }
-        case .classIndex: guard ydim == 1 else { throw WireError(.ydim, "byte 8: ydim is \(ydim); it must be 1 for class targets") }
-        }
-        guard p.u16(10) == 0 else { throw WireError(.reserved, "byte 10: reserved field is \(p.u16(10)), must be 0") }
         let steps = Int(p.u32(12))
         guard steps > 0 || !flags.isDisjoint(with: [.reset, .end]) else {
             throw WireError(.empty, "byte 12: zero steps is allowed only with RESET or END")
         }
+        // A zero-step RESET or END carries no values: its kinds and dims say nothing and are not checked.
+        if steps > 0 {
+            switch inputKind {
+            case .features: guard xdim >= 1 else { throw WireError(.xdim, "byte 6: xdim is 0 for f32 vector input") }
+            case .token, .text: guard xdim == 1 else { throw WireError(.xdim, "byte 6: xdim is \(xdim); it must be 1 for token and text input") }
+            }
+            switch targetKind {
+            case .none: guard ydim == 0 else { throw WireError(.ydim, "byte 8: ydim is \(ydim) but there are no targets (must be 0)") }
+            case .values: guard ydim >= 1 else { throw WireError(.ydim, "byte 8: ydim is 0 for f32 vector targets") }
+            case .classIndex: guard ydim == 1 else { throw WireError(.ydim, "byte 8: ydim is \(ydim); it must be 1 for class targets") }
+            }
+        }
+        guard p.u16(10) == 0 else { throw WireError(.reserved, "byte 10: reserved field is \(p.u16(10)), must be 0") }
         let seq = p.u64(16)
         let timestamp = Int64(bitPattern: p.u64(24))
         let inputBytes = switch inputKind {
