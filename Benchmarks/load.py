@@ -82,6 +82,35 @@ for i, name in enumerate(["recurd", "python", "recurd-learning", "recurd-store"]
     runs[name] = measure(name, 7600 + 10 * i)
 
 
+def trained_share(rates):
+    """Learning on: the share of due windows the trainer trained, at each rate (a fresh daemon,
+    5 s per rate, then 2 s for the trainer to finish what was queued)."""
+    cmd, inp, out = server_command("recurd-learning", 7700)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    ctl = ["ctl", "--connect", "tcp://127.0.0.1:7702", "stats"]
+    rows = []
+    try:
+        for rate in rates:
+            before = json.loads(subprocess.run([a.recurd] + ctl, capture_output=True, text=True).stdout)
+            r = subprocess.run([a.recurd, "bench", "load", "--input", inp, "--output", out, "--rates", str(rate), "--duration", str(max(duration, 5))],
+                               capture_output=True, text=True, timeout=600)
+            trial = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")][-1]
+            time.sleep(2)
+            after = json.loads(subprocess.run([a.recurd] + ctl, capture_output=True, text=True).stdout)
+            due = after["windows_due"] - before["windows_due"]
+            trained = after["windows_trained"] - before["windows_trained"]
+            rows.append({"rate": rate, "due": due, "trained": trained, "share": trained / due if due else 1.0,
+                         "dropped": after["windows_dropped"] - before["windows_dropped"],
+                         "coalesced": after["windows_coalesced"] - before["windows_coalesced"],
+                         "p99_us": trial["p99_us"], "lost": trial["lost"]})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return rows
+
+
 def at20k(rs):
     return next(r for r in rs if r.get("rate") == 20000 and "p50_us" in r)
 
@@ -93,6 +122,10 @@ def stats(rs):
 def best(rs):
     return next(r["max_sustained_rate"] for r in rs if "max_sustained_rate" in r)
 
+
+half = int(best(runs["recurd"]) / 2 // 1000 * 1000)
+print("measuring the trained share …", file=sys.stderr)
+shares = trained_share([20000, 100000, half])
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 lines = [
@@ -121,6 +154,14 @@ lines += [
     f"dropped and {stats(runs['recurd-learning']).get('windows_coalesced', '?')} coalesced because it could not keep up at these rates "
     f"(it runs at SCHED_IDLE, in the CPU time serving leaves).",
     f"Store on / store off throughput: **{store_ratio:.0%}** (target ≥ 90 %).",
+    "",
+    "Learning that keeps up: 1,000 streams, learning on (background trainer at SCHED_IDLE), 5 s per rate; the share of due",
+    "TBPTT windows the trainer trained (target: all of them up to half the max serving rate):",
+    "",
+    "| rate (msg/s) | windows due | trained | share | dropped | coalesced | serving p99 |",
+    "|---|---|---|---|---|---|---|",
+] + [f"| {r['rate']:,}{' (half the max)' if r['rate'] == half else ''} | {r['due']:,} | {r['trained']:,} | **{r['share']:.0%}** | {r['dropped']:,} | {r['coalesced']:,} | {r['p99_us']:.0f} µs |"
+     for r in shares] + [
     "",
     "Every trial (JSON from `recurd bench load`):",
     "",

@@ -32,6 +32,7 @@ final class ServingLoop {
     let metrics: DaemonMetrics
     let counters = DaemonCounters()
     private let control: ControlHandler
+    /// Per-event warnings of the loop itself (connections, messages before a model exists), rate-limited per kind.
     private lazy var connectionLog = RateLimitedLog(logger: logger, interval: 10)
     private var endpoints: ServingEndpoints?
     private let startedAt = Clock.seconds
@@ -247,7 +248,7 @@ final class ServingLoop {
     private func rejectWithoutModel(_ error: WireError) {
         counters.rejected[error.reason, default: 0] += 1
         metrics.rejected(error.reason)
-        logger.warning("rejected message: \(error.detail)", metadata: ["reason": "\(error.reason.rawValue)"])
+        connectionLog.warning(error.reason.rawValue, now: Clock.seconds, "rejected message: \(error.detail)", metadata: ["reason": "\(error.reason.rawValue)"])
     }
 
     // MARK: Settings
