@@ -7,8 +7,11 @@ SWIFT     ?= swift
 APT_PKGS  := libzmq3-dev libsqlite3-dev zlib1g-dev pkg-config
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE   := .build/release/recurd
+# The Python client's tests run in their own virtual environment, inside .build (never committed).
+PYVENV    := .build/venv-python
+PYTHON    ?= python3
 
-.PHONY: all deps build release test test-debug demo bench clean
+.PHONY: all deps python-deps build release test test-swift test-python test-debug demo bench clean
 
 all: build
 
@@ -26,11 +29,29 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product recurd
 
+# pyzmq, numpy and pytest for the Python client's tests; Debian's python3 needs python3-venv
+# for `-m venv`, installed only when the first attempt fails.
+python-deps:
+	@if [ ! -x $(PYVENV)/bin/pytest ]; then \
+	  rm -rf $(PYVENV); \
+	  $(PYTHON) -m venv $(PYVENV) 2>/dev/null || { rm -rf $(PYVENV); \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv && \
+	    $(PYTHON) -m venv $(PYVENV); }; \
+	  $(PYVENV)/bin/pip install -q --disable-pip-version-check pyzmq numpy pytest; \
+	fi
+
 # The suite runs on the release build: the configuration that ships (the numerics without
-# runtime checks) is the one tested. `make test-debug` runs it on a debug build.
-test: deps
+# runtime checks) is the one tested. `make test-debug` runs the Swift suite on a debug build.
+# Then the Python client's tests run against the same release binary.
+test: test-swift test-python
+
+test-swift: deps
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
 	$(SWIFT) test -c release --skip-build -Xswiftc -enable-testing
+
+test-python: deps python-deps
+	@[ -x $(RELEASE) ] || $(SWIFT) build -c release --product recurd
+	RECURD_BIN=$(RELEASE) $(PYVENV)/bin/python -m pytest -q Clients/python/tests
 
 test-debug: deps
 	$(SWIFT) build --build-tests

@@ -8,8 +8,8 @@ usage: python Benchmarks/longmessage.py [--recurd .build/release/recurd] [--step
 import argparse
 import os
 import platform
-import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +18,8 @@ import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "Clients", "python", "src"))
+from recurd import wire  # noqa: E402
 p = argparse.ArgumentParser()
 p.add_argument("--recurd", default=os.path.join(ROOT, ".build/release/recurd"))
 p.add_argument("--steps", type=int, default=300_000)
@@ -38,8 +40,8 @@ sub.setsockopt(zmq.RCVHWM, 0)
 sub.connect(ep["out"])
 
 
-def text(seq, data, flags=0):
-    return struct.pack("<BBBBHHHHIQq", 0x52, 1, 3, 0, flags, 1, 0, 0, len(data), seq, 0) + data
+def text(seq, data):
+    return wire.encode_input(wire.InputMessage.build(text=data, seq=seq))
 
 
 # The first byte creates the model (a byte LSTM); wait for its prediction so the subscription is live.
@@ -85,11 +87,12 @@ while len(latencies) < probes or done_at is None:
     key, payload = sub.recv_multipart()
     if key == b"book":
         chunks += 1
-        steps += struct.unpack_from("<I", payload, 8)[0]
-        if not payload[3] & 8:
+        out = wire.decode_output(payload)
+        steps += out.steps
+        if not out.more:
             done_at = time.perf_counter()
     elif key == b"probe":
-        seq = struct.unpack_from("<Q", payload, 16)[0]
+        seq = wire.decode_output(payload).seq
         latencies.append(time.perf_counter() - sent[seq])
 t.join()
 peak = hwm()

@@ -9,14 +9,20 @@ usage: zmq_ort_server.py --onnx MODEL.onnx --input tcp://127.0.0.1:6555 --output
        (export the ONNX file with recurd_torch.py --model M --onnx MODEL.onnx)
 """
 import argparse
-import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import zmq
 
-HEADER = struct.Struct("<BBBBHHHHIQq")    # magic, version, kind, target kind, flags, xdim, ydim, reserved, steps, seq, ts
-OUT = struct.Struct("<BBBBHHIIQq")        # magic, version, kind, flags, odim, reserved, steps, version, seq, ts
+# The header layouts come from the client package's codec (Clients/python), not from offsets
+# written out here; the hot loop reads headers only, as a hand-written server would.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Clients" / "python" / "src"))
+from recurd import wire  # noqa: E402
+
+HEADER = wire.INPUT_HEADER
+OUT = wire.OUTPUT_HEADER
 
 p = argparse.ArgumentParser()
 p.add_argument("--onnx", required=True)
@@ -70,7 +76,7 @@ while True:
         keys, xs, meta = [], [], []
         for key, payload in batch:
             magic, version, kind, tkind, flags, xdim, ydim, _, steps, seq, ts = HEADER.unpack_from(payload)
-            if magic != 0x52 or kind != 1 or steps != 1:
+            if magic != wire.INPUT_MAGIC or kind != wire.InputKind.FEATURES or steps != 1:
                 continue
             if flags & 1:
                 states.pop(key, None)
@@ -91,4 +97,4 @@ while True:
             states[k] = (hn[:, i].copy(), cn[:, i].copy())
             out = y[0, i]
             seq, ts = meta[i]
-            pub.send_multipart([k, OUT.pack(0x50, 1, 1, 0, out.shape[0], 0, 1, 0, seq, ts) + out.tobytes() + nan])
+            pub.send_multipart([k, OUT.pack(wire.OUTPUT_MAGIC, wire.VERSION, wire.OutputKind.VECTOR, 0, out.shape[0], 0, 1, 0, seq, ts) + out.tobytes() + nan])

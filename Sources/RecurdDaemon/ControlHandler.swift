@@ -118,7 +118,7 @@ struct ControlHandler {
 
     private func stats(core: ServingCore?, configuration c: ServeConfiguration) -> ControlReply.Stats {
         var rejected: [String: UInt64] = [:]
-        for r in WireError.Reason.allCases { rejected[r.rawValue] = counters.rejected[r] ?? 0 }
+        for r in WireError.Reason.inputReasons { rejected[r.rawValue] = counters.rejected[r] ?? 0 }
         var evictions: [String: UInt64] = [:], deleted: [String: UInt64] = [:]
         for reason in ForgetReason.allCases {
             if reason.keepsRecord { evictions[reason.rawValue] = counters.forgotten[reason] ?? 0 } else { deleted[reason.rawValue] = counters.forgotten[reason] ?? 0 }

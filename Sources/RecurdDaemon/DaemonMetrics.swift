@@ -100,7 +100,7 @@ final class DaemonMetrics: Sendable {
         batchSize = CoreMetrics.Recorder(label: "recurd_batch_size", factory: factory)
         latency = CoreMetrics.Timer(label: "recurd_step_latency_seconds", factory: factory)
         var rejects: [WireError.Reason: CoreMetrics.Counter] = [:]
-        for reason in WireError.Reason.allCases {
+        for reason in WireError.Reason.inputReasons {
             rejects[reason] = CoreMetrics.Counter(label: "recurd_rejected_messages_total", dimensions: [("reason", reason.rawValue)], factory: factory)
         }
         self.rejects = rejects

@@ -31,4 +31,14 @@ public enum InputEncoder {
         case .classIndex: for c in m.targetClasses { out.appendLE(c) }
         }
     }
+
+    /// Rewrites the seq and timestamp of an encoded binary input in place, so a sender can reuse
+    /// one encoded message (`recurd bench load`).
+    public static func patch(_ payload: inout [UInt8], seq: UInt64, timestamp: Int64) {
+        precondition(payload.count >= InputDecoder.headerSize && payload[0] == InputDecoder.magic, "not a binary input payload")
+        payload.withUnsafeMutableBytes { p in
+            p.storeBytes(of: seq.littleEndian, toByteOffset: 16, as: UInt64.self)
+            p.storeBytes(of: timestamp.littleEndian, toByteOffset: 24, as: Int64.self)
+        }
+    }
 }

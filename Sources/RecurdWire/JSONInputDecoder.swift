@@ -25,17 +25,17 @@ enum JSONInputDecoder {
         var flags: WireFlags = []
         for (name, flag) in [("reset", WireFlags.reset), ("end", .end), ("no_learn", .noLearn), ("no_predict", .noPredict)] {
             guard let v = object[name] else { continue }
-            guard let b = v as? Bool, isBool(v) else { throw WireError(.json, "'\(name)' must be true or false") }
+            guard let b = v as? Bool, JSONNumbers.isBool(v) else { throw WireError(.json, "'\(name)' must be true or false") }
             if b { flags.insert(flag) }
         }
         var seq: UInt64?
         if let v = object["seq"] {
-            guard let n = unsignedInteger(v) else { throw WireError(.json, "'seq' must be a non-negative integer") }
+            guard let n = JSONNumbers.unsignedInteger(v) else { throw WireError(.json, "'seq' must be a non-negative integer") }
             seq = n
         }
         var timestamp: Int64 = 0
         if let v = object["ts"] {
-            guard let n = integer(v) else { throw WireError(.json, "'ts' must be an integer (ns since the Unix epoch)") }
+            guard let n = JSONNumbers.integer(v) else { throw WireError(.json, "'ts' must be an integer (ns since the Unix epoch)") }
             timestamp = n
         }
 
@@ -112,43 +112,8 @@ enum JSONInputDecoder {
         guard targets == steps else { throw WireError(.json, "'\(field)' has \(targets) target\(targets == 1 ? "" : "s") for \(steps) step\(steps == 1 ? "" : "s")") }
     }
 
-    /// JSONSerialization gives NSNumber for both numbers and booleans; tell them apart.
-    private static func isBool(_ v: Any) -> Bool {
-        guard let n = v as? NSNumber else { return false }
-        return String(cString: n.objCType) == "c" || type(of: n) == type(of: NSNumber(value: true))
-    }
-
-    private static func number(_ v: Any) -> Double? {
-        guard let n = v as? NSNumber, !isBool(v) else { return nil }
-        return n.doubleValue
-    }
-
-    /// An integral JSON number, read exactly (not through a double, which rounds above 2⁵³:
-    /// nanosecond timestamps and large seqs would come back changed).
-    private static func integer(_ v: Any) -> Int64? {
-        guard let n = v as? NSNumber, !isBool(v) else { return nil }
-        switch String(cString: n.objCType) {
-        case "d", "f":
-            let d = n.doubleValue
-            guard d.rounded() == d, abs(d) < 9.2e18 else { return nil }
-            return Int64(d)
-        case "Q":
-            return n.uint64Value <= UInt64(Int64.max) ? Int64(n.uint64Value) : nil
-        default:
-            return n.int64Value
-        }
-    }
-
-    /// A non-negative integral JSON number up to 2⁶⁴ − 1 (seq).
-    private static func unsignedInteger(_ v: Any) -> UInt64? {
-        guard let n = v as? NSNumber, !isBool(v) else { return nil }
-        if String(cString: n.objCType) == "Q" { return n.uint64Value }
-        guard let i = integer(v), i >= 0 else { return nil }
-        return UInt64(i)
-    }
-
     private static func unsigned(_ v: Any, field: String, step: Int) throws(WireError) -> UInt32 {
-        guard let n = integer(v), n >= 0, n <= Int64(UInt32.max) else { throw WireError(.json, "'\(field)' step \(step) is not an integer in 0…4294967295") }
+        guard let n = JSONNumbers.integer(v), n >= 0, n <= Int64(UInt32.max) else { throw WireError(.json, "'\(field)' step \(step) is not an integer in 0…4294967295") }
         return UInt32(n)
     }
 
@@ -157,7 +122,7 @@ enum JSONInputDecoder {
         var row: [Float] = []
         row.reserveCapacity(items.count)
         for (j, item) in items.enumerated() {
-            guard let d = number(item) else { throw WireError(.json, "'\(field)' step \(step) element \(j) is not a number") }
+            guard let d = JSONNumbers.number(item) else { throw WireError(.json, "'\(field)' step \(step) element \(j) is not a number") }
             let f = Float(d)
             guard f.isFinite else { throw WireError(.nonFinite, "'\(field)' step \(step) element \(j) (\(d)) is not a finite float32") }
             row.append(f)

@@ -9,10 +9,13 @@ public enum OutputCodec {
     /// (vector kind) or probabilities with `ids` (top-k); `losses` holds `steps` floats.
     public static func encodeBinary(
         into out: inout [UInt8], kind: WireOutputKind, flags: OutputFlags, odim: Int, steps: Int, modelVersion: UInt32,
-        seq: UInt64, timestamp: Int64, values: UnsafePointer<Float>, ids: UnsafePointer<UInt32>?, losses: UnsafePointer<Float>
+        seq: UInt64, timestamp: Int64, values: UnsafePointer<Float>, ids: UnsafePointer<UInt32>?, losses: UnsafePointer<Float>,
+        anomaly: UnsafePointer<Float>? = nil
     ) {
         let per = kind == .vector ? 4 : 8
-        let size = headerSize + steps * odim * per + steps * 4
+        var flags = flags
+        if anomaly != nil { flags.insert(.anomaly) } else { flags.remove(.anomaly) }
+        let size = headerSize + steps * odim * per + steps * (anomaly == nil ? 4 : 8)
         out.removeAll(keepingCapacity: true)
         out.append(contentsOf: repeatElement(0, count: size))
         out.withUnsafeMutableBytes { p in
@@ -38,21 +41,33 @@ public enum OutputCodec {
                 }
             }
             for i in 0..<steps { p.storeBytes(of: losses[i].bitPattern.littleEndian, toByteOffset: offset, as: UInt32.self); offset += 4 }
+            if let anomaly {
+                for i in 0..<steps { p.storeBytes(of: anomaly[i].bitPattern.littleEndian, toByteOffset: offset, as: UInt32.self); offset += 4 }
+            }
         }
     }
 
     /// Appends the JSON payload to `out` (cleared first):
-    /// `{"seq":7,"ts":0,"version":3,"new":false,"gap":false,"y":[[…],…],"loss":[null,…]}`, with
-    /// `"more":true` after `"gap"` on all but the last output of a long message.
-    /// (top-k: `"top":[[[id,p],…],…]` instead of `"y"`).
+    /// `{"seq":7,"ts":0,"version":3,"new":false,"gap":false,"y":[[…],…],"loss":[null,…]}`
+    /// (top-k: `"top":[[[id,p],…],…]` instead of `"y"`), then `"anomaly":[…]` when scored and
+    /// `"more":true` last on all but the final output of a long message. The golden fixtures in
+    /// Tests/Fixtures/wire hold this byte for byte.
     public static func encodeJSON(
         into out: inout [UInt8], kind: WireOutputKind, flags: OutputFlags, odim: Int, steps: Int, modelVersion: UInt32,
-        seq: UInt64, timestamp: Int64, values: UnsafePointer<Float>, ids: UnsafePointer<UInt32>?, losses: UnsafePointer<Float>
+        seq: UInt64, timestamp: Int64, values: UnsafePointer<Float>, ids: UnsafePointer<UInt32>?, losses: UnsafePointer<Float>,
+        anomaly: UnsafePointer<Float>? = nil
     ) {
         out.removeAll(keepingCapacity: true)
         func put(_ s: String) { out.append(contentsOf: s.utf8) }
+        func list(_ v: UnsafePointer<Float>) {
+            out.append(UInt8(ascii: "["))
+            for s in 0..<steps {
+                if s > 0 { out.append(UInt8(ascii: ",")) }
+                appendNumber(v[s], to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
         put("{\"seq\":\(seq),\"ts\":\(timestamp),\"version\":\(modelVersion),\"new\":\(flags.contains(.newState)),\"gap\":\(flags.contains(.gap)),")
-        if flags.contains(.more) { put("\"more\":true,") }
         put(kind == .vector ? "\"y\":[" : "\"top\":[")
         for s in 0..<steps {
             if s > 0 { out.append(UInt8(ascii: ",")) }
@@ -64,12 +79,14 @@ public enum OutputCodec {
             }
             out.append(UInt8(ascii: "]"))
         }
-        put("],\"loss\":[")
-        for s in 0..<steps {
-            if s > 0 { out.append(UInt8(ascii: ",")) }
-            appendNumber(losses[s], to: &out)
+        put("],\"loss\":")
+        list(losses)
+        if let anomaly {
+            put(",\"anomaly\":")
+            list(anomaly)
         }
-        put("]}")
+        if flags.contains(.more) { put(",\"more\":true") }
+        out.append(UInt8(ascii: "}"))
     }
 
     /// `%.9g`, or `null` for NaN/∞ (JSON has no such numbers).
@@ -81,6 +98,13 @@ public enum OutputCodec {
         }
     }
 
+    /// The timestamp of a binary output without decoding the rest (nil when `p` is not one):
+    /// what a latency probe reads.
+    public static func timestamp(ofBinary p: UnsafeRawBufferPointer) -> Int64? {
+        guard p.count >= headerSize, p[0] == magic else { return nil }
+        return Int64(bitPattern: p.u64(24))
+    }
+
     /// Decodes a binary or JSON output payload.
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> OutputMessage {
         if bytes.first == UInt8(ascii: "{") { return try decodeJSON(bytes) }
@@ -90,50 +114,114 @@ public enum OutputCodec {
     }
 
     static func decodeBinary(_ p: UnsafeRawBufferPointer) throws(WireError) -> OutputMessage {
-        guard p.count >= headerSize else { throw WireError(.short, "output payload is \(p.count) bytes; the header needs 32") }
-        guard p[0] == magic else { throw WireError(.magic, "byte 0 is 0x\(String(p[0], radix: 16)); expected 0x50 ('P')") }
-        guard p[1] == 1 else { throw WireError(.version, "byte 1: version \(p[1])") }
-        guard let kind = WireOutputKind(rawValue: p[2]) else { throw WireError(.inputKind, "byte 2: output kind \(p[2]) is unknown") }
+        guard p.count >= headerSize else {
+            if let first = p.first, first != magic {
+                throw WireError(.magic, "byte 0 is 0x\(String(first, radix: 16)); expected 0x50 ('P', binary) or '{' (JSON)")
+            }
+            throw WireError(.short, "output payload is \(p.count) bytes; the header needs \(headerSize)")
+        }
+        guard p[0] == magic else { throw WireError(.magic, "byte 0 is 0x\(String(p[0], radix: 16)); expected 0x50 ('P', binary) or '{' (JSON)") }
+        guard p[1] == 1 else { throw WireError(.version, "byte 1: version \(p[1]) is not supported (this reader speaks 1)") }
+        guard let kind = WireOutputKind(rawValue: p[2]) else {
+            throw WireError(.outputKind, "byte 2: output kind \(p[2]) is unknown (1 f32 vector, 2 top-k)")
+        }
         let flags = OutputFlags(rawValue: p[3])
+        guard OutputFlags.all.isSuperset(of: flags) else {
+            throw WireError(.flags, "byte 3: flags 0x\(String(p[3], radix: 16)) set unknown bits (known: 0xf)")
+        }
+        guard p.u16(6) == 0 else { throw WireError(.reserved, "byte 6: reserved field is \(p.u16(6)), must be 0") }
         let odim = Int(p.u16(4)), steps = Int(p.u32(8))
         let per = kind == .vector ? 4 : 8
-        guard p.count - headerSize == steps * odim * per + steps * 4 else {
-            throw WireError(.length, "output body is \(p.count - headerSize) bytes; \(steps) steps of \(odim) need \(steps * odim * per + steps * 4)")
+        let scored = flags.contains(.anomaly)
+        let need = steps * odim * per + steps * (scored ? 8 : 4)
+        guard p.count - headerSize == need else {
+            let parts = "\(steps * odim * per) prediction + \(steps * 4) loss" + (scored ? " + \(steps * 4) anomaly" : "")
+            throw WireError(.length, "output body from byte 32 is \(p.count - headerSize) bytes; \(steps) step\(steps == 1 ? "" : "s") of \(odim) need \(parts) bytes")
         }
         var values: [Float] = [], ids: [UInt32] = []
+        values.reserveCapacity(steps * odim)
         var offset = headerSize
         for _ in 0..<(steps * odim) {
             if kind == .topK { ids.append(p.u32(offset)); offset += 4 }
             values.append(p.f32(offset)); offset += 4
         }
         let losses = (0..<steps).map { p.f32(offset + 4 * $0) }
+        offset += 4 * steps
+        let anomaly = scored ? (0..<steps).map { p.f32(offset + 4 * $0) } : []
         return OutputMessage(kind: kind, flags: flags, odim: odim, steps: steps, modelVersion: p.u32(12), seq: p.u64(16),
-                             timestamp: Int64(bitPattern: p.u64(24)), values: values, ids: ids, losses: losses)
+                             timestamp: Int64(bitPattern: p.u64(24)), values: values, ids: ids, losses: losses, anomaly: anomaly)
     }
 
     static func decodeJSON(_ bytes: [UInt8]) throws(WireError) -> OutputMessage {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { throw WireError(.json, "output is not a JSON object") }
-        func int(_ k: String) -> Int64 { (o[k] as? NSNumber)?.int64Value ?? 0 }
+        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw WireError(.json, "output is not a JSON object (\(bytes.count) bytes)")
+        }
+        func integer(_ k: String) throws(WireError) -> Int64 {
+            guard let v = o[k], let n = JSONNumbers.integer(v) else { throw WireError(.json, "output has no integer '\(k)'") }
+            return n
+        }
+        func floats(_ k: String) throws(WireError) -> [Float]? {
+            guard let raw = o[k] else { return nil }
+            guard let list = raw as? [Any] else { throw WireError(.json, "'\(k)' must be an array") }
+            var out: [Float] = []
+            for v in list {
+                if v is NSNull { out.append(.nan); continue }
+                guard let n = v as? NSNumber, !JSONNumbers.isBool(v) else { throw WireError(.json, "'\(k)' holds something that is neither a number nor null") }
+                out.append(n.floatValue)
+            }
+            return out
+        }
         var flags: OutputFlags = []
-        if o["new"] as? Bool == true { flags.insert(.newState) }
-        if o["gap"] as? Bool == true { flags.insert(.gap) }
-        if o["more"] as? Bool == true { flags.insert(.more) }
-        let lossList = (o["loss"] as? [Any]) ?? []
-        let losses = lossList.map { ($0 as? NSNumber)?.floatValue ?? .nan }
+        for (key, flag) in [("new", OutputFlags.newState), ("gap", .gap), ("more", .more)] {
+            guard let v = o[key] else { continue }
+            guard JSONNumbers.isBool(v), let b = v as? Bool else { throw WireError(.json, "'\(key)' must be true or false") }
+            if b { flags.insert(flag) }
+        }
+        guard let losses = try floats("loss") else { throw WireError(.json, "output has no 'loss'") }
+        let steps = losses.count
+        var anomaly: [Float] = []
+        if let scores = try floats("anomaly") {
+            guard scores.count == steps else { throw WireError(.json, "'anomaly' has \(scores.count) scores for \(steps) steps") }
+            anomaly = scores
+            flags.insert(.anomaly)
+        }
         var values: [Float] = [], ids: [UInt32] = []
         var kind = WireOutputKind.vector, odim = 0
-        if let rows = o["y"] as? [[Any]] {
-            for r in rows { odim = r.count; values += r.map { ($0 as? NSNumber)?.floatValue ?? .nan } }
-        } else if let rows = o["top"] as? [[[Any]]] {
+        func row(_ r: Any, _ name: String) throws(WireError) -> [Any] {
+            guard let list = r as? [Any] else { throw WireError(.json, "'\(name)' rows must be arrays") }
+            if values.isEmpty && ids.isEmpty { odim = list.count }
+            guard list.count == odim else { throw WireError(.json, "'\(name)' rows have different lengths") }
+            return list
+        }
+        func number(_ v: Any, _ name: String) throws(WireError) -> Float {
+            if v is NSNull { return .nan }
+            guard let n = v as? NSNumber, !JSONNumbers.isBool(v) else { throw WireError(.json, "'\(name)' holds something that is not a number") }
+            return n.floatValue
+        }
+        if let rows = o["y"] as? [Any] {
+            guard rows.count == steps else { throw WireError(.json, "'y' must be an array of \(steps) rows (one per loss)") }
+            for r in rows { for v in try row(r, "y") { values.append(try number(v, "y")) } }
+        } else if let rows = o["top"] as? [Any] {
             kind = .topK
+            guard rows.count == steps else { throw WireError(.json, "'top' must be an array of \(steps) rows (one per loss)") }
             for r in rows {
-                odim = r.count
-                for pair in r { ids.append(UInt32((pair[0] as? NSNumber)?.uint32Value ?? 0)); values.append((pair[1] as? NSNumber)?.floatValue ?? .nan) }
+                for pair in try row(r, "top") {
+                    guard let two = pair as? [Any], two.count == 2, let id = two[0] as? NSNumber, !JSONNumbers.isBool(two[0]),
+                          let exact = UInt32(exactly: id.doubleValue) else {
+                        throw WireError(.json, "'top' pairs must be [id, probability]")
+                    }
+                    ids.append(exact)
+                    values.append(try number(two[1], "top"))
+                }
             }
         } else {
             throw WireError(.json, "output has neither 'y' nor 'top'")
         }
-        return OutputMessage(kind: kind, flags: flags, odim: odim, steps: losses.count, modelVersion: UInt32(truncatingIfNeeded: int("version")),
-                             seq: UInt64(bitPattern: int("seq")), timestamp: int("ts"), values: values, ids: ids, losses: losses)
+        let version = try integer("version")
+        guard let seq = o["seq"].flatMap(JSONNumbers.unsignedInteger) else { throw WireError(.json, "output has no integer 'seq'") }
+        let ts = o["ts"] == nil ? 0 : try integer("ts")
+        guard (0...Int64(UInt32.max)).contains(version) else { throw WireError(.json, "'version' \(version) is not a u32") }
+        return OutputMessage(kind: kind, flags: flags, odim: odim, steps: steps, modelVersion: UInt32(version),
+                             seq: seq, timestamp: ts, values: values, ids: ids, losses: losses, anomaly: anomaly)
     }
 }

@@ -18,6 +18,8 @@ public struct OutputFlags: OptionSet, Sendable, Hashable {
     public static let anomaly = OutputFlags(rawValue: 4)
     /// More outputs for the same input message follow (a long message answered in chunks).
     public static let more = OutputFlags(rawValue: 8)
+    /// Every flag this version defines; other bits are refused.
+    public static let all: OutputFlags = [.newState, .gap, .anomaly, .more]
 }
 
 /// A decoded output payload (what `recurd tail` and clients read).
@@ -38,9 +40,12 @@ public struct OutputMessage: Sendable, Equatable {
     /// Per step: the progressive loss of the previous prediction against the target this message
     /// revealed, NaN where none.
     public var losses: [Float]
+    /// Per step, when `flags` has `.anomaly`: how surprising the step's input was, in [0, 1]
+    /// (NaN where there was no prediction before it). Empty otherwise.
+    public var anomaly: [Float]
 
     public init(kind: WireOutputKind, flags: OutputFlags, odim: Int, steps: Int, modelVersion: UInt32, seq: UInt64,
-                timestamp: Int64, values: [Float], ids: [UInt32] = [], losses: [Float]) {
+                timestamp: Int64, values: [Float], ids: [UInt32] = [], losses: [Float], anomaly: [Float] = []) {
         self.kind = kind
         self.flags = flags
         self.odim = odim
@@ -51,5 +56,6 @@ public struct OutputMessage: Sendable, Equatable {
         self.values = values
         self.ids = ids
         self.losses = losses
+        self.anomaly = anomaly
     }
 }

@@ -16,6 +16,8 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case version
         case inputKind = "input_kind"
         case targetKind = "target_kind"
+        /// Output kind unknown (reading outputs only: clients and `recurd tail`).
+        case outputKind = "output_kind"
         /// Unknown flag bits.
         case flags
         /// Reserved field not zero.
@@ -42,6 +44,9 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case target
         /// Every stream in memory has work in flight, so a new one has no room (raise max-streams).
         case busy
+
+        /// The reasons an input message can be refused for: the daemon's counter labels.
+        public static let inputReasons = allCases.filter { $0 != .outputKind }
     }
 
     public let reason: Reason

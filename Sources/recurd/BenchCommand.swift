@@ -34,11 +34,11 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Model file (default: a new model from the flags below).") var model: String?
     @Option(help: "lstm or gru.") var cell: CellKind = .lstm
     @Option(help: "Hidden sizes.") var hidden: String = "128,128"
-    @Option(name: .customLong("input-size")) var inputSize: Int = 32
-    @Option(name: .customLong("output-size")) var outputSize: Int = 32
-    @Option(help: "Streams stepped together.") var batch: Int = 1
-    @Option(help: "Timed steps (per stream).") var steps: Int = 20_000
-    @Option(help: "Untimed warm-up steps.") var warmup: Int = 1_000
+    @Option(name: .customLong("input-size"), parsing: .unconditional) var inputSize: Int = 32
+    @Option(name: .customLong("output-size"), parsing: .unconditional) var outputSize: Int = 32
+    @Option(parsing: .unconditional, help: "Streams stepped together.") var batch: Int = 1
+    @Option(parsing: .unconditional, help: "Timed steps (per stream).") var steps: Int = 20_000
+    @Option(parsing: .unconditional, help: "Untimed warm-up steps.") var warmup: Int = 1_000
 
     func run() throws {
         let m: Model
@@ -96,13 +96,13 @@ struct BenchFit: ParsableCommand {
     )
 
     @Option(help: "Text file to learn.") var input: String
-    @Option(help: "Steps (bytes) to use.") var steps: Int = 50_000
+    @Option(parsing: .unconditional, help: "Steps (bytes) to use.") var steps: Int = 50_000
     @Option(help: "Hidden sizes.") var hidden: String = "128"
-    @Option var embed: Int = 32
-    @Option var k1: Int = 16
-    @Option var k2: Int = 32
-    @Option var lr: Float = 0.005
-    @Option var clip: Float = 1
+    @Option(parsing: .unconditional) var embed: Int = 32
+    @Option(parsing: .unconditional) var k1: Int = 16
+    @Option(parsing: .unconditional) var k2: Int = 32
+    @Option(parsing: .unconditional) var lr: Float = 0.005
+    @Option(parsing: .unconditional) var clip: Float = 1
 
     func run() throws {
         let arch = ModelArchitecture(cell: .lstm, input: .tokens(vocabulary: 256, embedding: embed), hidden: try parseSizes(hidden, flag: "--hidden"),

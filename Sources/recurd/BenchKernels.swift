@@ -14,7 +14,7 @@ struct BenchKernels: ParsableCommand {
         abstract: "recurd's sgemm/sgemv at recurd's shapes against the machine's peak and OpenBLAS (with and without OPENBLAS_CORETYPE)."
     )
 
-    @Option(help: "Timed batches per measurement (the best is kept: the other core may be busy).") var repeats: Int = 7
+    @Option(parsing: .unconditional, help: "Timed batches per measurement (the best is kept: the other core may be busy).") var repeats: Int = 7
     @Flag(help: "Readable table instead of JSON lines.") var table = false
     @Flag(name: .customLong("openblas-only"), help: .hidden) var openblasOnly = false
 

@@ -18,10 +18,10 @@ struct BenchLoad: ParsableCommand {
 
     @Option(help: "The server's input (a PULL socket; this side PUSHes).") var input: String
     @Option(help: "The server's output (a PUB socket).") var output: String
-    @Option(help: "Streams, sent to round-robin.") var streams: Int = 1_000
-    @Option(help: "Features per step.") var xdim: Int = 8
+    @Option(parsing: .unconditional, help: "Streams, sent to round-robin.") var streams: Int = 1_000
+    @Option(parsing: .unconditional, help: "Features per step.") var xdim: Int = 8
     @Option(help: "Messages per second to try, comma-separated; or 'sweep' to find the highest sustained rate.") var rates: String = "20000"
-    @Option(help: "Seconds per rate.") var duration: Double = 3
+    @Option(parsing: .unconditional, help: "Seconds per rate.") var duration: Double = 3
     @Option(help: "Label of the server in the output.") var server: String = "recurd"
 
     struct Trial {
@@ -146,9 +146,7 @@ struct BenchLoad: ParsableCommand {
                 idle = 0
                 if message.hasMore {
                     guard (try? sub.receive(into: message)) == true else { continue }
-                    let p = message.bytes
-                    guard p.count >= 32 else { continue }
-                    let ts = Int64(littleEndian: p.loadUnaligned(fromByteOffset: 24, as: Int64.self))
+                    guard let ts = OutputCodec.timestamp(ofBinary: message.bytes) else { continue }
                     local.append(UInt64(max(0, Self.realtime() - ts)))
                     received.add(1, ordering: .relaxed)
                     if local.count == total { break }
@@ -171,10 +169,7 @@ struct BenchLoad: ParsableCommand {
             if due > now + 20_000 { usleep(UInt32((due - now) / 1000)) }
             let s = i % keys.count
             let seq = seqs[s], ts = Self.realtime()
-            templates[s].withUnsafeMutableBytes { p in
-                p.storeBytes(of: seq.littleEndian, toByteOffset: 16, as: UInt64.self)
-                p.storeBytes(of: ts.littleEndian, toByteOffset: 24, as: Int64.self)
-            }
+            InputEncoder.patch(&templates[s], seq: seq, timestamp: ts)
             try push.send(keys[s], more: true)
             try push.send(templates[s])
             seqs[s] += 1

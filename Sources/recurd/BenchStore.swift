@@ -26,14 +26,14 @@ struct BenchStore: ParsableCommand {
     @Option(help: "The daemon's input (PULL).") var input: String
     @Option(help: "The daemon's output (PUB).") var output: String
     @Option(help: "The daemon's control endpoint.") var control: String
-    @Option(help: "The daemon's process id (flood: memory readings).") var pid: Int32 = 0
-    @Option(help: "Features per step.") var xdim: Int = 8
-    @Option(help: "flood: distinct keys.") var keys: Int = 100_000
-    @Option(help: "flood: steps per key (one message).") var steps: Int = 1
-    @Option(name: .customLong("in-flight"), help: "flood: messages sent and not yet answered, at most.") var inFlight: Int = 20_000
-    @Option(help: "returning: streams that stay in memory.") var resident: Int = 50
-    @Option(help: "returning: streams that outnumber max-streams.") var returning: Int = 400
-    @Option(help: "returning: messages per phase.") var messages: Int = 4_000
+    @Option(parsing: .unconditional, help: "The daemon's process id (flood: memory readings).") var pid: Int32 = 0
+    @Option(parsing: .unconditional, help: "Features per step.") var xdim: Int = 8
+    @Option(parsing: .unconditional, help: "flood: distinct keys.") var keys: Int = 100_000
+    @Option(parsing: .unconditional, help: "flood: steps per key (one message).") var steps: Int = 1
+    @Option(name: .customLong("in-flight"), parsing: .unconditional, help: "flood: messages sent and not yet answered, at most.") var inFlight: Int = 20_000
+    @Option(parsing: .unconditional, help: "returning: streams that stay in memory.") var resident: Int = 50
+    @Option(parsing: .unconditional, help: "returning: streams that outnumber max-streams.") var returning: Int = 400
+    @Option(parsing: .unconditional, help: "returning: messages per phase.") var messages: Int = 4_000
     @Option(help: "Prefix of the keys (so runs against one daemon do not collide).") var prefix: String = "bench"
 
     func run() throws {

@@ -10,19 +10,14 @@ struct ControlClientCommand: ParsableCommand {
     )
 
     @Option(help: "Control endpoint.") var connect = "tcp://127.0.0.1:5557"
-    @Option(help: "Seconds to wait for the reply.") var timeout: Double = 5
-    @Argument(parsing: .captureForPassthrough, help: "The command and its argument.") var command: [String]
+    @Option(parsing: .unconditional, help: "Seconds to wait for the reply.") var timeout: Double = 5
+    @Argument(parsing: .remaining, help: "The command and its argument.") var command: [String]
 
     func run() throws {
         guard !command.isEmpty else { throw ValidationError("give a command, e.g. `recurd ctl stats`") }
-        let context = try ZMQContext()
-        let socket = try ZMQSocket(context: context, type: .req)
-        try socket.setLinger(milliseconds: 0)
-        try socket.setReceiveTimeout(milliseconds: Int32(timeout * 1000))
-        try socket.connect(connect)
-        try socket.send(frames: [Array(command.joined(separator: " ").utf8)])
-        guard let reply = try socket.receiveFrames()?.first else {
-            throw CLIError("no reply from \(connect) within \(timeout) s (is `recurd serve` running?)")
+        let client = ControlClient(endpoint: connect, timeout: timeout, context: try ZMQContext())
+        guard let reply = try client.raw(command.joined(separator: " ")) else {
+            throw CLIError("no reply from \(connect) within \(timeout) s: is `recurd serve` running, with --control \(connect)? (pass --connect to name its control endpoint)")
         }
         let object = try? JSONSerialization.jsonObject(with: Data(reply))
         if let object, let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) {

@@ -12,9 +12,9 @@ struct DemoCommand: AsyncParsableCommand {
     )
 
     @Option(help: "CSV to stream (default: the bundled NAB machine temperature series).") var data: String?
-    @Option(help: "Print a line every this many steps.") var every: Int = 1_000
-    @Option(help: "Steps per second (0: each step as soon as the previous prediction is back).") var rate: Double = 0
-    @Option(help: "Stop after this many steps (0: the whole series).") var steps: Int = 0
+    @Option(parsing: .unconditional, help: "Print a line every this many steps.") var every: Int = 1_000
+    @Option(parsing: .unconditional, help: "Steps per second (0: each step as soon as the previous prediction is back).") var rate: Double = 0
+    @Option(parsing: .unconditional, help: "Stop after this many steps (0: the whole series).") var steps: Int = 0
     @Flag(inversion: .prefixedNo, help: "Learn online while serving (default on).") var learn = true
 
     static let defaultData = "Data/nab/machine_temperature_system_failure.csv"

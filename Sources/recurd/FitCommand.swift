@@ -15,11 +15,11 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Recorded stream: a CSV of features or a text file.") var input: String
     @Option(help: "csv or text (default: from the model's input kind).") var format: StreamFormat?
     @Option(help: "0-based CSV columns to use as features.") var columns: String?
-    @Option(help: "Steps between updates.") var k1: Int
-    @Option(help: "Window length backpropagated through.") var k2: Int
+    @Option(parsing: .unconditional, help: "Steps between updates.") var k1: Int
+    @Option(parsing: .unconditional, help: "Window length backpropagated through.") var k2: Int
     @Option(help: "adam or sgd.") var optimizer: OptimizerKind
-    @Option(help: "Learning rate.") var lr: Float
-    @Option(help: "Clip the global gradient norm to this (0: no clipping).") var clip: Float
+    @Option(parsing: .unconditional, help: "Learning rate.") var lr: Float
+    @Option(parsing: .unconditional, help: "Clip the global gradient norm to this (0: no clipping).") var clip: Float
     @Option(help: "Write the final model here.") var save: String?
     @Option(help: "Write a JSON report here.") var report: String?
     @Flag(help: "Standardise each feature with its running mean and variance (off by default, so results compare with any framework's).") var normalize = false

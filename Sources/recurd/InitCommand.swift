@@ -25,12 +25,12 @@ struct InitCommand: ParsableCommand {
 
     @Option(help: "Recurrent cell: lstm or gru.") var cell: CellKind
     @Option(help: "Hidden size of each layer, bottom first, e.g. 64 or 128,64.") var hidden: String
-    @Option(name: .customLong("input-size"), help: "Features per step (feature input).") var inputSize: Int?
-    @Option(help: "Vocabulary size (token input; 256 for bytes).") var vocab: Int?
-    @Option(help: "Embedding size (token input).") var embed: Int?
-    @Option(name: .customLong("output-size"), help: "Outputs of the head.") var outputSize: Int
+    @Option(name: .customLong("input-size"), parsing: .unconditional, help: "Features per step (feature input).") var inputSize: Int?
+    @Option(parsing: .unconditional, help: "Vocabulary size (token input; 256 for bytes).") var vocab: Int?
+    @Option(parsing: .unconditional, help: "Embedding size (token input).") var embed: Int?
+    @Option(name: .customLong("output-size"), parsing: .unconditional, help: "Outputs of the head.") var outputSize: Int
     @Option(help: "Head: linear, softmax or sigmoid.") var head: HeadKind
-    @Option(help: "Random seed for the initialisation.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Random seed for the initialisation.") var seed: UInt64 = 1
     @Option(name: .short, help: "Model file to write.") var output: String
 
     func validate() throws {

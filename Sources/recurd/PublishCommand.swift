@@ -5,25 +5,37 @@ import RecurdWire
 import ZeroMQ
 
 struct PublishCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish a recorded CSV or text file as one stream.")
+    static let configuration = CommandConfiguration(
+        commandName: "publish", abstract: "Publish a recorded CSV or text file as one stream.",
+        discussion: """
+        Before sending, publish asks the daemon's control endpoint where the stream stands and continues its numbering, \
+        so a file published twice under one key is two runs of the stream, not duplicates (--reset starts the stream \
+        afresh instead). It waits until the daemon's input is there, shows progress, and at the end reports what the \
+        daemon took, its progressive loss, and whether learning kept up.
+        """)
 
     @Option(help: "Endpoint of the daemon's input.") var connect = "tcp://127.0.0.1:5555"
+    @Option(help: "The daemon's control endpoint, read for the stream's next seq and the summary ('' to skip).") var control = "tcp://127.0.0.1:5557"
     @Option(help: "Stream key.") var stream: String
     @Option(help: "csv or text (default: from the file name; .csv is CSV).") var format: StreamFormat?
     @Option(help: "0-based CSV columns to send as features.") var columns: String?
-    @Option(help: "Steps per second (0: as fast as possible).") var rate: Double = 0
-    @Option(name: .customLong("steps-per-message"), help: "Steps in each message.") var stepsPerMessage: Int = 1
+    @Option(parsing: .unconditional, help: "Steps per second (0: as fast as possible).") var rate: Double = 0
+    @Option(name: .customLong("steps-per-message"), parsing: .unconditional, help: "Steps in each message.") var stepsPerMessage: Int = 1
     @Option(help: "pub (to a SUB input, the default) or push (to a PULL input).") var socket: String = "pub"
-    @Option(help: "Seq of the first step.") var seq: UInt64 = 0
-    @Flag(help: "Set RESET on the first message.") var reset = false
-    @Flag(help: "Set END on the last message.") var end = false
+    @Option(parsing: .unconditional, help: "Seq of the first step (default: the stream's next seq as the daemon reports it, else 0).") var seq: UInt64?
+    @Option(parsing: .unconditional, help: "Seconds to wait for the daemon's input to be there before giving up.") var wait: Double = 5
+    @Flag(help: "Start the stream afresh: RESET on the first message, seq from 0.") var reset = false
+    @Flag(help: "Set END on the last message (the daemon forgets the stream after it).") var end = false
     @Flag(help: "Send JSON payloads instead of binary.") var json = false
+    @Flag(help: "No progress lines.") var quiet = false
     @Argument(help: "The file to publish.") var file: String
 
     func validate() throws {
         if stepsPerMessage < 1 { throw ValidationError("--steps-per-message must be at least 1") }
-        if !["pub", "push"].contains(socket) { throw ValidationError("--socket is pub or push") }
+        if !["pub", "push"].contains(socket) { throw ValidationError("--socket is pub (the daemon's default SUB input) or push (an input with --input-socket pull)") }
         if stream.utf8.isEmpty || stream.utf8.count > 255 { throw ValidationError("--stream must be 1–255 bytes") }
+        if rate < 0 || !rate.isFinite { throw ValidationError("--rate must be 0 (as fast as possible) or a positive number of steps per second") }
+        if reset && seq != nil { throw ValidationError("--reset numbers the stream from 0; leave out --seq") }
     }
 
     func run() throws {
@@ -36,36 +48,142 @@ struct PublishCommand: ParsableCommand {
         case .text:
             data = TextReader.read(bytes)
         }
-        let context = try ZMQContext()
-        let s = try ZMQSocket(context: context, type: socket == "pub" ? .pub : .push)
-        try s.setSendHighWaterMark(1_000_000)
-        try s.setLinger(milliseconds: 10_000)
-        try s.connect(connect)
-        // A PUB socket drops what it sends before the subscriber's subscription arrives.
-        if socket == "pub" { Thread.sleep(forTimeInterval: 0.5) }
-        let key = Array(stream.utf8)
         let total = data.count
+        guard total > 0 else { throw CLIError("\(file): no steps to publish") }
+        let context = try ZMQContext()
+        let daemon = control.isEmpty ? nil : ControlClient(endpoint: control, timeout: 1, context: context)
+        let before = daemon?.request("stats")
+        if daemon != nil && before == nil {
+            note("no reply from control \(control): publishing blind (pass --control to name the daemon's control endpoint, or --control '' to skip)")
+        }
+        let first = startSeq(daemon: before == nil ? nil : daemon)
+
+        let s = try openInput(context)
+        defer { s.close() }
+        let key = Array(stream.utf8)
         let started = Date()
-        var sent = 0
-        var start = 0
+        var lastProgress = started
+        var sent = 0, start = 0
         while start < total {
             let n = min(stepsPerMessage, total - start)
             var flags: WireFlags = []
             if reset && start == 0 { flags.insert(.reset) }
             if end && start + n == total { flags.insert(.end) }
-            let payload = Self.payload(data, start: start, count: n, seq: seq + UInt64(start), flags: flags, json: json)
-            try s.send(frames: [key, payload])
+            let payload = Self.payload(data, start: start, count: n, seq: first + UInt64(start), flags: flags, json: json)
+            _ = try s.send(frames: [key, payload])
             sent += 1
             start += n
             if rate > 0 {
-                let due = started.addingTimeInterval(Double(start) / rate)
-                let wait = due.timeIntervalSinceNow
+                let wait = started.addingTimeInterval(Double(start) / rate).timeIntervalSinceNow
                 if wait > 0 { Thread.sleep(forTimeInterval: wait) }
             }
+            if !quiet && Date().timeIntervalSince(lastProgress) >= 2 {
+                lastProgress = Date()
+                let speed = Double(start) / lastProgress.timeIntervalSince(started)
+                note(String(format: "  %d of %d steps sent (%.0f%%), %.0f steps/s", start, total, 100 * Double(start) / Double(total), speed))
+            }
         }
-        s.close()
-        print("published \(total) steps of '\(stream)' in \(sent) messages to \(connect)")
+        print("published \(total) steps of '\(stream)' (seq \(first)…\(first + UInt64(total) - 1)) in \(sent) messages to \(connect)")
+        if let daemon, let before { try summarise(daemon, before: before, expectedNext: first + UInt64(total)) }
     }
+
+    /// Where this run's numbering starts: 0 on --reset, --seq when given, else where the daemon
+    /// has the stream (so a second run continues it rather than being dropped as duplicates).
+    private func startSeq(daemon: ControlClient?) -> UInt64 {
+        if reset { return 0 }
+        if let seq { return seq }
+        guard let daemon, let reply = daemon.request("stream \(stream)"), reply["ok"] as? Bool == true,
+              let next = (reply["next_seq"] as? NSNumber)?.uint64Value, next > 0 else { return 0 }
+        note("stream '\(stream)' is at seq \(next) in the daemon: continuing from there (--reset starts it afresh)")
+        return next
+    }
+
+    /// The input socket, connected, once the daemon is there: an XPUB (to a SUB input) returns
+    /// when the daemon's subscription arrives, so nothing sent is lost to a subscription still on
+    /// its way; a PUSH (to a PULL input) when a connection has completed its handshake.
+    private func openInput(_ context: ZMQContext) throws -> ZMQSocket {
+        let hint = "is `recurd serve` running with --input \(connect)" + (socket == "pub" ? "? (an input with --input-socket pull needs --socket push)" : " --input-socket pull? (the default SUB input needs --socket pub)")
+        if socket == "pub" {
+            let s = try ZMQSocket(context: context, type: .xpub)
+            // Block rather than drop when the daemon is slower than the file: publish's job is to deliver it.
+            try s.setXPubNoDrop(true)
+            try s.setSendHighWaterMark(100_000)
+            try s.setLinger(milliseconds: 30_000)
+            try s.setReceiveTimeout(milliseconds: Int32(wait * 1000))
+            try s.connect(connect)
+            guard let subscription = try s.receiveFrames(), subscription.first?.first == 1 else {
+                s.close()
+                throw CLIError("nobody subscribed at \(connect) within \(wait) s: \(hint)")
+            }
+            return s
+        }
+        let s = try ZMQSocket(context: context, type: .push)
+        try s.setImmediate(true)
+        try s.setSendHighWaterMark(100_000)
+        try s.setLinger(milliseconds: 30_000)
+        try s.connect(connect)
+        // With IMMEDIATE a PUSH queues only to completed connections: it is writable once one is.
+        guard try ZMQPoller(writable: [s]).poll(timeoutMilliseconds: Int(wait * 1000)).first == true else {
+            s.close()
+            throw CLIError("no daemon took a connection at \(connect) within \(wait) s: \(hint)")
+        }
+        return s
+    }
+
+    /// Waits (up to a few seconds) for the daemon to reach the end of what was sent, then says
+    /// what it took: steps, duplicates and rejections, the stream's loss, and the trained share.
+    private func summarise(_ daemon: ControlClient, before: [String: Any], expectedNext: UInt64) throws {
+        // The daemon numbers a step when it admits it and counts it when it has stepped it; the
+        // trainer runs behind both. Wait until the stream is at the end and the counts settle.
+        var info: [String: Any]?
+        var after: [String: Any]?
+        var last: (UInt64, UInt64)?
+        let deadline = Date().addingTimeInterval(max(10, wait))
+        repeat {
+            Thread.sleep(forTimeInterval: 0.3)
+            if !end { info = daemon.request("stream \(stream)") }
+            after = daemon.request("stats")
+            let now = ((after?["steps"] as? NSNumber)?.uint64Value ?? 0, (after?["windows_trained"] as? NSNumber)?.uint64Value ?? 0)
+            let arrived = end || ((info?["next_seq"] as? NSNumber)?.uint64Value ?? 0) >= expectedNext
+            if arrived, let l = last, l == now { break }
+            last = now
+        } while Date() < deadline
+        guard let after else { note("the daemon did not answer 'stats' after publishing"); return }
+        func delta(_ k: String) -> UInt64 {
+            let a = (after[k] as? NSNumber)?.uint64Value ?? 0, b = (before[k] as? NSNumber)?.uint64Value ?? 0
+            return a >= b ? a - b : 0
+        }
+        let duplicates = delta("duplicates"), rejected = delta("rejected_total"), gaps = delta("gaps")
+        var line = "the daemon (all streams, during this run): \(delta("steps")) steps taken, \(duplicates) duplicate\(duplicates == 1 ? "" : "s"), \(rejected) rejected, \(gaps) gap\(gaps == 1 ? "" : "s")"
+        if rejected > 0 { line += " (see `recurd ctl stats` for the reasons)" }
+        print(line)
+        if duplicates > 0 {
+            note("warning: \(duplicates) message\(duplicates == 1 ? " was" : "s were") dropped as duplicates: their seq was behind the stream's. Leave out --seq to continue the stream, or pass --reset to start it afresh.")
+        }
+        if !end {
+            if let info, info["ok"] as? Bool == true {
+                let next = (info["next_seq"] as? NSNumber)?.uint64Value ?? 0
+                var s = "stream '\(stream)': next seq \(next)"
+                if let bits = info["bits_per_byte"] as? NSNumber { s += String(format: ", %.3f bits/byte progressive", bits.doubleValue) } else if let m = info["mean_loss"] as? NSNumber { s += String(format: ", mean progressive loss %.4g", m.doubleValue) }
+                print(s)
+                if next < expectedNext {
+                    note("warning: the daemon has '\(stream)' at seq \(next), not \(expectedNext): \(expectedNext - next) steps are still queued, were dropped as duplicates or were lost (`recurd ctl stats` tells which)")
+                }
+            } else {
+                note("warning: the daemon has no stream '\(stream)' after publishing: nothing arrived (\((info?["error"] as? String) ?? "no reply"))")
+            }
+        }
+        let due = delta("windows_due"), trained = delta("windows_trained")
+        if after["learning"] as? Bool == true, due > 0 {
+            let share = Double(trained) / Double(due)
+            print(String(format: "learning: %llu of %llu windows trained (%.0f%%)", trained, due, 100 * share))
+            if share < 0.5 {
+                note("warning: learning kept up with only \(Int(100 * share))% of the windows: the daemon skips what it cannot train in time. Publish with --rate to pace the stream if it should learn from all of it.")
+            }
+        }
+    }
+
+    private func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
     static func payload(_ data: RecordedStream, start: Int, count n: Int, seq: UInt64, flags: WireFlags, json: Bool) -> [UInt8] {
         let ts = Int64(Date().timeIntervalSince1970 * 1e9)

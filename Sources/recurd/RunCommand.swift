@@ -12,6 +12,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "csv or text (default: from the model's input kind).") var format: StreamFormat?
     @Option(help: "0-based CSV columns to use as features, e.g. 1,2.") var columns: String?
     @Option(help: "Write predictions here instead of standard output.") var output: String?
+    @Flag(help: "Standardise each feature with its running mean and variance and print predictions in the stream's units, as `recurd serve` does by default (for a model trained with it).") var normalize = false
 
     func run() throws {
         let file = try ModelLoading.loadModel(model)
@@ -23,17 +24,40 @@ struct RunCommand: ParsableCommand {
         var out: [UInt8] = []
         out.reserveCapacity(stream.count * o * 12)
         let sink = OutputSink(path: output)
+        if normalize {
+            guard case .features(let n) = m.architecture.input, m.architecture.head == .linear, o == n else {
+                throw CLIError("\(model): --normalize applies to feature models whose linear head predicts their own input (\(m.architecture.head) head, \(o) outputs)")
+            }
+        }
         switch stream {
         case .features(let values, let width, _):
+            // The daemon's rule (DESIGN §3): each step is standardised with the statistics that
+            // include it, and the prediction is mapped back with them.
+            var count = 0.0
+            let mean = UnsafeMutablePointer<Double>.allocate(capacity: width), m2 = UnsafeMutablePointer<Double>.allocate(capacity: width)
+            mean.initialize(repeating: 0, count: width); m2.initialize(repeating: 0, count: width)
+            let z = FloatBuffer(count: width), y = FloatBuffer(count: max(o, 1))
+            defer { mean.deallocate(); m2.deallocate() }
             values.withUnsafeBufferPointer { v in
                 for t in 0..<stream.count {
-                    engine.setFeatures(row: 0, v.baseAddress! + t * width)
+                    if normalize {
+                        RunningStandardizer.observe(v.baseAddress! + t * width, into: z.pointer, count: &count, mean: mean, m2: m2, n: width)
+                        engine.setFeatures(row: 0, z.pointer)
+                    } else {
+                        engine.setFeatures(row: 0, v.baseAddress! + t * width)
+                    }
                     engine.step(weights: m.weights.pointer, batch: 1)
-                    NumberFormatting.appendLine(engine.output(row: 0), count: o, to: &out)
+                    if normalize {
+                        RunningStandardizer.destandardize(engine.output(row: 0), into: y.pointer, count: count, mean: mean, m2: m2, n: width)
+                        NumberFormatting.appendLine(y.pointer, count: o, to: &out)
+                    } else {
+                        NumberFormatting.appendLine(engine.output(row: 0), count: o, to: &out)
+                    }
                     if out.count > 1 << 20 { sink.write(&out) }
                 }
             }
         case .tokens(let ids):
+            if normalize { throw CLIError("\(model): --normalize applies to feature models, not token input") }
             for id in ids {
                 engine.setToken(row: 0, id)
                 engine.step(weights: m.weights.pointer, batch: 1)

@@ -11,7 +11,7 @@ struct TailCommand: ParsableCommand {
 
     @Option(help: "The daemon's output endpoint.") var connect = "tcp://127.0.0.1:5556"
     @Option(help: "Topic prefix to subscribe to (default everything).") var prefix: String = ""
-    @Option(help: "Stop after this many predictions (0: never).") var count: Int = 0
+    @Option(parsing: .unconditional, help: "Stop after this many predictions (0: never).") var count: Int = 0
 
     func run() throws {
         let context = try ZMQContext()

@@ -69,6 +69,9 @@ import Testing
             (["fit", "--model", path("m5"), "--input", csv3, "--k1", "0", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0"], "k1"),
             (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "rmsprop", "--lr", "0.1", "--clip", "0"], "rmsprop"),
             (["run", "--model", path("m5"), "--input", csv3, "--format", "text"], "text"),
+            // A negative number is the option's value, refused for what it is (not "Missing value").
+            (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "sgd", "--lr", "-1", "--clip", "0"], "learning rate"),
+            (["serve", "--lr", "-1"], "learning rate"),
         ]
         for (args, needle) in cases {
             let r = try runRecurd(args)
@@ -76,8 +79,17 @@ import Testing
             #expect(r.stderr.contains(needle), "\(args): stderr was \(r.stderr)")
             #expect(!r.stderr.contains("Fatal error"), "\(args) crashed")
         }
+        for (args, _) in cases { #expect(!(try runRecurd(args)).stderr.contains("Missing value"), "\(args)") }
         // A bad-data error is exactly one line.
         let r = try runRecurd(["run", "--model", path("m5"), "--input", csv3])
         #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+    }
+
+    @Test func versionAndSubcommandHelp() throws {
+        let v = try runRecurd(["--version"])
+        #expect(v.status == 0 && v.stdout.hasPrefix("recurd ") && v.stdout.contains("wire protocol v1"), "\(v.stdout)\(v.stderr)")
+        // `ctl --help` is help, not a command sent to a daemon.
+        let h = try runRecurd(["ctl", "--help"])
+        #expect(h.status == 0 && h.stdout.contains("USAGE: recurd ctl"), "\(h.stdout)\(h.stderr)")
     }
 }

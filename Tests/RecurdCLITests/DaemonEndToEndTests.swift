@@ -86,6 +86,32 @@ import Testing
         #expect(daemon.terminate() == 0)
     }
 
+    /// The daemon standardises feature streams by default; `recurd run --normalize` applies the
+    /// same rule, so a model trained that way replays in the stream's units.
+    @Test func runNormalizeMatchesTheStandardisingDaemon() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn"])
+        let data = rows(stream: 5, count: 40).map { $0.map { $0 * 30 + 90 } }   // far from mean 0, sd 1
+        let csv = data.map { $0.map { "\($0)" }.joined(separator: ",") }.joined(separator: "\n") + "\n"
+        try csv.write(toFile: path("n.csv"), atomically: true, encoding: .utf8)
+        let r = try runRecurd(["run", "--model", model, "--input", path("n.csv"), "--normalize"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let expected = r.stdout.split(separator: "\n").map { $0.split(separator: ",").map { Float($0)! } }
+        let plain = try reference(model: model, rows: data, name: "plain.csv")
+        try daemon.send(key: "n", features(data[0..<40], seq: 0))
+        guard let (_, m) = try daemon.receive() else { Issue.record("no output"); return }
+        var worst: Float = 0, apart: Float = 0
+        for t in 0..<40 {
+            for j in 0..<3 {
+                worst = max(worst, abs(m.values[t * 3 + j] - expected[t][j]) / max(1, abs(expected[t][j])))
+                apart = max(apart, abs(plain[t][j] - expected[t][j]))
+            }
+        }
+        #expect(worst < 1e-6, "max relative |daemon − run --normalize| = \(worst)")
+        #expect(apart > 1, "standardising made no difference: the test would not see a missing --normalize")
+        #expect(daemon.terminate() == 0)
+    }
+
     @Test func textStreamsWithTopK() throws {
         let r = try runRecurd(["init", "--cell", "gru", "--hidden", "24", "--vocab", "256", "--embed", "8", "--output-size", "256", "--head", "softmax", "-o", path("t.safetensors")])
         #expect(r.status == 0)

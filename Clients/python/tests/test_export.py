@@ -1,0 +1,189 @@
+"""recurd.export on the committed fixtures (Tests/Fixtures/export), with numpy alone: the sources
+made by Keras, PyTorch and ONNX convert to the committed model files, and those reproduce the
+frameworks' step-wise outputs within 2e-5 (recurd.reference; and the daemon's `recurd run` when
+the binary is there). Models the converter must refuse are refused with a message naming the
+layer or node."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import EXPORT, REFERENCE, load_manifest, needs_daemon, recurd
+from recurd import reference
+from recurd.export import ExportError, convert, main
+from recurd.export._hdf5 import read_hdf5
+from recurd.export._onnxproto import load_onnx
+from recurd.export._torchfile import flatten, load_torch_file
+from recurd.modelfile import Model, ModelFileError, read_safetensors, write_safetensors
+
+TOL = 2e-5
+MANIFEST = load_manifest(os.path.join(EXPORT, "manifest.json"))
+CASES = [c["name"] for c in MANIFEST["cases"]]
+
+
+def case(name):
+    with open(os.path.join(EXPORT, name, "case.json")) as fh:
+        return json.load(fh)
+
+
+def test_fixtures_cover_every_source():
+    names = set(CASES)
+    for prefix in ("keras_", "torch_", "onnx_"):
+        assert any(n.startswith(prefix) for n in names)
+    kinds = {(case(n)["model"]["cell"], case(n)["model"]["input"], case(n)["model"]["head"]) for n in names}
+    assert {k[0] for k in kinds} == {"lstm", "gru"} and {k[1] for k in kinds} == {"features", "tokens"}
+    assert {k[2] for k in kinds} == {"linear", "softmax", "sigmoid"}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_conversion_reproduces_the_committed_model(name, tmp_path):
+    c = case(name)
+    conv = convert(os.path.join(EXPORT, name, c["source_file"]), c["convert"]["source"], c["convert"].get("head"))
+    committed = Model.load(os.path.join(EXPORT, name, "model.safetensors"))
+    ours, theirs = conv.model.tensors(), committed.tensors()
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        np.testing.assert_array_equal(ours[k], theirs[k], err_msg=k)
+    assert conv.model.file_metadata() == committed.metadata
+    out = tmp_path / "m.safetensors"
+    conv.model.save(str(out))
+    assert out.read_bytes() == open(os.path.join(EXPORT, name, "model.safetensors"), "rb").read()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_exported_model_matches_the_framework_stepwise(name):
+    c = case(name)
+    m = Model.load(os.path.join(EXPORT, name, "model.safetensors"))
+    assert (m.cell, m.hidden, m.input, m.head, m.output_size) == (c["model"]["cell"], c["model"]["hidden"], c["model"]["input"],
+                                                                   c["model"]["head"], c["model"]["outputs"])
+    x = c["input"] if m.input == "tokens" else np.array(c["input"], np.float32)
+    expected = np.array(c["expected"], np.float64)
+    got = reference.run(m, x)
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) < TOL
+    # float32 arithmetic too (as an engine would do it)
+    assert np.max(np.abs(reference.run(m, x, dtype=np.float32) - expected)) < TOL
+
+
+@needs_daemon
+@pytest.mark.parametrize("name", [n for n in CASES if glob.glob(os.path.join(EXPORT, n, "input.*"))])
+def test_daemon_runs_exported_models_like_the_framework(name):
+    """`recurd run` (the Swift engine) on the exported file gives the framework's outputs."""
+    d = os.path.join(EXPORT, name)
+    args = ["run", "--model", os.path.join(d, "model.safetensors")]
+    if os.path.exists(os.path.join(d, "input.csv")):
+        args += ["--input", os.path.join(d, "input.csv")]
+    else:
+        args += ["--input", os.path.join(d, "input.txt"), "--format", "text"]
+    out = recurd(*args).stdout
+    got = np.array([[float(v) for v in line.split(",")] for line in out.strip().splitlines()])
+    expected = np.array(case(name)["expected"])
+    assert got.shape == expected.shape and np.max(np.abs(got - expected)) < TOL
+
+
+@pytest.mark.parametrize("entry", MANIFEST["refuse"], ids=lambda e: e["name"])
+def test_unmappable_models_are_refused_by_name(entry):
+    with pytest.raises(ExportError) as e:
+        convert(os.path.join(EXPORT, entry["file"]), entry["source"])
+    for w in entry["words"]:
+        assert w in str(e.value)
+
+
+def test_builtin_readers_read_the_framework_files():
+    # HDF5 inside .keras
+    import zipfile
+    with zipfile.ZipFile(os.path.join(EXPORT, "keras_lstm2_softmax", "source.keras")) as zf:
+        tree = read_hdf5(zf.read("model.weights.h5"))
+    assert tree["layers/lstm/cell/vars/0"].shape == (4, 64) and tree["layers/dense/vars/1"].shape == (5,)
+    # torch.save zip
+    sd = flatten(load_torch_file(os.path.join(EXPORT, "torch_embed_lstm_softmax", "source.pt")))
+    assert sd["model.embedding.weight"].shape == (300, 6) and sd["model.lstm2.weight_hh_l0"].shape == (32, 8)
+    # ONNX, with external data
+    g = load_onnx(os.path.join(EXPORT, "onnx_gru2_sigmoid", "source.onnx"))
+    assert [n.op_type for n in g.nodes].count("GRU") == 2
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    src = os.path.join(EXPORT, "torch_gru2_softmax_safetensors", "source.safetensors")
+    assert main(["--from", "pytorch", src, "--head", "softmax", "-o", str(out), "--no-check"]) == 0
+    assert Model.load(str(out)).head == "softmax"
+    assert "wrote" in capsys.readouterr().out
+    bad = os.path.join(EXPORT, "refuse", "torch_bidirectional.pt")
+    assert main([bad, "-o", str(tmp_path / "x.safetensors")]) == 1
+    assert "bidirectional" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
+    # python -m recurd.export, as documented
+    r = subprocess.run([sys.executable, "-m", "recurd.export", "--from", "keras", os.path.join(EXPORT, "keras_gru2_sigmoid", "source.keras"),
+                        "-o", str(tmp_path / "k.safetensors"), "--no-check"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")})
+    assert r.returncode == 0, r.stderr
+    assert "gru 12,6" in r.stdout
+
+
+def test_pytorch_options_and_errors(tmp_path):
+    src = os.path.join(EXPORT, "torch_lstm2_prefix", "source.pt")
+    conv = convert(src, "pytorch", None, rnn_prefix="encoder.rnn.", head_prefix="fc.")
+    assert conv.model.hidden == [16, 16] and conv.model.head == "linear"
+    with pytest.raises(ExportError, match="no nn.LSTM/nn.GRU"):
+        convert(src, "pytorch", rnn_prefix="nothing.")
+    with pytest.raises(ExportError, match="ends in softmax"):
+        convert(os.path.join(EXPORT, "keras_lstm2_softmax", "source.keras"), "keras", "sigmoid")
+    # a state dict with an extra Linear is refused, and --ignore is the way out for other objects
+    tensors, _ = read_safetensors(os.path.join(EXPORT, "torch_gru2_softmax_safetensors", "source.safetensors"))
+    tensors["aux.weight"] = np.zeros((2, 10), np.float32)
+    tensors["aux.bias"] = np.zeros(2, np.float32)
+    p = str(tmp_path / "sd.safetensors")
+    write_safetensors(p, tensors)
+    with pytest.raises(ExportError, match="several candidate heads"):
+        convert(p, "pytorch")
+    assert convert(p, "pytorch", head_prefix="head.", ignore=["aux."]).model.output_size == 4
+
+
+def test_model_file_checks(tmp_path):
+    m = Model.load(os.path.join(EXPORT, "torch_lstm2_prefix", "model.safetensors"))
+    data = m.save(None)
+    assert Model.load(data).tensors().keys() == m.tensors().keys()
+    with pytest.raises(ModelFileError, match="truncated|does not fit|outside"):
+        Model.load(data[:-10])
+    t = m.tensors()
+    t["head.weight"] = t["head.weight"][:, :3]
+    with pytest.raises(ModelFileError, match="head.weight"):
+        Model(m.cell, m.layers, t["head.weight"], t["head.bias"])
+    bad = dict(m.tensors())
+    bad["rnn.bias_hh_l1"] = np.full_like(bad["rnn.bias_hh_l1"], np.nan)
+    p = str(tmp_path / "nan.safetensors")
+    write_safetensors(p, bad, m.file_metadata())
+    with pytest.raises(ModelFileError, match="rnn.bias_hh_l1: non-finite"):
+        Model.load(p)
+
+
+def _reference_cases():
+    path = os.path.join(REFERENCE, "cases.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return json.load(fh)
+
+
+@pytest.mark.parametrize("c", _reference_cases(), ids=lambda c: c["name"])
+def test_reference_maths_match_the_pytorch_reference_fixtures(c):
+    """recurd.reference against Tests/Fixtures/reference (an independent PyTorch implementation)."""
+    d = os.path.join(REFERENCE, "forward", c["name"])
+    m = Model.load(os.path.join(d, "model.safetensors"))
+    if c["input"] == "tokens":
+        with open(os.path.join(REFERENCE, c["input_file"]), "rb") as fh:
+            x = list(fh.read())[: c["steps"]]
+    else:
+        import csv
+        with open(os.path.join(REFERENCE, c["input_file"])) as fh:
+            rows = list(csv.DictReader(fh))
+        cols = c.get("columns") or [k for k in rows[0] if k != "timestamp"]
+        x = np.array([[float(r[k]) for k in cols] for r in rows[: c["steps"]]], np.float32)
+    expected = np.loadtxt(os.path.join(d, "expected.csv"), delimiter=",", ndmin=2)
+    got = reference.run(m, x)
+    assert np.max(np.abs(got - expected)) < TOL

@@ -1,0 +1,65 @@
+import Foundation
+import RecurdTestSupport
+import Testing
+
+/// `recurd publish` as a newcomer uses it: against a real daemon it continues a stream's
+/// numbering, says what the daemon took, and with nobody listening it fails instead of
+/// reporting success.
+@Suite(.serialized) struct PublishEndToEndTests {
+    let dir = temporaryDirectory()
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    func setUp() throws -> (DaemonHarness, String) {
+        let model = path("m.safetensors")
+        let r = try runRecurd(["init", "--cell", "gru", "--hidden", "8", "--input-size", "2", "--output-size", "2", "--head", "linear", "-o", model])
+        #expect(r.status == 0, "\(r.stderr)")
+        let csv = "a,b\n" + (0..<20).map { "\(Double($0) * 0.5),\(sin(Double($0)))" }.joined(separator: "\n") + "\n"
+        try csv.write(toFile: path("s.csv"), atomically: true, encoding: .utf8)
+        return (try DaemonHarness(arguments: ["--model", model], inputSocket: "sub", probeWidth: 2), path("s.csv"))
+    }
+
+    func publish(_ d: DaemonHarness, _ file: String, _ extra: [String] = []) throws -> CommandResult {
+        try runRecurd(["publish", "--connect", d.inputEndpoint, "--control", d.controlEndpoint, "--stream", "s", "--quiet"] + extra + [file])
+    }
+
+    @Test func aSecondRunContinuesTheStreamAndResetStartsItAfresh() throws {
+        let (d, csv) = try setUp()
+        let first = try publish(d, csv)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("(seq 0…19)"), "\(first.stdout)")
+        #expect(first.stdout.contains("20 steps taken, 0 duplicates, 0 rejected"), "\(first.stdout)")
+        #expect(first.stdout.contains("stream 's': next seq 20"), "\(first.stdout)")
+
+        // The same file again continues the stream: nothing is dropped as a duplicate.
+        let second = try publish(d, csv)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("(seq 20…39)"), "\(second.stdout)")
+        #expect(second.stderr.contains("continuing from there"), "\(second.stderr)")
+        #expect(try d.control("stream s")["next_seq"] as? Int == 40)
+        #expect(try d.control("stats")["duplicates"] as? Int == 0)
+
+        // An explicit old seq is dropped whole, and publish says so.
+        let stale = try publish(d, csv, ["--seq", "0"])
+        #expect(stale.stdout.contains("20 duplicates"), "\(stale.stdout)")
+        #expect(stale.stderr.contains("dropped as duplicates"), "\(stale.stderr)")
+
+        // --reset starts it afresh from 0.
+        let fresh = try publish(d, csv, ["--reset"])
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        #expect(fresh.stdout.contains("(seq 0…19)") && fresh.stdout.contains("next seq 20"), "\(fresh.stdout)")
+        #expect(d.terminate() == 0)
+    }
+
+    @Test func nobodyListeningIsAnError() throws {
+        let csv = path("lonely.csv")
+        try "a\n1\n2\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        for socket in ["pub", "push"] {
+            let r = try runRecurd(["publish", "--connect", "ipc://\(path("nobody"))", "--control", "ipc://\(path("nobody-ctl"))", "--stream", "s",
+                                   "--socket", socket, "--wait", "0.5", csv])
+            #expect(r.status != 0, "\(socket): \(r.stdout)")
+            #expect(!r.stdout.contains("published"), "\(socket): \(r.stdout)")
+            #expect(r.stderr.contains("is `recurd serve` running"), "\(socket): \(r.stderr)")
+        }
+    }
+}
