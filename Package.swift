@@ -54,7 +54,10 @@ let package = Package(
         .target(name: "RecurdNumerics", dependencies: ["CRecurdKernels"], swiftSettings: numericsSettings),
         // Every stream's state as one record: layout, codec, the table of streams in memory, and
         // DESIGN §3's per-step bookkeeping (shared by `recurd fit` and the daemon). No I/O.
-        .target(name: "RecurdStreams", dependencies: ["RecurdNumerics"], swiftSettings: numericsSettings),
+        .target(name: "RecurdStreams", dependencies: ["RecurdNumerics", "RecurdForecast"], swiftSettings: numericsSettings),
+        // Per-stream forecasting helpers beside the network: the forecast combiner and the
+        // anomaly score, each a function over its state in the stream's record. No I/O.
+        .target(name: "RecurdForecast", swiftSettings: numericsSettings),
         // SQLite (Debian libsqlite3-dev) through its C API: the stream store's one connection
         // lives on one thread, so GRDB's queues and record types would add nothing.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -111,10 +114,11 @@ let package = Package(
         .testTarget(name: "RecurdWireTests", dependencies: ["RecurdWire"], swiftSettings: strictSettings),
         .testTarget(name: "RecurdStoreTests", dependencies: ["RecurdStore", "RecurdModelFile", "RecurdNumerics", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "RecurdStreamsTests", dependencies: ["RecurdStreams", "RecurdNumerics", "RecurdStore", "RecurdTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "RecurdForecastTests", dependencies: ["RecurdForecast", "RecurdNumerics", "RecurdTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
         .testTarget(
             name: "RecurdDaemonTests",
-            dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdStreams", "RecurdTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdStreams", "RecurdForecast", "RecurdTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ", "RecurdModelFile", "RecurdNumerics", "RecurdStore"],

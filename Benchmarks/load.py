@@ -46,8 +46,11 @@ def server_command(name, port):
         return [sys.executable, os.path.join(HERE, "peers/zmq_ort_server.py"), "--onnx", onnx, "--input", inp, "--output", out], inp, out
     learn = ["--learn"] if name == "recurd-learning" else ["--no-learn"]
     store = ["--state-dir", os.path.join(work, f"state-{port}"), "--checkpoint-interval", "5"] if name == "recurd-store" else []
+    # The peer runs the network alone, so recurd does too (no forecast combination) unless the row
+    # says otherwise.
+    forecast = {"recurd-defaults": [], "recurd-scores": ["--no-combine", "--anomaly-scores"]}.get(name, ["--no-combine"])
     return [a.recurd, "serve", "--model", model, "--input", inp, "--input-socket", "pull", "--output", out, "--control",
-            f"tcp://127.0.0.1:{port + 2}", "--http", "", "--log-level", "error"] + learn + store, inp, out
+            f"tcp://127.0.0.1:{port + 2}", "--http", "", "--log-level", "error"] + learn + store + forecast, inp, out
 
 
 def measure(name, port):
@@ -77,7 +80,7 @@ def measure(name, port):
 
 
 runs = {}
-for i, name in enumerate(["recurd", "python", "recurd-learning", "recurd-store"]):
+for i, name in enumerate(["recurd", "python", "recurd-learning", "recurd-store", "recurd-scores", "recurd-defaults"]):
     print(f"measuring {name} …", file=sys.stderr)
     runs[name] = measure(name, 7600 + 10 * i)
 
@@ -133,14 +136,17 @@ lines = [
     "",
     f"Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}; load generator and server are separate processes "
     f"on the same machine (TCP loopback); {duration:g} s per rate.",
-    "Model: LSTM input 8, hidden 64, linear head 8; 1,000 streams of one-step binary messages.",
+    "Model: LSTM input 8, hidden 64, linear head 8; 1,000 streams of one-step binary messages. recurd rows run with "
+    "`--no-combine` unless they say otherwise.",
     "",
     "| server | max sustained messages/s (zero lost) | p50 at 20k/s | p99 at 20k/s | p99.9 at 20k/s | lost at 20k/s |",
     "|---|---|---|---|---|---|",
 ]
 for name, label in [("recurd", "recurd serve (learning off)"), ("python", "Python peer: pyzmq + ONNX Runtime, batched per drain"),
                     ("recurd-learning", "recurd serve (learning on, background trainer)"),
-                    ("recurd-store", "recurd serve (learning off, stream store on, written every 5 s)")]:
+                    ("recurd-store", "recurd serve (learning off, stream store on, written every 5 s)"),
+                    ("recurd-scores", "recurd serve (learning off, anomaly scores on)"),
+                    ("recurd-defaults", "recurd serve (learning off, forecast combination on: the default for these 8-feature streams)")]:
     r = at20k(runs[name])
     lines.append(f"| {label} | {best(runs[name]):,.0f} | {r['p50_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['p999_us']:.0f} µs | {r['lost']} |")
 ratio = best(runs["recurd"]) / best(runs["python"])
@@ -154,6 +160,9 @@ lines += [
     f"dropped and {stats(runs['recurd-learning']).get('windows_coalesced', '?')} coalesced because it could not keep up at these rates "
     f"(it runs at SCHED_IDLE, in the CPU time serving leaves).",
     f"Store on / store off throughput: **{store_ratio:.0%}** (target ≥ 90 %).",
+    f"Anomaly scores on / off throughput: **{best(runs['recurd-scores']) / best(runs['recurd']):.0%}** (target ≥ 95 %). "
+    f"Forecast combination on / off: **{best(runs['recurd-defaults']) / best(runs['recurd']):.0%}** (it runs per feature: 8 here; "
+    "the other rows turn it off so that recurd does the same work as the peer).",
     "",
     "Learning that keeps up: 1,000 streams, learning on (background trainer at SCHED_IDLE), 5 s per rate; the share of due",
     "TBPTT windows the trainer trained (target: all of them up to half the max serving rate):",

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Builds recurd (release) and runs the benchmarks against their peers on this machine:
-#   Benchmarks/run.sh [all|compare|load|learning|store] [--quick]
+#   Benchmarks/run.sh [all|compare|load|learning|store|forecast|nab|text] [--quick]
 #   compare   step, batched step and fit against PyTorch and ONNX Runtime (compare.py)
 #   load      end-to-end daemon load against a pyzmq + ONNX Runtime server (load.py)
 #   learning  learning quality against PyTorch and persistence (learning.py)
 #   store     the stream store: memory per stream, a flood of keys, returning streams (store.py)
-#   all       all of them, one after the other (the default)
+#   forecast  published forecasts against persistence, the running mean and other baselines (forecast.py)
+#   nab       anomaly scores on the Numenta Anomaly Benchmark, scored by NAB's own scorer (nab.py);
+#             needs ../shared/tools/nab (or NAB_DIR) and makes a pandas-1.x venv under .build/nabenv
+#   text      progressive bits/byte of text streams against bzip2 and xz (text.py)
+#   all       compare, load, learning, store and forecast, one after the other (the default)
 # Run from anywhere; remaining arguments go to the script(s), e.g. --quick.
 #
 # Python environment — the first that applies:
@@ -55,9 +59,22 @@ echo "run.sh: Python from $VENV" >&2
 export OPENBLAS_NUM_THREADS=1
 WHICH=all
 case "${1:-}" in
-    all|compare|load|learning|store) WHICH=$1; shift ;;
+    all|compare|load|learning|store|forecast|nab|text) WHICH=$1; shift ;;
 esac
-for b in compare load learning store; do
+if [[ "$WHICH" == nab ]]; then
+    NAB_DIR="${NAB_DIR:-../shared/tools/nab}"
+    NABENV=.build/nabenv
+    if ! "$NABENV/bin/python" -c 'import pandas, simplejson, dateutil' 2>/dev/null; then
+        echo "run.sh: creating NAB's scorer environment at $NABENV (pandas 1.5.3, numpy < 2)" >&2
+        python3 -m venv "$NABENV"
+        "$NABENV/bin/pip" install -q "pandas==1.5.3" "numpy<2" simplejson python-dateutil >&2
+    fi
+    exec "$VENV/bin/python" Benchmarks/nab.py --nab "$NAB_DIR" --nab-python "$NABENV/bin/python" "$@"
+fi
+if [[ "$WHICH" == text ]]; then
+    exec "$VENV/bin/python" Benchmarks/text.py "$@"
+fi
+for b in compare load learning store forecast; do
     if [[ "$WHICH" == all || "$WHICH" == "$b" ]]; then
         "$VENV/bin/python" "Benchmarks/$b.py" "$@"
     fi

@@ -51,15 +51,27 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train", type=int, default=1200, help="training sequences")
     ap.add_argument("--streams", type=int, default=4, help="test sequences to stream")
-    ap.add_argument("--workdir", default=None, help="where to write model.keras and model.safetensors (default: a temporary folder)")
+    ap.add_argument("--workdir", default=None, help="where to write and keep model.keras and model.safetensors (default: a temporary folder, removed at the end)")
     args = ap.parse_args()
 
-    import keras
-    from recurd.serve import Serve, find_binary
-
-    binary = find_binary(args.recurd)
-    work = args.workdir or tempfile.mkdtemp(prefix="keras-seed-")
-    os.makedirs(work, exist_ok=True)
+    try:
+        import keras
+    except ImportError:
+        sys.exit("Error: keras is not installed: pip install keras torch (any Keras 3 backend works; torch is the default)")
+    try:
+        from recurd.serve import Serve, find_binary
+    except ImportError:
+        sys.exit("Error: the recurd Python package is not installed: pip install ./Clients/python (from the recurd checkout)")
+    try:
+        binary = find_binary(args.recurd)
+    except FileNotFoundError as e:
+        sys.exit(f"Error: {e}")
+    if args.workdir:
+        work = args.workdir
+        os.makedirs(work, exist_ok=True)
+    else:  # removed at exit
+        scratch = tempfile.TemporaryDirectory(prefix="keras-seed-")
+        work = scratch.name
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
 

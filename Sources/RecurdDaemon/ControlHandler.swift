@@ -113,7 +113,8 @@ struct ControlHandler {
         return ControlReply.Stream(key: String(decoding: key, as: UTF8.self), key_group: KeyGroup.of(key), steps: r.steps, next_seq: r.nextSeq,
                                    idle_seconds: max(0, now - r.lastSeen), age_seconds: max(0, now - r.createdAt), targets: r.lossCount,
                                    mean_loss: mean, bits_per_byte: core.tokenModel ? mean.map { $0 / log(2.0) } : nil,
-                                   learning_window: r.windowIfInUse?.count)
+                                   learning_window: r.windowIfInUse?.count,
+                                   anomaly_alerts: r.layout.anomalyScorers > 0 ? r.anomalyAlerts : nil)
     }
 
     private func stats(core: ServingCore?, configuration c: ServeConfiguration) -> ControlReply.Stats {
@@ -151,7 +152,9 @@ struct ControlHandler {
             trained_share: counters.windowsDue > 0 ? min(1, Double(trained) / Double(counters.windowsDue)) : nil,
             windows_coalesced: counters.windowsCoalesced, windows_dropped: counters.windowsDropped,
             lr: Double("\(c.learningRate)") ?? 0, clip: Double("\(c.clip)") ?? 0, targets: counters.lossCount, mean_loss: mean,
-            bits_per_byte: (core?.tokenModel ?? false) ? mean.map { $0 / log(2.0) } : nil, store: store,
+            bits_per_byte: (core?.tokenModel ?? false) ? mean.map { $0 / log(2.0) } : nil,
+            anomaly_alerts: c.anomalyScores ? counters.anomalyAlerts : nil, anomaly_alert_level: c.anomalyScores ? Double(c.anomalyAlertLevel) : nil,
+            store: store,
             input_connections: counters.connectionEvents)
     }
 }

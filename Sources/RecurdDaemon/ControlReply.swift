@@ -74,6 +74,8 @@ enum ControlReply {
         let mean_loss: Double?
         let bits_per_byte: Double?
         let learning_window: Int?
+        /// Steps of this stream whose anomaly score reached the alert level (nil: scores off).
+        let anomaly_alerts: UInt64?
     }
 
     struct Streams: Encodable {
@@ -133,6 +135,9 @@ enum ControlReply {
         let targets: UInt64
         let mean_loss: Double?
         let bits_per_byte: Double?
+        /// Steps whose anomaly score reached `anomaly_alert_level` (nil: scores off).
+        let anomaly_alerts: UInt64?
+        let anomaly_alert_level: Double?
         let store: Store?
         let input_connections: [String: UInt64]
     }

@@ -23,6 +23,8 @@ final class DaemonCounters {
     var windowsDropped: UInt64 = 0
     var lossSum: Double = 0
     var lossCount: UInt64 = 0
+    /// Steps whose anomaly score reached the alert level.
+    var anomalyAlerts: UInt64 = 0
     var recordsRestored: UInt64 = 0
     var recordsUnreadable: UInt64 = 0
     var connectionEvents: [String: UInt64] = [:]

@@ -42,6 +42,8 @@ final class DaemonMetrics: Sendable {
     /// Sum and count of progressive losses: their ratio over any interval is the mean loss.
     let lossSum: CoreMetrics.FloatingPointCounter
     let lossCount: CoreMetrics.Counter
+    /// Steps whose anomaly score reached the alert level.
+    let anomalyAlerts: CoreMetrics.Counter
     let batchSize: CoreMetrics.Recorder
     let latency: CoreMetrics.Timer
     private let rejects: [WireError.Reason: CoreMetrics.Counter]
@@ -97,6 +99,7 @@ final class DaemonMetrics: Sendable {
         windowsDropped = CoreMetrics.Counter(label: "recurd_training_windows_dropped_total", factory: factory)
         lossSum = CoreMetrics.FloatingPointCounter(label: "recurd_progressive_loss_sum", factory: factory)
         lossCount = CoreMetrics.Counter(label: "recurd_progressive_targets_total", factory: factory)
+        anomalyAlerts = CoreMetrics.Counter(label: "recurd_anomaly_alerts_total", factory: factory)
         batchSize = CoreMetrics.Recorder(label: "recurd_batch_size", factory: factory)
         latency = CoreMetrics.Timer(label: "recurd_step_latency_seconds", factory: factory)
         var rejects: [WireError.Reason: CoreMetrics.Counter] = [:]

@@ -26,10 +26,10 @@ final class Publisher {
         topK = c.topK
     }
 
-    /// Publishes `steps` predictions (`values`: steps × outputs) and their losses for the
-    /// stream `key`; returns whether the output took the message.
+    /// Publishes `steps` predictions (`values`: steps × outputs), their losses and (scores on)
+    /// their anomaly scores for the stream `key`; returns whether the output took the message.
     func publish(key: UnsafeRawBufferPointer, flags: OutputFlags, steps n: Int, modelVersion: UInt32, seq: UInt64, timestamp: Int64,
-                 values: UnsafePointer<Float>, losses: UnsafePointer<Float>) -> Bool {
+                 values: UnsafePointer<Float>, losses: UnsafePointer<Float>, anomaly: UnsafePointer<Float>? = nil) -> Bool {
         let k = softmax && topK > 0 ? min(topK, outputs) : 0
         let kind: WireOutputKind = k > 0 ? .topK : .vector
         let odim = k > 0 ? k : outputs
@@ -41,10 +41,10 @@ final class Publisher {
                 switch format {
                 case .binary:
                     OutputCodec.encodeBinary(into: &payload, kind: kind, flags: flags, odim: odim, steps: n, modelVersion: modelVersion, seq: seq,
-                                             timestamp: timestamp, values: v, ids: ids, losses: losses)
+                                             timestamp: timestamp, values: v, ids: ids, losses: losses, anomaly: anomaly)
                 case .json:
                     OutputCodec.encodeJSON(into: &payload, kind: kind, flags: flags, odim: odim, steps: n, modelVersion: modelVersion, seq: seq,
-                                           timestamp: timestamp, values: v, ids: ids, losses: losses)
+                                           timestamp: timestamp, values: v, ids: ids, losses: losses, anomaly: anomaly)
                 }
             }
         }

@@ -1,4 +1,5 @@
 import RecurdNumerics
+import RecurdStreams
 
 /// Everything `recurd serve` can be told, with the built-in defaults (loopback only).
 ///
@@ -19,6 +20,14 @@ public struct ServeConfiguration: Sendable, Equatable {
         case normal
     }
     public enum LogLevel: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
+    /// What the head of a created feature model predicts (DESIGN §3.7 (a)).
+    public enum Forecast: String, Sendable, CaseIterable {
+        /// The change of the standardised input, the head starting at zero: a fresh model
+        /// forecasts persistence.
+        case residual
+        /// The next value itself: the plain, PyTorch-exact form.
+        case level
+    }
     public enum Targets: String, Sendable, CaseIterable {
         /// The next step's input is the target of each step (when the model allows it).
         case next
@@ -88,6 +97,16 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Standardise feature streams with next-step targets per stream (running mean and variance).
     public var normalize: Bool = true
 
+    // Forecasting (DESIGN §3.7) and anomaly scores (§4).
+    /// The head of a created feature model (a model file says its own).
+    public var forecast: Forecast = .residual
+    /// Feature streams publish the online combination of the network's forecast with simple ones.
+    public var combine: Bool = true
+    /// Outputs carry per-step anomaly scores.
+    public var anomalyScores: Bool = false
+    /// Scores at or above this count as alerts in `stats`, `stream KEY` and the metrics.
+    public var anomalyAlertLevel: Float = 0.3
+
     // The model created when there is no model file.
     public var newModelCell: CellKind = .lstm
     public var newModelHidden: [Int] = [64]
@@ -96,6 +115,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var newModelSeed: UInt64 = 1
 
     public init() {}
+
+    /// The combiner and anomaly settings, as the stream records need them.
+    public var forecastOptions: ForecastOptions { ForecastOptions(combine: combine, anomalyScores: anomalyScores) }
 
     /// The TBPTT and optimiser settings.
     public var learning: LearningConfiguration {
@@ -123,6 +145,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         if clip > 1e6 { return "clip must be at most 1e6 (0 disables clipping)" }
         if highWaterMark < 1 { return "high-water-mark must be at least 1 (0 would let memory grow without bound)" }
         if topK > 65_535 { return "top-k must be at most 65535" }
+        if !(anomalyAlertLevel > 0 && anomalyAlertLevel <= 1) { return "anomaly-alert-level must be in (0, 1]" }
         if resetModel && model == nil { return "reset-model needs --model: the model to start over from" }
         return nil
     }

@@ -53,7 +53,7 @@ final class ServingCore {
     /// Steps per output message, so that none exceeds `max-output-bytes`.
     static func chunkSteps(_ c: ServeConfiguration, _ a: ModelArchitecture) -> Int {
         let k = a.head == .softmax && c.topK > 0 ? min(c.topK, a.outputSize) : 0
-        let perStep = (k > 0 ? 8 * k : 4 * a.outputSize) + 4
+        let perStep = (k > 0 ? 8 * k : 4 * a.outputSize) + (c.anomalyScores ? 8 : 4)
         return max(1, (c.maxOutputBytes - 32) / perStep)
     }
 
@@ -79,6 +79,7 @@ final class ServingCore {
         scheduler.maxRounds = Self.roundsPerCycle
         scheduler.cycleBudgetNanoseconds = Self.cycleBudgetNanoseconds
         scheduler.chunkSteps = Self.chunkSteps(c, a)
+        scheduler.alertLevel = c.anomalyAlertLevel
         residency.willForget = { [unowned scheduler] slot in scheduler.cancel(slot) }
         lastCheckpointVersion = runtime.checkpointedVersion
     }
@@ -316,6 +317,7 @@ final class ServingCore {
         runtime.apply(learningRate: c.learningRate, clip: c.clip)
         publisher.topK = c.topK
         scheduler.chunkSteps = Self.chunkSteps(c, runtime.architecture)
+        scheduler.alertLevel = c.anomalyAlertLevel
         if c.maxStreams != residency.maxStreams { residency.setMaxStreams(c.maxStreams) }
         worker?.submit(.limit(maxStored: c.maxStoredStreams))
         return needsRestart

@@ -72,7 +72,7 @@ final class ServingLoop {
     private func install(_ file: ModelFile, path: String?, version: UInt64, checkpointed: Bool) {
         let c = configuration
         let layout = StreamRecordLayout(architecture: file.model.architecture, learning: c.learning, nextStepTargets: c.targets == .next,
-                                        standardize: c.normalize)
+                                        standardize: c.normalize, forecast: c.forecastOptions)
         let runtime = ModelRuntime(model: file.model, modelPath: path, startVersion: version, configuration: c, window: layout.window,
                                    optimizerState: file, logger: logger, metrics: metrics)
         if checkpointed { runtime.checkpointedVersion = version }
@@ -88,8 +88,9 @@ final class ServingLoop {
         let arch: ModelArchitecture
         switch m.inputKind {
         case .features:
+            let head: HeadKind = c.newModelHead == .softmax ? .linear : c.newModelHead
             arch = ModelArchitecture(cell: c.newModelCell, input: .features(size: m.xdim), hidden: c.newModelHidden,
-                                     outputSize: m.xdim, head: c.newModelHead == .softmax ? .linear : c.newModelHead)
+                                     outputSize: m.xdim, head: head, residual: c.forecast == .residual && head == .linear)
         case .token, .text:
             arch = ModelArchitecture(cell: c.newModelCell, input: .tokens(vocabulary: 256, embedding: c.newModelEmbedding),
                                      hidden: c.newModelHidden, outputSize: 256, head: .softmax)
@@ -98,7 +99,8 @@ final class ServingLoop {
         install(ModelFile(model: model), path: nil, version: 0, checkpointed: false)
         logger.notice("created a new model from the first stream", metadata: [
             "cell": "\(arch.cell.rawValue)", "input": "\(arch.input.name)", "input_size": "\(arch.input.layerInputSize)",
-            "hidden": "\(arch.hidden)", "outputs": "\(arch.outputSize)", "head": "\(arch.head.rawValue)", "parameters": "\(model.layout.count)",
+            "hidden": "\(arch.hidden)", "outputs": "\(arch.outputSize)", "head": "\(arch.head.rawValue)\(arch.residual ? " (residual)" : "")",
+            "parameters": "\(model.layout.count)",
         ])
     }
 

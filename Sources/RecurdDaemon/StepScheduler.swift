@@ -50,6 +50,11 @@ final class StepScheduler {
     // This cycle's outputs.
     private var predictions: [Float] = []
     private var losses: [Float] = []
+    /// Per step, beside the losses: anomaly scores (only when scores are on).
+    private var anomalies: [Float] = []
+    private let scoring: Bool
+    /// Scores at or above this count as alerts (stats, metrics).
+    var alertLevel: Float = 0.5
 
     private let outputs: Int
     private let tokenModel: Bool
@@ -65,6 +70,7 @@ final class StepScheduler {
         self.learningEnabled = learningEnabled
         outputs = runtime.architecture.outputSize
         tokenModel = if case .tokens = runtime.architecture.input { true } else { false }
+        scoring = learning.layout.anomalyScorers > 0
         fitTable()
     }
 
@@ -156,6 +162,7 @@ final class StepScheduler {
     func run(pressure: Bool) {
         predictions.removeAll(keepingCapacity: true)
         losses.removeAll(keepingCapacity: true)
+        anomalies.removeAll(keepingCapacity: true)
         var rounds = 0
         let capacity = runtime.engine.maxBatch
         let started = Clock.nanoseconds
@@ -267,8 +274,15 @@ final class StepScheduler {
             engine.storeState(row: row, to: r.state)
             let at = t - m.chunkStart
             record(outcome, slot: m.slot, at: m.lossOffset + at)
-            predictions.withUnsafeMutableBufferPointer {
-                learning.publishable(r, outputs: engine.output(row: row), into: $0.baseAddress! + m.outputOffset + at * o)
+            predictions.withUnsafeMutableBufferPointer { p in
+                if tokenModel {
+                    learning.publishable(r, outputs: engine.output(row: row), into: p.baseAddress! + m.outputOffset + at * o)
+                } else {
+                    arenas[m.arena].features.withUnsafeBufferPointer {
+                        learning.publishable(r, outputs: engine.output(row: row), features: $0.baseAddress! + h.featureOffset + t * h.xdim,
+                                             into: p.baseAddress! + m.outputOffset + at * o)
+                    }
+                }
             }
             r.steps += 1
             table.markDirty(m.slot)
@@ -296,10 +310,19 @@ final class StepScheduler {
         predictions.append(contentsOf: repeatElement(0, count: n * outputs))
         messages[i].lossOffset = losses.count
         losses.append(contentsOf: repeatElement(.nan, count: n))
+        if scoring { anomalies.append(contentsOf: repeatElement(.nan, count: n)) }
     }
 
     private func record(_ outcome: StreamLearning.Outcome, slot: Int, at index: Int) {
         if outcome.due { due.append(slot) }
+        if let score = outcome.anomaly {
+            anomalies[index] = score
+            if score >= alertLevel {
+                table.record(slot).anomalyAlerts += 1
+                counters.anomalyAlerts += 1
+                metrics.anomalyAlerts.increment()
+            }
+        }
         guard let loss = outcome.loss else { return }
         losses[index] = loss
         guard loss.isFinite else { return }
@@ -350,8 +373,11 @@ final class StepScheduler {
         let sent = table.withKey(m.slot) { key in
             predictions.withUnsafeBufferPointer { p in
                 losses.withUnsafeBufferPointer { l in
-                    publisher.publish(key: key, flags: flags, steps: n, modelVersion: runtime.wireVersion, seq: (m.header.seq ?? 0) &+ UInt64(m.chunkStart),
-                                      timestamp: m.header.timestamp, values: p.baseAddress! + m.outputOffset, losses: l.baseAddress! + m.lossOffset)
+                    anomalies.withUnsafeBufferPointer { a in
+                        publisher.publish(key: key, flags: flags, steps: n, modelVersion: runtime.wireVersion, seq: (m.header.seq ?? 0) &+ UInt64(m.chunkStart),
+                                          timestamp: m.header.timestamp, values: p.baseAddress! + m.outputOffset, losses: l.baseAddress! + m.lossOffset,
+                                          anomaly: scoring ? a.baseAddress! + m.lossOffset : nil)
+                    }
                 }
             }
         }

@@ -99,7 +99,13 @@ public struct ModelFile: Sendable {
         let hb = try shape("head.bias", rank: 1)
         guard hb == [hw[0]] else { throw ModelFileError(file: file, tensor: "head.bias", reason: "shape \(hb) should be [\(hw[0])]") }
 
-        let architecture = ModelArchitecture(cell: cell, input: input, hidden: hidden, outputSize: hw[0], head: head)
+        // `forecast` (recurd's own key; absent in files from other tools): "residual" heads
+        // predict the change of their input (DESIGN §3.7 (a)), "level" is the plain form.
+        let forecast = meta["forecast"] ?? "level"
+        guard forecast == "level" || forecast == "residual" else {
+            throw ModelFileError(file: file, reason: "metadata forecast is '\(forecast)' (expected level or residual)")
+        }
+        let architecture = ModelArchitecture(cell: cell, input: input, hidden: hidden, outputSize: hw[0], head: head, residual: forecast == "residual")
         if let problem = architecture.problem() { throw ModelFileError(file: file, reason: problem) }
         let layout = ParameterLayout(architecture)
         let known = Set(layout.slots.map(\.name))
@@ -135,6 +141,7 @@ public struct ModelFile: Sendable {
         m["cell"] = architecture.cell.rawValue
         m["input"] = architecture.input.name
         m["head"] = architecture.head.rawValue
+        if architecture.residual { m["forecast"] = "residual" } else { m.removeValue(forKey: "forecast") }
         return m
     }
 

@@ -26,6 +26,9 @@ public enum Initializer {
         }
         glorot(p, offset: layout.headWeight, rows: arch.outputSize, cols: arch.topHidden, stride: arch.topHidden,
                fanIn: arch.topHidden, fanOut: arch.outputSize, rng: &rng)
+        // A residual head starts at zero, so a fresh model forecasts persistence (the draws above
+        // still happen: the other weights are the same as the plain form's for a seed).
+        if arch.residual { (p.pointer + layout.headWeight).update(repeating: 0, count: arch.outputSize * arch.topHidden) }
         return p
     }
 

@@ -49,13 +49,18 @@ public struct ModelArchitecture: Sendable, Equatable {
     public var hidden: [Int]
     public var outputSize: Int
     public var head: HeadKind
+    /// The head predicts the change of its input: p_t = x_t + head(h_t) (DESIGN §3.7 (a)). With
+    /// the head zero-initialised a fresh model forecasts persistence. Feature input, a linear
+    /// head and as many outputs as inputs only; false is the plain, PyTorch-exact form.
+    public var residual: Bool
 
-    public init(cell: CellKind, input: InputKind, hidden: [Int], outputSize: Int, head: HeadKind) {
+    public init(cell: CellKind, input: InputKind, hidden: [Int], outputSize: Int, head: HeadKind, residual: Bool = false) {
         self.cell = cell
         self.input = input
         self.hidden = hidden
         self.outputSize = outputSize
         self.head = head
+        self.residual = residual
     }
 
     /// Input size of layer `k`.
@@ -78,6 +83,11 @@ public struct ModelArchitecture: Sendable, Equatable {
         case .tokens(let vocabulary, let embedding):
             if vocabulary < 1 || vocabulary > 1 << 24 { return "vocabulary \(vocabulary) is out of range" }
             if embedding < 1 || embedding > 65_536 { return "embedding size \(embedding) is out of range" }
+        }
+        if residual {
+            guard case .features(let size) = input, head == .linear, outputSize == size else {
+                return "a residual head needs feature input, a linear head and as many outputs as inputs"
+            }
         }
         return nil
     }

@@ -174,6 +174,7 @@ public final class StepEngine {
         for b in 0..<batch {
             let l = logitBuffer.pointer + b * o
             Kernels.add(weights + layout.headBias, l, count: o)
+            if arch.residual { Kernels.add(UnsafePointer(featureRow(b)), l, count: o) }
             Head.activate(arch.head, logits: l, into: outputBuffer.pointer + b * o, count: o)
         }
     }

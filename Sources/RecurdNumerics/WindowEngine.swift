@@ -170,6 +170,12 @@ public final class WindowEngine {
         Kernels.gemm(transB: true, m: (T - first) * W, n: o, k: top, a: topH, lda: top,
                      b: weights + layout.headWeight, ldb: top, beta: 0, c: logitsP, ldc: o)
         for r in 0..<((T - first) * W) { Kernels.add(weights + layout.headBias, logitsP + r * o, count: o) }
+        // The residual's skip adds the step's own input; no parameter is on that path, so
+        // backward is unchanged.
+        if arch.residual {
+            let inputSize = arch.input.layerInputSize
+            for r in 0..<((T - first) * W) { Kernels.add(UnsafePointer(input.pointer + (first * W + r) * inputSize), logitsP + r * o, count: o) }
+        }
     }
 
     /// h·W_hhᵀ for the W rows of one step: a matrix–vector product for a single window.

@@ -1,3 +1,4 @@
+import RecurdForecast
 import RecurdNumerics
 
 /// DESIGN §3's per-stream bookkeeping, applied to a `StreamRecord` at each step: the progressive
@@ -25,6 +26,8 @@ public final class StreamLearning {
     private let lossScratch: FloatBuffer
     /// (O) scratch for a standardised explicit target.
     private let targetScratch: FloatBuffer
+    /// (O) scratch for the standardised published forecast.
+    private let publishedScratch: FloatBuffer
 
     public init(layout: StreamRecordLayout) {
         self.layout = layout
@@ -33,6 +36,7 @@ public final class StreamLearning {
         if case .tokens = a.input { tokenInput = true; inputSize = 0 } else { tokenInput = false; inputSize = a.input.layerInputSize }
         lossScratch = FloatBuffer(count: outputs)
         targetScratch = FloatBuffer(count: outputs)
+        publishedScratch = FloatBuffer(count: outputs)
     }
 
     /// What a step did to the record's learning.
@@ -41,6 +45,8 @@ public final class StreamLearning {
         public var loss: Float?
         /// The stream's window became due for an update.
         public var due = false
+        /// The step's anomaly score, when scores are on and the step has one.
+        public var anomaly: Float?
     }
 
     /// Before step t. `features`: x_t in the stream's units (nil for token input, which passes
@@ -64,8 +70,25 @@ public final class StreamLearning {
         let resolves = flags.contains(.hasPrediction) && !explicitTarget
         if resolves {
             // x_t is the target of step t−1.
-            out.loss = Loss.value(layout.architecture.head, logits: r.lastLogits, count: outputs, values: x, classIndex: Int(token),
-                                  scratch: lossScratch.pointer)
+            if layout.combine, let features {
+                out.loss = publishedLoss(r, features: features, standardized: x!)
+            } else {
+                out.loss = Loss.value(layout.architecture.head, logits: r.lastLogits, count: outputs, values: x, classIndex: Int(token),
+                                      scratch: lossScratch.pointer)
+            }
+        }
+        if layout.anomalyScorers > 0 {
+            if layout.forecasting, let features {
+                var score = -Double.infinity
+                for j in 0..<inputSize {
+                    let p: Double = resolves ? Double(r.published[j]) : .nan
+                    let s = AnomalyScorer.update(r.anomalyState(j), x: Double(features[j]), prediction: p)
+                    score = s.isNaN || score.isNaN ? .nan : max(score, s)
+                }
+                out.anomaly = Float(score)
+            } else if let loss = out.loss {
+                out.anomaly = score(r, loss: loss)
+            }
         }
         if layout.nextStepTargets, layout.window != nil {
             if resolves && flags.contains(.previousLearnable), let w = r.windowIfInUse, w.isStarted {
@@ -110,6 +133,7 @@ public final class StreamLearning {
         }
         out.loss = Loss.value(layout.architecture.head, logits: logits, count: outputs, values: y, classIndex: Int(targetClass),
                               scratch: lossScratch.pointer)
+        if layout.anomalyScorers > 0, let loss = out.loss { out.anomaly = score(r, loss: loss) }
         if !layout.nextStepTargets, layout.window != nil {
             if learnable, let w = r.window {
                 w.saveState(stateBefore)
@@ -122,12 +146,39 @@ public final class StreamLearning {
         return out
     }
 
-    /// Writes the prediction in the stream's units (destandardised when standardising).
-    public func publishable(_ r: StreamRecord, outputs p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+    /// Writes what the stream publishes for its step: the prediction in the stream's units
+    /// (destandardised when standardising) or, when combining, the combination of it with the
+    /// simple forecasters, fed the step's input `features` (the stream's units).
+    public func publishable(_ r: StreamRecord, outputs p: UnsafePointer<Float>, features: UnsafePointer<Float>? = nil,
+                            into y: UnsafeMutablePointer<Float>) {
         if layout.standardize {
             RunningStandardizer.destandardize(p, into: y, count: r.standardCount, mean: r.standardMean, m2: r.standardM2, n: inputSize)
         } else {
             y.update(from: p, count: outputs)
         }
+        if layout.combine, let features {
+            for j in 0..<outputs {
+                let combined = ForecastCombiner.step(r.combinerState(j), x: Double(features[j]), network: Double(y[j]))
+                if combined.isFinite { y[j] = Float(combined) }
+            }
+        }
+        if layout.publishedCount > 0 { r.published.update(from: y, count: outputs) }
+    }
+
+    /// The published forecast's loss against x_t: mean squared error in standard deviations when
+    /// standardising (the same unit as the network's loss), else in the stream's units.
+    private func publishedLoss(_ r: StreamRecord, features: UnsafePointer<Float>, standardized z: UnsafePointer<Float>) -> Float {
+        if layout.standardize {
+            RunningStandardizer.standardize(r.published, into: publishedScratch.pointer, count: r.standardCount, mean: r.standardMean,
+                                            m2: r.standardM2, n: inputSize)
+            return Loss.value(.linear, logits: publishedScratch.pointer, count: outputs, values: z, classIndex: 0, scratch: lossScratch.pointer)
+        }
+        return Loss.value(.linear, logits: r.published, count: outputs, values: features, classIndex: 0, scratch: lossScratch.pointer)
+    }
+
+    /// Streams that do not forecast their input score the surprise of their progressive loss.
+    private func score(_ r: StreamRecord, loss: Float) -> Float {
+        guard loss.isFinite else { return .nan }
+        return Float(AnomalyScorer.update(r.anomalyState(0), x: Double(loss), prediction: .nan))
     }
 }

@@ -1,3 +1,4 @@
+import RecurdForecast
 import RecurdNumerics
 
 /// All of one stream's state, read and written in place: sequence bookkeeping, recurrent
@@ -103,6 +104,21 @@ public struct StreamRecord {
     /// (In) standardiser means and M2, Welford.
     var standardMean: UnsafeMutablePointer<Double> { (core + layout.meanOffset).assumingMemoryBound(to: Double.self) }
     var standardM2: UnsafeMutablePointer<Double> { (core + layout.m2Offset).assumingMemoryBound(to: Double.self) }
+    /// (O) the last forecast published, in the stream's units (when the layout keeps it).
+    var published: UnsafeMutablePointer<Float> { (core + layout.publishedOffset).assumingMemoryBound(to: Float.self) }
+    /// Feature `j`'s combiner state.
+    func combinerState(_ j: Int) -> UnsafeMutablePointer<Double> {
+        (core + layout.combinerOffset).assumingMemoryBound(to: Double.self) + j * ForecastCombiner.stateSize
+    }
+    /// Scorer `i`'s anomaly state.
+    func anomalyState(_ i: Int) -> UnsafeMutablePointer<Double> {
+        (core + layout.anomalyOffset).assumingMemoryBound(to: Double.self) + 1 + i * AnomalyScorer.stateSize
+    }
+    /// Steps whose anomaly score reached the alert level (scores on only).
+    public var anomalyAlerts: UInt64 {
+        get { layout.anomalyScorers > 0 ? UInt64(core.load(fromByteOffset: layout.anomalyOffset, as: Double.self)) : 0 }
+        nonmutating set { if layout.anomalyScorers > 0 { core.storeBytes(of: Double(newValue), toByteOffset: layout.anomalyOffset, as: Double.self) } }
+    }
 
     /// Whether the stream has a learning window in use.
     public var hasWindow: Bool { windowBase != nil && flags.contains(.windowInUse) }
@@ -144,6 +160,10 @@ public struct StreamRecord {
         standardCount = 0
         standardMean.update(repeating: 0, count: layout.standardizedInputs)
         standardM2.update(repeating: 0, count: layout.standardizedInputs)
+        // The combiner and the scorers start over with the state (a zero state is a new one);
+        // the alert count is a statistic and stays.
+        (core + layout.publishedOffset).initializeMemory(as: UInt8.self, repeating: 0, count: layout.forecastBytes)
+        for i in 0..<layout.anomalyScorers { anomalyState(i).update(repeating: 0, count: AnomalyScorer.stateSize) }
     }
 
     /// A gap in the sequence: the last prediction is not scored or learnt against the first input

@@ -11,7 +11,10 @@ import RecurdNumerics
 /// 16  sections: u16 id, u16 reserved, u32 length, then `length` bytes
 ///       1 core header (64 bytes)   2 state (stateSize f32)   3 last logits (O f32)
 ///       4 standardiser (2·In f64)  5 window (descriptor, then `TrainingWindow.encodeCompact`)
+///       6 forecast (published forecast, combiner states)   7 anomaly (alert count, scorer states)
 /// ```
+/// Sections 6 and 7 exist only when the daemon combines or scores; a record read under other
+/// settings starts those parts afresh and keeps the rest.
 ///
 /// Decoding checks everything against the running layout and refuses, naming the byte offset,
 /// a record for another model. A window written under other k1/k2 or targets is dropped (the
@@ -21,7 +24,7 @@ public enum StreamRecordCodec {
     public static let version: UInt16 = 1
 
     enum Section: UInt16 {
-        case core = 1, state = 2, logits = 3, standardizer = 4, window = 5
+        case core = 1, state = 2, logits = 3, standardizer = 4, window = 5, forecast = 6, anomaly = 7
     }
 
     /// The descriptor written before a window block: what its layout depends on.
@@ -35,7 +38,7 @@ public enum StreamRecordCodec {
         out.removeAll(keepingCapacity: true)
         let l = r.layout
         let window = r.windowIfInUse
-        let sections = 4 + (window != nil ? 1 : 0)
+        let sections = 4 + (window != nil ? 1 : 0) + (l.forecastBytes > 0 ? 1 : 0) + (l.anomalyBytes > 0 ? 1 : 0)
         put(magic, &out)
         put(version, &out)
         put(UInt16(sections), &out)
@@ -44,6 +47,8 @@ public enum StreamRecordCodec {
         section(.state, UnsafeRawBufferPointer(start: r.core + l.stateOffset, count: l.architecture.stateSize * 4), &out)
         section(.logits, UnsafeRawBufferPointer(start: r.core + l.logitsOffset, count: l.architecture.outputSize * 4), &out)
         section(.standardizer, UnsafeRawBufferPointer(start: r.core + l.meanOffset, count: l.standardizedInputs * 16), &out)
+        if l.forecastBytes > 0 { section(.forecast, UnsafeRawBufferPointer(start: r.core + l.publishedOffset, count: l.forecastBytes), &out) }
+        if l.anomalyBytes > 0 { section(.anomaly, UnsafeRawBufferPointer(start: r.core + l.anomalyOffset, count: l.anomalyBytes), &out) }
         if let window {
             let d = descriptor(window.layout)
             put(Section.window.rawValue, &out)
@@ -136,6 +141,11 @@ public enum StreamRecordCodec {
                     throw StreamRecordCodecError(offset: body, "window section does not read back (\(length) bytes)")
                 }
                 r.flags.insert(.windowInUse)
+            case .forecast:
+                // Written under other forecast settings: the combiner starts afresh.
+                if length == l.forecastBytes && length > 0 { copy(to: l.publishedOffset) }
+            case .anomaly:
+                if length == l.anomalyBytes && length > 0 { copy(to: l.anomalyOffset) }
             case nil:
                 break   // a later format's section: skipped
             }

@@ -1,3 +1,4 @@
+import RecurdForecast
 import RecurdNumerics
 
 /// Where each part of a stream's record lives: a fixed-size core block (sequence bookkeeping,
@@ -10,6 +11,10 @@ import RecurdNumerics
 ///      56  standardiser count (f64)
 ///      64  state (stateSize f32)  · last prediction's logits (O f32)
 ///          · standardiser mean and M2 (In f64 each, feature streams that standardise)
+///          · last published forecast (O f32, forecasting streams that combine or score)
+///          · combiner states (In × `ForecastCombiner.stateSize` f64, when combining)
+///          · anomaly: alerts (f64), then scorer states (`AnomalyScorer.stateSize` f64 each: one
+///            per feature for forecasting streams, else one over the progressive loss)
 /// ```
 public struct StreamRecordLayout: Sendable, Equatable {
     public let architecture: ModelArchitecture
@@ -29,10 +34,24 @@ public struct StreamRecordLayout: Sendable, Equatable {
     public let coreBytes: Int
     /// Floats per input the standardiser tracks (0 when it is off).
     public let standardizedInputs: Int
+    /// The stream forecasts its own next input (features, linear head, outputs = inputs, next-step
+    /// targets): what the combiner and the value-based anomaly score need.
+    public let forecasting: Bool
+    /// The published forecast is the combiner's.
+    public let combine: Bool
+    /// Anomaly scorers per stream: one per feature when forecasting, one over the progressive loss
+    /// otherwise, 0 when scores are off.
+    public let anomalyScorers: Int
+    public let publishedOffset: Int
+    /// Floats of the last published forecast kept (O, or 0).
+    public let publishedCount: Int
+    public let combinerOffset: Int
+    public let anomalyOffset: Int
 
     /// The layout for a model; `learning` nil when the stream never learns. Next-step targets and
     /// standardisation apply only where the model allows them (as `recurd fit` requires).
-    public init(architecture a: ModelArchitecture, learning: LearningConfiguration?, nextStepTargets: Bool, standardize: Bool) {
+    public init(architecture a: ModelArchitecture, learning: LearningConfiguration?, nextStepTargets: Bool, standardize: Bool,
+                forecast: ForecastOptions = ForecastOptions()) {
         architecture = a
         let nextAllowed = OnlineLearner.nextStepProblem(a) == nil
         let implied = nextStepTargets && nextAllowed
@@ -46,8 +65,22 @@ public struct StreamRecordLayout: Sendable, Equatable {
         meanOffset = (afterLogits + 7) & ~7
         standardizedInputs = self.standardize ? a.input.layerInputSize : 0
         m2Offset = meanOffset + standardizedInputs * 8
-        coreBytes = (m2Offset + standardizedInputs * 8 + 15) & ~15
+        let inputSize = a.input.layerInputSize
+        forecasting = !tokenInput && implied && a.head == .linear && a.outputSize == inputSize
+        combine = forecast.combine && forecasting
+        anomalyScorers = forecast.anomalyScores ? (forecasting ? inputSize : 1) : 0
+        publishedCount = forecasting && (combine || anomalyScorers > 0) ? a.outputSize : 0
+        publishedOffset = m2Offset + standardizedInputs * 8
+        combinerOffset = (publishedOffset + publishedCount * 4 + 7) & ~7
+        anomalyOffset = combinerOffset + (combine ? inputSize * ForecastCombiner.stateSize * 8 : 0)
+        let end = anomalyOffset + (anomalyScorers > 0 ? (1 + anomalyScorers * AnomalyScorer.stateSize) * 8 : 0)
+        coreBytes = (end + 15) & ~15
     }
+
+    /// Bytes of the forecast section (published forecast and combiner states).
+    public var forecastBytes: Int { anomalyOffset - publishedOffset }
+    /// Bytes of the anomaly section (alert count and scorer states).
+    public var anomalyBytes: Int { anomalyScorers > 0 ? (1 + anomalyScorers * AnomalyScorer.stateSize) * 8 : 0 }
 
     /// A digest of what the core block's meaning depends on: records written under another
     /// fingerprint do not belong to this model.

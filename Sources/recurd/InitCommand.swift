@@ -30,6 +30,7 @@ struct InitCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Embedding size (token input).") var embed: Int?
     @Option(name: .customLong("output-size"), parsing: .unconditional, help: "Outputs of the head.") var outputSize: Int
     @Option(help: "Head: linear, softmax or sigmoid.") var head: HeadKind
+    @Flag(help: "The head predicts the change of its input, starting at zero (a fresh model forecasts persistence); feature input, linear head, as many outputs as inputs.") var residual = false
     @Option(parsing: .unconditional, help: "Random seed for the initialisation.") var seed: UInt64 = 1
     @Option(name: .short, help: "Model file to write.") var output: String
 
@@ -41,10 +42,10 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         let sizes = try parseSizes(hidden, flag: "--hidden")
         let input: InputKind = if let inputSize { .features(size: inputSize) } else { .tokens(vocabulary: vocab!, embedding: embed!) }
-        let architecture = ModelArchitecture(cell: cell, input: input, hidden: sizes, outputSize: outputSize, head: head)
+        let architecture = ModelArchitecture(cell: cell, input: input, hidden: sizes, outputSize: outputSize, head: head, residual: residual)
         if let problem = architecture.problem() { throw CLIError(problem) }
         let model = Model(architecture: architecture, seed: seed)
         try FileIO.writeAtomically(ModelFile(model: model).encode(), to: output)
-        print("wrote \(output): \(architecture.cell.rawValue) \(sizes.map(String.init).joined(separator: ",")), \(model.layout.count) parameters")
+        print("wrote \(output): \(architecture.cell.rawValue) \(sizes.map(String.init).joined(separator: ","))\(residual ? ", residual head" : ""), \(model.layout.count) parameters")
     }
 }

@@ -32,7 +32,7 @@ import Testing
         #expect(fit.status == 0, "\(fit.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("r.json")))) as! [String: Any]
 
-        let daemon = try DaemonHarness(arguments: ["--model", path("m.st"), "--sync-learning", "--state-dir", path("state")] + learning
+        let daemon = try DaemonHarness(arguments: ["--model", path("m.st"), "--sync-learning", "--no-combine", "--state-dir", path("state")] + learning
                                        + (normalize ? [] : ["--no-normalize"]), probeWidth: 1)
         // Steps in messages of 1 to 3: the semantics do not depend on how steps are grouped.
         var t = 0, messages = 0
@@ -61,7 +61,7 @@ import Testing
 
     @Test func noLearnMessagesAreScoredButNotLearnt() throws {
         #expect(try runRecurd(["init", "--cell", "gru", "--hidden", "8", "--input-size", "1", "--output-size", "1", "--head", "linear", "-o", path("g.st")]).status == 0)
-        let daemon = try DaemonHarness(arguments: ["--model", path("g.st"), "--sync-learning", "--k1", "2", "--k2", "4"], probeWidth: 1)
+        let daemon = try DaemonHarness(arguments: ["--model", path("g.st"), "--sync-learning", "--no-combine", "--k1", "2", "--k2", "4"], probeWidth: 1)
         let values = try series(40)
         try daemon.send(key: "a", InputMessage(inputKind: .features, flags: [.noLearn], xdim: 1, steps: 40, seq: 0, features: values))
         let out = try daemon.receive(count: 1)[0].message
@@ -76,7 +76,7 @@ import Testing
     @Test func explicitTargetsAreResolvedRightAfterTheirStep() throws {
         // A classifier: 3 features → 4 classes; the class is the index of the largest of x0…x2, or 3.
         #expect(try runRecurd(["init", "--cell", "lstm", "--hidden", "16", "--input-size", "3", "--output-size", "4", "--head", "softmax", "-o", path("c.st")]).status == 0)
-        let daemon = try DaemonHarness(arguments: ["--model", path("c.st"), "--sync-learning", "--k1", "4", "--k2", "4", "--lr", "0.05"])
+        let daemon = try DaemonHarness(arguments: ["--model", path("c.st"), "--sync-learning", "--no-combine", "--k1", "4", "--k2", "4", "--lr", "0.05"])
         var rng = SeededGenerator(seed: 1)
         var firstLosses: [Float] = [], lastLosses: [Float] = []
         for m in 0..<150 {
@@ -102,7 +102,7 @@ import Testing
 
     @Test func nonFiniteUpdatesAreSkippedAndWeightsStay() throws {
         #expect(try runRecurd(["init", "--cell", "lstm", "--hidden", "8", "--input-size", "2", "--output-size", "2", "--head", "linear", "-o", path("n.st")]).status == 0)
-        let daemon = try DaemonHarness(arguments: ["--model", path("n.st"), "--sync-learning", "--no-normalize", "--targets", "explicit", "--k1", "1", "--k2", "2",
+        let daemon = try DaemonHarness(arguments: ["--model", path("n.st"), "--sync-learning", "--no-combine", "--no-normalize", "--targets", "explicit", "--k1", "1", "--k2", "2",
                                                    "--state-dir", path("st")],
                                        probeWidth: 2)
         // A finite target whose squared error overflows float32: the loss is +∞.

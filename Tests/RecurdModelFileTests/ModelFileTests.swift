@@ -34,6 +34,8 @@ import Testing
         ModelArchitecture(cell: .lstm, input: .features(size: 3), hidden: [6, 4], outputSize: 2, head: .linear),
         ModelArchitecture(cell: .gru, input: .tokens(vocabulary: 256, embedding: 8), hidden: [5], outputSize: 256, head: .softmax),
         ModelArchitecture(cell: .gru, input: .features(size: 1), hidden: [3, 7, 2], outputSize: 4, head: .sigmoid),
+        // `forecast: residual` in the metadata.
+        ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [4], outputSize: 2, head: .linear, residual: true),
     ])
     func roundTrip(_ arch: ModelArchitecture) throws {
         let model = Model(architecture: arch, seed: 9)

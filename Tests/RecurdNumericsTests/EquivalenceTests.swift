@@ -9,6 +9,7 @@ import Testing
         ModelArchitecture(cell: .gru, input: .features(size: 5), hidden: [12, 7], outputSize: 3, head: .sigmoid),
         ModelArchitecture(cell: .lstm, input: .tokens(vocabulary: 20, embedding: 6), hidden: [16, 9, 10], outputSize: 20, head: .softmax),
         ModelArchitecture(cell: .gru, input: .tokens(vocabulary: 20, embedding: 6), hidden: [33], outputSize: 20, head: .softmax),
+        ModelArchitecture(cell: .lstm, input: .features(size: 5), hidden: [12, 7], outputSize: 5, head: .linear, residual: true),
     ]
 
     /// Inputs for `streams` streams over `steps` steps.
@@ -39,6 +40,26 @@ import Testing
         } else {
             engine.setToken(row: row, data.tokens[stream][step])
         }
+    }
+
+    /// DESIGN §3.7 (a): a fresh residual model's forecast is its input, whatever the state.
+    @Test(arguments: [CellKind.lstm, .gru])
+    func freshResidualModelForecastsPersistence(_ cell: CellKind) {
+        let arch = ModelArchitecture(cell: cell, input: .features(size: 3), hidden: [16, 8], outputSize: 3, head: .linear, residual: true)
+        let model = Model(architecture: arch, seed: 5)
+        let engine = StepEngine(layout: model.layout, maxBatch: 2)
+        var rng = SeededGenerator(seed: 9)
+        for _ in 0..<20 {
+            let x = randomFloats(6, amplitude: 3, rng: &rng)
+            x.withUnsafeBufferPointer { engine.setFeatures(row: 0, $0.baseAddress!); engine.setFeatures(row: 1, $0.baseAddress! + 3) }
+            engine.step(weights: model.weights.pointer, batch: 2)
+            for row in 0..<2 {
+                let y = Array(UnsafeBufferPointer(start: engine.output(row: row), count: 3))
+                #expect(y == Array(x[(row * 3)..<(row * 3 + 3)]), "row \(row): \(y) vs input \(x)")
+            }
+        }
+        #expect(arch.problem() == nil)
+        #expect(ModelArchitecture(cell: cell, input: .features(size: 3), hidden: [4], outputSize: 2, head: .linear, residual: true).problem() != nil)
     }
 
     @Test(arguments: architectures)

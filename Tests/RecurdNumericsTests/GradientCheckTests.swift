@@ -11,7 +11,8 @@ import Testing
         let hidden: [Int]
         let head: HeadKind
         let tokens: Bool
-        var description: String { "\(cell) \(hidden) \(head) \(tokens ? "tokens" : "features")" }
+        var residual = false
+        var description: String { "\(cell) \(hidden) \(head) \(tokens ? "tokens" : "features")\(residual ? " residual" : "")" }
     }
 
     static let cases: [Case] = [
@@ -27,13 +28,16 @@ import Testing
         Case(cell: .gru, hidden: [6, 4], head: .linear, tokens: false),
         Case(cell: .lstm, hidden: [9, 3], head: .softmax, tokens: true),
         Case(cell: .gru, hidden: [3, 9], head: .sigmoid, tokens: true),
+        // Residual heads (the forecast is input + head): the skip adds no parameter path.
+        Case(cell: .lstm, hidden: [5], head: .linear, tokens: false, residual: true),
+        Case(cell: .gru, hidden: [6, 4], head: .linear, tokens: false, residual: true),
     ]
 
     @Test(arguments: cases)
     func windowGradientMatchesFiniteDifferences(_ c: Case) {
-        let vocabulary = 7, outputs = c.head == .softmax ? vocabulary : 3
+        let vocabulary = 7, outputs = c.head == .softmax ? vocabulary : (c.residual ? 4 : 3)
         let input: InputKind = c.tokens ? .tokens(vocabulary: vocabulary, embedding: 3) : .features(size: 4)
-        let arch = ModelArchitecture(cell: c.cell, input: input, hidden: c.hidden, outputSize: outputs, head: c.head)
+        let arch = ModelArchitecture(cell: c.cell, input: input, hidden: c.hidden, outputSize: outputs, head: c.head, residual: c.residual)
         let model = makeModel(arch, seed: 11, scale: 1.2)
         let windows = 2, length = 6, lossSteps = 4
         let engine = WindowEngine(layout: model.layout, maxWindows: windows, maxLength: length)

@@ -16,6 +16,10 @@ import Testing
         StreamRecordLayout(architecture: ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [4], outputSize: 3, head: .softmax),
                            learning: LearningConfiguration(k1: 2, k2: 5, optimizer: .adam, learningRate: 0.01, clip: 1),
                            nextStepTargets: false, standardize: false),
+        // A forecasting stream that combines and scores (sections 6 and 7).
+        StreamRecordLayout(architecture: ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [5], outputSize: 2, head: .linear, residual: true),
+                           learning: LearningConfiguration(k1: 4, k2: 8, optimizer: .adam, learningRate: 0.01, clip: 1),
+                           nextStepTargets: true, standardize: true, forecast: ForecastOptions(combine: true, anomalyScores: true)),
     ]
 
     /// Drives `steps` steps of DESIGN §3's bookkeeping on a record with random inputs.
@@ -41,6 +45,12 @@ import Testing
                 learning.finish(r, logits: lp.baseAddress!, stateBefore: r.state, modelInput: UnsafePointer(modelInput.pointer), token: token,
                                 explicitTarget: explicit, targetValues: nil, targetClass: target)
             }
+            if layout.architecture.input.name != "tokens" {
+                let out = FloatBuffer(count: a.outputSize)
+                logits.withUnsafeBufferPointer { lp in x.withUnsafeBufferPointer { xp in
+                    learning.publishable(r, outputs: lp.baseAddress!, features: xp.baseAddress!, into: out.pointer)
+                } }
+            }
             newState.withUnsafeBufferPointer { r.state.update(from: $0.baseAddress!, count: a.stateSize) }
             r.steps += 1
             r.nextSeq += 1
@@ -55,7 +65,32 @@ import Testing
         return out
     }
 
-    @Test(arguments: [0, 1, 2])
+    /// Turning combining or scores on or off keeps a stored stream; only those parts start afresh.
+    @Test func otherForecastSettingsKeepTheStream() throws {
+        let a = Self.layouts[3]
+        #expect(a.combine && a.anomalyScorers == 2 && a.publishedCount == 2)
+        let table = StreamTable(layout: a, capacity: 1)
+        let slot = Array("a".utf8).withUnsafeBytes { table.insert($0, now: 0) }!
+        drive(table, slot, steps: 30, seed: 4)
+        let encoded = StreamRecordCodec.encode(table.record(slot))
+        let plain = StreamRecordLayout(architecture: a.architecture, learning: LearningConfiguration(k1: 4, k2: 8, optimizer: .adam, learningRate: 0.01, clip: 1),
+                                       nextStepTargets: true, standardize: true)
+        #expect(plain.coreBytes < a.coreBytes)
+        let other = StreamTable(layout: plain, capacity: 1)
+        let o = Array("a".utf8).withUnsafeBytes { other.insertUninitialized($0) }!
+        try StreamRecordCodec.decode(encoded, into: other.record(o), now: 0)
+        #expect(other.record(o).steps == 30 && other.record(o).hasWindow)
+        // And back: the plain record into the scoring layout starts its combiner and scorers at zero.
+        let again = StreamRecordCodec.encode(other.record(o))
+        let back = StreamTable(layout: a, capacity: 1)
+        let b = Array("a".utf8).withUnsafeBytes { back.insertUninitialized($0) }!
+        try StreamRecordCodec.decode(again, into: back.record(b), now: 0)
+        let r = back.record(b)
+        #expect(r.steps == 30)
+        #expect(UnsafeRawBufferPointer(start: r.core + a.publishedOffset, count: a.forecastBytes + a.anomalyBytes).allSatisfy { $0 == 0 })
+    }
+
+    @Test(arguments: [0, 1, 2, 3])
     func roundTripIsExact(_ which: Int) throws {
         let layout = Self.layouts[which]
         let table = StreamTable(layout: layout, capacity: 4)

@@ -142,6 +142,12 @@ def test_pytorch_options_and_errors(tmp_path):
     with pytest.raises(ExportError, match="several candidate heads"):
         convert(p, "pytorch")
     assert convert(p, "pytorch", head_prefix="head.", ignore=["aux."]).model.output_size == 4
+    # prefixes name modules with or without the trailing dot; a unique suffix finds a nested module
+    assert convert(p, "pytorch", head_prefix="head", ignore=["aux"]).model.output_size == 4
+    conv = convert(src, "pytorch", None, rnn_prefix="rnn", head_prefix="fc")
+    assert conv.model.hidden == [16, 16]
+    with pytest.raises(ExportError, match="no nn.Linear module 'nothing'; candidates: fc"):
+        convert(src, "pytorch", head_prefix="nothing")
 
 
 def test_model_file_checks(tmp_path):

@@ -25,8 +25,9 @@ __all__ = ["Serve", "find_binary"]
 def find_binary(binary: Optional[str] = None) -> str:
     b = binary or os.environ.get("RECURD_BIN") or shutil.which("recurd")
     if not b or not os.path.exists(b):
-        raise FileNotFoundError(f"no recurd binary ({binary or os.environ.get('RECURD_BIN') or 'recurd on PATH'}); "
-                                "build it (swift build -c release) and pass its path or set RECURD_BIN")
+        where = (f"{b} does not exist" if b else "RECURD_BIN is not set and there is no `recurd` on the PATH")
+        raise FileNotFoundError(f"no recurd binary: {where}; build it (swift build -c release --product recurd) "
+                                "and pass its path or set RECURD_BIN")
     return b
 
 

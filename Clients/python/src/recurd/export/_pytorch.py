@@ -43,6 +43,27 @@ def load_state_dict(path: str) -> "collections.OrderedDict[str, np.ndarray]":
         raise ExportError(f"{os.path.basename(path)}: {e}") from None
 
 
+def _dotted(prefix: Optional[str]) -> Optional[str]:
+    """A module prefix as the state dict spells it: 'encoder.rnn' and 'encoder.rnn.' both mean the
+    module encoder.rnn ('' is the root)."""
+    if prefix is None or prefix == "" or prefix.endswith("."):
+        return prefix
+    return prefix + "."
+
+
+def _pick(given: str, available: Sequence[str], what: str, where: str) -> str:
+    """The prefix in ``available`` that ``given`` names: itself, or the one prefix that ends with
+    it (so 'fc.' finds 'model_state_dict.fc.' in a checkpoint dict)."""
+    if given in available:
+        return given
+    ends = [a for a in available if a.endswith("." + given)]
+    if len(ends) == 1:
+        return ends[0]
+    listed = ", ".join(_mod(a) for a in available) or "none"
+    raise ExportError(f"{where}: no {what} '{_mod(given)}'" + (f" (several end so: {', '.join(map(_mod, ends))})" if ends else "")
+                      + f"; candidates: {listed}")
+
+
 def _mod(prefix: str) -> str:
     return prefix.rstrip(".") or "(root)"
 
@@ -56,9 +77,13 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
                     ignore: Sequence[str] = (), **_: Any) -> Conversion:
     where = os.path.basename(path)
     sd = load_state_dict(path)
-    ignored = tuple(ignore) + _DEFAULT_IGNORED
+    rnn_prefix, head_prefix, embed_prefix = _dotted(rnn_prefix), _dotted(head_prefix), _dotted(embed_prefix)
+    ignored = tuple(_dotted(p) for p in ignore) + _DEFAULT_IGNORED
     sd = collections.OrderedDict((k, v) for k, v in sd.items()
-                                 if not k.startswith(ignored) and np.issubdtype(v.dtype, np.floating))
+                                 if not (k.startswith(ignored) or k + "." in ignored) and np.issubdtype(v.dtype, np.floating))
+    if rnn_prefix is not None:
+        found = list(dict.fromkeys(m["prefix"] for m in map(_RNN.match, sd) if m))
+        rnn_prefix = _pick(rnn_prefix, found, "nn.LSTM/nn.GRU module", where)
     notes: List[str] = []
 
     # Recurrent modules, in state-dict order.
@@ -117,9 +142,8 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
     linears = [(module(k), v) for k, v in rest if module(k) is not None and v.ndim == 2]
     # Head.
     if head_prefix is not None:
+        head_prefix = _pick(head_prefix, [p for p, _ in linears], "nn.Linear module", where)
         cands = [(p, w) for p, w in linears if p == head_prefix]
-        if not cands:
-            raise ExportError(f"no '{head_prefix}weight' in {where}")
     else:
         cands = [(p, w) for p, w in linears if w.shape[1] == h_last and p != embed_prefix]
         # An embedding as wide as the top layer looks like a bias-less Linear: prefer modules with
@@ -137,9 +161,8 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
     # Embedding.
     emb = None
     if embed_prefix is not None:
+        embed_prefix = _pick(embed_prefix, [p for p, _ in linears if p != hp], "nn.Embedding module", where)
         key = f"{embed_prefix}weight"
-        if key not in sd:
-            raise ExportError(f"no '{key}' in {where}")
         emb = sd[key]
         used.add(key)
     else:

@@ -1,0 +1,134 @@
+import Foundation
+import RecurdForecast
+import RecurdNumerics
+import RecurdTestSupport
+import Testing
+
+/// The combiner and the anomaly score against the independent Python references
+/// (Tests/Fixtures/forecast/generate.py), and their behaviour on synthetic series.
+@Suite struct ForecastTests {
+    struct Row { let value, network, published, score: Double }
+
+    static func rows(_ name: String) throws -> [Row] {
+        let url = FixturePaths.root.appendingPathComponent("forecast/\(name).csv")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return text.split(whereSeparator: \.isNewline).dropFirst().map { line in
+            let f = line.split(separator: ",").map { Double(String($0))! }
+            return Row(value: f[1], network: f[2], published: f[3], score: f[4])
+        }
+    }
+
+    static func close(_ a: Double, _ b: Double, _ tolerance: Double) -> Bool {
+        (a.isNaN && b.isNaN) || abs(a - b) <= tolerance * max(1, abs(b))
+    }
+
+    @Test(arguments: ["ec2_cpu_utilization_825cc2", "art_daily_jumpsup"])
+    func matchesThePythonReferences(_ name: String) throws {
+        let rows = try Self.rows(name)
+        #expect(rows.count == 4032)
+        let comb = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        let anomaly = UnsafeMutablePointer<Double>.allocate(capacity: AnomalyScorer.stateSize)
+        defer { comb.deallocate(); anomaly.deallocate() }
+        comb.initialize(repeating: 0, count: ForecastCombiner.stateSize)
+        anomaly.initialize(repeating: 0, count: AnomalyScorer.stateSize)
+        var previous = Double.nan
+        var worstForecast = 0.0, worstScore = 0.0, alarms = 0
+        for (t, r) in rows.enumerated() {
+            let score = AnomalyScorer.update(anomaly, x: r.value, prediction: previous)
+            let published = ForecastCombiner.step(comb, x: r.value, network: r.network)
+            #expect(Self.close(published, r.published, 1e-9), "\(name) step \(t): forecast \(published), reference \(r.published)")
+            #expect(Self.close(score, r.score, 1e-9), "\(name) step \(t): score \(score), reference \(r.score)")
+            if !published.isNaN { worstForecast = max(worstForecast, abs(published - r.published) / max(1, abs(r.published))) }
+            if !score.isNaN { worstScore = max(worstScore, abs(score - r.score)) }
+            if score > 0 { alarms += 1 }
+            previous = published
+            if worstForecast > 1e-9 || worstScore > 1e-9 { break }
+        }
+        #expect(alarms > 0, "\(name): the reference fires on this series; the port should too")
+    }
+
+    /// On a series where each simple forecaster wins in turn, the combination stays close to the
+    /// best member of each stretch and is never much worse than the best member overall.
+    @Test func combinationFollowsWhicheverMemberIsWinning() {
+        var rng = SeededGenerator(seed: 7)
+        var xs: [Double] = []
+        // 1) a random walk: persistence wins; 2) noise around a level: the running mean wins;
+        // 3) a steady trend: drift wins; 4) a random walk again.
+        var level = 0.0
+        for t in 0..<6000 {
+            let u = Double.random(in: -1...1, using: &rng)
+            switch t {
+            case ..<1500: level += u; xs.append(level)
+            case ..<3000: xs.append(level + 3 * u)
+            case ..<4500: level += 0.5 + 0.05 * u; xs.append(level)
+            default: level += u; xs.append(level)
+            }
+        }
+        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        defer { s.deallocate() }
+        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
+        var combined = [Double](repeating: 0, count: 4), persistence = [Double](repeating: 0, count: 4)
+        var mean = [Double](repeating: 0, count: 4), sum = 0.0
+        var forecast = Double.nan
+        for (t, x) in xs.enumerated() {
+            let stretch = t / 1500
+            if t > 0 && t % 1500 >= 200 {   // after a short settling time in each stretch
+                combined[stretch] += (x - forecast) * (x - forecast)
+                persistence[stretch] += (x - xs[t - 1]) * (x - xs[t - 1])
+                mean[stretch] += (x - sum / Double(t)) * (x - sum / Double(t))
+            }
+            sum += x
+            forecast = ForecastCombiner.step(s, x: x, network: .nan)
+        }
+        for k in 0..<4 {
+            let best = min(persistence[k], mean[k])
+            #expect(combined[k] <= 1.25 * best, "stretch \(k): combined \(combined[k]) vs best member \(best)")
+        }
+        let total = combined.reduce(0, +)
+        var bestTotal = 0.0
+        for k in 0..<4 { bestTotal += min(persistence[k], mean[k]) }
+        #expect(total <= 1.05 * bestTotal, "overall \(total) vs the best member of each stretch \(bestTotal)")
+    }
+
+    /// A network that forecasts perfectly is followed; one that breaks is dropped within steps.
+    @Test func aGoodNetworkIsFollowedAndABrokenOneDropped() {
+        var rng = SeededGenerator(seed: 3)
+        let xs = (0..<3000).map { t in sin(Double(t) * 0.05) * 10 + Double.random(in: -0.5...0.5, using: &rng) }
+        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        defer { s.deallocate() }
+        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
+        var errGood = 0.0, errBroken = 0.0, errPersistence = 0.0, forecast = Double.nan
+        for t in 0..<(xs.count - 1) {
+            let x = xs[t]
+            if t >= 1000 && t < 2000 { errGood += (x - forecast) * (x - forecast); errPersistence += (x - xs[t - 1]) * (x - xs[t - 1]) }
+            if t >= 2100 { errBroken += (x - forecast) * (x - forecast) }
+            // Perfect until step 2000, then wildly wrong.
+            let network = t < 2000 ? xs[t + 1] : xs[t + 1] + 50
+            forecast = ForecastCombiner.step(s, x: x, network: network)
+        }
+        #expect(errGood < 0.5 * errPersistence, "a perfect network should carry the forecast: \(errGood) vs persistence \(errPersistence)")
+        var persistenceLate = 0.0
+        for t in 2100..<(xs.count - 1) { persistenceLate += (xs[t] - xs[t - 1]) * (xs[t] - xs[t - 1]) }
+        #expect(errBroken < 1.5 * persistenceLate, "a broken network should be dropped: \(errBroken) vs persistence \(persistenceLate)")
+    }
+
+    /// Scores lie in [0, 1), NaN only first, and an injected level shift raises them.
+    @Test func scoresAreBoundedAndRiseOnALevelShift() {
+        var rng = SeededGenerator(seed: 11)
+        let s = UnsafeMutablePointer<Double>.allocate(capacity: AnomalyScorer.stateSize)
+        defer { s.deallocate() }
+        s.initialize(repeating: 0, count: AnomalyScorer.stateSize)
+        var before = 0.0, after = 0.0, previous = Double.nan
+        for t in 0..<3000 {
+            let shift: Double = t >= 2000 ? 8 : 0
+            let x: Double = sin(Double(t) * 0.1) + Double.random(in: -0.2...0.2, using: &rng) + shift
+            let score = AnomalyScorer.update(s, x: x, prediction: previous)
+            if t == 0 { #expect(score.isNaN) } else { #expect(score >= 0 && score < 1, "step \(t): \(score)") }
+            if t >= 100 && t < 2000 { before = max(before, score) }
+            if t >= 2000 && t < 2010 { after = max(after, score) }
+            previous = x
+        }
+        #expect(after > 0.3, "the shift at step 2000 should alarm: \(after)")
+        #expect(after > before + 0.1, "the shift should score above the quiet stretch: \(after) vs \(before)")
+    }
+}
