@@ -154,6 +154,8 @@ struct ControlHandler {
             lr: Double("\(c.learningRate)") ?? 0, clip: Double("\(c.clip)") ?? 0, targets: counters.lossCount, mean_loss: mean,
             bits_per_byte: (core?.tokenModel ?? false) ? mean.map { $0 / log(2.0) } : nil,
             anomaly_alerts: c.anomalyScores ? counters.anomalyAlerts : nil, anomaly_alert_level: c.anomalyScores ? Double(c.anomalyAlertLevel) : nil,
+            auth_denied: counters.zap.map { z in Dictionary(uniqueKeysWithValues: CurveRoles.Domain.allCases.map { ($0.rawValue, z.deniedCount($0)) }) },
+            messages_not_learnt: counters.zap == nil ? nil : counters.messagesNotLearnt,
             store: store,
             input_connections: counters.connectionEvents)
     }

@@ -138,6 +138,10 @@ enum ControlReply {
         /// Steps whose anomaly score reached `anomaly_alert_level` (nil: scores off).
         let anomaly_alerts: UInt64?
         let anomaly_alert_level: Double?
+        /// With CURVE: connections and messages refused per endpoint, and messages from producers
+        /// outside trainers/ (not learnt from).
+        let auth_denied: [String: Int]?
+        let messages_not_learnt: UInt64?
         let store: Store?
         let input_connections: [String: UInt64]
     }

@@ -25,6 +25,10 @@ final class DaemonCounters {
     var lossCount: UInt64 = 0
     /// Steps whose anomaly score reached the alert level.
     var anomalyAlerts: UInt64 = 0
+    /// Messages from producers outside trainers/ (CURVE on): predicted and scored, not learnt from.
+    var messagesNotLearnt: UInt64 = 0
+    /// The authentication handler (CURVE on), for its denial counts.
+    var zap: ZAPHandler?
     var recordsRestored: UInt64 = 0
     var recordsUnreadable: UInt64 = 0
     var connectionEvents: [String: UInt64] = [:]

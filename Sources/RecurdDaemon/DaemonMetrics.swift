@@ -34,6 +34,9 @@ final class DaemonMetrics: Sendable {
     let windowsTrained: CoreMetrics.Counter
     let outputSubscriptions: CoreMetrics.Gauge
     private let connectionEvents: [String: CoreMetrics.Counter]
+    private let authDenials: [CurveRoles.Domain: CoreMetrics.Counter]
+    /// Messages from producers outside trainers/: predicted and scored, not learnt from.
+    let messagesNotLearnt: CoreMetrics.Counter
     let modelVersion: CoreMetrics.Gauge
     let updates: CoreMetrics.Counter
     let skippedUpdates: CoreMetrics.Counter
@@ -107,6 +110,12 @@ final class DaemonMetrics: Sendable {
             rejects[reason] = CoreMetrics.Counter(label: "recurd_rejected_messages_total", dimensions: [("reason", reason.rawValue)], factory: factory)
         }
         self.rejects = rejects
+        var denials: [CurveRoles.Domain: CoreMetrics.Counter] = [:]
+        for d in CurveRoles.Domain.allCases {
+            denials[d] = CoreMetrics.Counter(label: "recurd_auth_denied_total", dimensions: [("endpoint", d.rawValue)], factory: factory)
+        }
+        authDenials = denials
+        messagesNotLearnt = CoreMetrics.Counter(label: "recurd_messages_not_learnt_total", factory: factory)
         streamsActive.record(0)
         streamsStored.record(0)
         modelVersion.record(0)
@@ -117,6 +126,8 @@ final class DaemonMetrics: Sendable {
     func streamsForgotten(_ reason: ForgetReason, by n: Int = 1) { forgotten[reason]!.increment(by: n) }
 
     func connectionEvent(_ event: String) { connectionEvents[event]?.increment() }
+
+    func authDenied(_ endpoint: CurveRoles.Domain) { authDenials[endpoint]!.increment() }
 
     /// The Prometheus text exposition.
     func render() -> [UInt8] { registry.emitToBuffer() }

@@ -51,6 +51,11 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// For softmax heads: publish the k most probable classes instead of the whole vector (0: all).
     public var topK: Int = 0
     public var control: String = "tcp://127.0.0.1:5557"
+    /// The server's secret CURVE certificate (zcert): CURVE on input, output and control.
+    public var curveServerCert: String?
+    /// Folder of allowed clients' public certificates: producers/, consumers/, operators/,
+    /// optional trainers/ (re-read on SIGHUP).
+    public var curveClients: String?
     /// HOST:PORT of the /metrics and /healthz server; empty disables it.
     public var http: String = "127.0.0.1:9464"
     /// Stream store and model checkpoints (DESIGN §6); nil: nothing is kept across restarts.
@@ -146,6 +151,9 @@ public struct ServeConfiguration: Sendable, Equatable {
         if highWaterMark < 1 { return "high-water-mark must be at least 1 (0 would let memory grow without bound)" }
         if topK > 65_535 { return "top-k must be at most 65535" }
         if !(anomalyAlertLevel > 0 && anomalyAlertLevel <= 1) { return "anomaly-alert-level must be in (0, 1]" }
+        if (curveServerCert == nil) != (curveClients == nil) {
+            return "curve-server-cert and curve-clients go together: the server's secret certificate, and the folder of the clients allowed"
+        }
         if resetModel && model == nil { return "reset-model needs --model: the model to start over from" }
         return nil
     }

@@ -94,8 +94,10 @@ final class ServingCore {
 
     /// Checks one received message and queues its steps, parks it while its stream comes back
     /// from the store, or rejects or drops it whole (counted).
-    func admit(frames: Int, key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64) {
-        let header: InputHeader
+    /// `learnable` false: the producer may not train the model (outside `trainers/`), so the
+    /// message's steps are predicted and scored as if it carried NO_LEARN.
+    func admit(frames: Int, key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64, learnable: Bool = true) {
+        var header: InputHeader
         do throws(WireError) {
             header = try MessageCheck.decode(frames: frames, key: key, payload: payload, maxMessageBytes: configuration.maxMessageBytes,
                                              architecture: runtime.architecture, into: &scheduler.arenas[scheduler.currentArena])
@@ -103,14 +105,15 @@ final class ServingCore {
             reject(error, key: frames == 2 && error.reason != .key ? key : nil)
             return
         }
+        if !learnable { header.flags.insert(.noLearn) }
         let now = Date().timeIntervalSince1970
         switch residency.lookup(key) {
         case .resident(let slot):
             accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
         case .loading:
-            residency.park(key: key, payload: payload, receivedAt: receivedAt)
+            residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable)
         case .absent where residency.worker != nil:
-            residency.park(key: key, payload: payload, receivedAt: receivedAt)
+            residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable)
         case .absent, .new:
             guard header.steps > 0 else { return }   // END or RESET of an unknown stream: nothing to do
             guard let slot = residency.insertNew(key, now: now) else { return reject(busy(), key: key) }
@@ -178,7 +181,7 @@ final class ServingCore {
                             if slot == nil {
                                 reject(busy(), key: k)
                             } else {
-                                admit(frames: 2, key: k, payload: payload, receivedAt: p.receivedAt)
+                                admit(frames: 2, key: k, payload: payload, receivedAt: p.receivedAt, learnable: p.learnable)
                             }
                         }
                     }

@@ -9,6 +9,10 @@ final class ServingEndpoints {
     let control: ZMQSocket?
     /// The input's connection events (accepted, disconnected, failed handshakes).
     let inputMonitor: ZMQSocket
+    /// With CURVE: the output's and control's failed handshakes (plaintext clients), counted as
+    /// denials.
+    let outputMonitor: ZMQSocket?
+    let controlMonitor: ZMQSocket?
     /// Endpoints as actually bound (ports resolved), for the ready log line and tests.
     let boundInputs: [String]
     let boundOutput: String
@@ -21,8 +25,23 @@ final class ServingEndpoints {
     /// Control requests libzmq takes at all; beyond 64 KiB they get an error reply.
     static let controlReceiveLimit: Int64 = 16 << 20
 
-    init(context: ZMQContext, configuration c: ServeConfiguration) throws(ZMQError) {
+    /// `curveSecretKey`: the server's 32-byte secret key, when CURVE is on (a `ZAPHandler` must be
+    /// bound in `context` first).
+    init(context: ZMQContext, configuration c: ServeConfiguration, curveSecretKey: [UInt8]? = nil) throws(ZMQError) {
+        func secure(_ s: ZMQSocket, _ domain: CurveRoles.Domain) throws(ZMQError) {
+            guard let curveSecretKey else { return }
+            try s.setZAPDomain(domain.rawValue)
+            try s.setCurveServer(secretKey: curveSecretKey)
+        }
+        func monitor(_ s: ZMQSocket, _ name: String) throws(ZMQError) -> ZMQSocket {
+            let endpoint = "inproc://recurd-\(name)-monitor"
+            try s.monitor(endpoint, events: ZMQMonitorEvent.watched)
+            let m = try ZMQSocket(context: context, type: .pair)
+            try m.connect(endpoint)
+            return m
+        }
         input = try ZMQSocket(context: context, type: c.inputSocket == .sub ? .sub : .pull)
+        try secure(input, .input)
         try input.setReceiveHighWaterMark(Int32(clamping: c.highWaterMark))
         try input.setMaxMessageSize(Self.inputReceiveLimit(c))
         // Dead TCP peers are found by kernel keepalives, not ZMTP heartbeats: libzmq 4.3.4 (Debian
@@ -32,16 +51,15 @@ final class ServingEndpoints {
             if c.subscribe.isEmpty { try input.subscribe([]) }
             for p in c.subscribe { try input.subscribe(Array(p.utf8)) }
         }
-        let monitorEndpoint = "inproc://recurd-input-monitor"
-        try input.monitor(monitorEndpoint, events: ZMQMonitorEvent.watched)
-        inputMonitor = try ZMQSocket(context: context, type: .pair)
-        try inputMonitor.connect(monitorEndpoint)
+        inputMonitor = try monitor(input, "input")
         var inputs: [String] = []
         for e in c.inputBind { try input.bind(e); inputs.append(input.lastEndpoint) }
         for e in c.inputConnect { try input.connect(e); inputs.append(e) }
         boundInputs = inputs
 
         output = try ZMQSocket(context: context, type: .xpub)
+        try secure(output, .output)
+        outputMonitor = curveSecretKey == nil ? nil : try monitor(output, "output")
         try output.setSendHighWaterMark(Int32(clamping: c.highWaterMark))
         try output.setXPubNoDrop(true)
         try output.bind(c.output)
@@ -49,9 +67,12 @@ final class ServingEndpoints {
 
         if c.control.isEmpty {
             control = nil
+            controlMonitor = nil
             boundControl = nil
         } else {
             let s = try ZMQSocket(context: context, type: .rep)
+            try secure(s, .control)
+            controlMonitor = curveSecretKey == nil ? nil : try monitor(s, "control")
             try s.setMaxMessageSize(Self.controlReceiveLimit)
             try s.bind(c.control)
             control = s
@@ -66,6 +87,8 @@ final class ServingEndpoints {
     func close() {
         input.close()
         inputMonitor.close()
+        outputMonitor?.close()
+        controlMonitor?.close()
         control?.close()
         // Closed last so the predictions of the last batch are flushed (bounded by LINGER).
         output.close()

@@ -40,6 +40,10 @@ final class ServingLoop {
     private var sink: (any OutputSink)?
     /// A control request whose reply waits for the store's thread.
     private var controlWaiting = false
+    /// With CURVE: the authentication handler, and the serving thread's copy of the allow-lists
+    /// (each message's key is checked against it, so a key removed on SIGHUP is refused at once).
+    private var zap: ZAPHandler?
+    private var roles: CurveRoles?
 
     init(configuration: ServeConfiguration, initialModel: InitialModel?, worker: StoreWorker, stateDirectory: String?, handle: DaemonHandle,
          logger: Logger, logControl: LogControl, metrics: DaemonMetrics) {
@@ -62,9 +66,47 @@ final class ServingLoop {
         }
     }
 
-    /// Binds the sockets (on the calling thread, which must then run `serve`).
-    func bind(context: ZMQContext) throws(ZMQError) -> ServingEndpoints {
-        try ServingEndpoints(context: context, configuration: configuration)
+    /// Binds the sockets (on the calling thread, which must then run `serve`); with CURVE, first
+    /// starts the authentication handler.
+    func bind(context: ZMQContext) throws -> ServingEndpoints {
+        var secret: [UInt8]?
+        if let certPath = configuration.curveServerCert, let dir = configuration.curveClients {
+            guard ZMQCurve.isAvailable else { throw DaemonError("curve-server-cert: this libzmq (\(ZMQContext.libraryVersion)) was built without CURVE") }
+            let cert = try CurveCertificate.load(certPath)
+            guard let sec = cert.secretKey, let bytes = ZMQCurve.decode(sec) else {
+                throw DaemonError("\(certPath): no secret-key line; curve-server-cert is the server's secret certificate (NAME.key_secret)")
+            }
+            if let mode = (try? FileManager.default.attributesOfItem(atPath: certPath))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+                logger.warning("the server's secret certificate can be read by other users; chmod 600 it",
+                               metadata: ["file": "\(certPath)", "mode": "\(String(mode, radix: 8))"])
+            }
+            let r = try CurveRoles.load(directory: dir)
+            zap = try ZAPHandler(context: context, roles: r, logger: logger, metrics: metrics)
+            roles = r
+            counters.zap = zap
+            secret = bytes
+            logger.notice("CURVE on input, output and control", metadata: [
+                "server_key": "\(cert.publicKey)", "producers": "\(r.producers.count)", "consumers": "\(r.consumers.count)",
+                "operators": "\(r.operators.count)", "trainers": "\(r.trainers.map { "\($0.count)" } ?? "all producers")",
+            ])
+        }
+        return try ServingEndpoints(context: context, configuration: configuration, curveSecretKey: secret)
+    }
+
+    /// SIGHUP: the allow-lists are read again; on an error the old ones stay.
+    private func reloadRoles(_ new: ServeConfiguration) {
+        guard let zap, let dir = new.curveClients ?? configuration.curveClients else { return }
+        do {
+            let r = try CurveRoles.load(directory: dir)
+            zap.update(r)
+            roles = r
+            logger.notice("allow-lists reloaded", metadata: [
+                "producers": "\(r.producers.count)", "consumers": "\(r.consumers.count)", "operators": "\(r.operators.count)",
+                "trainers": "\(r.trainers.map { "\($0.count)" } ?? "all producers")",
+            ])
+        } catch {
+            logger.error("allow-lists not reloaded; the old ones stay", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: Model
@@ -117,8 +159,10 @@ final class ServingLoop {
         let multipart = ZMQMultipart(capacity: 2)
         let controlMessage = ZMQMultipart(capacity: 1)
         // Poll order: input, output (subscriptions), the input's monitor, control, then the wake pipe.
-        let sockets = [e.input, e.output, e.inputMonitor] + (e.control.map { [$0] } ?? [])
+        let sockets = [e.input, e.output, e.inputMonitor] + (e.control.map { [$0] } ?? []) + [e.outputMonitor, e.controlMonitor].compactMap { $0 }
         let controlIndex = e.control == nil ? -1 : 3
+        let outputMonitorIndex = e.outputMonitor == nil ? -1 : (e.control == nil ? 3 : 4)
+        let controlMonitorIndex = e.controlMonitor == nil ? -1 : outputMonitorIndex + 1
         let poller = ZMQPoller(sockets, descriptors: [handle.wake.descriptor])
         let wakeIndex = sockets.count
         var lastHousekeeping = Clock.seconds
@@ -138,12 +182,15 @@ final class ServingLoop {
             if ready[wakeIndex] { handle.wake.drain() }
             if let (generation, new) = handle.takeReload() {
                 apply(new)
+                reloadRoles(new)
                 handle.reloadApplied(generation)
             }
             core?.beginCycle()
             core?.handleCompletions()
             if ready[1] { readSubscriptions(e.output) }
             if ready[2] { readMonitor(e.inputMonitor) }
+            if outputMonitorIndex >= 0, ready[outputMonitorIndex], let m = e.outputMonitor { readDenials(m, .output) }
+            if controlMonitorIndex >= 0, ready[controlMonitorIndex], let m = e.controlMonitor { readDenials(m, .control) }
             if controlIndex >= 0, ready[controlIndex], !controlWaiting, let c = e.control { handleControl(c, controlMessage) }
             if ready[0] {
                 if stateDirectory != nil, worker.isBehind(limit: Self.storeBacklogLimit) {
@@ -203,6 +250,22 @@ final class ServingLoop {
     }
 
     private func admit(_ parts: ZMQMultipart, receivedAt: UInt64) {
+        var learnable = true
+        if let roles {
+            // Every message carries the key its connection authenticated with: one removed from
+            // producers/ since (SIGHUP) is refused here, even on a connection already open.
+            guard let id = parts.userId, let key = CurveKey(cString: id), roles.producers.contains(key) else {
+                zap?.countDenied(.input)
+                connectionLog.warning("revoked producer", now: Clock.seconds, "message refused: its producer's key is no longer in producers/",
+                                      metadata: ["key": "\(parts.userId.flatMap { CurveKey(cString: $0) }?.z85 ?? "none")"])
+                return
+            }
+            if !roles.trains(key) {
+                learnable = false
+                counters.messagesNotLearnt += 1
+                metrics.messagesNotLearnt.increment()
+            }
+        }
         let frames = parts.frameCount
         let key = frames >= 1 ? parts.frame(0) : UnsafeRawBufferPointer(start: nil, count: 0)
         let payload = frames >= 2 ? parts.frame(1) : UnsafeRawBufferPointer(start: nil, count: 0)
@@ -221,7 +284,7 @@ final class ServingLoop {
             createModel(for: header)
             core?.beginCycle()
         }
-        core?.admit(frames: frames, key: key, payload: payload, receivedAt: receivedAt)
+        core?.admit(frames: frames, key: key, payload: payload, receivedAt: receivedAt, learnable: learnable)
     }
 
     /// XPUB hands up subscribe and unsubscribe messages; reading them keeps their queue empty
@@ -238,6 +301,7 @@ final class ServingLoop {
     private func readMonitor(_ monitor: ZMQSocket) {
         while let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
             guard event.kind != .other && event.kind != .handshakeSucceeded else { continue }
+            if zap != nil && event.kind == .handshakeFailed { deny(.input, event) }
             counters.connectionEvents[event.kind.rawValue, default: 0] += 1
             metrics.connectionEvent(event.kind.rawValue)
             if event.kind == .handshakeFailed || event.kind == .disconnected {
@@ -245,6 +309,20 @@ final class ServingLoop {
                                       metadata: ["endpoint": "\(event.endpoint)"])
             }
         }
+    }
+
+    /// With CURVE, the output's and control's failed handshakes: plaintext clients (the ZAP
+    /// handler counts the keys it refuses itself).
+    private func readDenials(_ monitor: ZMQSocket, _ domain: CurveRoles.Domain) {
+        while let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
+            if event.kind == .handshakeFailed { deny(domain, event) }
+        }
+    }
+
+    private func deny(_ domain: CurveRoles.Domain, _ event: ZMQMonitorEvent) {
+        zap?.countDenied(domain)
+        connectionLog.warning("plaintext \(domain.rawValue)", now: Clock.seconds, "connection refused: not a CURVE client (plaintext, or another mechanism)",
+                              metadata: ["endpoint": "\(domain.rawValue)", "peer": "\(event.endpoint)"])
     }
 
     private func rejectWithoutModel(_ error: WireError) {
@@ -284,6 +362,11 @@ final class ServingLoop {
         do {
             guard try parts.receive(from: socket, dontWait: true) else { return }
         } catch {
+            return
+        }
+        if let roles, !(parts.userId.flatMap { CurveKey(cString: $0) }.map { roles.operators.contains($0) } ?? false) {
+            zap?.countDenied(.control)
+            reply(socket, ControlReply.failure("not an operator: this key was removed from operators/"))
             return
         }
         var request: [UInt8] = []
@@ -345,6 +428,7 @@ final class ServingLoop {
         }
         worker.stop()
         e.close()
+        zap?.stop()
         logger.info("serving loop stopped", metadata: ["messages": "\(counters.messages)", "predictions": "\(counters.predictions)"])
     }
 }

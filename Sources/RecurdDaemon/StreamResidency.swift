@@ -23,6 +23,8 @@ final class StreamResidency {
     struct ParkedMessage {
         let payload: [UInt8]
         let receivedAt: UInt64
+        /// Its producer may train the model (`trainers/`).
+        let learnable: Bool
     }
     private var loading: [[UInt8]: [ParkedMessage]] = [:]
     /// Keys that may be in the store (nil until the store's thread has read them at start:
@@ -73,9 +75,9 @@ final class StreamResidency {
     var loadsInFlight: Int { loading.count }
 
     /// Keeps a message of a stream not in memory, asking the store for its record if not asked yet.
-    func park(key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64) {
+    func park(key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64, learnable: Bool) {
         let k = Array(key)
-        let message = ParkedMessage(payload: Array(payload), receivedAt: receivedAt)
+        let message = ParkedMessage(payload: Array(payload), receivedAt: receivedAt, learnable: learnable)
         if loading[k] != nil {
             loading[k]!.append(message)
         } else {

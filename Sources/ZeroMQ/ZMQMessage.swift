@@ -21,6 +21,12 @@ public final class ZMQMessage {
 
     /// More frames of the same multipart message follow.
     public var hasMore: Bool { zmq_msg_more(&message) != 0 }
+
+    /// A metadata property of the connection the frame came on (e.g. "User-Id", which a ZAP
+    /// handler set when it authenticated the peer), or nil. Valid while the frame is.
+    public func property(_ name: UnsafePointer<CChar>) -> UnsafePointer<CChar>? {
+        zmq_msg_gets(&message, name)
+    }
 }
 
 /// Receives multipart messages into a fixed set of reusable frames, so the hot path allocates
@@ -56,4 +62,7 @@ public final class ZMQMultipart {
 
     /// Frame `i` (< min(frameCount, capacity)).
     public func frame(_ i: Int) -> UnsafeRawBufferPointer { frames[i].bytes }
+
+    /// The "User-Id" a ZAP handler gave the connection the last message came on (nil: none).
+    public var userId: UnsafePointer<CChar>? { frameCount > 0 ? frames[0].property("User-Id") : nil }
 }

@@ -3,7 +3,10 @@ import CZeroMQ
 /// A connection event read from a socket monitor (`ZMQSocket.monitor`).
 public struct ZMQMonitorEvent: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        case accepted, connected, disconnected, handshakeFailed = "handshake_failed", handshakeSucceeded = "handshake_succeeded", other
+        case accepted, connected, disconnected, handshakeFailed = "handshake_failed", handshakeSucceeded = "handshake_succeeded"
+        /// The authentication handler refused the peer.
+        case authFailed = "auth_failed"
+        case other
     }
 
     public let kind: Kind
@@ -23,7 +26,8 @@ public struct ZMQMonitorEvent: Sendable, Equatable {
         case ZMQ_EVENT_CONNECTED: kind = .connected
         case ZMQ_EVENT_DISCONNECTED: kind = .disconnected
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: kind = .handshakeSucceeded
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: kind = .handshakeFailed
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: kind = .handshakeFailed
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: kind = .authFailed
         default: kind = .other
         }
         endpoint = String(decoding: frames[1], as: UTF8.self)

@@ -142,6 +142,9 @@ public final class ZMQSocket {
     /// Queue only to completed connections.
     public func setImmediate(_ on: Bool) throws(ZMQError) { try set(ZMQ_IMMEDIATE, Int32(on ? 1 : 0), "ZMQ_IMMEDIATE") }
 
+    /// The ZAP domain this socket's connections are authenticated in (sent to the ZAP handler).
+    public func setZAPDomain(_ domain: String) throws(ZMQError) { try set(ZMQ_ZAP_DOMAIN, bytes: Array(domain.utf8), "ZMQ_ZAP_DOMAIN") }
+
     /// Makes this socket a CURVE server with the given 32-byte secret key.
     public func setCurveServer(secretKey: [UInt8]) throws(ZMQError) {
         try set(ZMQ_CURVE_SERVER, Int32(1), "ZMQ_CURVE_SERVER")

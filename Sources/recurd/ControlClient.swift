@@ -7,11 +7,13 @@ struct ControlClient {
     let endpoint: String
     let timeout: Double
     private let context: ZMQContext
+    private let curve: CurveClientOptions?
 
-    init(endpoint: String, timeout: Double, context: ZMQContext) {
+    init(endpoint: String, timeout: Double, context: ZMQContext, curve: CurveClientOptions? = nil) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.context = context
+        self.curve = curve
     }
 
     /// The raw reply, or nil when none came within the timeout.
@@ -21,6 +23,7 @@ struct ControlClient {
         defer { socket.close() }
         try socket.setLinger(milliseconds: 0)
         try socket.setReceiveTimeout(milliseconds: Int32(max(1, timeout * 1000)))
+        try curve?.apply(to: socket)
         try socket.connect(endpoint)
         _ = try socket.send(frames: [Array(command.utf8)])
         return try socket.receiveFrames()?.first

@@ -11,11 +11,12 @@ struct ControlClientCommand: ParsableCommand {
 
     @Option(help: "Control endpoint.") var connect = "tcp://127.0.0.1:5557"
     @Option(parsing: .unconditional, help: "Seconds to wait for the reply.") var timeout: Double = 5
+    @OptionGroup var curve: CurveClientOptions
     @Argument(parsing: .remaining, help: "The command and its argument.") var command: [String]
 
     func run() throws {
         guard !command.isEmpty else { throw ValidationError("give a command, e.g. `recurd ctl stats`") }
-        let client = ControlClient(endpoint: connect, timeout: timeout, context: try ZMQContext())
+        let client = ControlClient(endpoint: connect, timeout: timeout, context: try ZMQContext(), curve: curve)
         guard let reply = try client.raw(command.joined(separator: " ")) else {
             throw CLIError("no reply from \(connect) within \(timeout) s: is `recurd serve` running, with --control \(connect)? (pass --connect to name its control endpoint)")
         }

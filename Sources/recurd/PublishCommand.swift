@@ -28,6 +28,7 @@ struct PublishCommand: ParsableCommand {
     @Flag(help: "Set END on the last message (the daemon forgets the stream after it).") var end = false
     @Flag(help: "Send JSON payloads instead of binary.") var json = false
     @Flag(help: "No progress lines.") var quiet = false
+    @OptionGroup var curve: CurveClientOptions
     @Argument(help: "The file to publish.") var file: String
 
     func validate() throws {
@@ -51,7 +52,7 @@ struct PublishCommand: ParsableCommand {
         let total = data.count
         guard total > 0 else { throw CLIError("\(file): no steps to publish") }
         let context = try ZMQContext()
-        let daemon = control.isEmpty ? nil : ControlClient(endpoint: control, timeout: 1, context: context)
+        let daemon = control.isEmpty ? nil : ControlClient(endpoint: control, timeout: 1, context: context, curve: curve)
         let before = daemon?.request("stats")
         if daemon != nil && before == nil {
             note("no reply from control \(control): publishing blind (pass --control to name the daemon's control endpoint, or --control '' to skip)")
@@ -110,6 +111,7 @@ struct PublishCommand: ParsableCommand {
             try s.setSendHighWaterMark(100_000)
             try s.setLinger(milliseconds: 30_000)
             try s.setReceiveTimeout(milliseconds: Int32(wait * 1000))
+            try curve.apply(to: s)
             try s.connect(connect)
             guard let subscription = try s.receiveFrames(), subscription.first?.first == 1 else {
                 s.close()
@@ -121,6 +123,7 @@ struct PublishCommand: ParsableCommand {
         try s.setImmediate(true)
         try s.setSendHighWaterMark(100_000)
         try s.setLinger(milliseconds: 30_000)
+        try curve.apply(to: s)
         try s.connect(connect)
         // With IMMEDIATE a PUSH queues only to completed connections: it is writable once one is.
         guard try ZMQPoller(writable: [s]).poll(timeoutMilliseconds: Int(wait * 1000)).first == true else {

@@ -7,6 +7,6 @@ struct Recurd: AsyncParsableCommand {
         commandName: "recurd",
         abstract: "Stateful LSTM/GRU inference and online learning for streams.",
         version: BuildInfo.description,
-        subcommands: [ServeCommand.self, DemoCommand.self, InitCommand.self, RunCommand.self, FitCommand.self, PublishCommand.self, TailCommand.self, ControlClientCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, DemoCommand.self, InitCommand.self, RunCommand.self, FitCommand.self, PublishCommand.self, TailCommand.self, ControlClientCommand.self, KeygenCommand.self, BenchCommand.self]
     )
 }

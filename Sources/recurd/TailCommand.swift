@@ -12,12 +12,14 @@ struct TailCommand: ParsableCommand {
     @Option(help: "The daemon's output endpoint.") var connect = "tcp://127.0.0.1:5556"
     @Option(help: "Topic prefix to subscribe to (default everything).") var prefix: String = ""
     @Option(parsing: .unconditional, help: "Stop after this many predictions (0: never).") var count: Int = 0
+    @OptionGroup var curve: CurveClientOptions
 
     func run() throws {
         let context = try ZMQContext()
         let sub = try ZMQSocket(context: context, type: .sub)
         try sub.setReceiveHighWaterMark(1_000_000)
         try sub.subscribe(Array(prefix.utf8))
+        try curve.apply(to: sub)
         try sub.connect(connect)
         var printed = 0
         while count == 0 || printed < count {
@@ -36,7 +38,8 @@ struct TailCommand: ParsableCommand {
                     values = (0..<m.odim).map { format6(Double(m.values[s * m.odim + $0])) }.joined(separator: ",")
                 }
                 let loss = m.losses[s].isNaN ? "-" : format6(Double(m.losses[s]))
-                out += "\(key)\t\(m.seq + UInt64(s))\tv\(m.modelVersion)\t\(values)\tloss=\(loss)\n"
+                let score = s < m.anomaly.count ? (m.anomaly[s].isNaN ? "\tanomaly=-" : "\tanomaly=\(format6(Double(m.anomaly[s])))") : ""
+                out += "\(key)\t\(m.seq + UInt64(s))\tv\(m.modelVersion)\t\(values)\tloss=\(loss)\(score)\n"
                 printed += 1
                 if count > 0 && printed >= count { break }
             }

@@ -12,7 +12,7 @@ public final class DaemonHarness {
     public let outputEndpoint: String
     public let controlEndpoint: String
     public let httpPort: Int
-    let context: ZMQContext
+    public let context: ZMQContext
     /// Sends to the daemon's input (PUSH to its PULL, or PUB to its SUB).
     public let input: ZMQSocket
     /// Receives every prediction.
@@ -28,8 +28,21 @@ public final class DaemonHarness {
     let probeText: Bool
 
     /// `launcher`: a command that runs the daemon (its arguments follow), e.g. `unshare …`.
+    /// With CURVE on in the daemon, the harness's own sockets (input, output, control) use
+    /// `curve`: this client's key pair and the server's public key (32 bytes each).
+    public struct CurveKeys: Sendable {
+        public let publicKey: [UInt8], secretKey: [UInt8], serverKey: [UInt8]
+        public init(publicKey: [UInt8], secretKey: [UInt8], serverKey: [UInt8]) {
+            self.publicKey = publicKey
+            self.secretKey = secretKey
+            self.serverKey = serverKey
+        }
+    }
+    let curve: CurveKeys?
+
     public init(arguments: [String], inputSocket: String = "pull", http: Bool = true, probeWidth: Int = 3, probeText: Bool = false,
-                environment: [String: String] = [:], launcher: [String] = []) throws {
+                environment: [String: String] = [:], launcher: [String] = [], curve: CurveKeys? = nil) throws {
+        self.curve = curve
         self.probeWidth = probeWidth
         self.probeText = probeText
         directory = temporaryDirectory()
@@ -56,10 +69,12 @@ public final class DaemonHarness {
         context = try ZMQContext()
         input = try ZMQSocket(context: context, type: inputSocket == "pull" ? .push : .pub)
         try input.setSendHighWaterMark(1_000_000)
+        if let curve { try input.setCurveClient(serverKey: curve.serverKey, publicKey: curve.publicKey, secretKey: curve.secretKey) }
         try input.connect(inputEndpoint)
         output = try ZMQSocket(context: context, type: .sub)
         try output.setReceiveHighWaterMark(1_000_000)
         try output.subscribe([])
+        if let curve { try output.setCurveClient(serverKey: curve.serverKey, publicKey: curve.publicKey, secretKey: curve.secretKey) }
         try output.connect(outputEndpoint)
         try waitForLog("serving", timeout: 20)
         if http { try waitForLog("http", timeout: 10) }
@@ -137,6 +152,7 @@ public final class DaemonHarness {
         defer { req.close() }
         try req.setLinger(milliseconds: 0)
         try req.setReceiveTimeout(milliseconds: 10_000)
+        if let curve { try req.setCurveClient(serverKey: curve.serverKey, publicKey: curve.publicKey, secretKey: curve.secretKey) }
         try req.connect(controlEndpoint)
         try req.send(frames: [Array(command.utf8)])
         guard let reply = try req.receiveFrames()?.first else { throw HarnessError("no control reply to '\(command)'") }

@@ -44,7 +44,8 @@ def recurd(*args, check=True, timeout=60):
 class Daemon:
     """`recurd serve` with ipc endpoints; `pub`, `sub`, `ctl` are recurd clients connected to it."""
 
-    def __init__(self, args, model=None, input_socket="pull", publisher_format="binary", probe=("features", 3), output_prefix=""):
+    def __init__(self, args, model=None, input_socket="pull", publisher_format="binary", probe=("features", 3), output_prefix="",
+                 curve=None):
         from recurd import Control, Publisher, Subscriber
         self.dir = tempfile.mkdtemp(prefix="rcd")  # short: ipc paths are limited to ~100 bytes
         self.input = f"ipc://{self.dir}/in"
@@ -58,9 +59,11 @@ class Daemon:
         self.pub = self.sub = self.ctl = None
         try:
             self._wait_log("serving", 30)
-            self.pub = Publisher(self.input, "push" if input_socket == "pull" else "pub", format=publisher_format)
-            self.sub = Subscriber(self.output, output_prefix=output_prefix)
-            self.ctl = Control(self.control, timeout=10)
+            # curve: (this client's secret certificate, the server's public one) for a CURVE daemon.
+            keys = dict(curve_cert=curve[0], server_key=curve[1]) if curve else {}
+            self.pub = Publisher(self.input, "push" if input_socket == "pull" else "pub", format=publisher_format, **keys)
+            self.sub = Subscriber(self.output, output_prefix=output_prefix, **keys)
+            self.ctl = Control(self.control, timeout=10, **keys)
             if input_socket != "pull":
                 assert self.pub.wait_ready(10), f"the daemon never subscribed: {self.log}"
             self.probe_kind, self.probe_width = probe

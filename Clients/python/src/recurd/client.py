@@ -10,8 +10,8 @@
     print(p.key, p.seq, p.y, p.loss)
     Control("tcp://127.0.0.1:5557").stats()
 
-CURVE (not offered by the daemon yet; for when it is, or for CURVE endpoints of your own; certificates
-in the zcert format that ``zmq.auth.create_certificates`` writes): pass
+CURVE, for a daemon started with ``--curve-server-cert`` and ``--curve-clients`` (certificates in the
+zcert format that ``zmq.auth.create_certificates`` and ``recurd keygen`` write): pass
 ``curve_cert="client.key_secret"`` (this client's secret certificate) and ``server_key=`` the
 server's public key — its ``server.key`` certificate file, or the Z85 key itself.
 """

@@ -1,0 +1,247 @@
+import Foundation
+import RecurdTestSupport
+import RecurdWire
+import Testing
+import ZeroMQ
+
+/// CURVE on every endpoint (DESIGN §6 "Security roles"), the real binary over real sockets, with
+/// certificates made by `recurd keygen`.
+@Suite(.serialized) struct SecurityEndToEndTests {
+    let dir = temporaryDirectory()
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    struct Key {
+        let publicKey: [UInt8], secretKey: [UInt8]
+    }
+
+    /// `recurd keygen NAME --dir keys`, then the public file copied into each role folder.
+    func keygen(_ name: String, roles: [String]) throws -> Key {
+        let r = try runRecurd(["keygen", name, "--dir", path("keys")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let secretFile = path("keys/\(name).key_secret")
+        let attributes = try FileManager.default.attributesOfItem(atPath: secretFile)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600, "the secret certificate must be 0600")
+        for role in roles {
+            try FileManager.default.createDirectory(atPath: path("clients/\(role)"), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: path("keys/\(name).key"), toPath: path("clients/\(role)/\(name).key"))
+        }
+        return try Self.load(secretFile)
+    }
+
+    static func load(_ file: String) throws -> Key {
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        func value(_ name: String) -> [UInt8]? {
+            guard let line = text.split(separator: "\n").first(where: { $0.contains(name) }),
+                  let open = line.firstIndex(of: "\""), let close = line.lastIndex(of: "\"") else { return nil }
+            return ZMQCurve.decode(String(line[line.index(after: open)..<close]))
+        }
+        return Key(publicKey: value("public-key")!, secretKey: value("secret-key") ?? [])
+    }
+
+    struct Setup {
+        let daemon: DaemonHarness
+        let server: Key
+        let keys: [String: Key]
+    }
+
+    /// A daemon with CURVE on. "harness" is in every role (the harness's own sockets use it);
+    /// "producer" may only produce, "trainer" produces and trains, "consumer", "operator" their
+    /// roles; "stranger" is in none.
+    func start(_ extra: [String] = [], trainers: Bool = false, model: String? = nil) throws -> Setup {
+        for role in ["producers", "consumers", "operators"] + (trainers ? ["trainers"] : []) {
+            try FileManager.default.createDirectory(atPath: path("clients/\(role)"), withIntermediateDirectories: true)
+        }
+        let server = try keygen("server", roles: [])
+        var keys: [String: Key] = [:]
+        keys["harness"] = try keygen("harness", roles: ["producers", "consumers", "operators"] + (trainers ? ["trainers"] : []))
+        keys["producer"] = try keygen("producer", roles: ["producers"])
+        keys["trainer"] = try keygen("trainer", roles: ["producers"] + (trainers ? ["trainers"] : []))
+        keys["consumer"] = try keygen("consumer", roles: ["consumers"])
+        keys["operator"] = try keygen("operator", roles: ["operators"])
+        keys["stranger"] = try keygen("stranger", roles: [])
+        let modelFile = try model ?? featureModel()
+        let h = keys["harness"]!
+        let daemon = try DaemonHarness(arguments: ["--model", modelFile, "--curve-server-cert", path("keys/server.key_secret"),
+                                                   "--curve-clients", path("clients")] + extra,
+                                       curve: .init(publicKey: h.publicKey, secretKey: h.secretKey, serverKey: server.publicKey))
+        return Setup(daemon: daemon, server: server, keys: keys)
+    }
+
+    func featureModel() throws -> String {
+        let r = try runRecurd(["init", "--cell", "lstm", "--hidden", "8", "--input-size", "3", "--output-size", "3", "--head", "linear", "-o", path("m.st")])
+        #expect(r.status == 0)
+        return path("m.st")
+    }
+
+    /// A client socket with `key` (nil: plaintext).
+    func socket(_ s: Setup, _ type: ZMQSocketType, _ key: String?, endpoint: String) throws -> ZMQSocket {
+        let socket = try ZMQSocket(context: s.daemon.context, type: type)
+        try socket.setLinger(milliseconds: 0)
+        if let key, let k = s.keys[key] { try socket.setCurveClient(serverKey: s.server.publicKey, publicKey: k.publicKey, secretKey: k.secretKey) }
+        try socket.connect(endpoint)
+        return socket
+    }
+
+    func step(_ seq: Int) -> [UInt8] {
+        InputEncoder.encode(InputMessage(inputKind: .features, xdim: 3, steps: 1, seq: UInt64(seq), features: [Float(seq), 1, -1]))
+    }
+
+    func denied(_ s: Setup, _ endpoint: String) throws -> Int {
+        ((try s.daemon.control("stats")["auth_denied"] as? [String: Any])?[endpoint] as? Int) ?? -1
+    }
+
+    /// Waits until `body` holds or `seconds` pass.
+    func eventually(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if try body() { return true }
+            usleep(50_000)
+        } while Date() < deadline
+        return false
+    }
+
+    @Test func allowedProducerAndConsumerAreServedExactly() throws {
+        let s = try start(["--no-learn", "--no-normalize", "--no-combine"])
+        let rows: [[Float]] = (0..<20).map { t in [Float(t) * 0.1, sin(Float(t)), 1] }
+        let csv = rows.map { $0.map { "\($0)" }.joined(separator: ",") }.joined(separator: "\n") + "\n"
+        try csv.write(toFile: path("rows.csv"), atomically: true, encoding: .utf8)
+        let expected = try runRecurd(["run", "--model", path("m.st"), "--input", path("rows.csv")]).stdout.split(separator: "\n")
+            .map { $0.split(separator: ",").map { Float($0)! } }
+        // A producer-only key sends; the consumer-only key receives.
+        let consumer = try socket(s, .sub, "consumer", endpoint: s.daemon.outputEndpoint)
+        try consumer.subscribe(Array("a".utf8))
+        try consumer.setReceiveTimeout(milliseconds: 10_000)
+        let producer = try socket(s, .push, "producer", endpoint: s.daemon.inputEndpoint)
+        // The subscription needs a moment to arrive: the first steps go again under RESET until one is answered.
+        var got: [[Float]] = []
+        try consumer.setReceiveTimeout(milliseconds: 200)
+        for attempt in 0..<50 where got.isEmpty {
+            let first = InputMessage(inputKind: .features, flags: attempt == 0 ? [] : [.reset], xdim: 3, steps: 1, seq: 0, features: rows[0])
+            _ = try producer.send(frames: [Array("a".utf8), InputEncoder.encode(first)])
+            if let frames = try consumer.receiveFrames() { got.append(try OutputCodec.decode(frames[1]).values) }
+        }
+        try consumer.setReceiveTimeout(milliseconds: 10_000)
+        for t in 1..<20 {
+            _ = try producer.send(frames: [Array("a".utf8), InputEncoder.encode(InputMessage(inputKind: .features, xdim: 3, steps: 1, seq: UInt64(t), features: rows[t]))])
+            guard let frames = try consumer.receiveFrames() else { Issue.record("no output for step \(t)"); break }
+            got.append(try OutputCodec.decode(frames[1]).values)
+        }
+        #expect(got.count == 20)
+        for (a, b) in zip(got, expected) { #expect(maxAbsDifference(a, b) < 1e-6) }
+        producer.close()
+        consumer.close()
+        #expect(s.daemon.terminate() == 0)
+    }
+
+    @Test func plaintextAndUnknownProducersAreNeverProcessed() throws {
+        let s = try start(["--no-learn"])
+        let plain = try socket(s, .push, nil, endpoint: s.daemon.inputEndpoint)
+        let stranger = try socket(s, .push, "stranger", endpoint: s.daemon.inputEndpoint)
+        let consumer = try socket(s, .sub, "harness", endpoint: s.daemon.outputEndpoint)
+        try consumer.subscribe([])
+        try consumer.setReceiveTimeout(milliseconds: 300)
+        for t in 0..<20 {
+            _ = try plain.send(frames: [Array("plain".utf8), step(t)], dontWait: true)
+            _ = try stranger.send(frames: [Array("stranger".utf8), step(t)], dontWait: true)
+        }
+        #expect(try eventually(10) { try denied(s, "input") >= 2 }, "a plaintext and an unknown producer are both counted")
+        // An allowed producer's steps go through meanwhile, and nothing else is published.
+        try s.daemon.send(key: "ok", InputMessage(inputKind: .features, xdim: 3, steps: 1, seq: 0, features: [1, 2, 3]))
+        var keys: Set<String> = []
+        while let frames = try consumer.receiveFrames() { keys.insert(String(decoding: frames[0], as: UTF8.self)) }
+        #expect(!keys.contains("plain") && !keys.contains("stranger"), "\(keys)")
+        let streams = (try s.daemon.control("streams")["streams"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String }
+        #expect(streams.contains("ok") && !streams.contains("plain") && !streams.contains("stranger"), "\(streams)")
+        #expect(s.daemon.log.contains("connection refused"))
+        let metrics = try s.daemon.http("/metrics").1
+        #expect(metrics.contains(#"recurd_auth_denied_total{endpoint="input"}"#))
+        plain.close()
+        stranger.close()
+        consumer.close()
+        #expect(s.daemon.terminate() == 0)
+    }
+
+    @Test func unknownAndPlaintextSubscribersReceiveNothing() throws {
+        let s = try start(["--no-learn"])
+        var subs: [ZMQSocket] = []
+        for key in [nil, "stranger", "producer"] as [String?] {
+            let sub = try socket(s, .sub, key, endpoint: s.daemon.outputEndpoint)
+            try sub.subscribe([])
+            try sub.setReceiveTimeout(milliseconds: 500)
+            subs.append(sub)
+        }
+        #expect(try eventually(10) { try denied(s, "output") >= 3 }, "plaintext, unknown and producer-only subscribers are refused")
+        for t in 0..<10 { try s.daemon.send(key: "a", InputMessage(inputKind: .features, xdim: 3, steps: 1, seq: UInt64(t), features: [1, 2, 3])) }
+        #expect(try s.daemon.receive(count: 10).count == 10, "the harness, a consumer, gets every output")
+        for sub in subs {
+            #expect(try sub.receiveFrames() == nil, "a refused subscriber received an output")
+            sub.close()
+        }
+        #expect(s.daemon.terminate() == 0)
+    }
+
+    @Test func controlAnswersOperatorsOnly() throws {
+        let s = try start(["--no-learn"])
+        for key in [nil, "stranger", "producer"] as [String?] {
+            let req = try socket(s, .req, key, endpoint: s.daemon.controlEndpoint)
+            try req.setReceiveTimeout(milliseconds: 700)
+            _ = try req.send(frames: [Array("set lr=0.9".utf8)], dontWait: true)
+            #expect(try req.receiveFrames() == nil, "\(key ?? "plaintext") got a control reply")
+            req.close()
+        }
+        let op = try socket(s, .req, "operator", endpoint: s.daemon.controlEndpoint)
+        try op.setReceiveTimeout(milliseconds: 10_000)
+        _ = try op.send(frames: [Array("stats".utf8)])
+        let reply = try op.receiveFrames()?.first.flatMap { try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+        #expect(reply?["ok"] as? Bool == true)
+        #expect(reply?["lr"] as? Double == 0.005, "a refused client changed the learning rate")
+        #expect(try denied(s, "control") >= 3)
+        // The CLI's control client with the operator's certificate.
+        let ctl = try runRecurd(["ctl", "--connect", s.daemon.controlEndpoint, "--curve-cert", path("keys/operator.key_secret"),
+                                 "--server-key", path("keys/server.key"), "stats"])
+        #expect(ctl.status == 0 && ctl.stdout.contains("\"ok\" : true"), "\(ctl.stdout)\(ctl.stderr)")
+        op.close()
+        #expect(s.daemon.terminate() == 0)
+    }
+
+    @Test func producersOutsideTrainersNeverChangeTheModel() throws {
+        let s = try start(["--sync-learning", "--k1", "2", "--k2", "4", "--lr", "0.05"], trainers: true)
+        let producer = try socket(s, .push, "producer", endpoint: s.daemon.inputEndpoint)
+        for t in 0..<60 { _ = try producer.send(frames: [Array("p".utf8), step(t)]) }
+        #expect(try eventually(10) { (try s.daemon.control("stream p")["steps"] as? Int) == 60 }, "the producer's steps are served")
+        let stats = try s.daemon.control("stats")
+        #expect(stats["model_version"] as? Int == 0, "a producer outside trainers/ changed the model")
+        #expect(stats["messages_not_learnt"] as? Int == 60)
+        #expect((try s.daemon.control("stream p")["targets"] as? Int) == 59, "its steps are still scored")
+        let trainer = try socket(s, .push, "trainer", endpoint: s.daemon.inputEndpoint)
+        for t in 0..<20 { _ = try trainer.send(frames: [Array("t".utf8), step(t)]) }
+        #expect(try eventually(10) { (try s.daemon.control("stats")["model_version"] as? Int ?? 0) > 0 }, "a trainer's steps train the model")
+        producer.close()
+        trainer.close()
+        #expect(s.daemon.terminate() == 0)
+    }
+
+    @Test func aKeyRemovedOnSIGHUPIsRefused() throws {
+        let s = try start(["--no-learn"])
+        let producer = try socket(s, .push, "producer", endpoint: s.daemon.inputEndpoint)
+        for t in 0..<5 { _ = try producer.send(frames: [Array("p".utf8), step(t)]) }
+        #expect(try eventually(10) { (try s.daemon.control("stream p")["steps"] as? Int) == 5 })
+        try FileManager.default.removeItem(atPath: path("clients/producers/producer.key"))
+        s.daemon.signal(SIGHUP)
+        #expect(eventually(10) { s.daemon.log.contains("allow-lists reloaded") })
+        let before = try denied(s, "input")
+        // The open connection's messages are refused from now on…
+        for t in 5..<10 { _ = try producer.send(frames: [Array("p".utf8), step(t)]) }
+        #expect(try eventually(10) { try denied(s, "input") >= before + 5 })
+        #expect((try s.daemon.control("stream p")["steps"] as? Int) == 5)
+        // …and a new connection with the key is refused.
+        let again = try socket(s, .push, "producer", endpoint: s.daemon.inputEndpoint)
+        _ = try again.send(frames: [Array("p".utf8), step(10)], dontWait: true)
+        #expect(try eventually(10) { try denied(s, "input") >= before + 6 })
+        #expect((try s.daemon.control("stream p")["steps"] as? Int) == 5)
+        producer.close()
+        again.close()
+        #expect(s.daemon.terminate() == 0)
+    }
+}
