@@ -14,6 +14,7 @@ usage: python Benchmarks/load.py [--recurd .build/release/recurd] [--duration 3]
 import argparse
 import json
 import os
+import shutil
 import platform
 import subprocess
 import sys
@@ -49,8 +50,19 @@ def server_command(name, port):
     # The peer runs the network alone, so recurd does too (no forecast combination) unless the row
     # says otherwise.
     forecast = {"recurd-defaults": [], "recurd-scores": ["--no-combine", "--anomaly-scores"]}.get(name, ["--no-combine"])
+    curve = ["--curve-server-cert", os.path.join(keys, "server.key_secret"), "--curve-clients", clients] if name == "recurd-curve" else []
     return [a.recurd, "serve", "--model", model, "--input", inp, "--input-socket", "pull", "--output", out, "--control",
-            f"tcp://127.0.0.1:{port + 2}", "--http", "", "--log-level", "error"] + learn + store + forecast, inp, out
+            f"tcp://127.0.0.1:{port + 2}", "--http", "", "--log-level", "error"] + learn + store + forecast + curve, inp, out
+
+
+# CURVE: a server key pair and one client allowed to produce, consume and operate.
+keys, clients = os.path.join(work, "keys"), os.path.join(work, "clients")
+for n in ["server", "client"]:
+    subprocess.run([a.recurd, "keygen", n, "--dir", keys], check=True, capture_output=True)
+for role in ["producers", "consumers", "operators"]:
+    os.makedirs(os.path.join(clients, role), exist_ok=True)
+    shutil.copy(os.path.join(keys, "client.key"), os.path.join(clients, role, "client.key"))
+CLIENT_CURVE = ["--curve-cert", os.path.join(keys, "client.key_secret"), "--server-key", os.path.join(keys, "server.key")]
 
 
 def measure(name, port):
@@ -62,13 +74,15 @@ def measure(name, port):
     try:
         for rates in ["20000", "sweep"]:
             r = subprocess.run([a.recurd, "bench", "load", "--input", inp, "--output", out, "--rates", rates,
-                                "--duration", str(duration), "--server", name], capture_output=True, text=True, timeout=900)
+                                "--duration", str(duration), "--server", name] + (CLIENT_CURVE if name == "recurd-curve" else []),
+                               capture_output=True, text=True, timeout=900)
             if r.returncode != 0:
                 sys.exit(f"load generator failed against {name}: {r.stderr.strip()}")
             results += [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
         if name != "python":
             # What learning did meanwhile (updates applied, windows it could not keep up with).
-            stats = subprocess.run([a.recurd, "ctl", "--connect", f"tcp://127.0.0.1:{port + 2}", "stats"], capture_output=True, text=True)
+            stats = subprocess.run([a.recurd, "ctl", "--connect", f"tcp://127.0.0.1:{port + 2}", "stats"] + (CLIENT_CURVE if name == "recurd-curve" else []),
+                                   capture_output=True, text=True)
             if stats.returncode == 0:
                 s = json.loads(stats.stdout)
                 results.append({"server": name, "stats": {k: s[k] for k in ["messages", "updates", "skipped_updates", "windows_coalesced",
@@ -80,7 +94,7 @@ def measure(name, port):
 
 
 runs = {}
-for i, name in enumerate(["recurd", "python", "recurd-learning", "recurd-store", "recurd-scores", "recurd-defaults"]):
+for i, name in enumerate(["recurd", "python", "recurd-learning", "recurd-store", "recurd-scores", "recurd-defaults", "recurd-curve"]):
     print(f"measuring {name} …", file=sys.stderr)
     runs[name] = measure(name, 7600 + 10 * i)
 
@@ -146,7 +160,8 @@ for name, label in [("recurd", "recurd serve (learning off)"), ("python", "Pytho
                     ("recurd-learning", "recurd serve (learning on, background trainer)"),
                     ("recurd-store", "recurd serve (learning off, stream store on, written every 5 s)"),
                     ("recurd-scores", "recurd serve (learning off, anomaly scores on)"),
-                    ("recurd-defaults", "recurd serve (learning off, forecast combination on: the default for these 8-feature streams)")]:
+                    ("recurd-defaults", "recurd serve (learning off, forecast combination on: the default for these 8-feature streams)"),
+                    ("recurd-curve", "recurd serve (learning off, CURVE on input and output)")]:
     r = at20k(runs[name])
     lines.append(f"| {label} | {best(runs[name]):,.0f} | {r['p50_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['p999_us']:.0f} µs | {r['lost']} |")
 ratio = best(runs["recurd"]) / best(runs["python"])
@@ -160,6 +175,8 @@ lines += [
     f"dropped and {stats(runs['recurd-learning']).get('windows_coalesced', '?')} coalesced because it could not keep up at these rates "
     f"(it runs at SCHED_IDLE, in the CPU time serving leaves).",
     f"Store on / store off throughput: **{store_ratio:.0%}** (target ≥ 90 %).",
+    f"CURVE on / off throughput: **{best(runs['recurd-curve']) / best(runs['recurd']):.0%}** (target ≥ 70 %); p99 at 20k/s "
+    f"{at20k(runs['recurd-curve'])['p99_us']:.0f} µs with CURVE, {at20k(runs['recurd'])['p99_us']:.0f} µs without.",
     f"Anomaly scores on / off throughput: **{best(runs['recurd-scores']) / best(runs['recurd']):.0%}** (target ≥ 95 %). "
     f"Forecast combination on / off: **{best(runs['recurd-defaults']) / best(runs['recurd']):.0%}** (it runs per feature: 8 here; "
     "the other rows turn it off so that recurd does the same work as the peer).",

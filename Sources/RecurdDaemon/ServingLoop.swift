@@ -93,13 +93,28 @@ final class ServingLoop {
         return try ServingEndpoints(context: context, configuration: configuration, curveSecretKey: secret)
     }
 
-    /// SIGHUP: the allow-lists are read again; on an error the old ones stay.
+    /// SIGHUP: the allow-lists are read again; on an error the old ones stay. Producers' and
+    /// operators' messages are checked one by one against the new lists; subscribers are not
+    /// (an output has no per-message sender), so when a consumer key goes the output re-binds:
+    /// every subscriber's connection closes, they reconnect (ZeroMQ does it on its own) and
+    /// authenticate again, and the removed one is refused.
     private func reloadRoles(_ new: ServeConfiguration) {
-        guard let zap, let dir = new.curveClients ?? configuration.curveClients else { return }
+        guard let zap, let dir = configuration.curveClients else { return }
         do {
             let r = try CurveRoles.load(directory: dir)
+            let consumerRemoved = !(roles?.consumers.isSubset(of: r.consumers) ?? true)
             zap.update(r)
             roles = r
+            if consumerRemoved, let e = endpoints {
+                do {
+                    try e.output.unbind(e.boundOutput)
+                    try e.output.bind(e.boundOutput)
+                    logger.notice("a consumer key was removed: the output re-bound, subscribers reconnect and authenticate again",
+                                  metadata: ["output": "\(e.boundOutput)"])
+                } catch {
+                    logger.error("could not re-bind the output after a consumer key was removed; restart to cut it off", metadata: ["error": "\(error)"])
+                }
+            }
             logger.notice("allow-lists reloaded", metadata: [
                 "producers": "\(r.producers.count)", "consumers": "\(r.consumers.count)", "operators": "\(r.operators.count)",
                 "trainers": "\(r.trainers.map { "\($0.count)" } ?? "all producers")",

@@ -68,6 +68,13 @@ public final class ZMQSocket {
         guard zmq_bind(h, endpoint) == 0 else { throw ZMQError.last("bind \(endpoint)") }
     }
 
+    /// Stops listening on `endpoint` and closes the connections accepted through it (peers that
+    /// reconnect come back through the next bind, handshake and all).
+    public func unbind(_ endpoint: String) throws(ZMQError) {
+        let h = try live("unbind \(endpoint)")
+        guard zmq_unbind(h, endpoint) == 0 else { throw ZMQError.last("unbind \(endpoint)") }
+    }
+
     public func connect(_ endpoint: String) throws(ZMQError) {
         let h = try live("connect \(endpoint)")
         guard zmq_connect(h, endpoint) == 0 else { throw ZMQError.last("connect \(endpoint)") }

@@ -23,6 +23,7 @@ struct BenchLoad: ParsableCommand {
     @Option(help: "Messages per second to try, comma-separated; or 'sweep' to find the highest sustained rate.") var rates: String = "20000"
     @Option(parsing: .unconditional, help: "Seconds per rate.") var duration: Double = 3
     @Option(help: "Label of the server in the output.") var server: String = "recurd"
+    @OptionGroup var curve: CurveClientOptions
 
     struct Trial {
         var rate: Double
@@ -45,11 +46,13 @@ struct BenchLoad: ParsableCommand {
         let push = try ZMQSocket(context: context, type: .push)
         try push.setSendHighWaterMark(100_000)
         try push.setLinger(milliseconds: 0)
+        try curve.apply(to: push)
         try push.connect(input)
         let sub = try ZMQSocket(context: context, type: .sub)
         try sub.setReceiveHighWaterMark(10_000_000)
         try sub.subscribe([])
         try sub.setReceiveTimeout(milliseconds: 200)
+        try curve.apply(to: sub)
         try sub.connect(output)
         let keys = (0..<streams).map { Array("stream-\($0)".utf8) }
         var seqs = [UInt64](repeating: 0, count: streams)

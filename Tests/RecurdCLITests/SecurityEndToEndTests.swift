@@ -244,4 +244,34 @@ import ZeroMQ
         again.close()
         #expect(s.daemon.terminate() == 0)
     }
+
+    /// A consumer removed on SIGHUP is cut off at once: the output re-binds, the others reconnect.
+    @Test func aConsumerRemovedOnSIGHUPIsCutOff() throws {
+        let s = try start(["--no-learn"])
+        let consumer = try socket(s, .sub, "consumer", endpoint: s.daemon.outputEndpoint)
+        try consumer.subscribe(Array("c".utf8))
+        try consumer.setReceiveTimeout(milliseconds: 100)
+        var seq = 0
+        func sendUntil(_ socket: ZMQSocket, _ seconds: Double) throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                try s.daemon.send(key: "c", InputMessage(inputKind: .features, xdim: 3, steps: 1, seq: UInt64(seq), features: [1, 2, 3]))
+                seq += 1
+                if try socket.receiveFrames() != nil { return true }
+            }
+            return false
+        }
+        #expect(try sendUntil(consumer, 10), "the consumer receives while it is allowed")
+        try FileManager.default.removeItem(atPath: path("clients/consumers/consumer.key"))
+        s.daemon.signal(SIGHUP)
+        #expect(eventually(10) { s.daemon.log.contains("output re-bound") })
+        // The harness, still a consumer, is served again once it has reconnected…
+        try s.daemon.output.setReceiveTimeout(milliseconds: 100)
+        #expect(try sendUntil(s.daemon.output, 10), "an allowed subscriber reconnects")
+        // …and the removed one gets nothing more.
+        while try consumer.receiveFrames() != nil {}
+        #expect(try !sendUntil(consumer, 1.5), "a removed consumer still receives")
+        consumer.close()
+        #expect(s.daemon.terminate() == 0)
+    }
 }
