@@ -66,6 +66,9 @@ final class ServingLoop {
         }
     }
 
+    /// libzmq's I/O threads: CURVE's encryption and decryption run there, so it gets a second one.
+    var ioThreads: Int32 { configuration.curveServerCert == nil ? 1 : 2 }
+
     /// Binds the sockets (on the calling thread, which must then run `serve`); with CURVE, first
     /// starts the authentication handler.
     func bind(context: ZMQContext) throws -> ServingEndpoints {

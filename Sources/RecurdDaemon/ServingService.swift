@@ -16,7 +16,7 @@ struct ServingService: Service {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
                 let thread = Thread {
                     do {
-                        let context = try ZMQContext()
+                        let context = try ZMQContext(ioThreads: loop.value.ioThreads)
                         let endpoints = try loop.value.bind(context: context)
                         logger.notice("serving", metadata: [
                             "input": "\(endpoints.boundInputs.joined(separator: ","))", "output": "\(endpoints.boundOutput)",

@@ -56,8 +56,8 @@ struct DemoCommand: AsyncParsableCommand {
         config.http = ""
         config.learn = learn
         config.anomalyScores = anomalyScores
-        config.logLevel = .warning
-        let daemon = try Daemon(configuration: config, logControl: LogControl(level: .warning))
+        config.logLevel = .error
+        let daemon = try Daemon(configuration: config, logControl: LogControl(level: .error))
         let serving = Task { try await daemon.run(handleSignals: false) }
         let ready = try await daemon.waitUntilReady()
 
