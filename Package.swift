@@ -58,6 +58,8 @@ let package = Package(
         // Per-stream forecasting helpers beside the network: the forecast combiner and the
         // anomaly score, each a function over its state in the stream's record. No I/O.
         .target(name: "RecurdForecast", swiftSettings: numericsSettings),
+        // The bundled pre-trained byte model (Models/pretrain_text.py), compiled in as bytes.
+        .target(name: "CRecurdTextModel"),
         // SQLite (Debian libsqlite3-dev) through its C API: the stream store's one connection
         // lives on one thread, so GRDB's queues and record types would add nothing.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -79,7 +81,7 @@ let package = Package(
         .target(
             name: "RecurdDaemon",
             dependencies: [
-                "RecurdNumerics", "RecurdStreams", "RecurdModelFile", "RecurdStore", "RecurdWire", "ZeroMQ",
+                "RecurdNumerics", "RecurdStreams", "RecurdModelFile", "RecurdStore", "RecurdWire", "ZeroMQ", "CRecurdTextModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -111,8 +111,13 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var anomalyScores: Bool = false
     /// Scores at or above this count as alerts in `stats`, `stream KEY` and the metrics.
     public var anomalyAlertLevel: Float = 0.3
+    /// Bytes of each text stream's context model, which sharpens the network's next-byte
+    /// distribution (0: publish the network's as it is).
+    public var textContextBytes: Int = 4 << 20
 
     // The model created when there is no model file.
+    /// A text stream's created model starts from the bundled pre-trained byte model.
+    public var pretrainedText: Bool = true
     public var newModelCell: CellKind = .lstm
     public var newModelHidden: [Int] = [64]
     public var newModelHead: HeadKind = .linear
@@ -122,7 +127,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     public init() {}
 
     /// The combiner and anomaly settings, as the stream records need them.
-    public var forecastOptions: ForecastOptions { ForecastOptions(combine: combine, anomalyScores: anomalyScores) }
+    public var forecastOptions: ForecastOptions { ForecastOptions(combine: combine, anomalyScores: anomalyScores, textContextBytes: textContextBytes) }
 
     /// The TBPTT and optimiser settings.
     public var learning: LearningConfiguration {
@@ -136,6 +141,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         if trainQueue < trainBatch { return "train-queue (\(trainQueue)) must be at least train-batch (\(trainBatch))" }
         if maxStreams < 1 { return "max-streams must be at least 1" }
         if maxBatch < 1 { return "max-batch must be at least 1" }
+        if textContextBytes < 0 || textContextBytes > 1 << 30 { return "text-context-bytes must be between 0 and 1073741824" }
         if maxStreams <= maxBatch { return "max-streams (\(maxStreams)) must exceed max-batch (\(maxBatch))" }
         if maxMessageBytes < 64 { return "max-message-bytes must be at least 64" }
         if maxMessageBytes > 256 << 20 { return "max-message-bytes must be at most 256 MiB" }

@@ -145,6 +145,20 @@ final class ServingLoop {
     /// over 256).
     private func createModel(for m: InputHeader) {
         let c = configuration
+        if m.inputKind == .text && c.pretrainedText {
+            do {
+                let file = try PretrainedTextModel.load()
+                install(file, path: nil, version: 0, checkpointed: false)
+                let a = file.model.architecture
+                logger.notice("created the model from the bundled pre-trained text model", metadata: [
+                    "cell": "\(a.cell.rawValue)", "hidden": "\(a.hidden)", "embedding": "\(a.input.layerInputSize)",
+                    "parameters": "\(file.model.layout.count)",
+                ])
+                return
+            } catch {
+                logger.error("the bundled text model does not load; creating a new one", metadata: ["error": "\(error)"])
+            }
+        }
         let arch: ModelArchitecture
         switch m.inputKind {
         case .features:

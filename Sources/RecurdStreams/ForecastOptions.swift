@@ -6,9 +6,13 @@ public struct ForecastOptions: Sendable, Equatable {
     public var combine: Bool
     /// Every output carries a per-step anomaly score (`AnomalyScorer`).
     public var anomalyScores: Bool
+    /// Bytes of each text stream's context model (`TextContextModel`); 0: the network's
+    /// distribution is published as it is.
+    public var textContextBytes: Int
 
-    public init(combine: Bool = false, anomalyScores: Bool = false) {
+    public init(combine: Bool = false, anomalyScores: Bool = false, textContextBytes: Int = 0) {
         self.combine = combine
         self.anomalyScores = anomalyScores
+        self.textContextBytes = textContextBytes
     }
 }

@@ -38,13 +38,14 @@ public final class OnlineLearner {
     }
 
     /// `standardize`: per-stream running standardisation of the features (fit's `--normalize`).
-    public init(model: Model, configuration: LearningConfiguration, standardize: Bool = false) {
+    public init(model: Model, configuration: LearningConfiguration, standardize: Bool = false, forecast: ForecastOptions = ForecastOptions()) {
         precondition(Self.nextStepProblem(model.architecture) == nil)
         self.model = model
         self.configuration = configuration
         trainer = Trainer(layout: model.layout, configuration: configuration)
         engine = StepEngine(layout: model.layout, maxBatch: 1)
-        let layout = StreamRecordLayout(architecture: model.architecture, learning: configuration, nextStepTargets: true, standardize: standardize)
+        let layout = StreamRecordLayout(architecture: model.architecture, learning: configuration, nextStepTargets: true, standardize: standardize,
+                                        forecast: forecast)
         learning = StreamLearning(layout: layout)
         core = .allocate(byteCount: layout.coreBytes, alignment: 16)
         windowMemory = .allocate(byteCount: layout.window!.byteCount, alignment: 16)

@@ -68,7 +68,19 @@ public final class StreamLearning {
         var out = Outcome()
         let flags = r.flags
         let resolves = flags.contains(.hasPrediction) && !explicitTarget
-        if resolves {
+        if let context = r.textContext, features == nil {
+            // The published distribution was the context model's mixture: score that, then
+            // let the contexts learn the byte.
+            let symbol = UInt8(truncatingIfNeeded: token)
+            if resolves {
+                let network = TextContextModel.networkProbability(context, of: symbol).map(Double.init)
+                    ?? Self.softmaxProbability(r.lastLogits, count: outputs, of: Int(symbol))
+                let p = TextContextModel.observe(context, buckets: layout.textBuckets, symbol: symbol, baseProbability: network)
+                out.loss = Float(-log(max(p, 1e-30)))
+            } else {
+                TextContextModel.learn(context, buckets: layout.textBuckets, symbol: symbol)
+            }
+        } else if resolves {
             // x_t is the target of step t−1.
             if layout.combine, let features {
                 out.loss = publishedLoss(r, features: features, standardized: x!)
@@ -151,6 +163,10 @@ public final class StreamLearning {
     /// simple forecasters, fed the step's input `features` (the stream's units).
     public func publishable(_ r: StreamRecord, outputs p: UnsafePointer<Float>, features: UnsafePointer<Float>? = nil,
                             into y: UnsafeMutablePointer<Float>) {
+        if let context = r.textContext {
+            TextContextModel.distribution(context, buckets: layout.textBuckets, base: p, into: y)
+            return
+        }
         if layout.standardize {
             RunningStandardizer.destandardize(p, into: y, count: r.standardCount, mean: r.standardMean, m2: r.standardM2, n: inputSize)
         } else {
@@ -176,9 +192,24 @@ public final class StreamLearning {
         return Loss.value(.linear, logits: r.published, count: outputs, values: features, classIndex: 0, scratch: lossScratch.pointer)
     }
 
+    /// softmax(logits)[index], in double precision.
+    static func softmaxProbability(_ logits: UnsafePointer<Float>, count: Int, of index: Int) -> Double {
+        var top = -Float.infinity
+        for j in 0..<count { top = max(top, logits[j]) }
+        var sum = 0.0
+        for j in 0..<count { sum += exp(Double(logits[j] - top)) }
+        return exp(Double(logits[index] - top)) / sum
+    }
+
     /// Streams that do not forecast their input score the surprise of their progressive loss.
     private func score(_ r: StreamRecord, loss: Float) -> Float {
         guard loss.isFinite else { return .nan }
         return Float(AnomalyScorer.update(r.anomalyState(0), x: Double(loss), prediction: .nan))
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -164,6 +164,9 @@ public struct StreamRecord {
         // the alert count is a statistic and stays.
         (core + layout.publishedOffset).initializeMemory(as: UInt8.self, repeating: 0, count: layout.forecastBytes)
         for i in 0..<layout.anomalyScorers { anomalyState(i).update(repeating: 0, count: AnomalyScorer.stateSize) }
+        // A text stream's context counts are what it has learnt, like the weights; only the
+        // history starts over.
+        if let t = textContext { TextContextModel.resetHistory(t) }
     }
 
     /// A gap in the sequence: the last prediction is not scored or learnt against the first input
@@ -174,5 +177,9 @@ public struct StreamRecord {
         f.remove(.previousLearnable)
         flags = f
         windowIfInUse?.markBroken()
+        if let t = textContext { TextContextModel.resetHistory(t) }
     }
+
+    /// The text context model's memory (nil when the layout has none).
+    public var textContext: UnsafeMutableRawPointer? { layout.textBuckets > 0 ? core + layout.textOffset : nil }
 }

@@ -24,7 +24,7 @@ public enum StreamRecordCodec {
     public static let version: UInt16 = 1
 
     enum Section: UInt16 {
-        case core = 1, state = 2, logits = 3, standardizer = 4, window = 5, forecast = 6, anomaly = 7
+        case core = 1, state = 2, logits = 3, standardizer = 4, window = 5, forecast = 6, anomaly = 7, text = 8
     }
 
     /// The descriptor written before a window block: what its layout depends on.
@@ -38,7 +38,7 @@ public enum StreamRecordCodec {
         out.removeAll(keepingCapacity: true)
         let l = r.layout
         let window = r.windowIfInUse
-        let sections = 4 + (window != nil ? 1 : 0) + (l.forecastBytes > 0 ? 1 : 0) + (l.anomalyBytes > 0 ? 1 : 0)
+        let sections = 4 + (window != nil ? 1 : 0) + (l.forecastBytes > 0 ? 1 : 0) + (l.anomalyBytes > 0 ? 1 : 0) + (l.textBytes > 0 ? 1 : 0)
         put(magic, &out)
         put(version, &out)
         put(UInt16(sections), &out)
@@ -49,6 +49,7 @@ public enum StreamRecordCodec {
         section(.standardizer, UnsafeRawBufferPointer(start: r.core + l.meanOffset, count: l.standardizedInputs * 16), &out)
         if l.forecastBytes > 0 { section(.forecast, UnsafeRawBufferPointer(start: r.core + l.publishedOffset, count: l.forecastBytes), &out) }
         if l.anomalyBytes > 0 { section(.anomaly, UnsafeRawBufferPointer(start: r.core + l.anomalyOffset, count: l.anomalyBytes), &out) }
+        if l.textBytes > 0 { section(.text, UnsafeRawBufferPointer(start: r.core + l.textOffset, count: l.textBytes), &out) }
         if let window {
             let d = descriptor(window.layout)
             put(Section.window.rawValue, &out)
@@ -146,6 +147,9 @@ public enum StreamRecordCodec {
                 if length == l.forecastBytes && length > 0 { copy(to: l.publishedOffset) }
             case .anomaly:
                 if length == l.anomalyBytes && length > 0 { copy(to: l.anomalyOffset) }
+            case .text:
+                // Written with another context size: the stream's contexts start empty.
+                if length == l.textBytes && length > 0 { copy(to: l.textOffset) }
             case nil:
                 break   // a later format's section: skipped
             }

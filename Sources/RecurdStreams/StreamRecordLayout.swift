@@ -15,6 +15,7 @@ import RecurdNumerics
 ///          · combiner states (In × `ForecastCombiner.stateSize` f64, when combining)
 ///          · anomaly: alerts (f64), then scorer states (`AnomalyScorer.stateSize` f64 each: one
 ///            per feature for forecasting streams, else one over the progressive loss)
+///          · text context model (`TextContextModel`, byte streams with next-byte targets)
 /// ```
 public struct StreamRecordLayout: Sendable, Equatable {
     public let architecture: ModelArchitecture
@@ -47,6 +48,9 @@ public struct StreamRecordLayout: Sendable, Equatable {
     public let publishedCount: Int
     public let combinerOffset: Int
     public let anomalyOffset: Int
+    /// Buckets of the text context model (0: none).
+    public let textBuckets: Int
+    public let textOffset: Int
 
     /// The layout for a model; `learning` nil when the stream never learns. Next-step targets and
     /// standardisation apply only where the model allows them (as `recurd fit` requires).
@@ -73,7 +77,10 @@ public struct StreamRecordLayout: Sendable, Equatable {
         publishedOffset = m2Offset + standardizedInputs * 8
         combinerOffset = (publishedOffset + publishedCount * 4 + 7) & ~7
         anomalyOffset = combinerOffset + (combine ? inputSize * ForecastCombiner.stateSize * 8 : 0)
-        let end = anomalyOffset + (anomalyScorers > 0 ? (1 + anomalyScorers * AnomalyScorer.stateSize) * 8 : 0)
+        textOffset = (anomalyOffset + (anomalyScorers > 0 ? (1 + anomalyScorers * AnomalyScorer.stateSize) * 8 : 0) + 15) & ~15
+        let byteStream: Bool = if case .tokens(256, _) = a.input { implied && a.head == .softmax && a.outputSize == 256 } else { false }
+        textBuckets = byteStream ? TextContextModel.buckets(fitting: forecast.textContextBytes) : 0
+        let end = textOffset + (textBuckets > 0 ? TextContextModel.bytes(buckets: textBuckets) : 0)
         coreBytes = (end + 15) & ~15
     }
 
@@ -81,6 +88,8 @@ public struct StreamRecordLayout: Sendable, Equatable {
     public var forecastBytes: Int { anomalyOffset - publishedOffset }
     /// Bytes of the anomaly section (alert count and scorer states).
     public var anomalyBytes: Int { anomalyScorers > 0 ? (1 + anomalyScorers * AnomalyScorer.stateSize) * 8 : 0 }
+    /// Bytes of the text context section.
+    public var textBytes: Int { textBuckets > 0 ? TextContextModel.bytes(buckets: textBuckets) : 0 }
 
     /// A digest of what the core block's meaning depends on: records written under another
     /// fingerprint do not belong to this model.

@@ -24,6 +24,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Write a JSON report here.") var report: String?
     @Flag(help: "Standardise each feature with its running mean and variance (off by default, so results compare with any framework's).") var normalize = false
     @Flag(help: "Print only the summary, not the curve as it goes.") var quiet = false
+    @Option(parsing: .unconditional, help: "Text models: score the daemon's published distribution, the network's refined by a per-stream context model of this many bytes (0, the default: the network's own, as any framework computes it).") var textContextBytes = 0
 
     func run() throws {
         let config = LearningConfiguration(k1: k1, k2: k2, optimizer: optimizer, learningRate: lr, clip: clip)
@@ -37,7 +38,8 @@ struct FitCommand: ParsableCommand {
 
         Kernels.prepare()
         if normalize && m.architecture.head != .linear { throw CLIError("--normalize needs a feature model with a linear head (next-step regression)") }
-        let learner = OnlineLearner(model: m, configuration: config, standardize: normalize)
+        let learner = OnlineLearner(model: m, configuration: config, standardize: normalize,
+                                    forecast: ForecastOptions(textContextBytes: textContextBytes))
         var curve = ProgressCurve(block: 1_000)
         let started = DispatchTime.now().uptimeNanoseconds
         switch stream {

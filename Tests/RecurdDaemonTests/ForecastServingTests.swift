@@ -122,4 +122,56 @@ import Testing
         #expect(scores[0].isNaN && scores[1].isNaN, "no loss before the second step, and the scorer's first value is NaN")
         #expect(scores.dropFirst(2).allSatisfy { $0 >= 0 && $0 < 1 })
     }
+
+    /// A text stream publishes the context model's mixture: each row is a distribution, each
+    /// progressive loss is −ln of what the previous row gave the byte that came, text that repeats
+    /// becomes cheap, and the record (with its contexts) round-trips through the codec.
+    @Test func textStreamsPublishTheContextMixture() throws {
+        let text = ModelArchitecture(cell: .gru, input: .tokens(vocabulary: 256, embedding: 4), hidden: [8], outputSize: 256, head: .softmax)
+        let bytes = Array(String(repeating: "the cat sat on the mat. ", count: 30).utf8)
+        func run(_ contextBytes: Int) -> (ServingCore, [OutputMessage]) {
+            let (core, sink) = self.core(text) { $0.textContextBytes = contextBytes }
+            send(core, "t", InputMessage(inputKind: .text, xdim: 1, steps: bytes.count, seq: 0, tokens: bytes.map(UInt32.init)))
+            let rows = sink.outputs.map(\.message)
+            return (core, rows)
+        }
+        let (core, outs) = run(1 << 20)
+        let values = outs.flatMap(\.values), losses = outs.flatMap(\.losses)
+        #expect(values.count == bytes.count * 256 && losses.count == bytes.count)
+        for t in 0..<bytes.count {
+            let row = values[(t * 256)..<((t + 1) * 256)]
+            #expect(abs(row.reduce(0, +) - 1) < 1e-4 && row.allSatisfy { $0 > 0 }, "step \(t)")
+            guard t > 0 else { continue }
+            let expected = -log(Double(values[(t - 1) * 256 + Int(bytes[t])]))
+            #expect(abs(Double(losses[t]) - expected) <= 1e-3 * max(1, expected), "step \(t): loss \(losses[t]), −ln p \(expected)")
+        }
+        let (_, plainOuts) = run(0)
+        let plain = plainOuts.flatMap(\.losses)
+        let tail = (bytes.count * 2 / 3)..<bytes.count
+        let mixed = tail.map { Double(losses[$0]) }.reduce(0, +), network = tail.map { Double(plain[$0]) }.reduce(0, +)
+        #expect(mixed < 0.2 * network, "last third: \(mixed) nats with contexts, \(network) without")
+
+        let slot = try #require(core.table.slot(for: Array("t".utf8)))
+        let encoded = StreamRecordCodec.encode(core.table.record(slot))
+        #expect(encoded.count > core.table.layout.textBytes)
+        let (other, _) = run(1 << 20)
+        let copy = try #require(Array("u".utf8).withUnsafeBytes { other.table.insert($0, now: 0) })
+        try StreamRecordCodec.decode(encoded, into: other.table.record(copy), now: 0)
+        #expect(StreamRecordCodec.encode(other.table.record(copy)) == encoded)
+        // Another context size: the stream is kept, its contexts start empty.
+        let (small, _) = run(1 << 18)
+        let s = try #require(Array("u".utf8).withUnsafeBytes { small.table.insert($0, now: 0) })
+        try StreamRecordCodec.decode(encoded, into: small.table.record(s), now: 0)
+        #expect(small.table.record(s).steps == UInt64(bytes.count))
+    }
+
+    /// The bundled pre-trained text model loads and has the created text model's shape.
+    @Test func bundledTextModelLoads() throws {
+        let file = try PretrainedTextModel.load()
+        let a = file.model.architecture
+        let c = ServeConfiguration()
+        #expect(a.cell == c.newModelCell && a.hidden == c.newModelHidden && a.head == .softmax && a.outputSize == 256)
+        #expect(a.input == .tokens(vocabulary: 256, embedding: c.newModelEmbedding))
+    }
 }
+
