@@ -20,18 +20,16 @@ import csv
 import math
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 
-import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Clients", "python", "src"))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "Fixtures", "forecast"))
 from recurd import wire  # noqa: E402
+from local_daemon import LocalDaemon  # noqa: E402
 import combiner_ref  # noqa: E402
 
 SHARED = os.path.join(ROOT, "Data", "nab")
@@ -62,16 +60,13 @@ def cpu_seconds(pid):
 
 def run_daemon(recurd, xs, flags):
     """Streams xs through a fresh daemon; returns (forecasts of x_{t+1} per t, CPU s per step)."""
-    work = tempfile.mkdtemp(prefix="recurd-forecast-")
-    ep = {k: f"ipc://{work}/{k}" for k in ["in", "out", "ctl"]}
-    server = subprocess.Popen([recurd, "serve", "--input", ep["in"], "--input-socket", "pull", "--output", ep["out"],
-                               "--control", ep["ctl"], "--http", "", "--log-level", "warning", *flags], stderr=subprocess.DEVNULL)
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.connect(ep["in"])
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"s")
-    sub.connect(ep["out"])
+    with LocalDaemon(recurd, flags, subscribe=b"s") as d:
+        return stream(d, xs)
+
+
+def stream(d, xs):
+    """One step per message through the daemon `d`, each prediction awaited."""
+    push, sub = d.push, d.sub
     time.sleep(0.3)
     first = wire.encode_input(wire.InputMessage.build(x=[xs[0]], seq=0))
     # Until the subscription is live the first output may be lost: resend step 0 under a RESET
@@ -85,16 +80,13 @@ def run_daemon(recurd, xs, flags):
             break
     else:
         raise RuntimeError("the daemon never answered")
-    cpu0 = cpu_seconds(server.pid)
+    cpu0 = cpu_seconds(d.pid)
     for t in range(1, len(xs)):
         push.send_multipart([b"s", wire.encode_input(wire.InputMessage.build(x=[xs[t]], seq=t))])
         if not sub.poll(10_000):
             raise RuntimeError(f"no answer to step {t}")
         forecasts.append(wire.decode_output(sub.recv_multipart()[1]).values[0][0])
-    per_step = (cpu_seconds(server.pid) - cpu0) / max(1, len(xs) - 1)
-    server.terminate()
-    server.wait(timeout=30)
-    ctx.destroy(linger=0)
+    per_step = (cpu_seconds(d.pid) - cpu0) / max(1, len(xs) - 1)
     return forecasts, per_step
 
 

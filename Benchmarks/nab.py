@@ -20,15 +20,14 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Clients", "python", "src"))
 from recurd import wire  # noqa: E402
+from local_daemon import LocalDaemon  # noqa: E402
 
 SCOREBOARD = [("ARTime", 74.9, 65.1, 80.4), ("Numenta HTM", 70.5, 62.6, 75.2), ("CAD OSE", 69.9, 67.0, 73.2),
               ("earthgecko Skyline", 58.2, None, None), ("KNN CAD", 58.0, None, None), ("Relative Entropy", 54.6, None, None),
@@ -53,17 +52,9 @@ def main():
     with open(os.path.join(a.work, "labels", "combined_windows.json")) as fh:
         windows = json.load(fh)
 
-    tmp = tempfile.mkdtemp(prefix="recurd-nab-")
-    ep = {k: f"ipc://{tmp}/{k}" for k in ["in", "out", "ctl"]}
     flags = ["--anomaly-scores"] + a.flags.split()
-    server = subprocess.Popen([a.recurd, "serve", "--input", ep["in"], "--input-socket", "pull", "--output", ep["out"],
-                               "--control", ep["ctl"], "--http", "", "--log-level", "warning", *flags], stderr=subprocess.DEVNULL)
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.connect(ep["in"])
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(ep["out"])
+    daemon = LocalDaemon(a.recurd, flags)
+    push, sub = daemon.push, daemon.sub
     time.sleep(0.3)
 
     data = os.path.join(a.work, "data")
@@ -102,9 +93,7 @@ def main():
                 w.writerow([ts, row["value"], repr(s), label])
         print(f"{rel}: {len(rows)} steps, {sum(1 for s in scores if s >= 0.3)} alerts", flush=True)
     streamed = time.time() - started
-    server.terminate()
-    server.wait(timeout=30)
-    ctx.destroy(linger=0)
+    daemon.close()
 
     # NAB's own scorer.
     subprocess.run([a.nab_python, "run.py", "-d", a.detector, "--optimize", "--score", "--normalize", "--skipConfirmation", "-n", "1"],

@@ -5,8 +5,7 @@ published for the bytes that came is the size an arithmetic coder would reach wi
 streams through a fresh `recurd serve` (no model file: the daemon creates its default text model
 from the first message), in messages of 256 bytes sent as fast as the daemon takes them, and the
 per-step progressive losses in its outputs are summed. Reported per text and setting: bits/byte
-(the first byte has no loss and is not counted), the daemon's bytes/s over the run and per second of
-its serving threads' CPU time, and how many
+(the first byte has no loss and is not counted), the daemon's bytes/s over the run, and how many
 the share of the stream's due windows it trained on (`trained_share`: learning keeping up).
 
 Compared in the same run: `bzip2 -9` and `xz -9e` (compressed bits per byte of the whole file).
@@ -26,16 +25,14 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
-
-import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Clients", "python", "src"))
 from recurd import wire  # noqa: E402
 from recurd.client import Control  # noqa: E402
+from local_daemon import LocalDaemon  # noqa: E402
 
 
 def default_texts():
@@ -70,37 +67,10 @@ def compressed_bits(path, cmd):
     return 8 * len(out) / os.path.getsize(path)
 
 
-def serving_cpu(pid):
-    """CPU seconds of the daemon's threads other than the trainer."""
-    total = 0.0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/comm") as fh:
-                if fh.read().strip() == "recurd-trainer":
-                    continue
-            with open(f"/proc/{pid}/task/{task}/stat") as fh:
-                parts = fh.read().rsplit(")", 1)[1].split()
-            total += (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-        except FileNotFoundError:
-            pass
-    return total
-
-
 def run_daemon(recurd, data, flags, extra=()):
-    """Streams `data` through a fresh daemon; returns (bits/byte, bytes/s, trained share of windows due, bytes per
-    second of serving-thread CPU)."""
-    work = tempfile.mkdtemp(prefix="recurd-text-")
-    ep = {k: f"ipc://{work}/{k}" for k in ["in", "out", "ctl"]}
-    server = subprocess.Popen([recurd, "serve", "--input", ep["in"], "--input-socket", "pull", "--output", ep["out"],
-                               "--control", ep["ctl"], "--http", "", "--log-level", "warning", "--top-k", "1", *flags, *extra],
-                              stderr=subprocess.DEVNULL)
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.connect(ep["in"])
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(ep["out"])
-    try:
+    """Streams `data` through a fresh daemon; returns (bits/byte, bytes/s, trained share of windows due)."""
+    with LocalDaemon(recurd, ["--top-k", "1", *flags, *extra]) as d:
+        push, sub = d.push, d.sub
         # A probe stream (one byte, never learnt from) until the subscription is live.
         for attempt in range(300):
             push.send_multipart([b"probe", wire.encode_input(wire.InputMessage.build(text=b" ", seq=attempt, no_learn=True))])
@@ -113,7 +83,6 @@ def run_daemon(recurd, data, flags, extra=()):
         chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
         total, counted, steps = 0.0, 0, 0
         start = time.perf_counter()
-        cpu0 = serving_cpu(server.pid)
         sent = 0
         while steps < len(data):
             while sent < len(chunks) and sent - steps // CHUNK < 64:
@@ -131,14 +100,9 @@ def run_daemon(recurd, data, flags, extra=()):
                     total += float(v)
                     counted += 1
         seconds = time.perf_counter() - start
-        cpu = serving_cpu(server.pid) - cpu0
         time.sleep(0.5)  # let the trainer finish what is queued before reading its counters
-        stats = Control(ep["ctl"], timeout=10).stats()
-        return total / math.log(2) / counted, len(data) / seconds, stats.get("trained_share") or 0.0, len(data) / max(cpu, 1e-9)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        ctx.destroy(linger=0)
+        stats = Control(d.endpoints["ctl"], timeout=10).stats()
+        return total / math.log(2) / counted, len(data) / seconds, stats.get("trained_share") or 0.0
 
 
 def main():
@@ -161,7 +125,7 @@ def main():
             r[label] = run_daemon(a.recurd, data, flags, a.daemon_args.split())
         rows.append(r)
         print(r["text"], f"bzip2 {r['bzip2 -9']:.3f} xz {r['xz -9e']:.3f}",
-              " ".join(f"[{k}] {v[0]:.3f} b/B {v[1] / 1e3:.0f}k B/s ({v[3] / 1e3:.0f}k per serving CPU s) trained {v[2]:.0%}" for k, v in r.items() if isinstance(v, tuple)),
+              " ".join(f"[{k}] {v[0]:.3f} b/B {v[1] / 1e3:.0f}k B/s trained {v[2]:.0%}" for k, v in r.items() if isinstance(v, tuple)),
               flush=True)
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
@@ -178,12 +142,11 @@ def main():
             v = r[label][0]
             cells.append(f"**{v:.3f}**" if v <= r["bzip2 -9"] else f"{v:.3f}")
         lines.append(f"| {r['text']} | {r['bytes']} | " + " | ".join(cells) + f" | {r['bzip2 -9']:.3f} | {r['xz -9e']:.3f} |")
-    lines += ["", "Daemon throughput: bytes/s over the run (the publishing client shares the machine), bytes per second of the serving "
-              "threads' CPU time (the trainer excluded: what one serving core can take), and the share of due windows it trained on "
-              "(learning keeping up):", "",
+    lines += ["", "Daemon throughput (bytes/s over the run; the publishing client shares the machine) and the share of due windows "
+              "it trained on (learning keeping up):", "",
               "| text | " + " | ".join(c[0] for c in configs) + " |", "|---|" + "---|" * len(configs)]
     for r in rows:
-        lines.append(f"| {r['text']} | " + " | ".join(f"{r[c[0]][1] / 1e3:.0f}k B/s, {r[c[0]][3] / 1e3:.0f}k B/CPU-s, {r[c[0]][2]:.0%}" for c in configs) + " |")
+        lines.append(f"| {r['text']} | " + " | ".join(f"{r[c[0]][1] / 1e3:.0f}k B/s, {r[c[0]][2]:.0%}" for c in configs) + " |")
     lines += ["", "shakespeare.txt is the text the bundled model was pre-trained on (Models/pretrain_text.py): the pre-trained rows "
               "on it are not out-of-sample; the fresh-model rows are."]
     os.makedirs(os.path.dirname(a.output), exist_ok=True)

@@ -58,35 +58,24 @@ public enum TextContextModel {
     /// 256 bytes) mixed, written to `out` (256 floats, summing to 1).
     public static func distribution(_ m: UnsafeMutableRawPointer, buckets: Int, base: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         let history = m.load(as: UInt64.self), seen = m.load(fromByteOffset: 8, as: UInt64.self)
-        // Order 0 over the uniform base.
-        var (n, u) = order0Totals(m)
-        var inverse = Float(1 / (Double(n) + concentration))
-        var escape = Float((concentration + discount * Double(u)) / (Double(n) + concentration) / 256)
-        let d = Float(discount)
-        let counts0 = (m + order0Offset).assumingMemoryBound(to: UInt32.self)
-        for s in 0..<256 { out[s] = max(Float(counts0[s]) - d, 0) * inverse + escape }
+        out.update(repeating: 1.0 / 256, count: 256)
+        let (n0, u0) = order0Totals(m)
+        smoothDense(out, counts: UnsafePointer((m + order0Offset).assumingMemoryBound(to: UInt32.self)), n: n0, u: u0)
         if seen >= 1 {
-            let row = order1Row(m, history)
-            (n, u) = rowTotals(m, history)
-            if n > 0 {
-                inverse = Float(1 / (Double(n) + concentration))
-                escape = Float((concentration + discount * Double(u)) / (Double(n) + concentration))
-                for s in 0..<256 { out[s] = max(Float(row[s]) - d, 0) * inverse + escape * out[s] }
-            }
+            let (n, u) = rowTotals(m, history)
+            smoothDense(out, counts: order1Row(m, history), n: n, u: u)
         }
-        if orders >= 2 {
-            for k in 2...orders where UInt64(k) <= seen {
-                guard let b = find(m, buckets: buckets, hash: contextHash(history, order: k)) else { continue }
-                let (n, u) = totals(b)
-                if n == 0 { continue }
-                let scale = Float((concentration + discount * Double(u)) / (Double(n) + concentration))
-                for s in 0..<256 { out[s] *= scale }
-                for i in 0..<symbolsPerBucket {
-                    let c = Int(b.load(fromByteOffset: 4 + symbolsPerBucket + i, as: UInt8.self))
-                    if c == 0 { continue }
-                    let s = Int(b.load(fromByteOffset: 4 + i, as: UInt8.self))
-                    out[s] += Float((Double(c) - discount) / (Double(n) + concentration))
-                }
+        for k in 2...orders where UInt64(k) <= seen {
+            guard let b = find(m, buckets: buckets, hash: contextHash(history, order: k)) else { continue }
+            let (n, u) = totals(b)
+            if n == 0 { continue }
+            // Dense escape, then the few counted symbols.
+            let (inverse, escape) = smoothing(n: n, u: u)
+            let scale = Float(escape)
+            for s in 0..<256 { out[s] *= scale }
+            let symbols = symbols(b), counts = counts(b)
+            for i in 0..<symbolsPerBucket where counts[i] > 0 {
+                out[Int(symbols[i])] += Float((Double(counts[i]) - discount) * inverse)
             }
         }
         let w = Float(weight(m))
@@ -117,25 +106,16 @@ public enum TextContextModel {
     public static func observe(_ m: UnsafeMutableRawPointer, buckets: Int, symbol: UInt8, baseProbability: Double) -> Double {
         let history = m.load(as: UInt64.self), seen = m.load(fromByteOffset: 8, as: UInt64.self)
         let pBase = max(baseProbability, 1e-30)
-        var (n, u) = order0Totals(m)
-        var c = Double(m.load(fromByteOffset: order0Offset + Int(symbol) * 4, as: UInt32.self))
-        var p = max(c - discount, 0) / (Double(n) + concentration) + (concentration + discount * Double(u)) / (Double(n) + concentration) / 256
+        let (n0, u0) = order0Totals(m)
+        var p = smooth(count: Int(m.load(fromByteOffset: order0Offset + Int(symbol) * 4, as: UInt32.self)), lower: 1.0 / 256, n: n0, u: u0)
         if seen >= 1 {
-            let row = order1Row(m, history)
-            (n, u) = rowTotals(m, history)
-            if n > 0 {
-                c = Double(row[Int(symbol)])
-                p = (max(c - discount, 0) + (concentration + discount * Double(u)) * p) / (Double(n) + concentration)
-            }
+            let (n, u) = rowTotals(m, history)
+            if n > 0 { p = smooth(count: Int(order1Row(m, history)[Int(symbol)]), lower: p, n: n, u: u) }
         }
-        if orders >= 2 {
-            for k in 2...orders where UInt64(k) <= seen {
-                guard let b = find(m, buckets: buckets, hash: contextHash(history, order: k)) else { continue }
-                let (n, u) = totals(b)
-                if n == 0 { continue }
-                let c = Double(count(b, symbol))
-                p = (max(c - discount, 0) + (concentration + discount * Double(u)) * p) / (Double(n) + concentration)
-            }
+        for k in 2...orders where UInt64(k) <= seen {
+            guard let b = find(m, buckets: buckets, hash: contextHash(history, order: k)) else { continue }
+            let (n, u) = totals(b)
+            if n > 0 { p = smooth(count: count(b, symbol), lower: p, n: n, u: u) }
         }
         let w = weight(m)
         let published = w * p + (1 - w) * pBase
@@ -212,6 +192,31 @@ public enum TextContextModel {
 
     // MARK: Parts
 
+    /// One context's Pitman–Yor step over the distribution below it, for one symbol counted `c`
+    /// times in a context with total `n` and `u` distinct symbols.
+    @inline(__always)
+    static func smooth(count c: Int, lower p: Double, n: Int, u: Int) -> Double {
+        let (inverse, escape) = smoothing(n: n, u: u)
+        return max(Double(c) - discount, 0) * inverse + escape * p
+    }
+
+    /// 1/(n + α) and the escape share (α + d·u)/(n + α) of a context.
+    @inline(__always)
+    static func smoothing(n: Int, u: Int) -> (inverse: Double, escape: Double) {
+        let inverse = 1 / (Double(n) + concentration)
+        return (inverse, (concentration + discount * Double(u)) * inverse)
+    }
+
+    /// The same step for every symbol of a dense table (orders 0 and 1); nothing when the
+    /// context has no counts.
+    @inline(__always)
+    static func smoothDense<C: BinaryInteger>(_ out: UnsafeMutablePointer<Float>, counts: UnsafePointer<C>, n: Int, u: Int) {
+        guard n > 0 else { return }
+        let (inverse, escape) = smoothing(n: n, u: u)
+        let fi = Float(inverse), fe = Float(escape), d = Float(discount)
+        for s in 0..<256 { out[s] = max(Float(counts[s]) - d, 0) * fi + fe * out[s] }
+    }
+
     static func order0Totals(_ m: UnsafeMutableRawPointer) -> (n: Int, u: Int) {
         (Int(m.load(fromByteOffset: 24, as: UInt64.self)), Int(m.load(fromByteOffset: 32, as: UInt64.self)))
     }
@@ -267,22 +272,26 @@ public enum TextContextModel {
         return victim
     }
 
+    /// A bucket's symbol slots and their counts (0: the slot is free).
+    static func symbols(_ b: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> { (b + 4).assumingMemoryBound(to: UInt8.self) }
+    static func counts(_ b: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
+        (b + 4 + symbolsPerBucket).assumingMemoryBound(to: UInt8.self)
+    }
+
     /// Total count and distinct symbols of a bucket.
     static func totals(_ b: UnsafeMutableRawPointer) -> (n: Int, u: Int) {
+        let counts = counts(b)
         var n = 0, u = 0
-        for i in 0..<symbolsPerBucket {
-            let c = Int(b.load(fromByteOffset: 4 + symbolsPerBucket + i, as: UInt8.self))
-            n += c
-            if c > 0 { u += 1 }
+        for i in 0..<symbolsPerBucket where counts[i] > 0 {
+            n += Int(counts[i])
+            u += 1
         }
         return (n, u)
     }
 
     static func count(_ b: UnsafeMutableRawPointer, _ s: UInt8) -> Int {
-        for i in 0..<symbolsPerBucket {
-            let c = b.load(fromByteOffset: 4 + symbolsPerBucket + i, as: UInt8.self)
-            if c > 0 && b.load(fromByteOffset: 4 + i, as: UInt8.self) == s { return Int(c) }
-        }
+        let symbols = symbols(b), counts = counts(b)
+        for i in 0..<symbolsPerBucket where counts[i] > 0 && symbols[i] == s { return Int(counts[i]) }
         return 0
     }
 
@@ -290,28 +299,26 @@ public enum TextContextModel {
     /// symbol (the first of equals). A count reaching 255 halves the bucket's counts (rounding
     /// up), so old evidence fades.
     static func add(_ b: UnsafeMutableRawPointer, _ s: UInt8) {
-        var slot = -1, empty = -1, least = 0, leastCount = Int.max
+        let symbols = symbols(b), counts = counts(b)
+        var slot = -1, empty = -1, least = 0
         for i in 0..<symbolsPerBucket {
-            let c = Int(b.load(fromByteOffset: 4 + symbolsPerBucket + i, as: UInt8.self))
-            if c == 0 {
+            if counts[i] == 0 {
                 if empty < 0 { empty = i }
-                continue
+            } else if symbols[i] == s {
+                slot = i
+                break
+            } else if counts[i] < counts[least] {
+                least = i
             }
-            if b.load(fromByteOffset: 4 + i, as: UInt8.self) == s { slot = i; break }
-            if c < leastCount { leastCount = c; least = i }
         }
         if slot < 0 {
             slot = empty >= 0 ? empty : least
-            b.storeBytes(of: s, toByteOffset: 4 + slot, as: UInt8.self)
-            b.storeBytes(of: UInt8(0), toByteOffset: 4 + symbolsPerBucket + slot, as: UInt8.self)
+            symbols[slot] = s
+            counts[slot] = 0
         }
-        let c = b.load(fromByteOffset: 4 + symbolsPerBucket + slot, as: UInt8.self) + 1
-        b.storeBytes(of: c, toByteOffset: 4 + symbolsPerBucket + slot, as: UInt8.self)
-        if c == 255 {
-            for i in 0..<symbolsPerBucket {
-                let v = b.load(fromByteOffset: 4 + symbolsPerBucket + i, as: UInt8.self)
-                b.storeBytes(of: UInt8((Int(v) + 1) / 2), toByteOffset: 4 + symbolsPerBucket + i, as: UInt8.self)
-            }
+        counts[slot] += 1
+        if counts[slot] == 255 {
+            for i in 0..<symbolsPerBucket { counts[i] = UInt8((Int(counts[i]) + 1) / 2) }
         }
     }
 }

@@ -68,13 +68,15 @@ public final class StreamLearning {
         var out = Outcome()
         let flags = r.flags
         let resolves = flags.contains(.hasPrediction) && !explicitTarget
-        if let context = r.textContext, features == nil {
+        if let context = r.textContext {
             // The published distribution was the context model's mixture: score that, then
             // let the contexts learn the byte.
             let symbol = UInt8(truncatingIfNeeded: token)
             if resolves {
+                // The distribution kept from publishing, else (`fit` does not publish) the logits'.
                 let network = TextContextModel.networkProbability(context, of: symbol).map(Double.init)
-                    ?? Self.softmaxProbability(r.lastLogits, count: outputs, of: Int(symbol))
+                    ?? exp(-Double(Loss.value(.softmax, logits: r.lastLogits, count: outputs, values: nil, classIndex: Int(symbol),
+                                              scratch: lossScratch.pointer)))
                 let p = TextContextModel.observe(context, buckets: layout.textBuckets, symbol: symbol, baseProbability: network)
                 out.loss = Float(-log(max(p, 1e-30)))
             } else {
@@ -190,15 +192,6 @@ public final class StreamLearning {
             return Loss.value(.linear, logits: publishedScratch.pointer, count: outputs, values: z, classIndex: 0, scratch: lossScratch.pointer)
         }
         return Loss.value(.linear, logits: r.published, count: outputs, values: features, classIndex: 0, scratch: lossScratch.pointer)
-    }
-
-    /// softmax(logits)[index], in double precision.
-    static func softmaxProbability(_ logits: UnsafePointer<Float>, count: Int, of index: Int) -> Double {
-        var top = -Float.infinity
-        for j in 0..<count { top = max(top, logits[j]) }
-        var sum = 0.0
-        for j in 0..<count { sum += exp(Double(logits[j] - top)) }
-        return exp(Double(logits[index] - top)) / sum
     }
 
     /// Streams that do not forecast their input score the surprise of their progressive loss.
