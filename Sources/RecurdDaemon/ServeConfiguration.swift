@@ -116,7 +116,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var textContextBytes: Int = 4 << 20
 
     // The model created when there is no model file.
-    /// A text stream's created model starts from the bundled pre-trained byte model.
+    /// A text stream's created model starts from the bundled pre-trained byte model, when the
+    /// new-model settings describe its shape.
     public var pretrainedText: Bool = true
     public var newModelCell: CellKind = .lstm
     public var newModelHidden: [Int] = [64]

@@ -49,7 +49,7 @@ public enum ServeSettings {
             .float("anomaly-alert-level", \.anomalyAlertLevel, "Scores at or above this count as alerts (stats, metrics)", reloadable: true),
             .integer("text-context-bytes", \.textContextBytes, "Memory of each text stream's context model, which sharpens the network's next-byte distribution (0: off)"),
             .choice("forecast", \.forecast, "Head of a created feature model: residual (predicts the change; starts as persistence) or level"),
-            .bool("pretrained-text", \.pretrainedText, "A text stream's created model starts from the bundled byte model pre-trained on Shakespeare (off: from the new-model settings)"),
+            .bool("pretrained-text", \.pretrainedText, "A text stream's created model starts from the bundled byte model pre-trained on Shakespeare, when the new-model settings are its shape (the defaults)"),
             .choice("new-model-cell", \.newModelCell, "Cell of a model created from the first stream"),
             .integers("new-model-hidden", \.newModelHidden, "Hidden sizes of a created model, bottom first"),
             .choice("new-model-head", \.newModelHead, "Head of a created feature model"),

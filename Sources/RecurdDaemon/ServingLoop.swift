@@ -148,13 +148,20 @@ final class ServingLoop {
         if m.inputKind == .text && c.pretrainedText {
             do {
                 let file = try PretrainedTextModel.load()
-                install(file, path: nil, version: 0, checkpointed: false)
                 let a = file.model.architecture
-                logger.notice("created the model from the bundled pre-trained text model", metadata: [
-                    "cell": "\(a.cell.rawValue)", "hidden": "\(a.hidden)", "embedding": "\(a.input.layerInputSize)",
-                    "parameters": "\(file.model.layout.count)",
+                // The new-model settings still say what a created model is: the bundled weights
+                // stand in only for a model of their own shape.
+                if a.cell == c.newModelCell && a.hidden == c.newModelHidden && a.input == .tokens(vocabulary: 256, embedding: c.newModelEmbedding) {
+                    install(file, path: nil, version: 0, checkpointed: false)
+                    logger.notice("created the model from the bundled pre-trained text model", metadata: [
+                        "cell": "\(a.cell.rawValue)", "hidden": "\(a.hidden)", "embedding": "\(c.newModelEmbedding)",
+                        "parameters": "\(file.model.layout.count)",
+                    ])
+                    return
+                }
+                logger.notice("the new-model settings differ from the bundled text model's shape; creating a new model", metadata: [
+                    "bundled": "\(a.cell.rawValue) \(a.hidden), embedding \(a.input.layerInputSize)",
                 ])
-                return
             } catch {
                 logger.error("the bundled text model does not load; creating a new one", metadata: ["error": "\(error)"])
             }

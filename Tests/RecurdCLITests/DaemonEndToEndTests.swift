@@ -343,6 +343,19 @@ import Testing
         #expect((try daemon.control("stats")["rejected"] as? [String: Int])?["dimension"] == 1)
     }
 
+    /// A text stream's created model is the bundled pre-trained one when the new-model settings
+    /// are its shape (the defaults); other settings get a fresh model of their own shape.
+    @Test func textStreamsStartFromTheBundledModelOfTheirShape() throws {
+        let bundled = try DaemonHarness(arguments: ["--no-learn"], probeText: true)
+        #expect(bundled.log.contains("created the model from the bundled pre-trained text model"))
+        #expect(try bundled.control("model")["hidden"] as? [Int] == [64])
+        #expect(bundled.terminate() == 0)
+        let other = try DaemonHarness(arguments: ["--no-learn", "--new-model-hidden", "32"], probeText: true)
+        #expect(other.log.contains("differ from the bundled text model"))
+        #expect(try other.control("model")["hidden"] as? [Int] == [32])
+        #expect(other.terminate() == 0)
+    }
+
     @Test func sigtermFinishesInFlightWorkAndExitsZero() throws {
         let model = try featureModel()
         let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--no-normalize", "--no-combine", "--no-combine"])
