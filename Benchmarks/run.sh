@@ -63,7 +63,7 @@ case "${1:-}" in
 esac
 if [[ "$WHICH" == nab ]]; then
     NAB_DIR="${NAB_DIR:-../shared/tools/nab}"
-    NABENV=.build/nabenv
+    NABENV="$PWD/.build/nabenv"   # absolute: the scorer runs in its own working copy
     if ! "$NABENV/bin/python" -c 'import pandas, simplejson, dateutil' 2>/dev/null; then
         echo "run.sh: creating NAB's scorer environment at $NABENV (pandas 1.5.3, numpy < 2)" >&2
         python3 -m venv "$NABENV"
