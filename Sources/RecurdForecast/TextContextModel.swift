@@ -7,6 +7,15 @@
 /// worse than the better of the two. The network generalises across the stream's history and
 /// (pre-trained) from other text; the counts remember this stream's exact phrases at once.
 ///
+/// Counts look back at most 8 bytes, which is blind to what machine-made text repeats most: long
+/// verbatim passages. A match model (as in lpaq) follows the latest earlier occurrence of the
+/// last `minMatch` bytes through a ring of the stream's past bytes; while the two agree, it
+/// predicts the byte that came next there. How far to trust that is learnt per stream, not
+/// assumed: an adaptive table indexed by the match length and (interpolated) by the mixture's
+/// own probability of the predicted byte gives the probability `c` that it comes; the published
+/// distribution gives the predicted byte `c` and the rest the mixture's shares of `1 − c`.
+/// A fresh table gives back the mixture's probability, so the match model starts neutral.
+///
 /// Pure arithmetic over caller-owned memory (a stream record's section): no allocation, no I/O.
 /// `Tests/Fixtures/text/context_ref.py` is an independent implementation of the same rule; the
 /// tests compare the two step by step.
@@ -17,13 +26,18 @@
 /// header      0  history (u64: the last 8 bytes, newest lowest)   8  bytes seen (u64)
 ///            16  log-odds of the counts over the network (f64)
 ///            24  order 0's total count (u64)   32  order 0's distinct bytes (u64)
-///            40  the network's distribution below is the last published one (u32)   44…63 reserved
+///            40  the network's distribution below is the last published one (u32)
+///            44  match length (u32, 0: none)   48  bytes ever written to the ring (u64)
+///            56  ring position of the byte the match predicts (u64)
 /// order 0    64  256 × u32 counts
 /// order 1  1088  256 × 256 × u16 counts (row: the previous byte)
 ///        132160  256 × (u32 total, u32 distinct): each row's totals
 ///        134208  the network's last published distribution (256 × f32)
-/// orders 2…  135232  `buckets` buckets of 32 bytes, probed in pairs:
+/// match    135232  16 length classes × 33 cells of (f64 probability − the cell's centre, f64 count)
+/// orders 2…  143680  `buckets` buckets of 32 bytes, probed in pairs:
 ///                check (u32, 0 = empty), symbols (14 × u8), counts (14 × u8)
+/// then  2 × `buckets` u32: where the last `minMatch` bytes last ended (ring position, low 32 bits)
+/// then  8 × `buckets` bytes: the ring of past bytes
 /// ```
 ///
 /// A context of order k+1 gets a bucket only once its order-k context has one, so the table
@@ -40,17 +54,27 @@ public enum TextContextModel {
     static let order1Offset = 64 + 1024
     static let rowTotalsOffset = 64 + 1024 + 256 * 256 * 2
     static let networkOffset = rowTotalsOffset + 256 * 8
-    static let fixedBytes = networkOffset + 256 * 4
+    static let cellsOffset = networkOffset + 256 * 4
+    static let lengthClasses = 16
+    static let cellsPerClass = 33
+    static let fixedBytes = cellsOffset + lengthClasses * cellsPerClass * 16
     static let bucketBytes = 32
+    /// Match model: bytes that must agree before a match is followed, how far back a candidate
+    /// is checked, and the per-bucket sizes of its position table and ring.
+    public static let minMatch = 6
+    static let verifyLength = 32
+    static let tableEntriesPerBucket = 2
+    static let ringBytesPerBucket = 8
+    static let bytesPerBucket = bucketBytes + 4 * tableEntriesPerBucket + ringBytesPerBucket
     /// The mixture's log-odds stay within ±`maxLogOdds`, so either expert can win back.
     static let maxLogOdds = 8.0
 
     /// Bytes of a model with `buckets` buckets (even, at least 2).
-    public static func bytes(buckets: Int) -> Int { fixedBytes + buckets * bucketBytes }
+    public static func bytes(buckets: Int) -> Int { fixedBytes + buckets * bytesPerBucket }
 
     /// Buckets that fit in `bytes` (even; 0 when fewer than 2 fit).
     public static func buckets(fitting bytes: Int) -> Int {
-        let n = ((bytes - fixedBytes) / bucketBytes) & ~1
+        let n = ((bytes - fixedBytes) / bytesPerBucket) & ~1
         return n >= 2 ? n : 0
     }
 
@@ -87,6 +111,17 @@ public enum TextContextModel {
         }
         let normaliser = 1 / total
         for s in 0..<256 { out[s] *= normaliser }
+        if let (predicted, length) = matchPrediction(m, buckets: buckets) {
+            let qb = Double(out[Int(predicted)])
+            let c = cellProbability(m, length: length, mixture: qb)
+            // 1 − q from the other bytes' shares: computed as 1 − q in f32 it would cancel
+            // to a few digits when q is near 1.
+            var others = 0.0
+            for s in 0..<256 where s != Int(predicted) { others += Double(out[s]) }
+            let rest = Float((1 - c) / max(others, 1e-9))
+            for s in 0..<256 { out[s] *= rest }
+            out[Int(predicted)] = Float(c)
+        }
         // Kept so that `observe` reads the network's probability of the byte that comes
         // without another softmax.
         (m + networkOffset).copyMemory(from: base, byteCount: 256 * 4)
@@ -100,29 +135,52 @@ public enum TextContextModel {
         return m.load(fromByteOffset: networkOffset + Int(symbol) * 4, as: Float.self)
     }
 
-    /// Resolves the last published distribution against the byte that came (`symbol`, with the
-    /// network's probability of it `baseProbability`): returns the published probability of it
-    /// (as `distribution` gave it), then learns: the mixture weight, the counts, the history.
-    public static func observe(_ m: UnsafeMutableRawPointer, buckets: Int, symbol: UInt8, baseProbability: Double) -> Double {
-        let history = m.load(as: UInt64.self), seen = m.load(fromByteOffset: 8, as: UInt64.self)
-        let pBase = max(baseProbability, 1e-30)
+    /// Resolves the last published distribution against the byte that came (`symbol`; `network`
+    /// gives the network's probability of any byte): returns the published probability of it (as
+    /// `distribution` gave it), then learns: the mixture weight, the match table, the counts,
+    /// the history.
+    public static func observe(_ m: UnsafeMutableRawPointer, buckets: Int, symbol: UInt8, network: (UInt8) -> Double) -> Double {
+        let pBase = max(network(symbol), 1e-30)
+        let match = matchPrediction(m, buckets: buckets)
+        let predicted = match?.byte ?? symbol
+        // The counts' probability of the byte that came and of the one the match predicts.
         let (n0, u0) = order0Totals(m)
-        var p = smooth(count: Int(m.load(fromByteOffset: order0Offset + Int(symbol) * 4, as: UInt32.self)), lower: 1.0 / 256, n: n0, u: u0)
+        var p = countsStep(m + order0Offset, as: UInt32.self, symbol: symbol, predicted: predicted, lower: (1.0 / 256, 1.0 / 256), n: n0, u: u0)
+        let history = m.load(as: UInt64.self), seen = m.load(fromByteOffset: 8, as: UInt64.self)
         if seen >= 1 {
             let (n, u) = rowTotals(m, history)
-            if n > 0 { p = smooth(count: Int(order1Row(m, history)[Int(symbol)]), lower: p, n: n, u: u) }
+            p = countsStep(UnsafeMutableRawPointer(mutating: order1Row(m, history)), as: UInt16.self, symbol: symbol, predicted: predicted,
+                           lower: p, n: n, u: u)
         }
         for k in 2...orders where UInt64(k) <= seen {
             guard let b = find(m, buckets: buckets, hash: contextHash(history, order: k)) else { continue }
             let (n, u) = totals(b)
-            if n > 0 { p = smooth(count: count(b, symbol), lower: p, n: n, u: u) }
+            if n > 0 {
+                p = (smooth(count: count(b, symbol), lower: p.0, n: n, u: u), smooth(count: count(b, predicted), lower: p.1, n: n, u: u))
+            }
         }
         let w = weight(m)
-        let published = w * p + (1 - w) * pBase
-        let logOdds = m.load(fromByteOffset: 16, as: Double.self) + log(p) - log(pBase)
+        var published = w * p.0 + (1 - w) * pBase
+        if let match {
+            let qb = predicted == symbol ? published : w * p.1 + (1 - w) * max(network(predicted), 1e-30)
+            let c = cellProbability(m, length: match.length, mixture: qb)
+            if predicted != symbol { published *= (1 - c) / max(1 - qb, 1e-9) } else { published = c }
+            trainCells(m, length: match.length, mixture: qb, hit: predicted == symbol)
+        }
+        let logOdds = m.load(fromByteOffset: 16, as: Double.self) + log(p.0) - log(pBase)
         m.storeBytes(of: min(max(logOdds, -maxLogOdds), maxLogOdds), toByteOffset: 16, as: Double.self)
         learn(m, buckets: buckets, symbol: symbol)
         return published
+    }
+
+    /// One dense table's smoothing step for the two symbols.
+    @inline(__always)
+    private static func countsStep<C: BinaryInteger>(_ table: UnsafeMutableRawPointer, as: C.Type, symbol: UInt8, predicted: UInt8,
+                                                     lower: (Double, Double), n: Int, u: Int) -> (Double, Double) {
+        guard n > 0 else { return lower }
+        let counts = table.assumingMemoryBound(to: C.self)
+        return (smooth(count: Int(counts[Int(symbol)]), lower: lower.0, n: n, u: u),
+                smooth(count: Int(counts[Int(predicted)]), lower: lower.1, n: n, u: u))
     }
 
     /// Counts `symbol` and appends it to the history, without scoring (a stream's first byte, or
@@ -180,6 +238,7 @@ public enum TextContextModel {
         m.storeBytes(of: history << 8 | UInt64(symbol), as: UInt64.self)
         m.storeBytes(of: seen &+ 1, toByteOffset: 8, as: UInt64.self)
         m.storeBytes(of: UInt32(0), toByteOffset: 40, as: UInt32.self)
+        followMatch(m, buckets: buckets, symbol: symbol)
     }
 
     /// Forgets the history (a RESET or a gap): the counts and the mixture weight are what the
@@ -188,6 +247,106 @@ public enum TextContextModel {
         m.storeBytes(of: UInt64(0), as: UInt64.self)
         m.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
         m.storeBytes(of: UInt32(0), toByteOffset: 40, as: UInt32.self)
+        m.storeBytes(of: UInt32(0), toByteOffset: 44, as: UInt32.self)
+    }
+
+    // MARK: Match model
+
+    /// The byte the match predicts and the match's length, if one is being followed.
+    static func matchPrediction(_ m: UnsafeMutableRawPointer, buckets: Int) -> (byte: UInt8, length: Int)? {
+        let length = Int(m.load(fromByteOffset: 44, as: UInt32.self))
+        guard length > 0 else { return nil }
+        let at = m.load(fromByteOffset: 56, as: UInt64.self)
+        return (ring(m, buckets)[Int(at % UInt64(buckets * ringBytesPerBucket))], length)
+    }
+
+    /// Writes `symbol` (the history already holds it) to the ring; extends the match if it
+    /// predicted `symbol`, else drops it; with no match, looks up the latest earlier occurrence of
+    /// the last `minMatch` bytes and follows it if at least that many bytes before it agree.
+    static func followMatch(_ m: UnsafeMutableRawPointer, buckets: Int, symbol: UInt8) {
+        let size = UInt64(buckets * ringBytesPerBucket), ring = ring(m, buckets)
+        var length = m.load(fromByteOffset: 44, as: UInt32.self)
+        var at = m.load(fromByteOffset: 56, as: UInt64.self)
+        let position = m.load(fromByteOffset: 48, as: UInt64.self)
+        if length > 0 {
+            if ring[Int(at % size)] == symbol {
+                length = min(length + 1, 65535)
+                at += 1
+            } else {
+                length = 0
+            }
+        }
+        ring[Int(position % size)] = symbol
+        let written = position + 1
+        m.storeBytes(of: written, toByteOffset: 48, as: UInt64.self)
+        if m.load(fromByteOffset: 8, as: UInt64.self) >= UInt64(minMatch) {
+            let table = (m + fixedBytes + buckets * bucketBytes).assumingMemoryBound(to: UInt32.self)
+            let slot = Int(contextHash(m.load(as: UInt64.self), order: minMatch) % UInt64(buckets * tableEntriesPerBucket))
+            let stored = table[slot], low = UInt32(truncatingIfNeeded: written)
+            let distance = UInt64(low &- stored)
+            if length == 0 && stored != 0 && distance >= 1 && distance < size {
+                let candidate = written - distance
+                var agree: UInt64 = 0
+                while agree < UInt64(verifyLength) && agree < candidate && candidate - 1 - agree + size >= written
+                    && ring[Int((candidate - 1 - agree) % size)] == ring[Int((written - 1 - agree) % size)] {
+                    agree += 1
+                }
+                if agree >= UInt64(minMatch) {
+                    length = UInt32(agree)
+                    at = candidate
+                }
+            }
+            if low != 0 { table[slot] = low }
+        }
+        m.storeBytes(of: length, toByteOffset: 44, as: UInt32.self)
+        m.storeBytes(of: at, toByteOffset: 56, as: UInt64.self)
+    }
+
+    private static func ring(_ m: UnsafeMutableRawPointer, _ buckets: Int) -> UnsafeMutablePointer<UInt8> {
+        (m + fixedBytes + buckets * (bucketBytes + 4 * tableEntriesPerBucket)).assumingMemoryBound(to: UInt8.self)
+    }
+
+    /// The match length's class: 6…11 one each, then one per doubling, the last from 523 on.
+    static func lengthClass(_ length: Int) -> Int {
+        length < minMatch + 6 ? max(length - minMatch, 0) : min(lengthClasses - 1, 6 + (63 - (length - minMatch - 5).leadingZeroBitCount))
+    }
+
+    /// Where the mixture's probability `q` of the predicted byte falls between the cells: the
+    /// lower cell and the share of the upper one (log-odds −8…8 in steps of ½).
+    static func cellPosition(_ q: Double) -> (index: Int, upper: Double) {
+        let odds = min(max(log(q / max(1 - q, 1e-300)), -8), 8)
+        let x = (odds + 8) * 2
+        let j = min(Int(x), cellsPerClass - 2)
+        return (j, x - Double(j))
+    }
+
+    /// A cell's centre: the probability whose log-odds it stands for.
+    static func cellCentre(_ j: Int) -> Double { 1 / (1 + exp(-(Double(j) / 2 - 8))) }
+
+    private static func cell(_ m: UnsafeMutableRawPointer, _ length: Int, _ j: Int) -> UnsafeMutablePointer<Double> {
+        (m + cellsOffset + ((lengthClass(length) * cellsPerClass + j) * 16)).assumingMemoryBound(to: Double.self)
+    }
+
+    /// The probability that the predicted byte comes, learnt for this length and mixture
+    /// probability; kept within [1/4096, 1 − 1/4096] so that a surprise costs at most 12 bits.
+    static func cellProbability(_ m: UnsafeMutableRawPointer, length: Int, mixture q: Double) -> Double {
+        let (j, f) = cellPosition(q)
+        let lo = cellCentre(j) + cell(m, length, j)[0], hi = cellCentre(j + 1) + cell(m, length, j + 1)[0]
+        return min(max((1 - f) * lo + f * hi, 1.0 / 4096), 1 - 1.0 / 4096)
+    }
+
+    /// Moves the two cells towards what happened, each by its share, at the rate 1/(n + 1.5) of
+    /// its count n (at most 255, so the table keeps adapting).
+    static func trainCells(_ m: UnsafeMutableRawPointer, length: Int, mixture q: Double, hit: Bool) {
+        let (j, f) = cellPosition(q)
+        let target: Double = hit ? 1 : 0
+        func train(_ i: Int, _ share: Double) {
+            let c = cell(m, length, i)
+            c[0] += share * (target - (cellCentre(i) + c[0])) / (c[1] + 1.5)
+            c[1] = min(c[1] + share, 255)
+        }
+        train(j, 1 - f)
+        train(j + 1, f)
     }
 
     // MARK: Parts

@@ -74,10 +74,11 @@ public final class StreamLearning {
             let symbol = UInt8(truncatingIfNeeded: token)
             if resolves {
                 // The distribution kept from publishing, else (`fit` does not publish) the logits'.
-                let network = TextContextModel.networkProbability(context, of: symbol).map(Double.init)
-                    ?? exp(-Double(Loss.value(.softmax, logits: r.lastLogits, count: outputs, values: nil, classIndex: Int(symbol),
-                                              scratch: lossScratch.pointer)))
-                let p = TextContextModel.observe(context, buckets: layout.textBuckets, symbol: symbol, baseProbability: network)
+                let p = TextContextModel.observe(context, buckets: layout.textBuckets, symbol: symbol) { s in
+                    TextContextModel.networkProbability(context, of: s).map(Double.init)
+                        ?? exp(-Double(Loss.value(.softmax, logits: r.lastLogits, count: outputs, values: nil, classIndex: Int(s),
+                                                  scratch: lossScratch.pointer)))
+                }
                 out.loss = Float(-log(max(p, 1e-30)))
             } else {
                 TextContextModel.learn(context, buckets: layout.textBuckets, symbol: symbol)

@@ -42,7 +42,7 @@ import Testing
             q.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { TextContextModel.distribution(m, buckets: 64, base: b.baseAddress!, into: $0.baseAddress!) }
             }
-            let p = TextContextModel.observe(m, buckets: 64, symbol: symbol, baseProbability: Double(q[Int(symbol)]))
+            let p = TextContextModel.observe(m, buckets: 64, symbol: symbol) { Double(q[Int($0)]) }
             if firstOff < 0 && abs(p - r[2]) / r[2] > 1e-6 { firstOff = t }
             worstObserved = max(worstObserved, abs(p - r[2]) / r[2])
             worstDistribution = max(worstDistribution, abs(Double(out[Int(symbol)]) - r[3]) / r[3])
@@ -65,7 +65,7 @@ import Testing
                 q.withUnsafeBufferPointer { b in
                     out.withUnsafeMutableBufferPointer { TextContextModel.distribution(m, buckets: buckets, base: b.baseAddress!, into: $0.baseAddress!) }
                 }
-                let p = TextContextModel.observe(m, buckets: buckets, symbol: s, baseProbability: Double(q[Int(s)]))
+                let p = TextContextModel.observe(m, buckets: buckets, symbol: s) { Double(q[Int($0)]) }
                 #expect(abs(Double(out[Int(s)]) - p) <= 1e-4 * p, "step \(t): distribution and observe disagree")
                 published -= log2(p)
                 plain -= log2(Double(q[Int(s)]))
@@ -97,6 +97,20 @@ import Testing
         let r = Self.bits(data, buckets: 4096) { _ in uniform }
         #expect(r.base == 8)
         #expect(r.published < 1, "published \(r.published) bits/byte on text that repeats 40 times")
+    }
+
+    /// A long passage seen once before, with no short context that predicts it (random bytes):
+    /// counts of at most 8 bytes each saw one continuation once and stay unsure; the match model
+    /// follows the earlier copy and learns that it holds.
+    @Test func aPassageSeenOnceIsFollowedByTheMatchModel() {
+        var rng = SplitMix(seed: 11)
+        let passage = (0..<6_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let uniform = [Float](repeating: 1.0 / 256, count: 256)
+        let first = Self.bits(passage, buckets: 4096) { _ in uniform }
+        let both = Self.bits(passage + passage, buckets: 4096) { _ in uniform }
+        let second = (both.published * Double(2 * passage.count - 1) - first.published * Double(passage.count - 1)) / Double(passage.count)
+        #expect(first.published > 7.5, "random bytes cost \(first.published) bits/byte the first time")
+        #expect(second < 0.5, "the repeat cost \(second) bits/byte")
     }
 
     /// When the network is already sharp and the contexts only add noise (random bytes from a

@@ -19,11 +19,39 @@ Written from this description, not from the Swift code's structure:
   2 up, contiguous) that already has a bucket, at most 8 and at most the bytes seen. From it down,
   each context counts the byte; counting stops after the first context that already knew it
   (update exclusion); orders 1 and 0 likewise.
+- Match model: every byte goes to a ring of 8 * buckets past bytes (positions count from 0 and
+  never restart). A match is an earlier ring position whose byte is predicted next, with a length.
+  After a byte is written: a match whose predicted byte was the byte grows by one (at most 65535)
+  and moves on one position, else it ends. Once 6 bytes have been seen since the last reset, the
+  6-byte context's hash picks a slot of a table of 2 * buckets entries, each the low 32 bits of
+  the ring position just after an earlier occurrence (0: none); with no match, that position is
+  followed if it is still in the ring, and at least 6 (counting at most 32) of the bytes before it
+  equal the bytes before the present position (that count is the match length). The slot then
+  records the present position (unless its low 32 bits are 0). A reset ends the match.
+- With a match, the published distribution is the mixture above with the predicted byte set to
+  c and every other byte scaled by (1 - c) / (1 - q), q the mixture's probability of the
+  predicted byte. c is read from a table of 16 length classes (lengths 6..11 one each, then one
+  per doubling of length - 11, the last from 523) x 33 cells; cell j stands for log-odds j/2 - 8,
+  holds sigmoid(j/2 - 8) until trained, and c interpolates linearly between the two cells around
+  clamp(logit(q), -8, 8), clamped to [1/4096, 1 - 1/4096]. After the byte each of the two moves
+  towards 1 (hit) or 0 by its interpolation share times the difference over (n + 1.5), n its
+  count (the sum of its shares, at most 255).
 """
 import math
 
 ORDERS, D, A, SLOTS, MAX_LOG_ODDS = 8, 0.75, 0.5, 14, 8.0
+MIN_MATCH, VERIFY, CLASSES, CELLS = 6, 32, 16, 33
 M64 = (1 << 64) - 1
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def length_class(n):
+    if n < MIN_MATCH + 6:
+        return max(n - MIN_MATCH, 0)
+    return min(CLASSES - 1, 6 + (n - MIN_MATCH - 5).bit_length() - 1)
 
 
 def context_hash(history, k):
@@ -57,6 +85,12 @@ class ContextModel:
         self.history = 0
         self.seen = 0
         self.log_odds = 0.0
+        self.ring = bytearray(8 * buckets)
+        self.written = 0
+        self.table = [0] * (2 * buckets)
+        self.match_len = 0
+        self.match_at = 0
+        self.cells = [[[sigmoid(j / 2 - 8), 0.0] for j in range(CELLS)] for _ in range(CLASSES)]
 
     # hashed contexts
     def _pair_check(self, h):
@@ -130,21 +164,88 @@ class ContextModel:
     def weight(self):
         return 1.0 / (1.0 + math.exp(-self.log_odds))
 
-    def distribution(self, base):
+    def _mixture(self, base):
         p = self.counts_distribution()
         w = self.weight()
-        mixed = [w * a + (1 - w) * b for a, b in zip(p, base)]
-        total = sum(mixed)
-        return [v / total for v in mixed]
+        return p, [w * a + (1 - w) * b for a, b in zip(p, base)]
 
-    def observe(self, symbol, p_base):
-        p_base = max(p_base, 1e-30)
-        p = self.counts_distribution()[symbol]
-        w = self.weight()
-        published = w * p + (1 - w) * p_base
-        self.log_odds = min(max(self.log_odds + math.log(p) - math.log(p_base), -MAX_LOG_ODDS), MAX_LOG_ODDS)
+    def _predicted(self):
+        if self.match_len == 0:
+            return None
+        return self.ring[self.match_at % len(self.ring)]
+
+    def _interpolation(self, q):
+        x = (min(max(math.log(q / max(1 - q, 1e-300)), -8.0), 8.0) + 8) * 2
+        j = min(int(x), CELLS - 2)
+        return j, x - j
+
+    def _c(self, q):
+        j, f = self._interpolation(q)
+        row = self.cells[length_class(self.match_len)]
+        return min(max((1 - f) * row[j][0] + f * row[j + 1][0], 1 / 4096), 1 - 1 / 4096)
+
+    def _adjust(self, mixed):
+        b = self._predicted()
+        if b is None:
+            return mixed
+        q = mixed[b]
+        c = self._c(q)
+        out = [v * (1 - c) / max(1 - q, 1e-9) for v in mixed]
+        out[b] = c
+        return out
+
+    def distribution(self, base):
+        _, mixed = self._mixture(base)
+        total = sum(mixed)
+        return self._adjust([v / total for v in mixed])
+
+    def observe(self, symbol, base):
+        """base: the network's full distribution."""
+        p, mixed = self._mixture([max(v, 1e-30) for v in base])
+        published = self._adjust(mixed)[symbol]
+        b = self._predicted()
+        if b is not None:
+            j, f = self._interpolation(mixed[b])
+            row = self.cells[length_class(self.match_len)]
+            hit = 1.0 if b == symbol else 0.0
+            for i, share in ((j, 1 - f), (j + 1, f)):
+                row[i][0] += share * (hit - row[i][0]) / (row[i][1] + 1.5)
+                row[i][1] = min(row[i][1] + share, 255)
+        self.log_odds = min(max(self.log_odds + math.log(p[symbol]) - math.log(max(base[symbol], 1e-30)), -MAX_LOG_ODDS), MAX_LOG_ODDS)
         self.learn(symbol)
         return published
+
+    def reset(self):
+        self.history = 0
+        self.seen = 0
+        self.match_len = 0
+
+    def _follow(self, symbol):
+        size = len(self.ring)
+        if self.match_len > 0:
+            if self.ring[self.match_at % size] == symbol:
+                self.match_len = min(self.match_len + 1, 65535)
+                self.match_at += 1
+            else:
+                self.match_len = 0
+        self.ring[self.written % size] = symbol
+        self.written += 1
+        if self.seen < MIN_MATCH:
+            return
+        slot = context_hash(self.history, MIN_MATCH) % len(self.table)
+        low = self.written & 0xFFFFFFFF
+        stored = self.table[slot]
+        distance = (low - stored) & 0xFFFFFFFF
+        if self.match_len == 0 and stored != 0 and 1 <= distance < size:
+            cand = self.written - distance
+            agree = 0
+            while (agree < VERIFY and cand - 1 - agree >= 0 and cand - 1 - agree >= self.written - size
+                   and self.ring[(cand - 1 - agree) % size] == self.ring[(self.written - 1 - agree) % size]):
+                agree += 1
+            if agree >= MIN_MATCH:
+                self.match_len, self.match_at = agree, cand
+        if low != 0:
+            self.table[slot] = low
 
     def learn(self, symbol):
         longest = min(ORDERS, self.seen)
@@ -168,3 +269,4 @@ class ContextModel:
             self.order0[symbol] += 1
         self.history = ((self.history << 8) | symbol) & M64
         self.seen += 1
+        self._follow(symbol)

@@ -4,7 +4,7 @@ The base (network) distribution at step t is softmax(l) with l[s] = sin(0.37 s +
 Swift test can compute the same base without the network. Each row: step, byte, the published
 probability of the byte before it came (observe), the same from the full distribution, and the
 mixture weight after it. 64 buckets: collisions, replacements and (with the run of 'a's) halving
-are all exercised.
+are all exercised, and the repeats and the ring of 512 bytes wrapping exercise the match model.
 
     python3 Tests/Fixtures/text/generate.py
 """
@@ -39,7 +39,7 @@ def main():
             continue
         q = base(t - 1)  # the distribution published after step t-1, for step t's byte
         d = m.distribution(q)[b]
-        p = m.observe(b, q[b])
+        p = m.observe(b, q)
         rows.append(f"{t},{b},{p:.17g},{d:.17g},{m.weight():.17g}")
     with open(os.path.join(HERE, "context_vectors.csv"), "w") as f:
         f.write("\n".join(rows) + "\n")
