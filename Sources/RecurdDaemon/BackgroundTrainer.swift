@@ -6,8 +6,8 @@ import Synchronization
 /// Online learning on a thread of its own (DESIGN §3, daemon form).
 ///
 /// The serving thread hands over snapshots of due windows (`submit`); the trainer takes up to
-/// `train-batch` of them, runs one batched forward/backward over all of them (loss = mean over
-/// windows), clips, steps the optimiser on its own copy of the weights and publishes a new
+/// `train-batch` of them, oldest first and at most one per stream, runs one batched
+/// forward/backward over all of them (loss = mean over windows), clips, steps the optimiser on its own copy of the weights and publishes a new
 /// `WeightSnapshot`. The queue is bounded: when it is full, a newer window of a stream already
 /// queued replaces the older one (coalesced), otherwise it is dropped; both are counted. The
 /// serving thread never waits for training.
@@ -159,10 +159,18 @@ final class BackgroundTrainer: @unchecked Sendable {
                 continue
             }
             let (taken, stop): ([Int], Bool) = queue.withLock { q in
-                let n = min(trainBatch, q.queued.count)
-                let taken = Array(q.queued.prefix(n))
-                q.queued.removeFirst(n)
-                for job in taken where q.bySlot[jobSlot[job]] == job { q.bySlot[jobSlot[job]] = nil }
+                // Oldest first, at most one window per stream: a stream's windows are successive
+                // updates, as in `fit` (DESIGN §3), never averaged into one.
+                var taken: [Int] = [], slots = Set<Int>(), rest: [Int] = []
+                for job in q.queued {
+                    if taken.count < trainBatch && slots.insert(jobSlot[job]).inserted {
+                        taken.append(job)
+                        if q.bySlot[jobSlot[job]] == job { q.bySlot[jobSlot[job]] = nil }
+                    } else {
+                        rest.append(job)
+                    }
+                }
+                q.queued = rest
                 return (taken, q.stop)
             }
             if stop { break }

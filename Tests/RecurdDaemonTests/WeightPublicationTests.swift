@@ -77,6 +77,38 @@ import Testing
         #expect(trainer.store.load().version == UInt64(trainer.updates.load(ordering: .relaxed)))
     }
 
+    /// Two windows of one stream are two successive updates (as `fit` applies them), never one
+    /// averaged step; windows of different streams share an update.
+    @Test func aStreamsWindowsAreSuccessiveUpdates() throws {
+        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
+        let model = Model(architecture: arch, seed: 5)
+        let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
+        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 4, queueCapacity: 8,
+                                        optimizerRestore: { _ in }, startVersion: 0, priority: .normal,
+                                        logger: Logger(label: "test"), metrics: DaemonMetrics())
+        var rng = SeededGenerator(seed: 9)
+        let first = window(arch, &rng, capacity: 4, stride: 2), second = window(arch, &rng, capacity: 4, stride: 2)
+        let other = window(arch, &rng, capacity: 4, stride: 2)
+        // Queued before the trainer starts, so that it finds all three at once.
+        #expect(trainer.submit(slot: 0, window: first.window) == .queued)
+        #expect(trainer.submit(slot: 0, window: second.window) == .queued)
+        #expect(trainer.submit(slot: 1, window: other.window) == .queued)
+        trainer.start()
+        let deadline = Date().addingTimeInterval(30)
+        while trainer.windowsTrained.load(ordering: .relaxed) < 3 && Date() < deadline { usleep(1_000) }
+        trainer.stop()
+        #expect(trainer.windowsTrained.load(ordering: .relaxed) == 3)
+        #expect(trainer.updates.load(ordering: .relaxed) == 2)
+
+        let reference = Trainer(layout: model.layout, configuration: config, maxWindows: 4)
+        let weights = FloatBuffer(count: model.layout.count)
+        weights.copy(from: model.weights)
+        _ = reference.update(windows: [first.window, other.window], weights: weights.pointer)
+        _ = reference.update(windows: [second.window], weights: weights.pointer)
+        let worst = zip(trainer.store.load().weights.array, weights.array).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst == 0, "weights differ from two successive updates by up to \(worst)")
+    }
+
     @Test func fullQueueCoalescesPerStreamThenDrops() throws {
         let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [4], outputSize: 2, head: .linear)
         let model = Model(architecture: arch, seed: 3)
