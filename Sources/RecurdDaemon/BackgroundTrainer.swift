@@ -158,20 +158,26 @@ final class BackgroundTrainer: @unchecked Sendable {
                 wake.signal()
                 continue
             }
-            let (taken, stop): ([Int], Bool) = queue.withLock { q in
+            var taken: [Int] = []
+            taken.reserveCapacity(trainBatch)
+            let stop: Bool = queue.withLock { q in
                 // Oldest first, at most one window per stream: a stream's windows are successive
-                // updates, as in `fit` (DESIGN §3), never averaged into one.
-                var taken: [Int] = [], slots = Set<Int>(), rest: [Int] = []
-                for job in q.queued {
-                    if taken.count < trainBatch && slots.insert(jobSlot[job]).inserted {
+                // updates, as in `fit` (DESIGN §3), never averaged into one. The serving thread
+                // waits for this lock to submit, so the scan is short: the oldest 4 batches' worth.
+                let scan = min(q.queued.count, 4 * trainBatch)
+                var kept = 0
+                for read in 0..<scan {
+                    let job = q.queued[read], slot = jobSlot[job]
+                    if taken.count < trainBatch && !taken.contains(where: { jobSlot[$0] == slot }) {
                         taken.append(job)
-                        if q.bySlot[jobSlot[job]] == job { q.bySlot[jobSlot[job]] = nil }
+                        if q.bySlot[slot] == job { q.bySlot[slot] = nil }
                     } else {
-                        rest.append(job)
+                        q.queued[kept] = job
+                        kept += 1
                     }
                 }
-                q.queued = rest
-                return (taken, q.stop)
+                q.queued.removeSubrange(kept..<scan)
+                return q.stop
             }
             if stop { break }
             if taken.isEmpty { continue }
