@@ -23,5 +23,14 @@ final class WeightStore: Sendable {
 
     func load() -> WeightSnapshot { current.withLock { $0 } }
 
-    func publish(_ snapshot: WeightSnapshot) { current.withLock { $0 = snapshot } }
+    func publish(_ snapshot: WeightSnapshot) {
+        // The previous snapshot is released after the lock, not in it: freeing its weights is
+        // work the serving thread must never wait for.
+        let previous = current.withLock { old in
+            let previous = old
+            old = snapshot
+            return previous
+        }
+        _ = previous
+    }
 }
