@@ -69,24 +69,72 @@ KERNEL_ATTR static inline VF NAME(vtanh)(VF x) {
     return (VF)((VU)p | (bits & 0x80000000u));
 }
 
-KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bias_ih, const float *bias_hh,
-                                           const float *c_prev, float *c_out, float *h_out) {
-    for (int j = 0; j < n; j += LANES) {
+/// One row of LSTM cells: adds the biases to `gates` (pre-activations, gate order i, f, g, o),
+/// applies the nonlinearities, writes c and h (which may alias c_prev), and with `keep` stores the
+/// activated gates back into `gates` for the backward pass. Two vectors at a time: each one's
+/// chain (exp polynomial, reciprocal refinement, then tanh of the new c) is long and serial, and
+/// two independent chains side by side keep the FMA units busy where one leaves them waiting.
+KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_row)(int n, float *gates, const float *bias_ih,
+                                                                            const float *bias_hh, const float *c_prev,
+                                                                            float *c_out, float *h_out, const int keep) {
+#define GATE(k, q, w) (NAME(load)(gates + (k) * n + (q), w) + NAME(load)(bias_ih + (k) * n + (q), w) + NAME(load)(bias_hh + (k) * n + (q), w))
+    int j = 0;
+    for (; j + 2 * LANES <= n; j += 2 * LANES) {
+        VF i[2], f[2], g[2], o[2], c[2];
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) {
+            const int q = j + u * LANES;
+            i[u] = GATE(0, q, LANES); f[u] = GATE(1, q, LANES); g[u] = GATE(2, q, LANES); o[u] = GATE(3, q, LANES);
+        }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) { i[u] = NAME(vsigmoid)(i[u]); f[u] = NAME(vsigmoid)(f[u]); }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) { g[u] = NAME(vtanh)(g[u]); o[u] = NAME(vsigmoid)(o[u]); }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) c[u] = f[u] * NAME(load)(c_prev + j + u * LANES, LANES) + i[u] * g[u];
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) {
+            const int q = j + u * LANES;
+            if (keep) {
+                NAME(store)(gates + q, i[u], LANES);
+                NAME(store)(gates + n + q, f[u], LANES);
+                NAME(store)(gates + 2 * n + q, g[u], LANES);
+                NAME(store)(gates + 3 * n + q, o[u], LANES);
+            }
+            NAME(store)(c_out + q, c[u], LANES);
+            NAME(store)(h_out + q, o[u] * NAME(vtanh)(c[u]), LANES);
+        }
+    }
+    for (; j < n; j += LANES) {
         int w = n - j < LANES ? n - j : LANES;
-#define GATE(k) (NAME(load)(gates + (k) * n + j, w) + NAME(load)(bias_ih + (k) * n + j, w) + NAME(load)(bias_hh + (k) * n + j, w))
-        VF i = NAME(vsigmoid)(GATE(0));
-        VF f = NAME(vsigmoid)(GATE(1));
-        VF g = NAME(vtanh)(GATE(2));
-        VF o = NAME(vsigmoid)(GATE(3));
-#undef GATE
+        VF i = NAME(vsigmoid)(GATE(0, j, w));
+        VF f = NAME(vsigmoid)(GATE(1, j, w));
+        VF g = NAME(vtanh)(GATE(2, j, w));
+        VF o = NAME(vsigmoid)(GATE(3, j, w));
         VF c = f * NAME(load)(c_prev + j, w) + i * g;
-        NAME(store)(gates + j, i, w);
-        NAME(store)(gates + n + j, f, w);
-        NAME(store)(gates + 2 * n + j, g, w);
-        NAME(store)(gates + 3 * n + j, o, w);
+        if (keep) {
+            NAME(store)(gates + j, i, w);
+            NAME(store)(gates + n + j, f, w);
+            NAME(store)(gates + 2 * n + j, g, w);
+            NAME(store)(gates + 3 * n + j, o, w);
+        }
         NAME(store)(c_out + j, c, w);
         NAME(store)(h_out + j, o * NAME(vtanh)(c), w);
     }
+#undef GATE
+}
+
+KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bias_ih, const float *bias_hh,
+                                           const float *c_prev, float *c_out, float *h_out) {
+    NAME(lstm_row)(n, gates, bias_ih, bias_hh, c_prev, c_out, h_out, 1);
+}
+
+/// lstm_forward for `rows` rows at once, for inference: the activated gates are not kept (no
+/// backward pass follows; `gates` is only read), and c and h are updated in place.
+KERNEL_ATTR static void NAME(lstm_step_rows)(int rows, int n, const float *gates, long ldg, const float *bias_ih,
+                                             const float *bias_hh, float *c, long ldc, float *h, long ldh) {
+    for (int r = 0; r < rows; r++)
+        NAME(lstm_row)(n, (float *)(gates + r * ldg), bias_ih, bias_hh, c + r * ldc, c + r * ldc, h + r * ldh, 0);
 }
 
 KERNEL_ATTR static void NAME(gru_forward)(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,

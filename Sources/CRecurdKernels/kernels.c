@@ -92,6 +92,11 @@ void recurd_lstm_forward(int n, float *gates, const float *bias_ih, const float 
     DISPATCH(lstm_forward, n, gates, bias_ih, bias_hh, c_prev, c_out, h_out)
 }
 
+void recurd_lstm_step_rows(int rows, int n, const float *gates, long ldg, const float *bias_ih, const float *bias_hh,
+                           float *c, long ldc, float *h, long ldh) {
+    DISPATCH(lstm_step_rows, rows, n, gates, ldg, bias_ih, bias_hh, c, ldc, h, ldh)
+}
+
 void recurd_gru_forward(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
                         const float *h_prev, float *h_out) {
     DISPATCH(gru_forward, n, gi, gh, bias_ih, bias_hh, h_prev, h_out)

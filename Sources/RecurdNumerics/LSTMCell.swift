@@ -18,6 +18,18 @@ enum LSTMCell {
         recurd_lstm_forward(Int32(n), gates, biasIH, biasHH, cPrev, cOut, hOut)
     }
 
+    /// `rows` rows at once, for inference (the activated gates are not kept): row r's
+    /// pre-activations at `gates + r·ldg`, its `c` and `h` (updated in place) at `c + r·ldc` and
+    /// `h + r·ldh`. Bit for bit what `forward` gives each row.
+    @inline(__always)
+    static func step(
+        rows: Int, hidden n: Int, gates: UnsafePointer<Float>, ldg: Int,
+        biasIH: UnsafePointer<Float>, biasHH: UnsafePointer<Float>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, h: UnsafeMutablePointer<Float>, ldh: Int
+    ) {
+        recurd_lstm_step_rows(Int32(rows), Int32(n), gates, ldg, biasIH, biasHH, c, ldc, h, ldh)
+    }
+
     /// One row of the backward pass at step t.
     ///
     /// - `dh` (H): ∂L/∂h_t from above and from step t+1.

@@ -131,11 +131,8 @@ public final class StepEngine {
                     Kernels.gemm(transB: true, m: batch, n: gn, k: stride, a: rows, lda: stride,
                                  b: weights + slots.weightIH, ldb: stride, beta: 0, c: gatesP, ldc: gn)
                 }
-                for b in 0..<batch {
-                    let cP = c[k].pointer + b * n
-                    LSTMCell.forward(hidden: n, gates: gatesP + b * gn, biasIH: weights + slots.biasIH, biasHH: weights + slots.biasHH,
-                                     cPrev: cP, cOut: cP, hOut: rows + b * stride + slots.inputSize)
-                }
+                LSTMCell.step(rows: batch, hidden: n, gates: gatesP, ldg: gn, biasIH: weights + slots.biasIH, biasHH: weights + slots.biasHH,
+                              c: c[k].pointer, ldc: n, h: rows + slots.inputSize, ldh: stride)
             } else {
                 // The reset gate multiplies only the recurrent part of the candidate: two products.
                 let rec = recurrentGates[k].pointer

@@ -240,6 +240,38 @@ import CRecurdKernels
         for r in results.dropFirst() { #expect(maxAbsDifference(results[0], r) < 1e-5) }
     }
 
+    /// The batched inference step (no gates kept, two vectors at a time) gives, bit for bit, what
+    /// the training forward gives each row, in every variant and at awkward widths.
+    @Test func lstmRowsStepEqualsTheForwardRowByRow() {
+        var rng = SeededGenerator(seed: 12)
+        for isa in KernelVariantProductTests.isas {
+            _ = recurd_kernels_set_thread_isa(isa)
+            for n in KernelVariantProductTests.sizes {
+                let rows = 3, ldg = 4 * n + 5, ldh = n + 3
+                let gates = randomFloats(rows * ldg, amplitude: 6, rng: &rng)
+                let bih = randomFloats(4 * n, amplitude: 1, rng: &rng), bhh = randomFloats(4 * n, amplitude: 1, rng: &rng)
+                let c0 = randomFloats(rows * n, amplitude: 3, rng: &rng)
+                var c = c0, h = [Float](repeating: 0, count: rows * ldh)
+                c.withUnsafeMutableBufferPointer { cp in
+                    h.withUnsafeMutableBufferPointer { hp in
+                        LSTMCell.step(rows: rows, hidden: n, gates: gates, ldg: ldg, biasIH: bih, biasHH: bhh,
+                                      c: cp.baseAddress!, ldc: n, h: hp.baseAddress!, ldh: ldh)
+                    }
+                }
+                for r in 0..<rows {
+                    var g = Array(gates[(r * ldg)..<(r * ldg + 4 * n)])
+                    var cr = Array(c0[(r * n)..<(r * n + n)]), hr = [Float](repeating: 0, count: n)
+                    let cPrev = cr
+                    LSTMCell.forward(hidden: n, gates: &g, biasIH: bih, biasHH: bhh, cPrev: cPrev, cOut: &cr, hOut: &hr)
+                    let name = String(cString: recurd_kernels_isa_name(isa))
+                    #expect(Array(c[(r * n)..<(r * n + n)]) == cr, "\(name) n \(n) row \(r): c")
+                    #expect(Array(h[(r * ldh)..<(r * ldh + n)]) == hr, "\(name) n \(n) row \(r): h")
+                }
+            }
+        }
+        _ = recurd_kernels_set_thread_isa(RECURD_ISA_AUTO.rawValue)
+    }
+
     /// Gates driven far into saturation stay finite in both widths (exp must not overflow).
     @Test(arguments: [CellKind.lstm, .gru])
     func saturatedGatesStayFinite(_ cell: CellKind) {

@@ -10,6 +10,12 @@
 void recurd_lstm_forward(int n, float *gates, const float *bias_ih, const float *bias_hh,
                          const float *c_prev, float *c_out, float *h_out);
 
+/// The LSTM step for `rows` rows (row r's pre-activations at gates + r·ldg, its c and h at
+/// c + r·ldc and h + r·ldh, both updated in place), for inference: identical results to
+/// recurd_lstm_forward row by row, without keeping the activated gates.
+void recurd_lstm_step_rows(int rows, int n, const float *gates, long ldg, const float *bias_ih, const float *bias_hh,
+                           float *c, long ldc, float *h, long ldh);
+
 /// LSTM backward for one row: dc is ∂L/∂c_t on entry and ∂L/∂c_{t-1} on exit; d_gates (4n)
 /// receives ∂L/∂pre-activations.
 void recurd_lstm_backward(int n, const float *dh, float *dc, const float *gates,
