@@ -140,14 +140,40 @@ KERNEL_ATTR static void NAME(lstm_step_rows)(int rows, int n, const float *gates
 KERNEL_ATTR static void NAME(gru_forward)(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
                                           const float *h_prev, float *h_out) {
     const VF one = NAME(splat)(1.0f);
-    for (int j = 0; j < n; j += LANES) {
+#define PART(p, k, q, w) NAME(load)((p) + (k) * n + (q), w)
+    int j = 0;
+    // Two vectors at a time, for the reason given at lstm_row.
+    for (; j + 2 * LANES <= n; j += 2 * LANES) {
+        VF r[2], z[2], hn[2], cand[2];
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) {
+            const int q = j + u * LANES;
+            r[u] = NAME(vsigmoid)(PART(gi, 0, q, LANES) + PART(bias_ih, 0, q, LANES) + PART(gh, 0, q, LANES) + PART(bias_hh, 0, q, LANES));
+            z[u] = NAME(vsigmoid)(PART(gi, 1, q, LANES) + PART(bias_ih, 1, q, LANES) + PART(gh, 1, q, LANES) + PART(bias_hh, 1, q, LANES));
+        }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) {
+            const int q = j + u * LANES;
+            hn[u] = PART(gh, 2, q, LANES) + PART(bias_hh, 2, q, LANES);
+            cand[u] = NAME(vtanh)(PART(gi, 2, q, LANES) + PART(bias_ih, 2, q, LANES) + r[u] * hn[u]);
+        }
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) {
+            const int q = j + u * LANES;
+            VF h = (one - z[u]) * cand[u] + z[u] * NAME(load)(h_prev + q, LANES);
+            NAME(store)(gi + q, r[u], LANES);
+            NAME(store)(gi + n + q, z[u], LANES);
+            NAME(store)(gi + 2 * n + q, cand[u], LANES);
+            NAME(store)(gh + 2 * n + q, hn[u], LANES);
+            NAME(store)(h_out + q, h, LANES);
+        }
+    }
+    for (; j < n; j += LANES) {
         int w = n - j < LANES ? n - j : LANES;
-#define PART(p, k) NAME(load)((p) + (k) * n + j, w)
-        VF r = NAME(vsigmoid)(PART(gi, 0) + PART(bias_ih, 0) + PART(gh, 0) + PART(bias_hh, 0));
-        VF z = NAME(vsigmoid)(PART(gi, 1) + PART(bias_ih, 1) + PART(gh, 1) + PART(bias_hh, 1));
-        VF hn = PART(gh, 2) + PART(bias_hh, 2);
-        VF cand = NAME(vtanh)(PART(gi, 2) + PART(bias_ih, 2) + r * hn);
-#undef PART
+        VF r = NAME(vsigmoid)(PART(gi, 0, j, w) + PART(bias_ih, 0, j, w) + PART(gh, 0, j, w) + PART(bias_hh, 0, j, w));
+        VF z = NAME(vsigmoid)(PART(gi, 1, j, w) + PART(bias_ih, 1, j, w) + PART(gh, 1, j, w) + PART(bias_hh, 1, j, w));
+        VF hn = PART(gh, 2, j, w) + PART(bias_hh, 2, j, w);
+        VF cand = NAME(vtanh)(PART(gi, 2, j, w) + PART(bias_ih, 2, j, w) + r * hn);
         VF h = (one - z) * cand + z * NAME(load)(h_prev + j, w);
         NAME(store)(gi + j, r, w);
         NAME(store)(gi + n + j, z, w);
@@ -155,6 +181,7 @@ KERNEL_ATTR static void NAME(gru_forward)(int n, float *gi, float *gh, const flo
         NAME(store)(gh + 2 * n + j, hn, w);
         NAME(store)(h_out + j, h, w);
     }
+#undef PART
 }
 
 KERNEL_ATTR static void NAME(lstm_backward)(int n, const float *dh, float *dc, const float *gates,
