@@ -69,64 +69,56 @@ KERNEL_ATTR static inline VF NAME(vtanh)(VF x) {
     return (VF)((VU)p | (bits & 0x80000000u));
 }
 
-/// One row of LSTM cells: adds the biases to `gates` (pre-activations, gate order i, f, g, o),
-/// applies the nonlinearities, writes c and h (which may alias c_prev), and with `keep` stores the
-/// activated gates back into `gates` for the backward pass. Two vectors at a time: each one's
-/// chain (exp polynomial, reciprocal refinement, then tanh of the new c) is long and serial, and
-/// two independent chains side by side keep the FMA units busy where one leaves them waiting.
-KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_row)(int n, float *gates, const float *bias_ih,
-                                                                            const float *bias_hh, const float *c_prev,
-                                                                            float *c_out, float *h_out, const int keep) {
-#define GATE(k, q, w) (NAME(load)(gates + (k) * n + (q), w) + NAME(load)(bias_ih + (k) * n + (q), w) + NAME(load)(bias_hh + (k) * n + (q), w))
-    int j = 0;
-    for (; j + 2 * LANES <= n; j += 2 * LANES) {
-        VF i[2], f[2], g[2], o[2], c[2];
+/// U (1 or 2) vectors of LSTM cells from unit j, each `w` wide (U = 2: full vectors): adds the
+/// biases to the pre-activations `pre` (gate order i, f, g, o), applies the nonlinearities, writes
+/// c and h (which may alias c_prev) and, when `activated` is not NULL, the activated gates there
+/// for the backward pass. Each vector's chain (exp polynomial, reciprocal refinement, then tanh of
+/// the new c) is long and serial; two independent chains side by side keep the FMA units busy
+/// where one leaves them waiting on latency.
+KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_block)(
+    const int U, int j, int w, int n, const float *pre, float *activated, const float *bias_ih, const float *bias_hh,
+    const float *c_prev, float *c_out, float *h_out) {
+#define GATE(k, q) (NAME(load)(pre + (k) * n + (q), w) + NAME(load)(bias_ih + (k) * n + (q), w) + NAME(load)(bias_hh + (k) * n + (q), w))
+    VF i[2], f[2], g[2], o[2], c[2];
 #pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) {
-            const int q = j + u * LANES;
-            i[u] = GATE(0, q, LANES); f[u] = GATE(1, q, LANES); g[u] = GATE(2, q, LANES); o[u] = GATE(3, q, LANES);
-        }
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) { i[u] = NAME(vsigmoid)(i[u]); f[u] = NAME(vsigmoid)(f[u]); }
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) { g[u] = NAME(vtanh)(g[u]); o[u] = NAME(vsigmoid)(o[u]); }
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) c[u] = f[u] * NAME(load)(c_prev + j + u * LANES, LANES) + i[u] * g[u];
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) {
-            const int q = j + u * LANES;
-            if (keep) {
-                NAME(store)(gates + q, i[u], LANES);
-                NAME(store)(gates + n + q, f[u], LANES);
-                NAME(store)(gates + 2 * n + q, g[u], LANES);
-                NAME(store)(gates + 3 * n + q, o[u], LANES);
-            }
-            NAME(store)(c_out + q, c[u], LANES);
-            NAME(store)(h_out + q, o[u] * NAME(vtanh)(c[u]), LANES);
-        }
-    }
-    for (; j < n; j += LANES) {
-        int w = n - j < LANES ? n - j : LANES;
-        VF i = NAME(vsigmoid)(GATE(0, j, w));
-        VF f = NAME(vsigmoid)(GATE(1, j, w));
-        VF g = NAME(vtanh)(GATE(2, j, w));
-        VF o = NAME(vsigmoid)(GATE(3, j, w));
-        VF c = f * NAME(load)(c_prev + j, w) + i * g;
-        if (keep) {
-            NAME(store)(gates + j, i, w);
-            NAME(store)(gates + n + j, f, w);
-            NAME(store)(gates + 2 * n + j, g, w);
-            NAME(store)(gates + 3 * n + j, o, w);
-        }
-        NAME(store)(c_out + j, c, w);
-        NAME(store)(h_out + j, o * NAME(vtanh)(c), w);
+    for (int u = 0; u < U; u++) {
+        const int q = j + u * LANES;
+        i[u] = GATE(0, q); f[u] = GATE(1, q); g[u] = GATE(2, q); o[u] = GATE(3, q);
     }
 #undef GATE
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) { i[u] = NAME(vsigmoid)(i[u]); f[u] = NAME(vsigmoid)(f[u]); }
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) { g[u] = NAME(vtanh)(g[u]); o[u] = NAME(vsigmoid)(o[u]); }
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) c[u] = f[u] * NAME(load)(c_prev + j + u * LANES, w) + i[u] * g[u];
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) {
+        const int q = j + u * LANES;
+        if (activated) {
+            NAME(store)(activated + q, i[u], w);
+            NAME(store)(activated + n + q, f[u], w);
+            NAME(store)(activated + 2 * n + q, g[u], w);
+            NAME(store)(activated + 3 * n + q, o[u], w);
+        }
+        NAME(store)(c_out + q, c[u], w);
+        NAME(store)(h_out + q, o[u] * NAME(vtanh)(c[u]), w);
+    }
+}
+
+/// One row of n LSTM cells (see lstm_block), two vectors at a time, then what is left.
+KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_row)(
+    int n, const float *pre, float *activated, const float *bias_ih, const float *bias_hh,
+    const float *c_prev, float *c_out, float *h_out) {
+    int j = 0;
+    for (; j + 2 * LANES <= n; j += 2 * LANES) NAME(lstm_block)(2, j, LANES, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, h_out);
+    for (; j < n; j += LANES)
+        NAME(lstm_block)(1, j, n - j < LANES ? n - j : LANES, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, h_out);
 }
 
 KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bias_ih, const float *bias_hh,
                                            const float *c_prev, float *c_out, float *h_out) {
-    NAME(lstm_row)(n, gates, bias_ih, bias_hh, c_prev, c_out, h_out, 1);
+    NAME(lstm_row)(n, gates, gates, bias_ih, bias_hh, c_prev, c_out, h_out);
 }
 
 /// lstm_forward for `rows` rows at once, for inference: the activated gates are not kept (no
@@ -134,54 +126,46 @@ KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bia
 KERNEL_ATTR static void NAME(lstm_step_rows)(int rows, int n, const float *gates, long ldg, const float *bias_ih,
                                              const float *bias_hh, float *c, long ldc, float *h, long ldh) {
     for (int r = 0; r < rows; r++)
-        NAME(lstm_row)(n, (float *)(gates + r * ldg), bias_ih, bias_hh, c + r * ldc, c + r * ldc, h + r * ldh, 0);
+        NAME(lstm_row)(n, gates + r * ldg, NULL, bias_ih, bias_hh, c + r * ldc, c + r * ldc, h + r * ldh);
+}
+
+/// U (1 or 2) vectors of GRU cells from unit j, each `w` wide, as lstm_block.
+KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(gru_block)(
+    const int U, int j, int w, int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
+    const float *h_prev, float *h_out) {
+    const VF one = NAME(splat)(1.0f);
+#define PART(p, k, q) NAME(load)((p) + (k) * n + (q), w)
+    VF r[2], z[2], hn[2], cand[2];
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) {
+        const int q = j + u * LANES;
+        r[u] = NAME(vsigmoid)(PART(gi, 0, q) + PART(bias_ih, 0, q) + PART(gh, 0, q) + PART(bias_hh, 0, q));
+        z[u] = NAME(vsigmoid)(PART(gi, 1, q) + PART(bias_ih, 1, q) + PART(gh, 1, q) + PART(bias_hh, 1, q));
+    }
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) {
+        const int q = j + u * LANES;
+        hn[u] = PART(gh, 2, q) + PART(bias_hh, 2, q);
+        cand[u] = NAME(vtanh)(PART(gi, 2, q) + PART(bias_ih, 2, q) + r[u] * hn[u]);
+    }
+#undef PART
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++) {
+        const int q = j + u * LANES;
+        VF h = (one - z[u]) * cand[u] + z[u] * NAME(load)(h_prev + q, w);
+        NAME(store)(gi + q, r[u], w);
+        NAME(store)(gi + n + q, z[u], w);
+        NAME(store)(gi + 2 * n + q, cand[u], w);
+        NAME(store)(gh + 2 * n + q, hn[u], w);
+        NAME(store)(h_out + q, h, w);
+    }
 }
 
 KERNEL_ATTR static void NAME(gru_forward)(int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
                                           const float *h_prev, float *h_out) {
-    const VF one = NAME(splat)(1.0f);
-#define PART(p, k, q, w) NAME(load)((p) + (k) * n + (q), w)
     int j = 0;
-    // Two vectors at a time, for the reason given at lstm_row.
-    for (; j + 2 * LANES <= n; j += 2 * LANES) {
-        VF r[2], z[2], hn[2], cand[2];
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) {
-            const int q = j + u * LANES;
-            r[u] = NAME(vsigmoid)(PART(gi, 0, q, LANES) + PART(bias_ih, 0, q, LANES) + PART(gh, 0, q, LANES) + PART(bias_hh, 0, q, LANES));
-            z[u] = NAME(vsigmoid)(PART(gi, 1, q, LANES) + PART(bias_ih, 1, q, LANES) + PART(gh, 1, q, LANES) + PART(bias_hh, 1, q, LANES));
-        }
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) {
-            const int q = j + u * LANES;
-            hn[u] = PART(gh, 2, q, LANES) + PART(bias_hh, 2, q, LANES);
-            cand[u] = NAME(vtanh)(PART(gi, 2, q, LANES) + PART(bias_ih, 2, q, LANES) + r[u] * hn[u]);
-        }
-#pragma GCC unroll 2
-        for (int u = 0; u < 2; u++) {
-            const int q = j + u * LANES;
-            VF h = (one - z[u]) * cand[u] + z[u] * NAME(load)(h_prev + q, LANES);
-            NAME(store)(gi + q, r[u], LANES);
-            NAME(store)(gi + n + q, z[u], LANES);
-            NAME(store)(gi + 2 * n + q, cand[u], LANES);
-            NAME(store)(gh + 2 * n + q, hn[u], LANES);
-            NAME(store)(h_out + q, h, LANES);
-        }
-    }
-    for (; j < n; j += LANES) {
-        int w = n - j < LANES ? n - j : LANES;
-        VF r = NAME(vsigmoid)(PART(gi, 0, j, w) + PART(bias_ih, 0, j, w) + PART(gh, 0, j, w) + PART(bias_hh, 0, j, w));
-        VF z = NAME(vsigmoid)(PART(gi, 1, j, w) + PART(bias_ih, 1, j, w) + PART(gh, 1, j, w) + PART(bias_hh, 1, j, w));
-        VF hn = PART(gh, 2, j, w) + PART(bias_hh, 2, j, w);
-        VF cand = NAME(vtanh)(PART(gi, 2, j, w) + PART(bias_ih, 2, j, w) + r * hn);
-        VF h = (one - z) * cand + z * NAME(load)(h_prev + j, w);
-        NAME(store)(gi + j, r, w);
-        NAME(store)(gi + n + j, z, w);
-        NAME(store)(gi + 2 * n + j, cand, w);
-        NAME(store)(gh + 2 * n + j, hn, w);
-        NAME(store)(h_out + j, h, w);
-    }
-#undef PART
+    for (; j + 2 * LANES <= n; j += 2 * LANES) NAME(gru_block)(2, j, LANES, n, gi, gh, bias_ih, bias_hh, h_prev, h_out);
+    for (; j < n; j += LANES) NAME(gru_block)(1, j, n - j < LANES ? n - j : LANES, n, gi, gh, bias_ih, bias_hh, h_prev, h_out);
 }
 
 KERNEL_ATTR static void NAME(lstm_backward)(int n, const float *dh, float *dc, const float *gates,

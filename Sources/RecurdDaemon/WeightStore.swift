@@ -24,13 +24,9 @@ final class WeightStore: Sendable {
     func load() -> WeightSnapshot { current.withLock { $0 } }
 
     func publish(_ snapshot: WeightSnapshot) {
-        // The previous snapshot is released after the lock, not in it: freeing its weights is
-        // work the serving thread must never wait for.
-        let previous = current.withLock { old in
-            let previous = old
-            old = snapshot
-            return previous
-        }
-        _ = previous
+        var replaced = snapshot
+        current.withLock { swap(&$0, &replaced) }
+        // `replaced`, the previous snapshot, is released here, after the lock: freeing its
+        // weights is work the serving thread must never wait for.
     }
 }

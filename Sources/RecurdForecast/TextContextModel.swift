@@ -84,7 +84,7 @@ public enum TextContextModel {
         let history = m.load(as: UInt64.self), seen = m.load(fromByteOffset: 8, as: UInt64.self)
         out.update(repeating: 1.0 / 256, count: 256)
         let (n0, u0) = order0Totals(m)
-        smoothDense(out, counts: UnsafePointer((m + order0Offset).assumingMemoryBound(to: UInt32.self)), n: n0, u: u0)
+        smoothDense(out, counts: order0Counts(m), n: n0, u: u0)
         if seen >= 1 {
             let (n, u) = rowTotals(m, history)
             smoothDense(out, counts: order1Row(m, history), n: n, u: u)
@@ -113,7 +113,7 @@ public enum TextContextModel {
         for s in 0..<256 { out[s] *= normaliser }
         if let (predicted, length) = matchPrediction(m, buckets: buckets) {
             let qb = Double(out[Int(predicted)])
-            let c = cellProbability(m, length: length, mixture: qb)
+            let c = cellProbability(m, length: length, at: cellPosition(qb))
             // 1 − q from the other bytes' shares: computed as 1 − q in f32 it would cancel
             // to a few digits when q is near 1.
             var others = 0.0
@@ -145,12 +145,11 @@ public enum TextContextModel {
         let predicted = match?.byte ?? symbol
         // The counts' probability of the byte that came and of the one the match predicts.
         let (n0, u0) = order0Totals(m)
-        var p = countsStep(m + order0Offset, as: UInt32.self, symbol: symbol, predicted: predicted, lower: (1.0 / 256, 1.0 / 256), n: n0, u: u0)
+        var p = countsStep(order0Counts(m), symbol: symbol, predicted: predicted, lower: (1.0 / 256, 1.0 / 256), n: n0, u: u0)
         let history = m.load(as: UInt64.self), seen = m.load(fromByteOffset: 8, as: UInt64.self)
         if seen >= 1 {
             let (n, u) = rowTotals(m, history)
-            p = countsStep(UnsafeMutableRawPointer(mutating: order1Row(m, history)), as: UInt16.self, symbol: symbol, predicted: predicted,
-                           lower: p, n: n, u: u)
+            p = countsStep(order1Row(m, history), symbol: symbol, predicted: predicted, lower: p, n: n, u: u)
         }
         for k in 2...orders where UInt64(k) <= seen {
             guard let b = find(m, buckets: buckets, hash: contextHash(history, order: k)) else { continue }
@@ -163,9 +162,10 @@ public enum TextContextModel {
         var published = w * p.0 + (1 - w) * pBase
         if let match {
             let qb = predicted == symbol ? published : w * p.1 + (1 - w) * max(network(predicted), 1e-30)
-            let c = cellProbability(m, length: match.length, mixture: qb)
+            let at = cellPosition(qb)
+            let c = cellProbability(m, length: match.length, at: at)
             if predicted != symbol { published *= (1 - c) / max(1 - qb, 1e-9) } else { published = c }
-            trainCells(m, length: match.length, mixture: qb, hit: predicted == symbol)
+            trainCells(m, length: match.length, at: at, hit: predicted == symbol)
         }
         let logOdds = m.load(fromByteOffset: 16, as: Double.self) + log(p.0) - log(pBase)
         m.storeBytes(of: min(max(logOdds, -maxLogOdds), maxLogOdds), toByteOffset: 16, as: Double.self)
@@ -175,10 +175,9 @@ public enum TextContextModel {
 
     /// One dense table's smoothing step for the two symbols.
     @inline(__always)
-    private static func countsStep<C: BinaryInteger>(_ table: UnsafeMutableRawPointer, as: C.Type, symbol: UInt8, predicted: UInt8,
+    private static func countsStep<C: BinaryInteger>(_ counts: UnsafePointer<C>, symbol: UInt8, predicted: UInt8,
                                                      lower: (Double, Double), n: Int, u: Int) -> (Double, Double) {
         guard n > 0 else { return lower }
-        let counts = table.assumingMemoryBound(to: C.self)
         return (smooth(count: Int(counts[Int(symbol)]), lower: lower.0, n: n, u: u),
                 smooth(count: Int(counts[Int(predicted)]), lower: lower.1, n: n, u: u))
     }
@@ -204,41 +203,38 @@ public enum TextContextModel {
             k -= 1
         }
         if k == 1 && !known && seen >= 1 {
-            let row = UnsafeMutablePointer(mutating: order1Row(m, history))
             let totals = (m + rowTotalsOffset + Int(history & 0xFF) * 8).assumingMemoryBound(to: UInt32.self)
-            let c = row[Int(symbol)]
-            known = c > 0
-            row[Int(symbol)] = c + 1
-            totals[0] += 1
-            if !known { totals[1] += 1 }
-            if c + 1 == UInt16.max {
-                var n: UInt32 = 0
-                for s in 0..<256 {
-                    row[s] = UInt16((Int(row[s]) + 1) / 2)
-                    n += UInt32(row[s])
-                }
-                totals[0] = n
-            }
+            known = countDense(UnsafeMutablePointer(mutating: order1Row(m, history)), symbol, total: totals, distinct: totals + 1)
         }
         if !known {
-            let counts = (m + order0Offset).assumingMemoryBound(to: UInt32.self)
-            let c = counts[Int(symbol)]
-            counts[Int(symbol)] = c + 1
-            m.storeBytes(of: m.load(fromByteOffset: 24, as: UInt64.self) + 1, toByteOffset: 24, as: UInt64.self)
-            if c == 0 { m.storeBytes(of: m.load(fromByteOffset: 32, as: UInt64.self) + 1, toByteOffset: 32, as: UInt64.self) }
-            if c + 1 == UInt32.max {
-                var n: UInt64 = 0
-                for s in 0..<256 {
-                    counts[s] = UInt32((UInt64(counts[s]) + 1) / 2)
-                    n += UInt64(counts[s])
-                }
-                m.storeBytes(of: n, toByteOffset: 24, as: UInt64.self)
-            }
+            let totals = (m + 24).assumingMemoryBound(to: UInt64.self)
+            _ = countDense(UnsafeMutablePointer(mutating: order0Counts(m)), symbol, total: totals, distinct: totals + 1)
         }
         m.storeBytes(of: history << 8 | UInt64(symbol), as: UInt64.self)
         m.storeBytes(of: seen &+ 1, toByteOffset: 8, as: UInt64.self)
         m.storeBytes(of: UInt32(0), toByteOffset: 40, as: UInt32.self)
         followMatch(m, buckets: buckets, symbol: symbol)
+    }
+
+    /// Counts `symbol` once in a dense table (orders 0 and 1) and its total and distinct count;
+    /// returns whether it was there before. A count reaching its type's maximum halves the
+    /// table's counts (rounding up, so none that was counted falls to 0) and recomputes the total.
+    private static func countDense<C: FixedWidthInteger & UnsignedInteger, T: FixedWidthInteger & UnsignedInteger>(
+        _ counts: UnsafeMutablePointer<C>, _ symbol: UInt8, total: UnsafeMutablePointer<T>, distinct: UnsafeMutablePointer<T>
+    ) -> Bool {
+        let c = counts[Int(symbol)]
+        counts[Int(symbol)] = c + 1
+        total.pointee += 1
+        if c == 0 { distinct.pointee += 1 }
+        if c + 1 == C.max {
+            var n: T = 0
+            for s in 0..<256 {
+                counts[s] = counts[s] / 2 + counts[s] % 2
+                n += T(counts[s])
+            }
+            total.pointee = n
+        }
+        return c > 0
     }
 
     /// Forgets the history (a RESET or a gap): the counts and the mixture weight are what the
@@ -327,18 +323,19 @@ public enum TextContextModel {
         (m + cellsOffset + ((lengthClass(length) * cellsPerClass + j) * 16)).assumingMemoryBound(to: Double.self)
     }
 
-    /// The probability that the predicted byte comes, learnt for this length and mixture
-    /// probability; kept within [1/4096, 1 − 1/4096] so that a surprise costs at most 12 bits.
-    static func cellProbability(_ m: UnsafeMutableRawPointer, length: Int, mixture q: Double) -> Double {
-        let (j, f) = cellPosition(q)
+    /// The probability that the predicted byte comes, learnt for this length and the mixture's
+    /// probability of it (`at`: its `cellPosition`); kept within [1/4096, 1 − 1/4096] so that a
+    /// surprise costs at most 12 bits.
+    static func cellProbability(_ m: UnsafeMutableRawPointer, length: Int, at: (index: Int, upper: Double)) -> Double {
+        let (j, f) = at
         let lo = cellCentre(j) + cell(m, length, j)[0], hi = cellCentre(j + 1) + cell(m, length, j + 1)[0]
         return min(max((1 - f) * lo + f * hi, 1.0 / 4096), 1 - 1.0 / 4096)
     }
 
     /// Moves the two cells towards what happened, each by its share, at the rate 1/(n + 1.5) of
     /// its count n (at most 255, so the table keeps adapting).
-    static func trainCells(_ m: UnsafeMutableRawPointer, length: Int, mixture q: Double, hit: Bool) {
-        let (j, f) = cellPosition(q)
+    static func trainCells(_ m: UnsafeMutableRawPointer, length: Int, at: (index: Int, upper: Double), hit: Bool) {
+        let (j, f) = at
         let target: Double = hit ? 1 : 0
         func train(_ i: Int, _ share: Double) {
             let c = cell(m, length, i)
@@ -378,6 +375,11 @@ public enum TextContextModel {
 
     static func order0Totals(_ m: UnsafeMutableRawPointer) -> (n: Int, u: Int) {
         (Int(m.load(fromByteOffset: 24, as: UInt64.self)), Int(m.load(fromByteOffset: 32, as: UInt64.self)))
+    }
+
+    /// The order-0 counts.
+    static func order0Counts(_ m: UnsafeMutableRawPointer) -> UnsafePointer<UInt32> {
+        UnsafePointer((m + order0Offset).assumingMemoryBound(to: UInt32.self))
     }
 
     /// The order-1 counts after the last byte.

@@ -22,6 +22,13 @@ public enum Loss {
         }
     }
 
+    /// log Σ exp(l_j) over `count` logits (`scratch`: count floats): the softmax loss of class c
+    /// is this minus l_c, bit for bit as `value` computes it, so a caller needing several classes'
+    /// probabilities of one row computes it once.
+    public static func logNormalizer(_ logits: UnsafePointer<Float>, count: Int, scratch: UnsafeMutablePointer<Float>) -> Float {
+        logSumExp(logits, count: count, scratch: scratch).0
+    }
+
     /// L for one row, and `gradient += weight · ∂L/∂logits`. `scratch` as in `value`.
     public static func accumulate(
         _ head: HeadKind, logits: UnsafePointer<Float>, count: Int,

@@ -73,11 +73,13 @@ public final class StreamLearning {
             // let the contexts learn the byte.
             let symbol = UInt8(truncatingIfNeeded: token)
             if resolves {
-                // The distribution kept from publishing, else (`fit` does not publish) the logits'.
+                // The distribution kept from publishing, else (`fit` does not publish) the logits',
+                // normalised once for however many bytes the context model asks about.
+                var normalizer: Float?
                 let p = TextContextModel.observe(context, buckets: layout.textBuckets, symbol: symbol) { s in
-                    TextContextModel.networkProbability(context, of: s).map(Double.init)
-                        ?? exp(-Double(Loss.value(.softmax, logits: r.lastLogits, count: outputs, values: nil, classIndex: Int(s),
-                                                  scratch: lossScratch.pointer)))
+                    if let q = TextContextModel.networkProbability(context, of: s) { return Double(q) }
+                    if normalizer == nil { normalizer = Loss.logNormalizer(r.lastLogits, count: outputs, scratch: lossScratch.pointer) }
+                    return exp(-Double(normalizer! - r.lastLogits[Int(s)]))
                 }
                 out.loss = Float(-log(max(p, 1e-30)))
             } else {

@@ -77,19 +77,22 @@ public struct StreamRecordLayout: Sendable, Equatable {
         publishedOffset = m2Offset + standardizedInputs * 8
         combinerOffset = (publishedOffset + publishedCount * 4 + 7) & ~7
         anomalyOffset = combinerOffset + (combine ? inputSize * ForecastCombiner.stateSize * 8 : 0)
-        textOffset = (anomalyOffset + (anomalyScorers > 0 ? (1 + anomalyScorers * AnomalyScorer.stateSize) * 8 : 0) + 15) & ~15
+        textOffset = (anomalyOffset + Self.anomalySectionBytes(scorers: anomalyScorers) + 15) & ~15
         let byteStream: Bool = if case .tokens(256, _) = a.input { implied && a.head == .softmax && a.outputSize == 256 } else { false }
         textBuckets = byteStream ? TextContextModel.buckets(fitting: forecast.textContextBytes) : 0
-        let end = textOffset + (textBuckets > 0 ? TextContextModel.bytes(buckets: textBuckets) : 0)
+        let end = textOffset + Self.textSectionBytes(buckets: textBuckets)
         coreBytes = (end + 15) & ~15
     }
 
     /// Bytes of the forecast section (published forecast and combiner states).
     public var forecastBytes: Int { anomalyOffset - publishedOffset }
     /// Bytes of the anomaly section (alert count and scorer states).
-    public var anomalyBytes: Int { anomalyScorers > 0 ? (1 + anomalyScorers * AnomalyScorer.stateSize) * 8 : 0 }
+    public var anomalyBytes: Int { Self.anomalySectionBytes(scorers: anomalyScorers) }
     /// Bytes of the text context section.
-    public var textBytes: Int { textBuckets > 0 ? TextContextModel.bytes(buckets: textBuckets) : 0 }
+    public var textBytes: Int { Self.textSectionBytes(buckets: textBuckets) }
+
+    private static func anomalySectionBytes(scorers: Int) -> Int { scorers > 0 ? (1 + scorers * AnomalyScorer.stateSize) * 8 : 0 }
+    private static func textSectionBytes(buckets: Int) -> Int { buckets > 0 ? TextContextModel.bytes(buckets: buckets) : 0 }
 
     /// A digest of what the core block's meaning depends on: records written under another
     /// fingerprint do not belong to this model.
