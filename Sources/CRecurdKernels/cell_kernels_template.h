@@ -1,8 +1,8 @@
 // The width-generic part of the cell kernels, included by kernels.c once per vector width with
 // these macros defined: VF (float vector), VI (int32 vector), VU (uint32 vector), LANES,
-// KERNEL_ATTR (the target attribute, or nothing), RCP_ESTIMATE(x) (the hardware reciprocal
-// estimate) and SUFFIX (appended to every name). One source, so the AVX2 and AVX-512 variants
-// cannot drift apart; KernelVariantTests checks that they agree.
+// KERNEL_ATTR (the target attribute, or nothing), RCP_ESTIMATE(x) (a division, or the hardware
+// reciprocal estimate), RCP_STEPS (Newton steps after it) and SUFFIX (appended to every name).
+// One source, so the variants cannot drift apart; KernelVariantTests checks that they agree.
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -49,9 +49,9 @@ KERNEL_ATTR static inline VF NAME(vexp)(VF x) {
     return y * (VF)bits;
 }
 
-/// 1/x from the hardware estimate refined by Newton steps (r += r·(1 − x·r)) until it is as
-/// good as a division (RCP_STEPS: 2 after a 12-bit estimate, 1 after a 14-bit one), so that
-/// saturated gates come out exactly 0 or 1, at a fraction of a division's cost.
+/// 1/x: RCP_ESTIMATE (a division, or the hardware estimate) refined by RCP_STEPS Newton steps
+/// (r += r·(1 − x·r); 1 after AVX-512's 14-bit estimate) until it is as good as a division, so
+/// that saturated gates come out exactly 0 or 1.
 KERNEL_ATTR static inline VF NAME(vrecip)(VF x) {
     VF r = RCP_ESTIMATE(x);
     for (int i = 0; i < RCP_STEPS; i++) r = r + r * (NAME(splat)(1.0f) - x * r);
@@ -69,52 +69,87 @@ KERNEL_ATTR static inline VF NAME(vtanh)(VF x) {
     return (VF)((VU)p | (bits & 0x80000000u));
 }
 
-/// U (1 or 2) vectors of LSTM cells from unit j, each `w` wide (U = 2: full vectors): adds the
-/// biases to the pre-activations `pre` (gate order i, f, g, o), applies the nonlinearities, writes
-/// c and h (which may alias c_prev) and, when `activated` is not NULL, the activated gates there
-/// for the backward pass. Each vector's chain (exp polynomial, reciprocal refinement, then tanh of
-/// the new c) is long and serial; two independent chains side by side keep the FMA units busy
-/// where one leaves them waiting on latency.
-KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_block)(
-    const int U, int j, int w, int n, const float *pre, float *activated, const float *bias_ih, const float *bias_hh,
-    const float *c_prev, float *c_out, float *h_out) {
-#define GATE(k, q) (NAME(load)(pre + (k) * n + (q), w) + NAME(load)(bias_ih + (k) * n + (q), w) + NAME(load)(bias_hh + (k) * n + (q), w))
-    VF i[2], f[2], g[2], o[2], c[2];
-#pragma GCC unroll 2
-    for (int u = 0; u < U; u++) {
-        const int q = j + u * LANES;
-        i[u] = GATE(0, q); f[u] = GATE(1, q); g[u] = GATE(2, q); o[u] = GATE(3, q);
-    }
-#undef GATE
-#pragma GCC unroll 2
-    for (int u = 0; u < U; u++) { i[u] = NAME(vsigmoid)(i[u]); f[u] = NAME(vsigmoid)(f[u]); }
-#pragma GCC unroll 2
-    for (int u = 0; u < U; u++) { g[u] = NAME(vtanh)(g[u]); o[u] = NAME(vsigmoid)(o[u]); }
-#pragma GCC unroll 2
-    for (int u = 0; u < U; u++) c[u] = f[u] * NAME(load)(c_prev + j + u * LANES, w) + i[u] * g[u];
-#pragma GCC unroll 2
-    for (int u = 0; u < U; u++) {
-        const int q = j + u * LANES;
-        if (activated) {
-            NAME(store)(activated + q, i[u], w);
-            NAME(store)(activated + n + q, f[u], w);
-            NAME(store)(activated + 2 * n + q, g[u], w);
-            NAME(store)(activated + 3 * n + q, o[u], w);
-        }
-        NAME(store)(c_out + q, c[u], w);
-        NAME(store)(h_out + q, o[u] * NAME(vtanh)(c[u]), w);
-    }
+/// Pieces of vsigmoid and vtanh, for the staged LSTM row below: the exponential, then the rest.
+/// Composed they are exactly vsigmoid and vtanh (the same operations in the same order).
+KERNEL_ATTR static inline VF NAME(vtanh_exp)(VF x) {
+    return NAME(vexp)(NAME(splat)(-2.0f) * (VF)((VU)x & 0x7FFFFFFFu));
 }
 
-/// One row of n LSTM cells (see lstm_block), two vectors at a time, then what is left.
+KERNEL_ATTR static inline VF NAME(vtanh_finish)(VF x, VF t) {
+    VF p = (NAME(splat)(1.0f) - t) * NAME(vrecip)(NAME(splat)(1.0f) + t);
+    return (VF)((VU)p | ((VU)x & 0x80000000u));
+}
+
+/// Cells per stage of lstm_row: the stage buffers (4 of this many floats) stay in L1.
+#define LSTM_STAGE 64
+
+#define LSTM_GATE(k, j) (NAME(load)(pre + (k) * n + (j), w) + NAME(load)(bias_ih + (k) * n + (j), w) + NAME(load)(bias_hh + (k) * n + (j), w))
+
+/// lstm_row's first pass on one vector (`w` wide) of cells at j, buffer position q.
+KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_pass1)(
+    int w, int j, int q, int n, const float *pre, const float *bias_ih, const float *bias_hh,
+    float *ei, float *ef, float *eg, float *eo) {
+    NAME(store)(ei + q, NAME(vexp)(-LSTM_GATE(0, j)), w);
+    NAME(store)(ef + q, NAME(vexp)(-LSTM_GATE(1, j)), w);
+    NAME(store)(eg + q, NAME(vtanh_exp)(LSTM_GATE(2, j)), w);
+    NAME(store)(eo + q, NAME(vexp)(-LSTM_GATE(3, j)), w);
+}
+
+/// lstm_row's second pass on one vector of cells: the gates, c, and the exponential of c.
+KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_pass2)(
+    int w, int j, int q, int n, const float *pre, float *activated, const float *bias_ih, const float *bias_hh,
+    const float *c_prev, float *c_out, float *ei, const float *ef, const float *eg, float *eo) {
+    const VF one = NAME(splat)(1.0f);
+    const VF i = NAME(vrecip)(one + NAME(load)(ei + q, w));
+    const VF f = NAME(vrecip)(one + NAME(load)(ef + q, w));
+    const VF g = NAME(vtanh_finish)(LSTM_GATE(2, j), NAME(load)(eg + q, w));
+    const VF o = NAME(vrecip)(one + NAME(load)(eo + q, w));
+    const VF c = f * NAME(load)(c_prev + j, w) + i * g;
+    if (activated) {
+        NAME(store)(activated + j, i, w);
+        NAME(store)(activated + n + j, f, w);
+        NAME(store)(activated + 2 * n + j, g, w);
+        NAME(store)(activated + 3 * n + j, o, w);
+    }
+    NAME(store)(c_out + j, c, w);
+    NAME(store)(eo + q, o, w);
+    NAME(store)(ei + q, NAME(vtanh_exp)(c), w);
+}
+
+/// lstm_row's third pass on one vector of cells: h = o · tanh(c).
+KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_pass3)(
+    int w, int j, int q, const float *c_out, float *h_out, const float *ei, const float *eo) {
+    NAME(store)(h_out + j, NAME(load)(eo + q, w) * NAME(vtanh_finish)(NAME(load)(c_out + j, w), NAME(load)(ei + q, w)), w);
+}
+
+/// One row of n LSTM cells: adds the biases to the pre-activations `pre` (gate order i, f, g, o),
+/// applies the nonlinearities, writes c and h (c_out may alias c_prev) and, when `activated` is not
+/// NULL, the activated gates there for the backward pass (`activated` may be `pre`).
+///
+/// In three passes over at most LSTM_STAGE cells: the four gates' exponentials, then the gates,
+/// c and the exponential of c, then h. A cell's work is one long serial chain (exp polynomial,
+/// reciprocal refinement, then tanh of the new c); passes whose iterations are independent let
+/// the out-of-order core overlap many chains, and each pass's loop keeps its constants in
+/// registers, where one fused loop body spilled them. Full vectors take a loop of their own, so
+/// that their loads and stores carry no width test.
 KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_row)(
     int n, const float *pre, float *activated, const float *bias_ih, const float *bias_hh,
     const float *c_prev, float *c_out, float *h_out) {
-    int j = 0;
-    for (; j + 2 * LANES <= n; j += 2 * LANES) NAME(lstm_block)(2, j, LANES, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, h_out);
-    for (; j < n; j += LANES)
-        NAME(lstm_block)(1, j, n - j < LANES ? n - j : LANES, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, h_out);
+    float ei[LSTM_STAGE] __attribute__((aligned(64))), ef[LSTM_STAGE] __attribute__((aligned(64)));
+    float eg[LSTM_STAGE] __attribute__((aligned(64))), eo[LSTM_STAGE] __attribute__((aligned(64)));
+    for (int j0 = 0; j0 < n; j0 += LSTM_STAGE) {
+        const int m = n - j0 < LSTM_STAGE ? n - j0 : LSTM_STAGE, full = m - m % LANES;
+        int q = 0;
+        for (; q < full; q += LANES) NAME(lstm_pass1)(LANES, j0 + q, q, n, pre, bias_ih, bias_hh, ei, ef, eg, eo);
+        if (q < m) NAME(lstm_pass1)(m - q, j0 + q, q, n, pre, bias_ih, bias_hh, ei, ef, eg, eo);
+        for (q = 0; q < full; q += LANES)
+            NAME(lstm_pass2)(LANES, j0 + q, q, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, ei, ef, eg, eo);
+        if (q < m) NAME(lstm_pass2)(m - q, j0 + q, q, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, ei, ef, eg, eo);
+        for (q = 0; q < full; q += LANES) NAME(lstm_pass3)(LANES, j0 + q, q, c_out, h_out, ei, eo);
+        if (q < m) NAME(lstm_pass3)(m - q, j0 + q, q, c_out, h_out, ei, eo);
+    }
 }
+#undef LSTM_GATE
 
 KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bias_ih, const float *bias_hh,
                                            const float *c_prev, float *c_out, float *h_out) {
@@ -129,7 +164,8 @@ KERNEL_ATTR static void NAME(lstm_step_rows)(int rows, int n, const float *gates
         NAME(lstm_row)(n, gates + r * ldg, NULL, bias_ih, bias_hh, c + r * ldc, c + r * ldc, h + r * ldh);
 }
 
-/// U (1 or 2) vectors of GRU cells from unit j, each `w` wide, as lstm_block.
+/// U (1 or 2) vectors of GRU cells from unit j, each `w` wide: two independent chains side by
+/// side keep the FMA units busy where one leaves them waiting on latency.
 KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(gru_block)(
     const int U, int j, int w, int n, float *gi, float *gh, const float *bias_ih, const float *bias_hh,
     const float *h_prev, float *h_out) {

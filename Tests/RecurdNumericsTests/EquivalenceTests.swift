@@ -1,3 +1,4 @@
+import Foundation
 import RecurdTestSupport
 import Testing
 @testable import RecurdNumerics
@@ -240,8 +241,8 @@ import CRecurdKernels
         for r in results.dropFirst() { #expect(maxAbsDifference(results[0], r) < 1e-5) }
     }
 
-    /// The batched inference step (no gates kept, two vectors at a time) gives, bit for bit, what
-    /// the training forward gives each row, in every variant and at awkward widths.
+    /// The batched inference step (no gates kept, c updated in place) gives, bit for bit, what the
+    /// training forward gives each row, in every variant and at awkward widths.
     @Test func lstmRowsStepEqualsTheForwardRowByRow() {
         var rng = SeededGenerator(seed: 12)
         for isa in KernelVariantProductTests.isas {
@@ -267,6 +268,35 @@ import CRecurdKernels
                     #expect(Array(c[(r * n)..<(r * n + n)]) == cr, "\(name) n \(n) row \(r): c")
                     #expect(Array(h[(r * ldh)..<(r * ldh + n)]) == hr, "\(name) n \(n) row \(r): h")
                 }
+            }
+        }
+        _ = recurd_kernels_set_thread_isa(RECURD_ISA_AUTO.rawValue)
+    }
+
+    /// The LSTM cells against the formulas evaluated in double, in every variant, at awkward widths
+    /// (more than one of the kernel's 64-cell stages, partial vectors): gates, c and h.
+    @Test func lstmCellsMatchTheFormulasInDouble() {
+        var rng = SeededGenerator(seed: 13)
+        func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+        for isa in KernelVariantProductTests.isas {
+            _ = recurd_kernels_set_thread_isa(isa)
+            let name = String(cString: recurd_kernels_isa_name(isa))
+            for n in KernelVariantProductTests.sizes + [64, 200] {
+                let pre = randomFloats(4 * n, amplitude: 6, rng: &rng)
+                let bih = randomFloats(4 * n, amplitude: 1, rng: &rng), bhh = randomFloats(4 * n, amplitude: 1, rng: &rng)
+                let cPrev = randomFloats(n, amplitude: 3, rng: &rng)
+                var gates = pre, c = [Float](repeating: 0, count: n), h = [Float](repeating: 0, count: n)
+                LSTMCell.forward(hidden: n, gates: &gates, biasIH: bih, biasHH: bhh, cPrev: cPrev, cOut: &c, hOut: &h)
+                var worst = 0.0
+                for j in 0..<n {
+                    let x = (0..<4).map { k in Double(pre[k * n + j]) + Double(bih[k * n + j]) + Double(bhh[k * n + j]) }
+                    let i = sigmoid(x[0]), f = sigmoid(x[1]), g = Foundation.tanh(x[2]), o = sigmoid(x[3])
+                    let cr = f * Double(cPrev[j]) + i * g, hr = o * Foundation.tanh(cr)
+                    for (got, want) in [(gates[j], i), (gates[n + j], f), (gates[2 * n + j], g), (gates[3 * n + j], o), (c[j], cr), (h[j], hr)] {
+                        worst = max(worst, abs(Double(got) - want))
+                    }
+                }
+                #expect(worst < 2e-6, "\(name) n \(n): max abs error \(worst)")
             }
         }
         _ = recurd_kernels_set_thread_isa(RECURD_ISA_AUTO.rawValue)
