@@ -202,7 +202,18 @@ final class ServingLoop {
         let controlIndex = e.control == nil ? -1 : 3
         let outputMonitorIndex = e.outputMonitor == nil ? -1 : (e.control == nil ? 3 : 4)
         let controlMonitorIndex = e.controlMonitor == nil ? -1 : outputMonitorIndex + 1
-        let poller = ZMQPoller(sockets, descriptors: [handle.wake.descriptor])
+        // poll(2) on the sockets' notification descriptors, not zmq_poll: one system call per
+        // cycle instead of one plus two per socket (see ZMQNotificationPoller). A socket is read
+        // when its descriptor fires or when it is `unread`: not yet read to empty (the input
+        // after a full batch) or sent on since (control after a reply). Once a second every
+        // socket is read anyway, in case a send cleared a descriptor before its news was read.
+        let poller: ZMQNotificationPoller
+        do { poller = try ZMQNotificationPoller(sockets, descriptors: [handle.wake.descriptor]) } catch {
+            logger.error("cannot poll the sockets", metadata: ["error": "\(error)"])
+            finish(e)
+            return
+        }
+        var unread = Array(repeating: true, count: sockets.count)
         let wakeIndex = sockets.count
         var lastHousekeeping = Clock.seconds
         while true {
@@ -213,10 +224,14 @@ final class ServingLoop {
                 break
             }
             let busy = core?.scheduler.hasWork ?? false
-            let ready: [Bool]
-            do { ready = try poller.poll(timeoutMilliseconds: busy ? 0 : 100) } catch {
+            var ready: [Bool]
+            do { ready = try poller.poll(timeoutMilliseconds: busy || unread.contains(true) ? 0 : 100) } catch {
                 logger.error("poll failed", metadata: ["error": "\(error)"])
                 break
+            }
+            for i in unread.indices where unread[i] {
+                ready[i] = true
+                unread[i] = false
             }
             if ready[wakeIndex] { handle.wake.drain() }
             if let (generation, new) = handle.takeReload() {
@@ -230,7 +245,11 @@ final class ServingLoop {
             if ready[2] { readMonitor(e.inputMonitor) }
             if outputMonitorIndex >= 0, ready[outputMonitorIndex], let m = e.outputMonitor { readDenials(m, .output) }
             if controlMonitorIndex >= 0, ready[controlMonitorIndex], let m = e.controlMonitor { readDenials(m, .control) }
-            if controlIndex >= 0, ready[controlIndex], !controlWaiting, let c = e.control { handleControl(c, controlMessage) }
+            if controlIndex >= 0, ready[controlIndex], !controlWaiting, let c = e.control {
+                // A request read (or replied to) leaves control to be read again: its reply's send
+                // may have cleared the descriptor for the next request.
+                if handleControl(c, controlMessage) { unread[controlIndex] = true }
+            }
             if ready[0] {
                 if stateDirectory != nil, worker.isBehind(limit: Self.storeBacklogLimit) {
                     // The store is behind: leave the input queued (producers feel the pace) rather than lose records.
@@ -241,17 +260,19 @@ final class ServingLoop {
                         logger.warning("the store is behind; input waits until it catches up", metadata: ["backlog_bytes": "\(worker.backlogBytes)"])
                     }
                     usleep(200)
-                } else {
-                    drain(e.input, multipart)
+                    unread[0] = true
+                } else if drain(e.input, multipart) {
+                    unread[0] = true
                 }
             }
             core?.scheduler.run(pressure: pressure)
-            sendReadyReplies(e.control)
+            if sendReadyReplies(e.control) { unread[controlIndex] = true }
             let now = Clock.seconds
             if now - lastHousekeeping >= 1 {
                 core?.housekeeping(now: now, wallClock: Date().timeIntervalSince1970)
                 refreshStatus()
                 lastHousekeeping = now
+                unread = Array(repeating: true, count: sockets.count)
             } else {
                 core?.residency.submit()
             }
@@ -265,8 +286,10 @@ final class ServingLoop {
     private var storeWaits = 0
     private var lastStoreWaitLog = 0.0
 
-    /// Drains what is waiting on the input (up to `max-batch` messages) into the core.
-    private func drain(_ input: ZMQSocket, _ parts: ZMQMultipart) {
+    /// Drains what is waiting on the input (up to `max-batch` messages) into the core; returns
+    /// whether it stopped at `max-batch` (more may be waiting) rather than at an empty input.
+    @discardableResult
+    private func drain(_ input: ZMQSocket, _ parts: ZMQMultipart) -> Bool {
         // One clock read per drain: the latency histogram measures from when the daemon took the
         // batch in, which is when its own work on every message of the batch starts.
         let drainStart = Clock.nanoseconds
@@ -286,6 +309,7 @@ final class ServingLoop {
         // A big drain means messages queued while the last batch ran: serving is at its limit.
         pressure = drained >= min(256, configuration.maxBatch)
         if pressure, let b = core?.runtime.backgroundTrainer { b.servingBacklog.store(drainStart, ordering: .relaxed) }
+        return drained >= configuration.maxBatch
     }
 
     private func admit(_ parts: ZMQMultipart, receivedAt: UInt64) {
@@ -397,16 +421,17 @@ final class ServingLoop {
 
     // MARK: Control
 
-    private func handleControl(_ socket: ZMQSocket, _ parts: ZMQMultipart) {
+    /// Reads and answers (or defers) one control request; returns whether there was one.
+    private func handleControl(_ socket: ZMQSocket, _ parts: ZMQMultipart) -> Bool {
         do {
-            guard try parts.receive(from: socket, dontWait: true) else { return }
+            guard try parts.receive(from: socket, dontWait: true) else { return false }
         } catch {
-            return
+            return false
         }
         if let roles, !(parts.userId.flatMap { CurveKey(cString: $0) }.map { roles.operators.contains($0) } ?? false) {
             zap?.countDenied(.control)
             reply(socket, ControlReply.failure("not an operator: this key was removed from operators/"))
-            return
+            return true
         }
         var request: [UInt8] = []
         for i in 0..<parts.frameCount { request += parts.frame(i) }
@@ -415,14 +440,20 @@ final class ServingLoop {
         case .reply(let r): reply(socket, r)
         case .deferred: controlWaiting = true
         }
+        return true
     }
 
-    private func sendReadyReplies(_ socket: ZMQSocket?) {
-        guard controlWaiting, let socket, let core else { return }
+    /// Sends the replies to deferred control requests that are ready; returns whether it sent any.
+    @discardableResult
+    private func sendReadyReplies(_ socket: ZMQSocket?) -> Bool {
+        guard controlWaiting, let socket, let core else { return false }
+        var sent = false
         for r in core.takeReadyReplies() {
             reply(socket, r)
             controlWaiting = false
+            sent = true
         }
+        return sent
     }
 
     private func reply(_ socket: ZMQSocket, _ r: ControlReply.Encoded) {

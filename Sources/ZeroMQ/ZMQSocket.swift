@@ -234,6 +234,16 @@ public final class ZMQSocket {
 
     /// The raw handle, for `ZMQPoller`.
     var rawHandle: UnsafeMutableRawPointer? { handle }
+
+    /// The descriptor libzmq signals when this socket has commands to process (`ZMQ_FD`), for
+    /// `ZMQNotificationPoller`. Edge-triggered: see there.
+    public func notificationDescriptor() throws(ZMQError) -> Int32 {
+        let h = try live("ZMQ_FD")
+        var fd: Int32 = -1
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(h, ZMQ_FD, &fd, &size) == 0 else { throw ZMQError.last("get ZMQ_FD") }
+        return fd
+    }
 }
 
 /// Moves a socket to another thread. libzmq allows a socket to migrate between threads provided

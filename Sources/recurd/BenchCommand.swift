@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks the README quotes (one thread each).",
-        subcommands: [BenchStep.self, BenchFit.self, BenchKernels.self, BenchLoad.self, BenchStore.self]
+        subcommands: [BenchStep.self, BenchFit.self, BenchTrain.self, BenchKernels.self, BenchLoad.self, BenchStore.self]
     )
 }
 
