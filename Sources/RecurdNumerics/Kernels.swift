@@ -26,6 +26,24 @@ public enum Kernels {
         recurd_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// out (cols × rows, dense) = Aᵀ for A (rows × cols, row stride `ld`); in tiles of 8×8, so that
+    /// both sides move whole cache lines.
+    public static func transpose(_ a: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<Float>) {
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(r0 + 8, rows)
+            var c0 = 0
+            while c0 < cols {
+                let c1 = min(c0 + 8, cols)
+                for r in r0..<r1 {
+                    for c in c0..<c1 { out[c * rows + r] = a[r * ld + c] }
+                }
+                c0 = c1
+            }
+            r0 = r1
+        }
+    }
+
     /// y (rows) = W (rows×cols, row stride `ldw`) · x (cols), or `+=` when `accumulate`.
     @inline(__always)
     public static func matvec(

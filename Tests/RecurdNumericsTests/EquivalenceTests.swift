@@ -123,8 +123,9 @@ import Testing
         }
     }
 
-    @Test func batchedUpdateEqualsMeanOfSeparateGradients() {
-        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 3), hidden: [8, 5], outputSize: 3, head: .linear)
+    @Test(arguments: [CellKind.lstm, .gru])
+    func batchedUpdateEqualsMeanOfSeparateGradients(_ cell: CellKind) {
+        let arch = ModelArchitecture(cell: cell, input: .features(size: 3), hidden: [8, 5], outputSize: 3, head: .linear)
         let model = makeModel(arch, seed: 31)
         let config = LearningConfiguration(k1: 3, k2: 6, optimizer: .sgd, learningRate: 0.1, clip: 0)
         var rng = SeededGenerator(seed: 9)
