@@ -116,15 +116,19 @@ KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_pass2)(
     NAME(store)(ei + q, NAME(vtanh_exp)(c), w);
 }
 
-/// lstm_row's third pass on one vector of cells: h = o · tanh(c).
+/// lstm_row's third pass on one vector of cells: h = o · tanh(c), and tanh(c) kept in tanh_c
+/// unless it is NULL.
 KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_pass3)(
-    int w, int j, int q, const float *c_out, float *h_out, const float *ei, const float *eo) {
-    NAME(store)(h_out + j, NAME(load)(eo + q, w) * NAME(vtanh_finish)(NAME(load)(c_out + j, w), NAME(load)(ei + q, w)), w);
+    int w, int j, int q, const float *c_out, float *h_out, float *tanh_c, const float *ei, const float *eo) {
+    const VF tc = NAME(vtanh_finish)(NAME(load)(c_out + j, w), NAME(load)(ei + q, w));
+    if (tanh_c) NAME(store)(tanh_c + j, tc, w);
+    NAME(store)(h_out + j, NAME(load)(eo + q, w) * tc, w);
 }
 
 /// One row of n LSTM cells: adds the biases to the pre-activations `pre` (gate order i, f, g, o),
 /// applies the nonlinearities, writes c and h (c_out may alias c_prev) and, when `activated` is not
-/// NULL, the activated gates there for the backward pass (`activated` may be `pre`).
+/// NULL, the activated gates there for the backward pass (`activated` may be `pre`), and tanh(c)
+/// in `tanh_c` (which the backward pass would otherwise compute again) unless it is NULL.
 ///
 /// In three passes over at most LSTM_STAGE cells: the four gates' exponentials, then the gates,
 /// c and the exponential of c, then h. A cell's work is one long serial chain (exp polynomial,
@@ -134,7 +138,7 @@ KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_pass3)(
 /// that their loads and stores carry no width test.
 KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_row)(
     int n, const float *pre, float *activated, const float *bias_ih, const float *bias_hh,
-    const float *c_prev, float *c_out, float *h_out) {
+    const float *c_prev, float *c_out, float *h_out, float *tanh_c) {
     float ei[LSTM_STAGE] __attribute__((aligned(64))), ef[LSTM_STAGE] __attribute__((aligned(64)));
     float eg[LSTM_STAGE] __attribute__((aligned(64))), eo[LSTM_STAGE] __attribute__((aligned(64)));
     for (int j0 = 0; j0 < n; j0 += LSTM_STAGE) {
@@ -145,15 +149,15 @@ KERNEL_ATTR static inline __attribute__((always_inline)) void NAME(lstm_row)(
         for (q = 0; q < full; q += LANES)
             NAME(lstm_pass2)(LANES, j0 + q, q, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, ei, ef, eg, eo);
         if (q < m) NAME(lstm_pass2)(m - q, j0 + q, q, n, pre, activated, bias_ih, bias_hh, c_prev, c_out, ei, ef, eg, eo);
-        for (q = 0; q < full; q += LANES) NAME(lstm_pass3)(LANES, j0 + q, q, c_out, h_out, ei, eo);
-        if (q < m) NAME(lstm_pass3)(m - q, j0 + q, q, c_out, h_out, ei, eo);
+        for (q = 0; q < full; q += LANES) NAME(lstm_pass3)(LANES, j0 + q, q, c_out, h_out, tanh_c, ei, eo);
+        if (q < m) NAME(lstm_pass3)(m - q, j0 + q, q, c_out, h_out, tanh_c, ei, eo);
     }
 }
 #undef LSTM_GATE
 
 KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bias_ih, const float *bias_hh,
-                                           const float *c_prev, float *c_out, float *h_out) {
-    NAME(lstm_row)(n, gates, gates, bias_ih, bias_hh, c_prev, c_out, h_out);
+                                           const float *c_prev, float *c_out, float *h_out, float *tanh_c) {
+    NAME(lstm_row)(n, gates, gates, bias_ih, bias_hh, c_prev, c_out, h_out, tanh_c);
 }
 
 /// lstm_forward for `rows` rows at once, for inference: the activated gates are not kept (no
@@ -161,7 +165,7 @@ KERNEL_ATTR static void NAME(lstm_forward)(int n, float *gates, const float *bia
 KERNEL_ATTR static void NAME(lstm_step_rows)(int rows, int n, const float *gates, long ldg, const float *bias_ih,
                                              const float *bias_hh, float *c, long ldc, float *h, long ldh) {
     for (int r = 0; r < rows; r++)
-        NAME(lstm_row)(n, gates + r * ldg, NULL, bias_ih, bias_hh, c + r * ldc, c + r * ldc, h + r * ldh);
+        NAME(lstm_row)(n, gates + r * ldg, NULL, bias_ih, bias_hh, c + r * ldc, c + r * ldc, h + r * ldh, NULL);
 }
 
 /// U (1 or 2) vectors of GRU cells from unit j, each `w` wide: two independent chains side by
@@ -205,13 +209,13 @@ KERNEL_ATTR static void NAME(gru_forward)(int n, float *gi, float *gh, const flo
 }
 
 KERNEL_ATTR static void NAME(lstm_backward)(int n, const float *dh, float *dc, const float *gates,
-                                            const float *c_prev, const float *c, float *d_gates) {
+                                            const float *c_prev, const float *tanh_c, float *d_gates) {
     const VF one = NAME(splat)(1.0f);
     for (int j = 0; j < n; j += LANES) {
         int w = n - j < LANES ? n - j : LANES;
         VF i = NAME(load)(gates + j, w), f = NAME(load)(gates + n + j, w);
         VF g = NAME(load)(gates + 2 * n + j, w), o = NAME(load)(gates + 3 * n + j, w);
-        VF tc = NAME(vtanh)(NAME(load)(c + j, w));
+        VF tc = NAME(load)(tanh_c + j, w);
         VF dhv = NAME(load)(dh + j, w);
         VF dct = NAME(load)(dc + j, w) + dhv * o * (one - tc * tc);
         NAME(store)(d_gates + j, dct * g * i * (one - i), w);

@@ -92,8 +92,8 @@ typedef uint32_t VU16 __attribute__((vector_size(64)));
 #endif
 
 void recurd_lstm_forward(int n, float *gates, const float *bias_ih, const float *bias_hh,
-                         const float *c_prev, float *c_out, float *h_out) {
-    DISPATCH(lstm_forward, n, gates, bias_ih, bias_hh, c_prev, c_out, h_out)
+                         const float *c_prev, float *c_out, float *h_out, float *tanh_c) {
+    DISPATCH(lstm_forward, n, gates, bias_ih, bias_hh, c_prev, c_out, h_out, tanh_c)
 }
 
 void recurd_lstm_step_rows(int rows, int n, const float *gates, long ldg, const float *bias_ih, const float *bias_hh,
@@ -107,8 +107,8 @@ void recurd_gru_forward(int n, float *gi, float *gh, const float *bias_ih, const
 }
 
 void recurd_lstm_backward(int n, const float *dh, float *dc, const float *gates,
-                          const float *c_prev, const float *c, float *d_gates) {
-    DISPATCH(lstm_backward, n, dh, dc, gates, c_prev, c, d_gates)
+                          const float *c_prev, const float *tanh_c, float *d_gates) {
+    DISPATCH(lstm_backward, n, dh, dc, gates, c_prev, tanh_c, d_gates)
 }
 
 void recurd_gru_backward(int n, const float *dh, const float *gi, const float *gh,

@@ -8,14 +8,16 @@ import CRecurdKernels
 /// activated gates in place for the backward pass, which sits right below its forward.
 enum LSTMCell {
     /// One row: `gates` (4H) holds the pre-activations and receives the activated gates;
-    /// `c` (H) and `h` (H) are updated in place. `cOut`/`hOut` may alias `c`/`h`.
+    /// `c` (H) and `h` (H) are updated in place. `cOut`/`hOut` may alias `c`/`h`. `tanhC` (H),
+    /// when given, receives tanh(c_t) for `backward`.
     @inline(__always)
     static func forward(
         hidden n: Int, gates: UnsafeMutablePointer<Float>,
         biasIH: UnsafePointer<Float>, biasHH: UnsafePointer<Float>,
-        cPrev: UnsafePointer<Float>, cOut: UnsafeMutablePointer<Float>, hOut: UnsafeMutablePointer<Float>
+        cPrev: UnsafePointer<Float>, cOut: UnsafeMutablePointer<Float>, hOut: UnsafeMutablePointer<Float>,
+        tanhC: UnsafeMutablePointer<Float>? = nil
     ) {
-        recurd_lstm_forward(Int32(n), gates, biasIH, biasHH, cPrev, cOut, hOut)
+        recurd_lstm_forward(Int32(n), gates, biasIH, biasHH, cPrev, cOut, hOut, tanhC)
     }
 
     /// `rows` rows at once, for inference (the activated gates are not kept): row r's
@@ -34,16 +36,17 @@ enum LSTMCell {
     ///
     /// - `dh` (H): ∂L/∂h_t from above and from step t+1.
     /// - `dc` (H): on entry ∂L/∂c_t from step t+1; on exit ∂L/∂c_{t−1}.
-    /// - `gates` (4H): the activated gates of step t; `cPrev`, `c`: c_{t−1} and c_t.
+    /// - `gates` (4H): the activated gates of step t; `cPrev`: c_{t−1}; `tanhC`: tanh(c_t), as
+    ///   `forward` kept it.
     /// - `dGates` (4H): receives ∂L/∂(pre-activations), which feed every weight gradient:
     ///   with tc = tanh(c_t) and δc = dc + dh⊙o⊙(1−tc²): di = δc⊙g⊙i(1−i), df = δc⊙c_{t−1}⊙f(1−f),
     ///   dg = δc⊙i⊙(1−g²), do = dh⊙tc⊙o(1−o), and dc_{t−1} = δc⊙f.
     @inline(__always)
     static func backward(
         hidden n: Int, dh: UnsafePointer<Float>, dc: UnsafeMutablePointer<Float>,
-        gates: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, c: UnsafePointer<Float>,
+        gates: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
         dGates: UnsafeMutablePointer<Float>
     ) {
-        recurd_lstm_backward(Int32(n), dh, dc, gates, cPrev, c, dGates)
+        recurd_lstm_backward(Int32(n), dh, dc, gates, cPrev, tanhC, dGates)
     }
 }

@@ -25,6 +25,8 @@ public final class WindowEngine {
     private let hs: [FloatBuffer]
     /// Per layer ((T+1)·W, H_k), LSTM only.
     private let cs: [FloatBuffer]
+    /// Per layer (T·W, H_k), LSTM only: tanh(c_t), kept by the forward pass for the backward one.
+    private let tanhCs: [FloatBuffer]
     /// Per layer (T·W, G·H_k): pre-activations, then activated gates (GRU: input part).
     private let gates: [FloatBuffer]
     /// Per layer (T·W, 3·H_k), GRU recurrent part.
@@ -67,6 +69,7 @@ public final class WindowEngine {
         tokens = Array(repeating: 0, count: rows)
         hs = arch.hidden.map { FloatBuffer(count: (maxLength + 1) * maxWindows * $0) }
         cs = arch.hidden.map { FloatBuffer(count: isLSTM ? (maxLength + 1) * maxWindows * $0 : 0) }
+        tanhCs = arch.hidden.map { FloatBuffer(count: isLSTM ? rows * $0 : 0) }
         gates = arch.hidden.map { FloatBuffer(count: rows * g * $0) }
         recurrentGates = arch.hidden.map { FloatBuffer(count: isLSTM ? 0 : rows * g * $0) }
         dGates = arch.hidden.map { FloatBuffer(count: rows * g * $0) }
@@ -164,7 +167,8 @@ public final class WindowEngine {
                     if arch.cell == .lstm {
                         let cP = cs[k].pointer
                         LSTMCell.forward(hidden: n, gates: gt + w * gn, biasIH: weights + slots.biasIH, biasHH: weights + slots.biasHH,
-                                         cPrev: cP + (t * W + w) * n, cOut: cP + ((t + 1) * W + w) * n, hOut: hOut + w * n)
+                                         cPrev: cP + (t * W + w) * n, cOut: cP + ((t + 1) * W + w) * n, hOut: hOut + w * n,
+                                         tanhC: tanhCs[k].pointer + (t * W + w) * n)
                     } else {
                         GRUCell.forward(hidden: n, gi: gt + w * gn, gh: rt + w * gn, biasIH: weights + slots.biasIH,
                                         biasHH: weights + slots.biasHH, hPrev: hPrev + w * n, hOut: hOut + w * n)
@@ -261,7 +265,7 @@ public final class WindowEngine {
                     if isLSTM {
                         let cP = cs[k].pointer
                         LSTMCell.backward(hidden: n, dh: dht + w * n, dc: dcNext.pointer + w * n, gates: gates[k].pointer + (t * W + w) * gn,
-                                          cPrev: cP + (t * W + w) * n, c: cP + ((t + 1) * W + w) * n, dGates: dA + (t * W + w) * gn)
+                                          cPrev: cP + (t * W + w) * n, tanhC: tanhCs[k].pointer + (t * W + w) * n, dGates: dA + (t * W + w) * gn)
                     } else {
                         GRUCell.backward(hidden: n, dh: dht + w * n, gi: gates[k].pointer + (t * W + w) * gn,
                                          gh: recurrentGates[k].pointer + (t * W + w) * gn, hPrev: hP + (t * W + w) * n,

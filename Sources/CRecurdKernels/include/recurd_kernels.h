@@ -7,8 +7,9 @@
 
 /// LSTM step for one row of n units (gate order i, f, g, o). `gates` (4n) holds the
 /// pre-activations without biases and receives the activated gates; c_out/h_out may alias c_prev.
+/// tanh_c (n), unless NULL, receives tanh(c_out), for recurd_lstm_backward.
 void recurd_lstm_forward(int n, float *gates, const float *bias_ih, const float *bias_hh,
-                         const float *c_prev, float *c_out, float *h_out);
+                         const float *c_prev, float *c_out, float *h_out, float *tanh_c);
 
 /// The LSTM step for `rows` rows (row r's pre-activations at gates + r·ldg, its c and h at
 /// c + r·ldc and h + r·ldh, both updated in place), for inference: identical results to
@@ -17,9 +18,9 @@ void recurd_lstm_step_rows(int rows, int n, const float *gates, long ldg, const 
                            float *c, long ldc, float *h, long ldh);
 
 /// LSTM backward for one row: dc is ∂L/∂c_t on entry and ∂L/∂c_{t-1} on exit; d_gates (4n)
-/// receives ∂L/∂pre-activations.
+/// receives ∂L/∂pre-activations. tanh_c is tanh(c_t), as recurd_lstm_forward kept it.
 void recurd_lstm_backward(int n, const float *dh, float *dc, const float *gates,
-                          const float *c_prev, const float *c, float *d_gates);
+                          const float *c_prev, const float *tanh_c, float *d_gates);
 
 /// GRU step for one row (gate order r, z, n; reset applied after the recurrent bias).
 /// gi (3n) = x·W_ihᵀ receives activated r, z, n; gh (3n) = h·W_hhᵀ keeps h_n + b_hn in its
