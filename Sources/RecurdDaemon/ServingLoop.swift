@@ -308,7 +308,6 @@ final class ServingLoop {
         if drained > 0 { metrics.messages.increment(by: drained) }
         // A big drain means messages queued while the last batch ran: serving is at its limit.
         pressure = drained >= min(256, configuration.maxBatch)
-        if pressure, let b = core?.runtime.backgroundTrainer { b.servingBacklog.store(drainStart, ordering: .relaxed) }
         return drained >= configuration.maxBatch
     }
 
