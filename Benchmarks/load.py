@@ -9,7 +9,11 @@ messages/s, then sweeps the rate up to the highest one sustained with zero lost 
 recurd is measured with learning off (the peer does not learn), with learning on, and with the stream
 store on (learning off; every changed stream written every 5 s).
 
-usage: python Benchmarks/load.py [--recurd .build/release/recurd] [--duration 3] [--quick]
+With --repeat N every row is measured N times, the rows interleaved (all rows once, then again),
+and the table gives the median of the N sweeps' top rates and of the N latency runs: on a small
+shared machine one sweep's top rate moves by up to ±50 % from run to run.
+
+usage: python Benchmarks/load.py [--recurd .build/release/recurd] [--duration 3] [--repeat 1] [--quick]
 """
 import argparse
 import json
@@ -28,6 +32,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--recurd", default=os.path.join(ROOT, ".build/release/recurd"))
 p.add_argument("--duration", type=float, default=3.0)
 p.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+p.add_argument("--repeat", type=int, default=1, help="measure every row this many times (interleaved); report medians")
 p.add_argument("--output", default=os.path.join(HERE, "results/load.md"))
 a = p.parse_args()
 duration = 1.0 if a.quick else a.duration
@@ -65,7 +70,7 @@ for role in ["producers", "consumers", "operators"]:
 CLIENT_CURVE = ["--curve-cert", os.path.join(keys, "client.key_secret"), "--server-key", os.path.join(keys, "server.key")]
 
 
-def measure(name, port):
+def measure(name, port, rep):
     cmd, inp, out = server_command(name, port)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -78,25 +83,27 @@ def measure(name, port):
                                capture_output=True, text=True, timeout=900)
             if r.returncode != 0:
                 sys.exit(f"load generator failed against {name}: {r.stderr.strip()}")
-            results += [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+            results += [dict(json.loads(line), rep=rep, trial=rates) for line in r.stdout.splitlines() if line.startswith("{")]
         if name != "python":
             # What learning did meanwhile (updates applied, windows it could not keep up with).
             stats = subprocess.run([a.recurd, "ctl", "--connect", f"tcp://127.0.0.1:{port + 2}", "stats"] + (CLIENT_CURVE if name == "recurd-curve" else []),
                                    capture_output=True, text=True)
             if stats.returncode == 0:
                 s = json.loads(stats.stdout)
-                results.append({"server": name, "stats": {k: s[k] for k in ["messages", "updates", "skipped_updates", "windows_coalesced",
-                                                                         "windows_dropped", "model_version", "learning"]}})
+                results.append({"server": name, "rep": rep, "stats": {k: s[k] for k in ["messages", "updates", "skipped_updates", "windows_coalesced",
+                                                                                     "windows_dropped", "model_version", "learning"]}})
     finally:
         server.terminate()
         server.wait(timeout=30)
     return results
 
 
-runs = {}
-for i, name in enumerate(["recurd", "python", "recurd-learning", "recurd-store", "recurd-scores", "recurd-defaults", "recurd-curve"]):
-    print(f"measuring {name} …", file=sys.stderr)
-    runs[name] = measure(name, 7600 + 10 * i)
+names = ["recurd", "python", "recurd-learning", "recurd-store", "recurd-scores", "recurd-defaults", "recurd-curve"]
+runs = {name: [] for name in names}
+for rep in range(a.repeat):
+    for i, name in enumerate(names):
+        print(f"measuring {name} (round {rep + 1} of {a.repeat}) …", file=sys.stderr)
+        runs[name] += measure(name, 7600 + 100 * rep + 10 * i, rep)
 
 
 def trained_share(rates):
@@ -128,16 +135,30 @@ def trained_share(rates):
     return rows
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def at20k(rs):
-    return next(r for r in rs if r.get("rate") == 20000 and "p50_us" in r)
+    """The dedicated 20k/s trial of each round: median latencies, lost summed."""
+    trials = [r for r in rs if r.get("trial") == "20000" and "p50_us" in r]
+    return {"p50_us": median([r["p50_us"] for r in trials]), "p99_us": median([r["p99_us"] for r in trials]),
+            "p999_us": median([r["p999_us"] for r in trials]), "lost": sum(r["lost"] for r in trials)}
 
 
 def stats(rs):
-    return next((r["stats"] for r in rs if "stats" in r), {})
+    return next((r["stats"] for r in reversed(rs) if "stats" in r), {})
 
 
 def best(rs):
-    return next(r["max_sustained_rate"] for r in rs if "max_sustained_rate" in r)
+    """Median over the rounds of each sweep's top sustained rate."""
+    return median([r["max_sustained_rate"] for r in rs if "max_sustained_rate" in r])
+
+
+def tops(rs):
+    return ", ".join(f"{r['max_sustained_rate']:,}" for r in rs if "max_sustained_rate" in r)
 
 
 half = int(best(runs["recurd"]) / 2 // 1000 * 1000)
@@ -152,9 +173,11 @@ lines = [
     f"on the same machine (TCP loopback); {duration:g} s per rate.",
     "Model: LSTM input 8, hidden 64, linear head 8; 1,000 streams of one-step binary messages. recurd rows run with "
     "`--no-combine` unless they say otherwise.",
+    (f"Every row measured {a.repeat} times, rows interleaved; the table gives medians (top rates of each sweep in the last column)."
+     if a.repeat > 1 else "One sweep per row."),
     "",
-    "| server | max sustained messages/s (zero lost) | p50 at 20k/s | p99 at 20k/s | p99.9 at 20k/s | lost at 20k/s |",
-    "|---|---|---|---|---|---|",
+    "| server | max sustained messages/s (zero lost) | p50 at 20k/s | p99 at 20k/s | p99.9 at 20k/s | lost at 20k/s | each sweep's top rate |",
+    "|---|---|---|---|---|---|---|",
 ]
 for name, label in [("recurd", "recurd serve (learning off)"), ("python", "Python peer: pyzmq + ONNX Runtime, batched per drain"),
                     ("recurd-learning", "recurd serve (learning on, background trainer)"),
@@ -163,7 +186,7 @@ for name, label in [("recurd", "recurd serve (learning off)"), ("python", "Pytho
                     ("recurd-defaults", "recurd serve (learning off, forecast combination on: the default for these 8-feature streams)"),
                     ("recurd-curve", "recurd serve (learning off, CURVE on input and output)")]:
     r = at20k(runs[name])
-    lines.append(f"| {label} | {best(runs[name]):,.0f} | {r['p50_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['p999_us']:.0f} µs | {r['lost']} |")
+    lines.append(f"| {label} | {best(runs[name]):,.0f} | {r['p50_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['p999_us']:.0f} µs | {r['lost']} | {tops(runs[name])} |")
 ratio = best(runs["recurd"]) / best(runs["python"])
 learn_ratio = best(runs["recurd-learning"]) / best(runs["recurd"])
 store_ratio = best(runs["recurd-store"]) / best(runs["recurd"])
