@@ -19,6 +19,16 @@ struct BenchCommand: ParsableCommand {
 /// Monotonic nanoseconds.
 @inline(__always) func nowNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+/// The model a bench command runs: the model file if one is given, else a new feature model
+/// (linear head, seed 1) from the command's flags.
+func benchModel(file: String?, cell: CellKind, hidden: String, inputSize: Int, outputSize: Int) throws -> Model {
+    if let file { return try ModelLoading.loadModel(file).model }
+    let arch = ModelArchitecture(cell: cell, input: .features(size: inputSize), hidden: try parseSizes(hidden, flag: "--hidden"),
+                                 outputSize: outputSize, head: .linear)
+    if let problem = arch.problem() { throw CLIError(problem) }
+    return Model(architecture: arch, seed: 1)
+}
+
 /// Prints a benchmark result as a JSON line.
 func emit(_ fields: [String: Any]) {
     let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
@@ -41,13 +51,7 @@ struct BenchStep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Untimed warm-up steps.") var warmup: Int = 1_000
 
     func run() throws {
-        let m: Model
-        if let model { m = try ModelLoading.loadModel(model).model } else {
-            let arch = ModelArchitecture(cell: cell, input: .features(size: inputSize), hidden: try parseSizes(hidden, flag: "--hidden"),
-                                         outputSize: outputSize, head: .linear)
-            if let problem = arch.problem() { throw CLIError(problem) }
-            m = Model(architecture: arch, seed: 1)
-        }
+        let m = try benchModel(file: model, cell: cell, hidden: hidden, inputSize: inputSize, outputSize: outputSize)
         guard case .features(let n) = m.architecture.input else { throw CLIError("bench step takes a feature model") }
         Kernels.prepare()
         let engine = StepEngine(layout: m.layout, maxBatch: batch)

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import RecurdModelFile
 import RecurdNumerics
 
 /// `recurd bench train`: the background trainer's capacity. Batched TBPTT updates (DESIGN §3.3)
@@ -25,13 +24,7 @@ struct BenchTrain: ParsableCommand {
     @Option(parsing: .unconditional, help: "Untimed warm-up updates.") var warmup: Int = 20
 
     func run() throws {
-        let m: Model
-        if let model { m = try ModelLoading.loadModel(model).model } else {
-            let arch = ModelArchitecture(cell: cell, input: .features(size: inputSize), hidden: try parseSizes(hidden, flag: "--hidden"),
-                                         outputSize: inputSize, head: .linear)
-            if let problem = arch.problem() { throw CLIError(problem) }
-            m = Model(architecture: arch, seed: 1)
-        }
+        let m = try benchModel(file: model, cell: cell, hidden: hidden, inputSize: inputSize, outputSize: inputSize)
         let arch = m.architecture
         guard case .features(let n) = arch.input, arch.outputSize == n, arch.head == .linear else {
             throw CLIError("bench train takes a feature model whose output predicts its next input (linear head, outputs = inputs)")
