@@ -28,6 +28,22 @@ import Testing
         #expect(try String(contentsOfFile: path("out.csv"), encoding: .utf8) == run.stdout)
     }
 
+    /// `bench train` runs real updates: the loss it reports is finite and the trained windows
+    /// are the ones asked for; a model whose outputs cannot predict its inputs is refused.
+    @Test func benchTrainReportsItsWindows() throws {
+        let r = try runRecurd(["bench", "train", "--windows", "3", "--updates", "2", "--warmup", "1", "--hidden", "8"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = try #require(r.stdout.split(separator: "\n").last)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(json["windows"] as? Int == 3)
+        #expect(json["loss_finite"] as? Bool == true)
+        #expect((json["windows_per_second"] as? Double ?? 0) > 0)
+        _ = try runRecurd(["init", "--cell", "lstm", "--hidden", "4", "--input-size", "2", "--output-size", "3", "--head", "linear", "-o", path("m3")])
+        let refused = try runRecurd(["bench", "train", "--model", path("m3"), "--updates", "1"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("predicts its next input"))
+    }
+
     @Test func initIsReproducible() throws {
         for name in ["a", "b"] {
             _ = try runRecurd(["init", "--cell", "lstm", "--hidden", "16", "--vocab", "256", "--embed", "4", "--output-size", "256", "--head", "softmax", "--seed", "3", "-o", path(name)])
