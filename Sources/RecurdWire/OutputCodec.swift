@@ -5,7 +5,7 @@ public enum OutputCodec {
     public static let magic: UInt8 = 0x50
     public static let headerSize = 32
 
-    /// Appends the binary payload to `out` (cleared first). `values` holds `steps × odim` floats
+    /// Writes the binary payload into `out` (replacing what it held). `values` holds `steps × odim` floats
     /// (vector kind) or probabilities with `ids` (top-k); `losses` holds `steps` floats.
     public static func encodeBinary(
         into out: inout [UInt8], kind: WireOutputKind, flags: OutputFlags, odim: Int, steps: Int, modelVersion: UInt32,
@@ -16,14 +16,20 @@ public enum OutputCodec {
         var flags = flags
         if anomaly != nil { flags.insert(.anomaly) } else { flags.remove(.anomaly) }
         let size = headerSize + steps * odim * per + steps * (anomaly == nil ? 4 : 8)
-        out.removeAll(keepingCapacity: true)
-        out.append(contentsOf: repeatElement(0, count: size))
+        // Every byte below is written, so the buffer is only resized, not cleared: a stream's
+        // outputs are mostly one size, and zero-filling each was a visible share of serving.
+        if out.count > size {
+            out.removeLast(out.count - size)
+        } else if out.count < size {
+            out.append(contentsOf: repeatElement(0, count: size - out.count))
+        }
         out.withUnsafeMutableBytes { p in
             p[0] = magic
             p[1] = 1
             p[2] = kind.rawValue
             p[3] = flags.rawValue
             p.storeBytes(of: UInt16(truncatingIfNeeded: odim).littleEndian, toByteOffset: 4, as: UInt16.self)
+            p.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
             p.storeBytes(of: UInt32(truncatingIfNeeded: steps).littleEndian, toByteOffset: 8, as: UInt32.self)
             p.storeBytes(of: modelVersion.littleEndian, toByteOffset: 12, as: UInt32.self)
             p.storeBytes(of: seq.littleEndian, toByteOffset: 16, as: UInt64.self)

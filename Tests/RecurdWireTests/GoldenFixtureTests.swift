@@ -123,25 +123,28 @@ import Testing
         #expect(Self.same(m.losses, Self.floats(f["losses"])))
         #expect(Self.same(m.anomaly, Self.floats(f["anomaly"])))
 
-        // The daemon's encoder, given the manifest's fields, reproduces the fixture byte for byte.
+        // The daemon's encoder, given the manifest's fields, reproduces the fixture byte for byte,
+        // into a reused buffer of stale bytes, longer or shorter than the payload.
         let values = Self.floats(f["values"]), ids = Self.ints(f["ids"]), losses = Self.floats(f["losses"])
         let anomaly = Self.floats(f["anomaly"])
-        var out: [UInt8] = []
-        values.withUnsafeBufferPointer { v in ids.withUnsafeBufferPointer { i in losses.withUnsafeBufferPointer { l in
-            anomaly.withUnsafeBufferPointer { a in
-                let scores = m.flags.contains(.anomaly) ? a.baseAddress ?? UnsafePointer(l.baseAddress!) : nil
-                if e.isBinary {
-                    OutputCodec.encodeBinary(into: &out, kind: m.kind, flags: m.flags, odim: m.odim, steps: m.steps, modelVersion: m.modelVersion,
-                                             seq: m.seq, timestamp: m.timestamp, values: v.baseAddress ?? UnsafePointer(l.baseAddress!),
-                                             ids: m.kind == .topK ? i.baseAddress : nil, losses: l.baseAddress!, anomaly: scores)
-                } else {
-                    OutputCodec.encodeJSON(into: &out, kind: m.kind, flags: m.flags, odim: m.odim, steps: m.steps, modelVersion: m.modelVersion,
-                                           seq: m.seq, timestamp: m.timestamp, values: v.baseAddress ?? UnsafePointer(l.baseAddress!),
-                                           ids: m.kind == .topK ? i.baseAddress : nil, losses: l.baseAddress!, anomaly: scores)
+        for stale in [payload.count + 37, payload.count / 2] {
+            var out = [UInt8](repeating: 0xA5, count: stale)
+            values.withUnsafeBufferPointer { v in ids.withUnsafeBufferPointer { i in losses.withUnsafeBufferPointer { l in
+                anomaly.withUnsafeBufferPointer { a in
+                    let scores = m.flags.contains(.anomaly) ? a.baseAddress ?? UnsafePointer(l.baseAddress!) : nil
+                    if e.isBinary {
+                        OutputCodec.encodeBinary(into: &out, kind: m.kind, flags: m.flags, odim: m.odim, steps: m.steps, modelVersion: m.modelVersion,
+                                                 seq: m.seq, timestamp: m.timestamp, values: v.baseAddress ?? UnsafePointer(l.baseAddress!),
+                                                 ids: m.kind == .topK ? i.baseAddress : nil, losses: l.baseAddress!, anomaly: scores)
+                    } else {
+                        OutputCodec.encodeJSON(into: &out, kind: m.kind, flags: m.flags, odim: m.odim, steps: m.steps, modelVersion: m.modelVersion,
+                                               seq: m.seq, timestamp: m.timestamp, values: v.baseAddress ?? UnsafePointer(l.baseAddress!),
+                                               ids: m.kind == .topK ? i.baseAddress : nil, losses: l.baseAddress!, anomaly: scores)
+                    }
                 }
-            }
-        } } }
-        #expect(out == payload, "\(String(decoding: out, as: UTF8.self))")
+            } } }
+            #expect(out == payload, "stale \(stale): \(String(decoding: out, as: UTF8.self))")
+        }
     }
 
     @Test(arguments: entries.filter { !$0.isInput && $0.error != nil })
