@@ -266,7 +266,7 @@ final class ServingLoop {
                 }
             }
             core?.scheduler.run(pressure: pressure)
-            if sendReadyReplies(e.control) { unread[controlIndex] = true }
+            if sendReadyReplies(e.control), controlIndex >= 0 { unread[controlIndex] = true }
             let now = Clock.seconds
             if now - lastHousekeeping >= 1 {
                 core?.housekeeping(now: now, wallClock: Date().timeIntervalSince1970)
@@ -287,17 +287,19 @@ final class ServingLoop {
     private var lastStoreWaitLog = 0.0
 
     /// Drains what is waiting on the input (up to `max-batch` messages) into the core; returns
-    /// whether it stopped at `max-batch` (more may be waiting) rather than at an empty input.
+    /// whether more may be waiting: it stopped at `max-batch`, or a signal interrupted it.
     @discardableResult
     private func drain(_ input: ZMQSocket, _ parts: ZMQMultipart) -> Bool {
         // One clock read per drain: the latency histogram measures from when the daemon took the
         // batch in, which is when its own work on every message of the batch starts.
         let drainStart = Clock.nanoseconds
         var drained = 0
+        var interrupted = false
         while drained < configuration.maxBatch {
             let got: Bool
             do { got = try parts.receive(from: input, dontWait: true) } catch {
-                logger.error("receive failed", metadata: ["error": "\(error)"])
+                interrupted = error.interrupted
+                if !interrupted { logger.error("receive failed", metadata: ["error": "\(error)"]) }
                 break
             }
             guard got else { break }
@@ -308,7 +310,7 @@ final class ServingLoop {
         if drained > 0 { metrics.messages.increment(by: drained) }
         // A big drain means messages queued while the last batch ran: serving is at its limit.
         pressure = drained >= min(256, configuration.maxBatch)
-        return drained >= configuration.maxBatch
+        return drained >= configuration.maxBatch || interrupted
     }
 
     private func admit(_ parts: ZMQMultipart, receivedAt: UInt64) {
