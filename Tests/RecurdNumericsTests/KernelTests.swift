@@ -21,6 +21,23 @@ import Testing
         }
     }
 
+    /// Tiles of 8 with ragged edges, and a row stride wider than the rows.
+    @Test(arguments: [(1, 1), (7, 15), (8, 8), (17, 33), (256, 64), (13, 129)])
+    func transposeMatchesNaive(rows: Int, cols: Int) {
+        var rng = SeededGenerator(seed: UInt64(rows * 31 + cols))
+        let ld = cols + 3
+        let a = randomFloats(rows * ld, rng: &rng)
+        var out = [Float](repeating: .nan, count: rows * cols)
+        a.withUnsafeBufferPointer { ap in out.withUnsafeMutableBufferPointer { op in
+            Kernels.transpose(ap.baseAddress!, rows: rows, cols: cols, ld: ld, into: op.baseAddress!)
+        } }
+        var mismatches = 0
+        for r in 0..<rows {
+            for c in 0..<cols where out[c * rows + r] != a[r * ld + c] { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test(arguments: [(1, 1), (5, 3), (16, 4), (17, 8), (33, 37), (512, 128), (96, 40)])
     func transposedMatvecMatchesNaive(rows: Int, cols: Int) {
         var rng = SeededGenerator(seed: UInt64(rows * 7 + cols))
