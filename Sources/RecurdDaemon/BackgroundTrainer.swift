@@ -8,9 +8,9 @@ import Synchronization
 /// The serving thread hands over snapshots of due windows (`submit`); the trainer takes up to
 /// `train-batch` of them, oldest first and at most one per stream, runs one batched
 /// forward/backward over all of them (loss = mean over windows), clips, steps the optimiser on
-/// its own copy of the weights and publishes a new `WeightSnapshot`. The queue is bounded: when it is full, a newer window of a stream already
-/// queued replaces the older one (coalesced), otherwise it is dropped; both are counted. The
-/// serving thread never waits for training.
+/// its own copy of the weights and publishes a new `WeightSnapshot`. The queue is bounded: when
+/// it is full, a newer window of a stream already queued replaces the older one (coalesced),
+/// otherwise it is dropped; both are counted. The serving thread never waits for training.
 final class BackgroundTrainer: @unchecked Sendable {
     enum Submission { case queued, coalesced, dropped }
 

@@ -288,7 +288,6 @@ final class ServingLoop {
 
     /// Drains what is waiting on the input (up to `max-batch` messages) into the core; returns
     /// whether more may be waiting: it stopped at `max-batch`, or a signal interrupted it.
-    @discardableResult
     private func drain(_ input: ZMQSocket, _ parts: ZMQMultipart) -> Bool {
         // One clock read per drain: the latency histogram measures from when the daemon took the
         // batch in, which is when its own work on every message of the batch starts.

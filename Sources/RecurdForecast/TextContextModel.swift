@@ -253,14 +253,14 @@ public enum TextContextModel {
         let length = Int(m.load(fromByteOffset: 44, as: UInt32.self))
         guard length > 0 else { return nil }
         let at = m.load(fromByteOffset: 56, as: UInt64.self)
-        return (ring(m, buckets)[Int(at % UInt64(buckets * ringBytesPerBucket))], length)
+        return (ring(m, buckets)[Int(at % ringSize(buckets))], length)
     }
 
     /// Writes `symbol` (the history already holds it) to the ring; extends the match if it
     /// predicted `symbol`, else drops it; with no match, looks up the latest earlier occurrence of
     /// the last `minMatch` bytes and follows it if at least that many bytes before it agree.
     static func followMatch(_ m: UnsafeMutableRawPointer, buckets: Int, symbol: UInt8) {
-        let size = UInt64(buckets * ringBytesPerBucket), ring = ring(m, buckets)
+        let size = ringSize(buckets), ring = ring(m, buckets)
         var length = m.load(fromByteOffset: 44, as: UInt32.self)
         var at = m.load(fromByteOffset: 56, as: UInt64.self)
         let position = m.load(fromByteOffset: 48, as: UInt64.self)
@@ -276,7 +276,7 @@ public enum TextContextModel {
         let written = position + 1
         m.storeBytes(of: written, toByteOffset: 48, as: UInt64.self)
         if m.load(fromByteOffset: 8, as: UInt64.self) >= UInt64(minMatch) {
-            let table = (m + fixedBytes + buckets * bucketBytes).assumingMemoryBound(to: UInt32.self)
+            let table = matchTable(m, buckets)
             let slot = Int(contextHash(m.load(as: UInt64.self), order: minMatch) % UInt64(buckets * tableEntriesPerBucket))
             let stored = table[slot], low = UInt32(truncatingIfNeeded: written)
             let distance = UInt64(low &- stored)
@@ -298,9 +298,17 @@ public enum TextContextModel {
         m.storeBytes(of: at, toByteOffset: 56, as: UInt64.self)
     }
 
-    private static func ring(_ m: UnsafeMutableRawPointer, _ buckets: Int) -> UnsafeMutablePointer<UInt8> {
-        (m + fixedBytes + buckets * (bucketBytes + 4 * tableEntriesPerBucket)).assumingMemoryBound(to: UInt8.self)
+    /// Where the last `minMatch` bytes last ended: the table after the buckets.
+    private static func matchTable(_ m: UnsafeMutableRawPointer, _ buckets: Int) -> UnsafeMutablePointer<UInt32> {
+        (m + fixedBytes + buckets * bucketBytes).assumingMemoryBound(to: UInt32.self)
     }
+
+    /// The ring of past bytes, after the match table.
+    private static func ring(_ m: UnsafeMutableRawPointer, _ buckets: Int) -> UnsafeMutablePointer<UInt8> {
+        UnsafeMutableRawPointer(matchTable(m, buckets) + buckets * tableEntriesPerBucket).assumingMemoryBound(to: UInt8.self)
+    }
+
+    private static func ringSize(_ buckets: Int) -> UInt64 { UInt64(buckets * ringBytesPerBucket) }
 
     /// The match length's class: 6…11 one each, then one per doubling, the last from 523 on.
     static func lengthClass(_ length: Int) -> Int {

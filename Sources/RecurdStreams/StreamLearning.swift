@@ -78,8 +78,9 @@ public final class StreamLearning {
                 var normalizer: Float?
                 let p = TextContextModel.observe(context, buckets: layout.textBuckets, symbol: symbol) { s in
                     if let q = TextContextModel.networkProbability(context, of: s) { return Double(q) }
-                    if normalizer == nil { normalizer = Loss.logNormalizer(r.lastLogits, count: outputs, scratch: lossScratch.pointer) }
-                    return exp(-Double(normalizer! - r.lastLogits[Int(s)]))
+                    let logSum = normalizer ?? Loss.logNormalizer(r.lastLogits, count: outputs, scratch: lossScratch.pointer)
+                    normalizer = logSum
+                    return exp(-Double(logSum - r.lastLogits[Int(s)]))
                 }
                 out.loss = Float(-log(max(p, 1e-30)))
             } else {
