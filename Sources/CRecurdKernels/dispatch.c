@@ -2,6 +2,7 @@
 #include "recurd_gemm.h"
 #include "gemm_internal.h"
 #include <stddef.h>
+#include <string.h>
 
 static const recurd_gemm_impl *impl_for(int isa) {
     switch (isa) {
@@ -114,4 +115,37 @@ void recurd_sgemv(const float *w, int rows, int cols, int ldw, const float *x, f
 
 void recurd_sgemv_t(const float *w, int rows, int cols, int ldw, const float *d, float *y, int accumulate) {
     get_impl(RECURD_ISA_AUTO)->sgemv_t(w, rows, cols, ldw, d, y, accumulate);
+}
+
+long recurd_sgemv_packed_size(int rows, int cols) {
+    if (rows <= 0 || cols <= 0) return 0;
+    return (long)((rows + 7) / 8) * ((cols + 7) / 8) * 64;
+}
+
+void recurd_sgemv_pack(const float *w, int rows, int cols, int ldw, float *packed) {
+    const int kb = (cols + 7) / 8, full = cols / 8;
+    // Row by row: each row is read once, sequentially, and lands as 8-float runs 64 floats apart.
+    for (int r = 0; r < (rows + 7) / 8 * 8; r++) {
+        float *dst = packed + (long)(r / 8) * kb * 64 + 8 * (r % 8);
+        if (r >= rows) {
+            for (int p = 0; p < kb; p++) memset(dst + 64 * p, 0, 8 * sizeof(float));
+            continue;
+        }
+        const float *src = w + (long)r * ldw;
+        for (int p = 0; p < full; p++) memcpy(dst + 64 * p, src + 8 * p, 8 * sizeof(float));
+        if (full < kb) {
+            float *tail = dst + 64 * full;
+            for (int l = 0; l < 8; l++) tail[l] = 8 * full + l < cols ? src[8 * full + l] : 0.0f;
+        }
+    }
+}
+
+int recurd_sgemv_packed_available(int isa) { return get_impl(isa)->sgemv_packed != NULL; }
+
+void recurd_sgemv_packed_isa(int isa, const float *packed, int rows, int cols, const float *x, float *y, int accumulate) {
+    get_impl(isa)->sgemv_packed(packed, rows, cols, x, y, accumulate);
+}
+
+void recurd_sgemv_packed(const float *packed, int rows, int cols, const float *x, float *y, int accumulate) {
+    get_impl(RECURD_ISA_AUTO)->sgemv_packed(packed, rows, cols, x, y, accumulate);
 }

@@ -270,6 +270,49 @@ ISA_ATTR static void NAME(dot_nt)(int m, int n, int k, float alpha, const float 
     }
 }
 
+// ---- Tile-packed sgemv (one stream, weights packed once per snapshot) -------------------------
+
+/// y = W·x (+ y) from recurd_sgemv_pack's layout: the same FMAs in the same order as
+/// dot_tile(1, …) (eight lanes per row, zero-padded tail, reduce8), so the result equals
+/// recurd_sgemv's bit for bit. W arrives as one sequential stream instead of eight row streams,
+/// which the L2 prefetcher follows further ahead when W comes from L3.
+#define SGEMV_PACKED NAME(sgemv_packed)
+ISA_ATTR static void NAME(sgemv_packed)(const float *w, int rows, int cols, const float *x, float *y, int accumulate) {
+    if (rows <= 0) return;
+    if (cols <= 0) { recurd_scale_c(1, rows, accumulate ? 1.0f : 0.0f, y, rows); return; }
+    const int kb = (cols + 7) / 8, full = cols / 8;
+    // x past cols is never read: the tail's lanes are zero in x and in the packed W alike.
+    const __m256 x_tail = full < kb ? _mm256_maskload_ps(x + 8 * full, mask_first(cols - 8 * full)) : _mm256_setzero_ps();
+    for (int t = 0; 8 * t < rows; t++) {
+        const float *b = w + (long)t * kb * 64;
+        __m256 acc[8];
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) acc[q] = _mm256_setzero_ps();
+        for (int p = 0; p < full; p++) {
+            const __m256 xv = _mm256_loadu_ps(x + 8 * p);
+            const float *bp = b + 64 * p;
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) acc[q] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(bp + 8 * q), acc[q]);
+        }
+        if (full < kb) {
+            const float *bp = b + 64 * full;
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) acc[q] = _mm256_fmadd_ps(x_tail, _mm256_loadu_ps(bp + 8 * q), acc[q]);
+        }
+        __m256 r = reduce8(acc);
+        float *yt = y + 8 * t;
+        const int nr = rows - 8 * t < 8 ? rows - 8 * t : 8;
+        if (nr == 8) {
+            if (accumulate) r = _mm256_add_ps(_mm256_loadu_ps(yt), r);
+            _mm256_storeu_ps(yt, r);
+        } else {
+            const __m256i m = mask_first(nr);
+            if (accumulate) r = _mm256_add_ps(_mm256_maskload_ps(yt, m), r);
+            _mm256_maskstore_ps(yt, m, r);
+        }
+    }
+}
+
 // ---- Transposed-tile path (NT with a few dozen rows; see the AVX-512 variant) -----------------
 
 /// Cᵀ tile of NV·8 rows × NJ columns of C: Aᵀ (16 rows, packed) is the vector operand, W is

@@ -19,6 +19,8 @@
 //   NAME(pack_bn)(kc, nr, b, ldb, buf)   buf[p·NR+j] = b[p·ldb+j], zero for j ≥ nr
 //   NAME(dot_nt)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)      small-m A·Bᵀ, no packing
 //   NAME(vecmat)(n, k, alpha, x, incx, b, ldb, beta, y)             y(1×n) = alpha·xᵀB + beta·y
+// and optionally SGEMV_PACKED, the variant's sgemv over recurd_sgemv_pack's layout, equal to its
+// sgemv bit for bit (NULL: the variant has none and callers use the row-major sgemv).
 // and optionally (HAVE_TNT, TNT_MAX_M) NAME(tnt)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
 //       A·Bᵀ for a few dozen rows by packing Aᵀ instead of B (x86 files).
 
@@ -96,4 +98,7 @@ ISA_ATTR static void NAME(sgemv_t)(const float *w, int rows, int cols, long ldw,
     NAME(vecmat)(cols, rows, 1.0f, d, 1, w, ldw, accumulate ? 1.0f : 0.0f, y);
 }
 
-const recurd_gemm_impl IMPL_SYMBOL = { ISA_NAME_STR, NAME(sgemm), NAME(sgemv), NAME(sgemv_t) };
+#ifndef SGEMV_PACKED
+#define SGEMV_PACKED NULL   // no packed sgemv that matches this variant's sgemv bit for bit yet
+#endif
+const recurd_gemm_impl IMPL_SYMBOL = { ISA_NAME_STR, NAME(sgemm), NAME(sgemv), NAME(sgemv_t), SGEMV_PACKED };

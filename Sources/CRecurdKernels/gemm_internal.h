@@ -11,6 +11,8 @@ typedef struct recurd_gemm_impl {
                   const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
     void (*sgemv)(const float *w, int rows, int cols, long ldw, const float *x, float *y, int accumulate);
     void (*sgemv_t)(const float *w, int rows, int cols, long ldw, const float *d, float *y, int accumulate);
+    /// sgemv over recurd_sgemv_pack's layout, equal to `sgemv` bit for bit; NULL if none.
+    void (*sgemv_packed)(const float *packed, int rows, int cols, const float *x, float *y, int accumulate);
 } recurd_gemm_impl;
 
 extern const recurd_gemm_impl recurd_gemm_impl_portable;

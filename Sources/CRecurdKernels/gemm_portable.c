@@ -114,6 +114,29 @@ static void NAME(dot_nt)(int m, int n, int k, float alpha, const float *a, long 
     }
 }
 
+/// y = W·x (+ y) from recurd_sgemv_pack's layout, eight rows at a time, with dot_nt's
+/// arithmetic per row (eight partial sums over whole blocks, the same pairwise reduction, the
+/// ragged tail added one by one after it), so the result equals recurd_sgemv's bit for bit.
+#define SGEMV_PACKED NAME(sgemv_packed)
+static void NAME(sgemv_packed)(const float *w, int rows, int cols, const float *x, float *y, int accumulate) {
+    if (rows <= 0) return;
+    if (cols <= 0) { recurd_scale_c(1, rows, accumulate ? 1.0f : 0.0f, y, rows); return; }
+    const int kb = (cols + 7) / 8, full = cols / 8;
+    for (int t = 0; 8 * t < rows; t++) {
+        const float *b = w + (long)t * kb * 64;
+        float s[8][8] = {{0}};
+        for (int p = 0; p < full; p++)
+            for (int q = 0; q < 8; q++)
+                for (int l = 0; l < 8; l++) s[q][l] += x[8 * p + l] * b[64 * p + 8 * q + l];
+        const int nr = rows - 8 * t < 8 ? rows - 8 * t : 8;
+        for (int q = 0; q < nr; q++) {
+            float r = ((s[q][0] + s[q][1]) + (s[q][2] + s[q][3])) + ((s[q][4] + s[q][5]) + (s[q][6] + s[q][7]));
+            for (int c = 8 * full; c < cols; c++) r += x[c] * b[64 * full + 8 * q + (c - 8 * full)];
+            y[8 * t + q] = accumulate ? r + y[8 * t + q] : r;
+        }
+    }
+}
+
 /// y = alpha·xᵀB + beta·y, 64 columns of y kept in a local accumulator while B's rows stream.
 static void NAME(vecmat)(int n, int k, float alpha, const float *x, long incx,
                          const float *b, long ldb, float beta, float *y) {

@@ -28,6 +28,12 @@ final class ModelRuntime {
     private var pinned: WeightSnapshot?
     /// Version of the last model checkpoint written (or loaded), to skip unchanged models.
     var checkpointedVersion: UInt64?
+    /// The weights' packed copy for one-row steps, of generation `packedGeneration`.
+    private var packed: PackedStepWeights?
+    private var packedGeneration: UInt64?
+    /// Bumped whenever `weights` change (an update, a reload, a newly pinned snapshot).
+    private var weightsGeneration: UInt64 = 0
+    private var singleStepsOnTheseWeights = 0
     private let metrics: DaemonMetrics
 
     init(model: Model, modelPath: String?, startVersion: UInt64, configuration c: ServeConfiguration, window: WindowLayout?,
@@ -63,6 +69,7 @@ final class ModelRuntime {
         switch learning {
         case .background(let b):
             let s = b.store.load()
+            if s !== pinned { weightsChanged() }
             pinned = s
             weights = UnsafePointer(s.weights.pointer)
             version = s.version
@@ -70,6 +77,30 @@ final class ModelRuntime {
             weights = UnsafePointer(model.weights.pointer)
         }
         metrics.modelVersion.record(Int64(version))
+    }
+
+    /// The packed copy of `weights` for a one-row step, or nil to read them row by row.
+    ///
+    /// Packing costs about two steps' worth of reading and saves about a tenth of each later
+    /// step, so weights are packed only once they have served `packAfterSingleSteps` one-row
+    /// steps: under learning and light load they change every few steps, and a copy per change
+    /// would cost more than it saves (the rent-or-buy rule: at most twice the better choice).
+    func packedForSingleStep() -> PackedStepWeights? {
+        if packedGeneration == weightsGeneration { return packed }
+        singleStepsOnTheseWeights += 1
+        guard singleStepsOnTheseWeights >= Self.packAfterSingleSteps else { return nil }
+        let p = packed ?? PackedStepWeights(layout: model.layout)
+        p.pack(weights)
+        packed = p
+        packedGeneration = weightsGeneration
+        return p
+    }
+
+    static let packAfterSingleSteps = 16
+
+    private func weightsChanged() {
+        weightsGeneration &+= 1
+        singleStepsOnTheseWeights = 0
     }
 
     /// The version as the wire carries it (mod 2³²).
@@ -108,6 +139,7 @@ final class ModelRuntime {
         case .inline(let t):
             if t.update(windows: windows, weights: model.weights.pointer) != nil {
                 version += 1
+                weightsChanged()
                 out.updates = 1
                 out.trained = windows.count
                 metrics.modelVersion.record(Int64(version))
@@ -133,6 +165,7 @@ final class ModelRuntime {
         case .inline:
             model.weights.copy(from: weights)
             version += 1
+            weightsChanged()
         case .background(let b):
             version = b.replaceWeights(weights)
             pin()

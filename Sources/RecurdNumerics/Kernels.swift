@@ -53,6 +53,19 @@ public enum Kernels {
         recurd_sgemv(w, Int32(rows), Int32(cols), Int32(ldw), x, y, accumulate ? 1 : 0)
     }
 
+    /// y (rows) = W · x from W's tile-packed copy (`PackedStepWeights`), `+=` when `accumulate`;
+    /// equal bit for bit to `matvec` on the unpacked W. Only when `packedMatvecAvailable`.
+    @inline(__always)
+    public static func packedMatvec(
+        _ packed: UnsafePointer<Float>, rows: Int, cols: Int,
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        recurd_sgemv_packed(packed, Int32(rows), Int32(cols), x, y, accumulate ? 1 : 0)
+    }
+
+    /// Whether the kernels in use on this thread have a packed matvec (AVX2 and portable do).
+    public static var packedMatvecAvailable: Bool { recurd_sgemv_packed_available(RECURD_ISA_AUTO.rawValue) != 0 }
+
     /// y (cols) = Wᵀ · d, with W (rows×cols, row stride `ldw`) and d (rows); `+=` when `accumulate`.
     ///
     /// The backward pass's sequential product `dh_{t−1} = W_hhᵀ · δ_t`.

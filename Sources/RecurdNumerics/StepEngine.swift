@@ -106,10 +106,16 @@ public final class StepEngine {
     // MARK: Step
 
     /// Runs one step for rows `0..<batch` with the weights at `weights` (a flat vector in `layout`).
-    public func step(weights: UnsafePointer<Float>, batch: Int) {
+    ///
+    /// `packed`, a packed copy of these same weights, makes a one-row step read them
+    /// sequentially (same results, bit for bit); it is ignored for batches and where the kernels
+    /// in use have no packed product.
+    public func step(weights: UnsafePointer<Float>, batch: Int, packed: PackedStepWeights? = nil) {
         precondition(batch >= 1 && batch <= maxBatch)
         let arch = architecture
         let g = arch.cell.gateCount
+        let packed = batch == 1 && Kernels.packedMatvecAvailable ? packed : nil
+        if let packed { precondition(packed.layout.count == layout.count, "packed weights of another layout") }
         if case .tokens(_, let e) = arch.input, let embed = layout.embed {
             let stride = layout.layers[0].blockStride
             for b in 0..<batch {
@@ -125,7 +131,9 @@ public final class StepEngine {
             let rows = xh[k].pointer
             if arch.cell == .lstm {
                 // [x | h] · [W_ih | W_hh]ᵀ: one product for all gates.
-                if batch == 1 {
+                if let packed {
+                    Kernels.packedMatvec(packed.gates(k), rows: gn, cols: stride, rows, gatesP, accumulate: false)
+                } else if batch == 1 {
                     Kernels.matvec(weights + slots.weightIH, rows: gn, cols: stride, ldw: stride, rows, gatesP, accumulate: false)
                 } else {
                     Kernels.gemm(transB: true, m: batch, n: gn, k: stride, a: rows, lda: stride,
@@ -136,7 +144,10 @@ public final class StepEngine {
             } else {
                 // The reset gate multiplies only the recurrent part of the candidate: two products.
                 let rec = recurrentGates[k].pointer
-                if batch == 1 {
+                if let packed {
+                    Kernels.packedMatvec(packed.gates(k), rows: gn, cols: slots.inputSize, rows, gatesP, accumulate: false)
+                    Kernels.packedMatvec(packed.recurrent(k), rows: gn, cols: n, rows + slots.inputSize, rec, accumulate: false)
+                } else if batch == 1 {
                     Kernels.matvec(weights + slots.weightIH, rows: gn, cols: slots.inputSize, ldw: stride, rows, gatesP, accumulate: false)
                     Kernels.matvec(weights + slots.weightHH, rows: gn, cols: n, ldw: stride, rows + slots.inputSize, rec, accumulate: false)
                 } else {
@@ -162,7 +173,9 @@ public final class StepEngine {
         let top = arch.topHidden
         let topSlots = layout.layers[layout.layers.count - 1]
         let topH = UnsafePointer(xh[xh.count - 1].pointer + topSlots.inputSize)
-        if batch == 1 {
+        if let packed {
+            Kernels.packedMatvec(packed.head, rows: o, cols: top, topH, logitBuffer.pointer, accumulate: false)
+        } else if batch == 1 {
             Kernels.matvec(weights + layout.headWeight, rows: o, cols: top, ldw: top, topH, logitBuffer.pointer, accumulate: false)
         } else {
             Kernels.gemm(transB: true, m: batch, n: o, k: top, a: topH, lda: topSlots.blockStride, b: weights + layout.headWeight, ldb: top,

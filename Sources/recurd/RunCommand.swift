@@ -20,6 +20,7 @@ struct RunCommand: ParsableCommand {
         let cols = try columns.map { try parseColumns($0) }
         let stream = try ModelLoading.loadStream(input, format: format, columns: cols, for: m.architecture)
         let engine = StepEngine(layout: m.layout, maxBatch: 1)
+        let packed = PackedStepWeights(layout: m.layout, weights: m.weights.pointer)   // the weights never change here
         let o = m.architecture.outputSize
         var out: [UInt8] = []
         out.reserveCapacity(stream.count * o * 12)
@@ -46,7 +47,7 @@ struct RunCommand: ParsableCommand {
                     } else {
                         engine.setFeatures(row: 0, v.baseAddress! + t * width)
                     }
-                    engine.step(weights: m.weights.pointer, batch: 1)
+                    engine.step(weights: m.weights.pointer, batch: 1, packed: packed)
                     if normalize {
                         RunningStandardizer.destandardize(engine.output(row: 0), into: y.pointer, count: count, mean: mean, m2: m2, n: width)
                         NumberFormatting.appendLine(y.pointer, count: o, to: &out)
@@ -60,7 +61,7 @@ struct RunCommand: ParsableCommand {
             if normalize { throw CLIError("\(model): --normalize applies to feature models, not token input") }
             for id in ids {
                 engine.setToken(row: 0, id)
-                engine.step(weights: m.weights.pointer, batch: 1)
+                engine.step(weights: m.weights.pointer, batch: 1, packed: packed)
                 NumberFormatting.appendLine(engine.output(row: 0), count: o, to: &out)
                 if out.count > 1 << 20 { sink.write(&out) }
             }

@@ -78,6 +78,38 @@ import Testing
         #expect(sink.outputs.filter { $0.key == "s0" }.first?.message.flags.contains(.newState) == true)
     }
 
+    /// One-row steps use a packed copy only after the same weights served 16 of them, and never a
+    /// stale one: every weight change (inline or background) takes the copy away until it is
+    /// re-packed from the new weights.
+    @Test(arguments: [true, false])
+    func packedWeightsFollowEveryChange(_ inline: Bool) {
+        var c = ServeConfiguration()
+        c.syncLearning = inline
+        let model = makeModel(arch, seed: 5)
+        let metrics = DaemonMetrics()
+        let layout = StreamRecordLayoutFor(c, arch)
+        let runtime = ModelRuntime(model: model, modelPath: nil, startVersion: 0, configuration: c, window: layout.window, optimizerState: nil,
+                                   logger: Logger(label: "test"), metrics: metrics)
+        defer { runtime.stop() }
+        let x: [Float] = [0.4, -1.2]
+        func output(_ packed: PackedStepWeights?) -> [UInt32] {
+            let engine = StepEngine(layout: model.layout, maxBatch: 1)
+            x.withUnsafeBufferPointer { engine.setFeatures(row: 0, $0.baseAddress!) }
+            engine.step(weights: runtime.weights, batch: 1, packed: packed)
+            return Array(UnsafeBufferPointer(start: engine.output(row: 0), count: 2)).map(\.bitPattern)
+        }
+        var rng = SeededGenerator(seed: 8)
+        for change in 0..<3 {
+            for step in 1...ModelRuntime.packAfterSingleSteps + 2 {
+                let packed = runtime.packedForSingleStep()
+                #expect((packed != nil) == (step >= ModelRuntime.packAfterSingleSteps), "change \(change) step \(step)")
+                if let packed { #expect(output(packed) == output(nil), "a stale packed copy after change \(change)") }
+            }
+            runtime.replaceWeights(FloatBuffer(randomFloats(model.layout.count, rng: &rng)))
+            runtime.pin()
+        }
+    }
+
     @Test func sequencePolicy() {
         typealias P = SequencePolicy
         #expect(P.verdict(flags: [], seq: 5, stream: nil, afterEnd: false, anySeq: false, onGap: .continue)

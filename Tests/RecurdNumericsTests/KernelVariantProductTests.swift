@@ -83,4 +83,64 @@ import Testing
             }
         }
     }
+
+    /// The tile-packed sgemv gives recurd_sgemv's bits in each variant that has one, never reads
+    /// x past `cols` (NaN there would show) and never writes y past `rows`.
+    @Test(arguments: isas)
+    func packedSgemvEqualsTheRowMajorOneBitForBit(_ isa: Int32) {
+        let name = String(cString: recurd_kernels_isa_name(isa))
+        guard recurd_sgemv_packed_available(isa) != 0 else {
+            #expect(isa == RECURD_ISA_AVX512.rawValue, "\(name) has no packed sgemv")
+            return
+        }
+        var rng = SeededGenerator(seed: UInt64(isa + 30))
+        for rows in Self.sizes + [512] {
+            for cols in Self.sizes + [160] {
+                let ldw = cols + rows % 3
+                let w = randomFloats(rows * ldw, rng: &rng)
+                let x = randomFloats(cols, rng: &rng) + [Float](repeating: .nan, count: 8)
+                var packed = [Float](repeating: .nan, count: recurd_sgemv_packed_size(Int32(rows), Int32(cols)))
+                #expect(packed.count % 64 == 0 && packed.count >= rows * cols)
+                packed.withUnsafeMutableBufferPointer { recurd_sgemv_pack(w, Int32(rows), Int32(cols), Int32(ldw), $0.baseAddress!) }
+                for accumulate in [false, true] {
+                    let y0 = randomFloats(rows, rng: &rng) + [-7]
+                    var expected = y0, got = y0
+                    expected.withUnsafeMutableBufferPointer {
+                        recurd_sgemv_isa(isa, w, Int32(rows), Int32(cols), Int32(ldw), x, $0.baseAddress!, accumulate ? 1 : 0)
+                    }
+                    got.withUnsafeMutableBufferPointer {
+                        recurd_sgemv_packed_isa(isa, packed, Int32(rows), Int32(cols), x, $0.baseAddress!, accumulate ? 1 : 0)
+                    }
+                    #expect(got.map(\.bitPattern) == expected.map(\.bitPattern), "\(name) \(rows)×\(cols) accumulate \(accumulate)")
+                    #expect(got[rows] == -7, "\(name) \(rows)×\(cols) wrote past y")
+                }
+            }
+        }
+    }
+
+    /// A one-stream step with the packed copy equals the row-major step bit for bit, for both
+    /// cells, over several steps (the state carries any difference forward).
+    @Test(arguments: [CellKind.lstm, .gru])
+    func stepWithPackedWeightsEqualsTheRowMajorStep(_ cell: CellKind) {
+        let arch = ModelArchitecture(cell: cell, input: .features(size: 7), hidden: [33, 17], outputSize: 5, head: .linear)
+        let model = makeModel(arch, seed: 9)
+        let packed = PackedStepWeights(layout: model.layout, weights: model.weights.pointer)
+        var rng = SeededGenerator(seed: 4)
+        let inputs = (0..<8).map { _ in randomFloats(7, amplitude: 2, rng: &rng) }
+        for isa in Self.isas where recurd_sgemv_packed_available(isa) != 0 {
+            _ = recurd_kernels_set_thread_isa(isa)
+            func run(_ packed: PackedStepWeights?) -> [Float] {
+                let engine = StepEngine(layout: model.layout, maxBatch: 1)
+                var out: [Float] = []
+                for x in inputs {
+                    x.withUnsafeBufferPointer { engine.setFeatures(row: 0, $0.baseAddress!) }
+                    engine.step(weights: model.weights.pointer, batch: 1, packed: packed)
+                    out += Array(UnsafeBufferPointer(start: engine.output(row: 0), count: 5))
+                }
+                return out
+            }
+            #expect(run(packed).map(\.bitPattern) == run(nil).map(\.bitPattern), "\(cell) \(String(cString: recurd_kernels_isa_name(isa)))")
+        }
+        _ = recurd_kernels_set_thread_isa(RECURD_ISA_AUTO.rawValue)
+    }
 }

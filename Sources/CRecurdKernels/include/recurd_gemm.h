@@ -64,6 +64,20 @@ void recurd_sgemm_isa(int isa, int transA, int transB, int m, int n, int k, floa
 void recurd_sgemv_isa(int isa, const float *w, int rows, int cols, int ldw, const float *x, float *y, int accumulate);
 void recurd_sgemv_t_isa(int isa, const float *w, int rows, int cols, int ldw, const float *d, float *y, int accumulate);
 
+/// A copy of W for recurd_sgemv_packed, made once per weight version: tiles of 8 rows, each
+/// tile a run of 8×8 blocks (block p holds columns 8p…8p+7 of the tile's rows, row after
+/// row), zero-padded to whole tiles and blocks. One stream's step then reads W sequentially.
+/// The layout is the same for every ISA. `recurd_sgemv_packed_size` floats (a multiple of 64).
+long recurd_sgemv_packed_size(int rows, int cols);
+void recurd_sgemv_pack(const float *w, int rows, int cols, int ldw, float *packed);
+
+/// y (rows) = W · x, or y += W · x when `accumulate`, from W's packed copy; equal bit for bit
+/// to recurd_sgemv on the unpacked W with the same ISA. Only for ISAs where
+/// recurd_sgemv_packed_available says so (today AVX2 and portable; AVX-512 has none yet).
+void recurd_sgemv_packed(const float *packed, int rows, int cols, const float *x, float *y, int accumulate);
+void recurd_sgemv_packed_isa(int isa, const float *packed, int rows, int cols, const float *x, float *y, int accumulate);
+int recurd_sgemv_packed_available(int isa);
+
 /// Forces `isa` (or RECURD_ISA_AUTO) for all later calls; returns 1 if it is available on this
 /// CPU and now in use, 0 otherwise (the choice is then unchanged). Each call reads the choice
 /// once, atomically, so a concurrent switch never mixes two variants inside one product.
