@@ -63,6 +63,14 @@ public enum Kernels {
         recurd_sgemv_packed(packed, Int32(rows), Int32(cols), x, y, accumulate ? 1 : 0)
     }
 
+    /// Floats of the tile-packed copy of a rows×cols matrix (a multiple of 64).
+    public static func packedMatvecSize(rows: Int, cols: Int) -> Int { recurd_sgemv_packed_size(Int32(rows), Int32(cols)) }
+
+    /// Writes the tile-packed copy of W (rows×cols, row stride `ldw`) that `packedMatvec` reads.
+    public static func packForMatvec(_ w: UnsafePointer<Float>, rows: Int, cols: Int, ldw: Int, into packed: UnsafeMutablePointer<Float>) {
+        recurd_sgemv_pack(w, Int32(rows), Int32(cols), Int32(ldw), packed)
+    }
+
     /// Whether the kernels in use on this thread have a packed matvec (AVX2 and portable do).
     public static var packedMatvecAvailable: Bool { recurd_sgemv_packed_available(RECURD_ISA_AUTO.rawValue) != 0 }
 

@@ -1,5 +1,3 @@
-import CRecurdKernels
-
 /// A tile-packed copy of the matrices one stream's step multiplies by: per layer the
 /// [W_ih | W_hh] block (LSTM) or W_ih and W_hh apart (GRU), and the head.
 ///
@@ -29,15 +27,15 @@ public final class PackedStepWeights {
             let gn = g * arch.hidden[k]
             gateOffsets.append(offset)
             if arch.cell == .lstm {
-                offset += recurd_sgemv_packed_size(Int32(gn), Int32(slots.blockStride))
+                offset += Kernels.packedMatvecSize(rows: gn, cols: slots.blockStride)
             } else {
-                offset += recurd_sgemv_packed_size(Int32(gn), Int32(slots.inputSize))
+                offset += Kernels.packedMatvecSize(rows: gn, cols: slots.inputSize)
                 recurrentOffsets.append(offset)
-                offset += recurd_sgemv_packed_size(Int32(gn), Int32(arch.hidden[k]))
+                offset += Kernels.packedMatvecSize(rows: gn, cols: arch.hidden[k])
             }
         }
         headOffset = offset
-        offset += recurd_sgemv_packed_size(Int32(arch.outputSize), Int32(arch.topHidden))
+        offset += Kernels.packedMatvecSize(rows: arch.outputSize, cols: arch.topHidden)
         self.gateOffsets = gateOffsets
         self.recurrentOffsets = recurrentOffsets
         buffer = FloatBuffer(count: offset)
@@ -55,16 +53,16 @@ public final class PackedStepWeights {
         let g = arch.cell.gateCount
         for (k, slots) in layout.layers.enumerated() {
             let n = arch.hidden[k]
-            let stride = Int32(slots.blockStride)
+            let stride = slots.blockStride
             if arch.cell == .lstm {
-                recurd_sgemv_pack(weights + slots.weightIH, Int32(g * n), stride, stride, buffer.pointer + gateOffsets[k])
+                Kernels.packForMatvec(weights + slots.weightIH, rows: g * n, cols: stride, ldw: stride, into: buffer.pointer + gateOffsets[k])
             } else {
-                recurd_sgemv_pack(weights + slots.weightIH, Int32(g * n), Int32(slots.inputSize), stride, buffer.pointer + gateOffsets[k])
-                recurd_sgemv_pack(weights + slots.weightHH, Int32(g * n), Int32(n), stride, buffer.pointer + recurrentOffsets[k])
+                Kernels.packForMatvec(weights + slots.weightIH, rows: g * n, cols: slots.inputSize, ldw: stride, into: buffer.pointer + gateOffsets[k])
+                Kernels.packForMatvec(weights + slots.weightHH, rows: g * n, cols: n, ldw: stride, into: buffer.pointer + recurrentOffsets[k])
             }
         }
-        let top = Int32(arch.topHidden)
-        recurd_sgemv_pack(weights + layout.headWeight, Int32(arch.outputSize), top, top, buffer.pointer + headOffset)
+        let top = arch.topHidden
+        Kernels.packForMatvec(weights + layout.headWeight, rows: arch.outputSize, cols: top, ldw: top, into: buffer.pointer + headOffset)
     }
 
     /// Layer `k`'s packed gate matrix (LSTM: [W_ih | W_hh]; GRU: W_ih).
