@@ -124,13 +124,29 @@ static void NAME(sgemv_packed)(const float *w, int rows, int cols, const float *
     const int kb = (cols + 7) / 8, full = cols / 8;
     for (int t = 0; 8 * t < rows; t++) {
         const float *b = w + (long)t * kb * 64;
-        float s[8][8] = {{0}};
-        for (int p = 0; p < full; p++)
-            for (int q = 0; q < 8; q++)
-                for (int l = 0; l < 8; l++) s[q][l] += x[8 * p + l] * b[64 * p + 8 * q + l];
+        // Lanes as vectors (left to the vectoriser, float[8][8] stayed scalar: 4 GFLOP/s); four
+        // rows at a time, so that accumulators and x fit 16 SSE registers.
         const int nr = rows - 8 * t < 8 ? rows - 8 * t : 8;
+        float sums[8][8];
+        for (int h = 0; h < 8; h += 4) {
+            vf4 lo[4], hi[4];
+            for (int q = 0; q < 4; q++) lo[q] = hi[q] = (vf4){ 0.0f, 0.0f, 0.0f, 0.0f };
+            for (int p = 0; p < full; p++) {
+                const vf4 x0 = ld4(x + 8 * p), x1 = ld4(x + 8 * p + 4);
+                const float *bp = b + 64 * p + 8 * h;
+                for (int q = 0; q < 4; q++) {
+                    lo[q] = lo[q] + x0 * ld4(bp + 8 * q);
+                    hi[q] = hi[q] + x1 * ld4(bp + 8 * q + 4);
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                memcpy(sums[h + q], &lo[q], sizeof lo[q]);
+                memcpy(sums[h + q] + 4, &hi[q], sizeof hi[q]);
+            }
+        }
         for (int q = 0; q < nr; q++) {
-            float r = ((s[q][0] + s[q][1]) + (s[q][2] + s[q][3])) + ((s[q][4] + s[q][5]) + (s[q][6] + s[q][7]));
+            const float *s = sums[q];
+            float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
             for (int c = 8 * full; c < cols; c++) r += x[c] * b[64 * full + 8 * q + (c - 8 * full)];
             y[8 * t + q] = accumulate ? r + y[8 * t + q] : r;
         }

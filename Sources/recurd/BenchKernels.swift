@@ -22,7 +22,8 @@ struct BenchKernels: ParsableCommand {
     struct Shape {
         let name: String
         let kind: Kind
-        enum Kind { case gemm, gemv, gemvT }
+        /// gemvPacked: the same product as gemv from the tile-packed copy a one-stream step reads.
+        enum Kind { case gemm, gemv, gemvT, gemvPacked }
         var ta = false, tb = false
         let m: Int, n: Int, k: Int
         var lda = 0, ldb = 0, ldc = 0
@@ -42,10 +43,13 @@ struct BenchKernels: ParsableCommand {
         Shape(name: "gemv lstm L0 512x160", kind: .gemv, m: 512, n: 0, k: 160, lda: 160),
         Shape(name: "gemv lstm L1 512x256", kind: .gemv, m: 512, n: 0, k: 256, lda: 256),
         Shape(name: "gemv head 32x128", kind: .gemv, m: 32, n: 0, k: 128, lda: 128),
+        Shape(name: "gemv packed lstm L0 512x160", kind: .gemvPacked, m: 512, n: 0, k: 160, lda: 160),
+        Shape(name: "gemv packed lstm L1 512x256", kind: .gemvPacked, m: 512, n: 0, k: 256, lda: 256),
         Shape(name: "fit in-proj 32x512x32", kind: .gemm, tb: true, m: 32, n: 512, k: 32, lda: 32, ldb: 160, ldc: 512),
         Shape(name: "fit dW_hh 512x128x32 +=", kind: .gemm, ta: true, m: 512, n: 128, k: 32, lda: 512, ldb: 128, ldc: 160, beta: 1),
         Shape(name: "fit dTop 32x128x256", kind: .gemm, m: 32, n: 128, k: 256, lda: 256, ldb: 128, ldc: 128),
         Shape(name: "fit rec fwd gemv 512x128", kind: .gemv, m: 512, n: 0, k: 128, lda: 160),
+        Shape(name: "fit rec gemv packed 512x128", kind: .gemvPacked, m: 512, n: 0, k: 128, lda: 160),
         Shape(name: "fit rec bwd gemv_t 512x128", kind: .gemvT, m: 512, n: 0, k: 128, lda: 160),
     ]
 
@@ -74,6 +78,8 @@ struct BenchKernels: ParsableCommand {
     /// Buffers for one shape, filled with values in [−0.5, 0.5].
     final class Operands {
         let a: FloatBuffer, b: FloatBuffer, c: FloatBuffer
+        /// gemvPacked: `a` tile-packed.
+        var packed: FloatBuffer?
         init(_ s: Shape) {
             var rng = SeededGenerator(seed: 7)
             func buffer(_ n: Int) -> FloatBuffer { FloatBuffer((0..<max(n, 1)).map { _ in Float(rng.nextUnit() - 0.5) }) }
@@ -82,10 +88,15 @@ struct BenchKernels: ParsableCommand {
                 a = buffer((s.ta ? s.k : s.m) * s.lda)
                 b = buffer((s.tb ? s.n : s.k) * s.ldb)
                 c = buffer(s.m * s.ldc)
-            case .gemv, .gemvT:
+            case .gemv, .gemvT, .gemvPacked:
                 a = buffer(s.m * s.lda)
                 b = buffer(max(s.m, s.k))
                 c = buffer(max(s.m, s.k))
+            }
+            if s.kind == .gemvPacked {
+                let p = FloatBuffer(count: Kernels.packedMatvecSize(rows: s.m, cols: s.k))
+                Kernels.packForMatvec(a.pointer, rows: s.m, cols: s.k, ldw: s.lda, into: p.pointer)
+                packed = p
             }
         }
     }
@@ -120,6 +131,9 @@ struct BenchKernels: ParsableCommand {
             return measure(s) { recurd_sgemv_isa(isa, o.a.pointer, Int32(s.m), Int32(s.k), Int32(s.lda), o.b.pointer, o.c.pointer, 0) }
         case .gemvT:
             return measure(s) { recurd_sgemv_t_isa(isa, o.a.pointer, Int32(s.m), Int32(s.k), Int32(s.lda), o.b.pointer, o.c.pointer, 0) }
+        case .gemvPacked:
+            guard recurd_sgemv_packed_available(isa) != 0, let packed = o.packed else { return 0 }
+            return measure(s) { recurd_sgemv_packed_isa(isa, packed.pointer, Int32(s.m), Int32(s.k), o.b.pointer, o.c.pointer, 0) }
         }
     }
 
@@ -131,7 +145,7 @@ struct BenchKernels: ParsableCommand {
                 lib.sgemm(rowMajor, s.ta ? trans : noTrans, s.tb ? trans : noTrans, Int32(s.m), Int32(s.n), Int32(s.k), 1, o.a.pointer, Int32(s.lda),
                           o.b.pointer, Int32(s.ldb), s.beta, o.c.pointer, Int32(s.ldc))
             }
-        case .gemv:
+        case .gemv, .gemvPacked:
             return measure(s) { lib.sgemv(rowMajor, noTrans, Int32(s.m), Int32(s.k), 1, o.a.pointer, Int32(s.lda), o.b.pointer, 1, 0, o.c.pointer, 1) }
         case .gemvT:
             return measure(s) { lib.sgemv(rowMajor, trans, Int32(s.m), Int32(s.k), 1, o.a.pointer, Int32(s.lda), o.b.pointer, 1, 0, o.c.pointer, 1) }
