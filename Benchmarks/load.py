@@ -17,6 +17,7 @@ usage: python Benchmarks/load.py [--recurd .build/release/recurd] [--duration 3]
 """
 import argparse
 import json
+import statistics
 import os
 import shutil
 import platform
@@ -135,17 +136,11 @@ def trained_share(rates):
     return rows
 
 
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
 def at20k(rs):
     """The dedicated 20k/s trial of each round: median latencies, lost summed."""
     trials = [r for r in rs if r.get("trial") == "20000" and "p50_us" in r]
-    return {"p50_us": median([r["p50_us"] for r in trials]), "p99_us": median([r["p99_us"] for r in trials]),
-            "p999_us": median([r["p999_us"] for r in trials]), "lost": sum(r["lost"] for r in trials)}
+    return {"p50_us": statistics.median([r["p50_us"] for r in trials]), "p99_us": statistics.median([r["p99_us"] for r in trials]),
+            "p999_us": statistics.median([r["p999_us"] for r in trials]), "lost": sum(r["lost"] for r in trials)}
 
 
 def stats(rs):
@@ -154,7 +149,7 @@ def stats(rs):
 
 def best(rs):
     """Median over the rounds of each sweep's top sustained rate."""
-    return median([r["max_sustained_rate"] for r in rs if "max_sustained_rate" in r])
+    return statistics.median([r["max_sustained_rate"] for r in rs if "max_sustained_rate" in r])
 
 
 def tops(rs):

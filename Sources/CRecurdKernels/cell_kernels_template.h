@@ -60,17 +60,9 @@ KERNEL_ATTR static inline VF NAME(vrecip)(VF x) {
 
 KERNEL_ATTR static inline VF NAME(vsigmoid)(VF x) { return NAME(vrecip)(NAME(splat)(1.0f) + NAME(vexp)(-x)); }
 
-/// tanh|x| = (1 − e^{−2|x|}) / (1 + e^{−2|x|}); the sign bit is put back afterwards.
-KERNEL_ATTR static inline VF NAME(vtanh)(VF x) {
-    VU bits = (VU)x;
-    VF m = (VF)(bits & 0x7FFFFFFFu);
-    VF t = NAME(vexp)(NAME(splat)(-2.0f) * m);
-    VF p = (NAME(splat)(1.0f) - t) * NAME(vrecip)(NAME(splat)(1.0f) + t);
-    return (VF)((VU)p | (bits & 0x80000000u));
-}
-
-/// Pieces of vsigmoid and vtanh, for the staged LSTM row below: the exponential, then the rest.
-/// Composed they are exactly vsigmoid and vtanh (the same operations in the same order).
+/// tanh|x| = (1 − e^{−2|x|}) / (1 + e^{−2|x|}); the sign bit is put back afterwards. In two
+/// pieces, the exponential t and then the rest, which the staged LSTM row below runs in separate
+/// passes; vtanh is the two composed.
 KERNEL_ATTR static inline VF NAME(vtanh_exp)(VF x) {
     return NAME(vexp)(NAME(splat)(-2.0f) * (VF)((VU)x & 0x7FFFFFFFu));
 }
@@ -79,6 +71,8 @@ KERNEL_ATTR static inline VF NAME(vtanh_finish)(VF x, VF t) {
     VF p = (NAME(splat)(1.0f) - t) * NAME(vrecip)(NAME(splat)(1.0f) + t);
     return (VF)((VU)p | ((VU)x & 0x80000000u));
 }
+
+KERNEL_ATTR static inline VF NAME(vtanh)(VF x) { return NAME(vtanh_finish)(x, NAME(vtanh_exp)(x)); }
 
 /// Cells per stage of lstm_row: the stage buffers (4 of this many floats) stay in L1.
 #define LSTM_STAGE 64

@@ -28,11 +28,10 @@ final class ModelRuntime {
     private var pinned: WeightSnapshot?
     /// Version of the last model checkpoint written (or loaded), to skip unchanged models.
     var checkpointedVersion: UInt64?
-    /// The weights' packed copy for one-row steps, of generation `packedGeneration`.
+    /// The weights' packed copy for one-row steps; current until `weights` change (an update,
+    /// a reload, a newly pinned snapshot).
     private var packed: PackedStepWeights?
-    private var packedGeneration: UInt64?
-    /// Bumped whenever `weights` change (an update, a reload, a newly pinned snapshot).
-    private var weightsGeneration: UInt64 = 0
+    private var packedIsCurrent = false
     private var singleStepsOnTheseWeights = 0
     private let metrics: DaemonMetrics
 
@@ -86,20 +85,20 @@ final class ModelRuntime {
     /// steps: under learning and light load they change every few steps, and a copy per change
     /// would cost more than it saves (the rent-or-buy rule: at most twice the better choice).
     func packedForSingleStep() -> PackedStepWeights? {
-        if packedGeneration == weightsGeneration { return packed }
+        if packedIsCurrent { return packed }
         singleStepsOnTheseWeights += 1
         guard singleStepsOnTheseWeights >= Self.packAfterSingleSteps else { return nil }
         let p = packed ?? PackedStepWeights(layout: model.layout)
         p.pack(weights)
         packed = p
-        packedGeneration = weightsGeneration
+        packedIsCurrent = true
         return p
     }
 
     static let packAfterSingleSteps = 16
 
     private func weightsChanged() {
-        weightsGeneration &+= 1
+        packedIsCurrent = false
         singleStepsOnTheseWeights = 0
     }
 

@@ -214,6 +214,7 @@ final class ServingLoop {
             return
         }
         var unread = Array(repeating: true, count: sockets.count)
+        var ready = Array(repeating: false, count: sockets.count + 1)
         let wakeIndex = sockets.count
         var lastHousekeeping = Clock.seconds
         while true {
@@ -224,8 +225,7 @@ final class ServingLoop {
                 break
             }
             let busy = core?.scheduler.hasWork ?? false
-            var ready: [Bool]
-            do { ready = try poller.poll(timeoutMilliseconds: busy || unread.contains(true) ? 0 : 100) } catch {
+            do { try poller.poll(timeoutMilliseconds: busy || unread.contains(true) ? 0 : 100, into: &ready) } catch {
                 logger.error("poll failed", metadata: ["error": "\(error)"])
                 break
             }

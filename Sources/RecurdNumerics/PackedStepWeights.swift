@@ -11,33 +11,41 @@
 public final class PackedStepWeights {
     public let layout: ParameterLayout
     private let buffer: FloatBuffer
-    /// Per layer: offset of the packed gate matrix (LSTM: [W_ih | W_hh]; GRU: W_ih).
-    private let gateOffsets: [Int]
-    /// Per layer, GRU only: offset of the packed W_hh.
-    private let recurrentOffsets: [Int]
-    private let headOffset: Int
+
+    /// One packed matrix: where it comes from in the flat weights and where its copy is.
+    private struct Matrix {
+        let source: Int, rows: Int, cols: Int, ldw: Int
+        let offset: Int
+    }
+
+    /// Per layer: the gate matrix (LSTM: [W_ih | W_hh]; GRU: W_ih).
+    private let gateMatrices: [Matrix]
+    /// Per layer, GRU only: W_hh.
+    private let recurrentMatrices: [Matrix]
+    private let headMatrix: Matrix
 
     public init(layout: ParameterLayout) {
         self.layout = layout
         let arch = layout.architecture
         let g = arch.cell.gateCount
         var offset = 0
-        var gateOffsets: [Int] = [], recurrentOffsets: [Int] = []
+        func matrix(_ source: Int, rows: Int, cols: Int, ldw: Int) -> Matrix {
+            defer { offset += Kernels.packedMatvecSize(rows: rows, cols: cols) }
+            return Matrix(source: source, rows: rows, cols: cols, ldw: ldw, offset: offset)
+        }
+        var gates: [Matrix] = [], recurrent: [Matrix] = []
         for (k, slots) in layout.layers.enumerated() {
-            let gn = g * arch.hidden[k]
-            gateOffsets.append(offset)
+            let n = arch.hidden[k], stride = slots.blockStride
             if arch.cell == .lstm {
-                offset += Kernels.packedMatvecSize(rows: gn, cols: slots.blockStride)
+                gates.append(matrix(slots.weightIH, rows: g * n, cols: stride, ldw: stride))
             } else {
-                offset += Kernels.packedMatvecSize(rows: gn, cols: slots.inputSize)
-                recurrentOffsets.append(offset)
-                offset += Kernels.packedMatvecSize(rows: gn, cols: arch.hidden[k])
+                gates.append(matrix(slots.weightIH, rows: g * n, cols: slots.inputSize, ldw: stride))
+                recurrent.append(matrix(slots.weightHH, rows: g * n, cols: n, ldw: stride))
             }
         }
-        headOffset = offset
-        offset += Kernels.packedMatvecSize(rows: arch.outputSize, cols: arch.topHidden)
-        self.gateOffsets = gateOffsets
-        self.recurrentOffsets = recurrentOffsets
+        headMatrix = matrix(layout.headWeight, rows: arch.outputSize, cols: arch.topHidden, ldw: arch.topHidden)
+        gateMatrices = gates
+        recurrentMatrices = recurrent
         buffer = FloatBuffer(count: offset)
     }
 
@@ -49,26 +57,20 @@ public final class PackedStepWeights {
 
     /// Re-packs from `weights`; about one pass over them.
     public func pack(_ weights: UnsafePointer<Float>) {
-        let arch = layout.architecture
-        let g = arch.cell.gateCount
-        for (k, slots) in layout.layers.enumerated() {
-            let n = arch.hidden[k]
-            let stride = slots.blockStride
-            if arch.cell == .lstm {
-                Kernels.packForMatvec(weights + slots.weightIH, rows: g * n, cols: stride, ldw: stride, into: buffer.pointer + gateOffsets[k])
-            } else {
-                Kernels.packForMatvec(weights + slots.weightIH, rows: g * n, cols: slots.inputSize, ldw: stride, into: buffer.pointer + gateOffsets[k])
-                Kernels.packForMatvec(weights + slots.weightHH, rows: g * n, cols: n, ldw: stride, into: buffer.pointer + recurrentOffsets[k])
-            }
+        for m in gateMatrices + recurrentMatrices + [headMatrix] {
+            Kernels.packForMatvec(weights + m.source, rows: m.rows, cols: m.cols, ldw: m.ldw, into: buffer.pointer + m.offset)
         }
-        let top = arch.topHidden
-        Kernels.packForMatvec(weights + layout.headWeight, rows: arch.outputSize, cols: top, ldw: top, into: buffer.pointer + headOffset)
     }
 
-    /// Layer `k`'s packed gate matrix (LSTM: [W_ih | W_hh]; GRU: W_ih).
-    func gates(_ k: Int) -> UnsafePointer<Float> { UnsafePointer(buffer.pointer + gateOffsets[k]) }
-    /// Layer `k`'s packed W_hh (GRU).
-    func recurrent(_ k: Int) -> UnsafePointer<Float> { UnsafePointer(buffer.pointer + recurrentOffsets[k]) }
-    /// The packed head weight.
-    var head: UnsafePointer<Float> { UnsafePointer(buffer.pointer + headOffset) }
+    /// y = layer `k`'s gate matrix · x (LSTM: x is [x | h]; GRU: the layer's input).
+    func multiplyGates(_ k: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) { multiply(gateMatrices[k], x, y) }
+    /// y = layer `k`'s W_hh · h (GRU).
+    func multiplyRecurrent(_ k: Int, _ h: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) { multiply(recurrentMatrices[k], h, y) }
+    /// y = the head weight · h.
+    func multiplyHead(_ h: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) { multiply(headMatrix, h, y) }
+
+    @inline(__always)
+    private func multiply(_ m: Matrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        Kernels.packedMatvec(buffer.pointer + m.offset, rows: m.rows, cols: m.cols, x, y, accumulate: false)
+    }
 }

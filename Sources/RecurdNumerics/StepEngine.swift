@@ -132,7 +132,7 @@ public final class StepEngine {
             if arch.cell == .lstm {
                 // [x | h] · [W_ih | W_hh]ᵀ: one product for all gates.
                 if let packed {
-                    Kernels.packedMatvec(packed.gates(k), rows: gn, cols: stride, rows, gatesP, accumulate: false)
+                    packed.multiplyGates(k, rows, into: gatesP)
                 } else if batch == 1 {
                     Kernels.matvec(weights + slots.weightIH, rows: gn, cols: stride, ldw: stride, rows, gatesP, accumulate: false)
                 } else {
@@ -145,8 +145,8 @@ public final class StepEngine {
                 // The reset gate multiplies only the recurrent part of the candidate: two products.
                 let rec = recurrentGates[k].pointer
                 if let packed {
-                    Kernels.packedMatvec(packed.gates(k), rows: gn, cols: slots.inputSize, rows, gatesP, accumulate: false)
-                    Kernels.packedMatvec(packed.recurrent(k), rows: gn, cols: n, rows + slots.inputSize, rec, accumulate: false)
+                    packed.multiplyGates(k, rows, into: gatesP)
+                    packed.multiplyRecurrent(k, rows + slots.inputSize, into: rec)
                 } else if batch == 1 {
                     Kernels.matvec(weights + slots.weightIH, rows: gn, cols: slots.inputSize, ldw: stride, rows, gatesP, accumulate: false)
                     Kernels.matvec(weights + slots.weightHH, rows: gn, cols: n, ldw: stride, rows + slots.inputSize, rec, accumulate: false)
@@ -174,7 +174,7 @@ public final class StepEngine {
         let topSlots = layout.layers[layout.layers.count - 1]
         let topH = UnsafePointer(xh[xh.count - 1].pointer + topSlots.inputSize)
         if let packed {
-            Kernels.packedMatvec(packed.head, rows: o, cols: top, topH, logitBuffer.pointer, accumulate: false)
+            packed.multiplyHead(topH, into: logitBuffer.pointer)
         } else if batch == 1 {
             Kernels.matvec(weights + layout.headWeight, rows: o, cols: top, ldw: top, topH, logitBuffer.pointer, accumulate: false)
         } else {

@@ -23,13 +23,13 @@ public final class ZMQNotificationPoller {
     }
 
     /// Waits up to `timeoutMilliseconds` (-1: forever) for a descriptor to become readable;
-    /// returns the readable flags in item order. An interrupting signal returns all-false.
-    public func poll(timeoutMilliseconds: Int32) throws(ZMQError) -> [Bool] {
+    /// writes the readable flags into `ready` (one per item, in item order), which the caller
+    /// keeps from wait to wait so that a serving cycle allocates nothing. An interrupting signal
+    /// leaves them all false.
+    public func poll(timeoutMilliseconds: Int32, into ready: inout [Bool]) throws(ZMQError) {
+        precondition(ready.count == items.count, "\(ready.count) flags for \(items.count) items")
         let rc = items.withUnsafeMutableBufferPointer { Glibc.poll($0.baseAddress, nfds_t($0.count), timeoutMilliseconds) }
-        if rc < 0 {
-            if errno == EINTR { return Array(repeating: false, count: items.count) }
-            throw ZMQError.last("poll")
-        }
-        return items.map { $0.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }
+        if rc < 0, errno != EINTR { throw ZMQError.last("poll") }
+        for i in items.indices { ready[i] = rc > 0 && items[i].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 }
     }
 }

@@ -45,39 +45,44 @@ import ZeroMQ
         #expect(got == [Array("a.key".utf8), [2]])
     }
 
-    /// The notification poller's contract: once a socket was read to empty, a new message makes
-    /// its descriptor readable (within the wait), a socket nothing reached stays quiet, and reading
-    /// to empty again quiets the descriptor.
-    @Test func notificationDescriptorsSignalNewInputAfterAnEmptyRead() throws {
+    /// Two bound PULL sockets, and a PUSH connected to the second (the poller tests' setup).
+    func twoPullsAndAPushToTheSecond() throws -> (ZMQSocket, ZMQSocket, ZMQSocket) {
         let context = try ZMQContext()
         let a = try ZMQSocket(context: context, type: .pull), b = try ZMQSocket(context: context, type: .pull)
         try a.bind("tcp://127.0.0.1:*"); try b.bind("tcp://127.0.0.1:*")
         let push = try ZMQSocket(context: context, type: .push)
         try push.connect(b.lastEndpoint)
+        return (a, b, push)   // each socket keeps the context alive
+    }
+
+    /// The notification poller's contract: once a socket was read to empty, a new message makes
+    /// its descriptor readable (within the wait), a socket nothing reached stays quiet, and reading
+    /// to empty again quiets the descriptor.
+    @Test func notificationDescriptorsSignalNewInputAfterAnEmptyRead() throws {
+        let (a, b, push) = try twoPullsAndAPushToTheSecond()
         let parts = ZMQMultipart(capacity: 1)
         let poller = try ZMQNotificationPoller([a, b])
         // Settle the connection, then read both to empty: from here on their descriptors only fire on news.
         Thread.sleep(forTimeInterval: 0.2)
         for s in [a, b] { while try parts.receive(from: s, dontWait: true) {} }
-        #expect(try poller.poll(timeoutMilliseconds: 20) == [false, false])
+        var ready = [true, true]
+        try poller.poll(timeoutMilliseconds: 20, into: &ready)
+        #expect(ready == [false, false])
         for round in 0..<3 {
             try push.send(frames: [[UInt8(round)]])
-            var ready = [false, false]
-            for _ in 0..<40 where !ready[1] { ready = try poller.poll(timeoutMilliseconds: 50) }
+            ready = [false, false]
+            for _ in 0..<40 where !ready[1] { try poller.poll(timeoutMilliseconds: 50, into: &ready) }
             #expect(ready == [false, true], "round \(round)")
             #expect(try parts.receive(from: b, dontWait: true))
             #expect(Array(parts.frame(0)) == [UInt8(round)])
             #expect(try parts.receive(from: b, dontWait: true) == false)
-            #expect(try poller.poll(timeoutMilliseconds: 20) == [false, false], "round \(round): quiet after the empty read")
+            try poller.poll(timeoutMilliseconds: 20, into: &ready)
+            #expect(ready == [false, false], "round \(round): quiet after the empty read")
         }
     }
 
     @Test func pollerReportsReadableSockets() throws {
-        let context = try ZMQContext()
-        let a = try ZMQSocket(context: context, type: .pull), b = try ZMQSocket(context: context, type: .pull)
-        try a.bind("tcp://127.0.0.1:*"); try b.bind("tcp://127.0.0.1:*")
-        let push = try ZMQSocket(context: context, type: .push)
-        try push.connect(b.lastEndpoint)
+        let (a, b, push) = try twoPullsAndAPushToTheSecond()
         let poller = ZMQPoller([a, b])
         #expect(try poller.poll(timeoutMilliseconds: 10) == [false, false])
         try push.send(frames: [[7]])
