@@ -149,3 +149,34 @@ void recurd_sgemv_packed_isa(int isa, const float *packed, int rows, int cols, c
 void recurd_sgemv_packed(const float *packed, int rows, int cols, const float *x, float *y, int accumulate) {
     get_impl(RECURD_ISA_AUTO)->sgemv_packed(packed, rows, cols, x, y, accumulate);
 }
+
+long recurd_sgemm_packed_size(int n, int k) {
+    if (n <= 0 || k <= 0) return 0;
+    return (long)((n + RECURD_PANEL_NR - 1) / RECURD_PANEL_NR * RECURD_PANEL_NR) * k;
+}
+
+void recurd_sgemm_pack(const float *w, int n, int k, int ldw, float *packed) {
+    const long npad = recurd_sgemm_packed_size(n, 1);
+    for (int pc = 0; pc < k; pc += RECURD_PANEL_KC) {
+        const int kc = k - pc < RECURD_PANEL_KC ? k - pc : RECURD_PANEL_KC;
+        float *block = packed + (long)pc * npad;
+        for (long j = 0; j < npad; j++) {
+            // Row j of W becomes column j % NR of its panel: one sequential read per row.
+            float *dst = block + j / RECURD_PANEL_NR * RECURD_PANEL_NR * kc + j % RECURD_PANEL_NR;
+            const float *src = w + j * ldw + pc;
+            for (int p = 0; p < kc; p++) dst[(long)p * RECURD_PANEL_NR] = j < n ? src[p] : 0.0f;
+        }
+    }
+}
+
+int recurd_sgemm_packed_available(int isa) { return get_impl(isa)->sgemm_panels != NULL; }
+
+void recurd_sgemm_packed_isa(int isa, int m, int n, int k, float alpha, const float *a, int lda,
+                             const float *packed, float beta, float *c, int ldc) {
+    get_impl(isa)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
+}
+
+void recurd_sgemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *packed, float beta, float *c, int ldc) {
+    get_impl(RECURD_ISA_AUTO)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
+}

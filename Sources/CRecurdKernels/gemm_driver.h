@@ -61,6 +61,11 @@ ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alph
         for (int ic = 0; ic < m; ic += mc_max) {
             const int mc = m - ic < mc_max ? m - ic : mc_max;
             const float *ai = ta ? ak + ic : ak + (long)ic * lda;
+            // Rows spread evenly over the fewest tiles (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2): a
+            // short tile streams the whole panel for little work. Each C entry's arithmetic is
+            // the same whatever tile it falls in.
+            const int tiles = (mc + MR_MAX - 1) / MR_MAX, base = mc / tiles, extra = mc % tiles;
+#define tile_rows(t) (base + ((t) < extra))
             for (int jc = 0; jc < n; jc += NR) {
                 const int nr = n - jc < NR ? n - jc : NR;
                 const float *bp;
@@ -76,12 +81,14 @@ ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alph
                 } else {
                     bp = b + (long)pc * ldb + jc; ldbp = ldb;
                 }
-                for (int ir = 0; ir < mc; ir += MR_MAX) {
-                    const int mr = mc - ir < MR_MAX ? mc - ir : MR_MAX;
+                for (int t = 0, ir = 0; t < tiles; t++) {
+                    const int mr = tile_rows(t);
                     NAME(ukernel)(mr, nr, ta, kc, ta ? ai + ir : ai + (long)ir * lda, lda, bp, ldbp,
                                   c + (long)(ic + ir) * ldc + jc, ldc, alpha, beta_k);
+                    ir += mr;
                 }
             }
+#undef tile_rows
         }
     }
 }
@@ -98,7 +105,48 @@ ISA_ATTR static void NAME(sgemv_t)(const float *w, int rows, int cols, long ldw,
     NAME(vecmat)(cols, rows, 1.0f, d, 1, w, ldw, accumulate ? 1.0f : 0.0f, y);
 }
 
+#if NR == RECURD_PANEL_NR && KC_MAX == RECURD_PANEL_KC
+/// C = alpha·A·Wᵀ + beta·C with W already in panels: the loop of `sgemm`'s blocked path with
+/// the packing taken out, so the same micro-kernel calls give the same bits for every m. A few
+/// rows then cost what their products cost, not a transposing copy of all of W.
+ISA_ATTR static void NAME(sgemm_panels)(int m, int n, int k, float alpha, const float *a, long lda,
+                                        const float *panels, float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == 0.0f) { recurd_scale_c(m, n, beta, c, ldc); return; }
+    const long npad = (long)(n + NR - 1) / NR * NR;
+    const int kc_first = k < KC_MAX ? k : KC_MAX;
+    int mc_max = (int)(MC_BYTES / (sizeof(float) * (size_t)kc_first)) / MR_MAX * MR_MAX;
+    if (mc_max < MR_MAX) mc_max = MR_MAX;
+    for (int pc = 0; pc < k; pc += KC_MAX) {
+        const int kc = k - pc < KC_MAX ? k - pc : KC_MAX;
+        const float beta_k = pc == 0 ? beta : 1.0f;
+        const float *block = panels + (long)pc * npad;
+        for (int ic = 0; ic < m; ic += mc_max) {
+            const int mc = m - ic < mc_max ? m - ic : mc_max;
+            const float *ai = a + (long)ic * lda + pc;
+            for (int jc = 0; jc < n; jc += NR) {
+                const int nr = n - jc < NR ? n - jc : NR;
+                const float *bp = block + (long)jc * kc;
+                // Rows spread evenly over the fewest tiles (8 rows: 4 + 4, not 6 + 2): a short
+                // tile streams the whole panel for little work. Each C entry's arithmetic is the
+                // same whatever tile it falls in.
+                const int tiles = (mc + MR_MAX - 1) / MR_MAX, base = mc / tiles, extra = mc % tiles;
+                for (int t = 0, ir = 0; t < tiles; t++) {
+                    const int mr = base + (t < extra);
+                    NAME(ukernel)(mr, nr, 0, kc, ai + (long)ir * lda, lda, bp, NR,
+                                  c + (long)(ic + ir) * ldc + jc, ldc, alpha, beta_k);
+                    ir += mr;
+                }
+            }
+        }
+    }
+}
+#define SGEMM_PANELS NAME(sgemm_panels)
+#else
+#define SGEMM_PANELS NULL   // this variant's tile or k block differs from the shared layout
+#endif
+
 #ifndef SGEMV_PACKED
 #define SGEMV_PACKED NULL   // no packed sgemv that matches this variant's sgemv bit for bit yet
 #endif
-const recurd_gemm_impl IMPL_SYMBOL = { ISA_NAME_STR, NAME(sgemm), NAME(sgemv), NAME(sgemv_t), SGEMV_PACKED };
+const recurd_gemm_impl IMPL_SYMBOL = { ISA_NAME_STR, NAME(sgemm), NAME(sgemv), NAME(sgemv_t), SGEMV_PACKED, SGEMM_PANELS };

@@ -13,7 +13,16 @@ typedef struct recurd_gemm_impl {
     void (*sgemv_t)(const float *w, int rows, int cols, long ldw, const float *d, float *y, int accumulate);
     /// sgemv over recurd_sgemv_pack's layout, equal to `sgemv` bit for bit; NULL if none.
     void (*sgemv_packed)(const float *packed, int rows, int cols, const float *x, float *y, int accumulate);
+    /// A·Wᵀ over recurd_sgemm_pack's panels, equal to the blocked path of `sgemm`; NULL if none.
+    void (*sgemm_panels)(int m, int n, int k, float alpha, const float *a, long lda,
+                         const float *panels, float beta, float *c, long ldc);
 } recurd_gemm_impl;
+
+/// recurd_sgemm_pack's layout: k in blocks of RECURD_PANEL_KC, each block a run of
+/// RECURD_PANEL_NR-column panels (panel j holds W's rows j·NR … j·NR+NR−1 as columns, one k
+/// after another). A variant whose micro-kernel tile and k block match uses it as it is.
+#define RECURD_PANEL_NR 16
+#define RECURD_PANEL_KC 256
 
 extern const recurd_gemm_impl recurd_gemm_impl_portable;
 #if defined(__x86_64__) || defined(__i386__)

@@ -28,11 +28,11 @@ final class ModelRuntime {
     private var pinned: WeightSnapshot?
     /// Version of the last model checkpoint written (or loaded), to skip unchanged models.
     var checkpointedVersion: UInt64?
-    /// The weights' packed copy for one-row steps; current until `weights` change (an update,
-    /// a reload, a newly pinned snapshot).
+    /// The weights' packed copies for steps; current until `weights` change (an update, a
+    /// reload, a newly pinned snapshot).
     private var packed: PackedStepWeights?
     private var packedIsCurrent = false
-    private var singleStepsOnTheseWeights = 0
+    private var stepsOnTheseWeights = 0
     private let metrics: DaemonMetrics
 
     init(model: Model, modelPath: String?, startVersion: UInt64, configuration c: ServeConfiguration, window: WindowLayout?,
@@ -78,16 +78,17 @@ final class ModelRuntime {
         metrics.modelVersion.record(Int64(version))
     }
 
-    /// The packed copy of `weights` for a one-row step, or nil to read them row by row.
+    /// The packed copies of `weights` for the coming step, or nil to read them as they are.
     ///
-    /// Packing costs about two steps' worth of reading and saves about a tenth of each later
-    /// step, so weights are packed only once they have served `packAfterSingleSteps` one-row
-    /// steps: under learning and light load they change every few steps, and a copy per change
-    /// would cost more than it saves (the rent-or-buy rule: at most twice the better choice).
-    func packedForSingleStep() -> PackedStepWeights? {
+    /// Packing costs about four passes over the weights; a one-row step then saves about a tenth
+    /// of a pass and a batch about one pass (the copy its product would otherwise make). So
+    /// weights are packed only once they have served `packAfterSteps` steps: under learning and
+    /// light load they change every few steps, and a copy per change would cost more than it
+    /// saves (the rent-or-buy rule: at most twice the better choice).
+    func packedWeights() -> PackedStepWeights? {
         if packedIsCurrent { return packed }
-        singleStepsOnTheseWeights += 1
-        guard singleStepsOnTheseWeights >= Self.packAfterSingleSteps else { return nil }
+        stepsOnTheseWeights += 1
+        guard stepsOnTheseWeights >= Self.packAfterSteps else { return nil }
         let p = packed ?? PackedStepWeights(layout: model.layout)
         p.pack(weights)
         packed = p
@@ -95,11 +96,11 @@ final class ModelRuntime {
         return p
     }
 
-    static let packAfterSingleSteps = 16
+    static let packAfterSteps = 16
 
     private func weightsChanged() {
         packedIsCurrent = false
-        singleStepsOnTheseWeights = 0
+        stepsOnTheseWeights = 0
     }
 
     /// The version as the wire carries it (mod 2³²).

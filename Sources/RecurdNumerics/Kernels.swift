@@ -74,6 +74,30 @@ public enum Kernels {
     /// Whether the kernels in use on this thread have a packed matvec (AVX2 and portable do).
     public static var packedMatvecAvailable: Bool { recurd_sgemv_packed_available(RECURD_ISA_AUTO.rawValue) != 0 }
 
+    /// C (m×n) = A (m×k, row stride `lda`) · Wᵀ from W's panel copy (`packForGemm`), or
+    /// C = A · Wᵀ + C when `accumulate`. Equal bit for bit to `gemm(transB: true, …)` on W for
+    /// more than four rows; a batch of streams then skips that product's copy of W. Only when
+    /// `packedGemmAvailable`.
+    @inline(__always)
+    public static func packedGemm(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false
+    ) {
+        if m == 0 || n == 0 { return }
+        recurd_sgemm_packed(Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), packed, accumulate ? 1 : 0, c, Int32(ldc))
+    }
+
+    /// Floats of W's panel copy (n rows of k).
+    public static func packedGemmSize(n: Int, k: Int) -> Int { recurd_sgemm_packed_size(Int32(n), Int32(k)) }
+
+    /// Writes the panel copy of W (n rows of k, row stride `ldw`) that `packedGemm` reads.
+    public static func packForGemm(_ w: UnsafePointer<Float>, n: Int, k: Int, ldw: Int, into packed: UnsafeMutablePointer<Float>) {
+        recurd_sgemm_pack(w, Int32(n), Int32(k), Int32(ldw), packed)
+    }
+
+    /// Whether the kernels in use on this thread have the panel product (AVX2 and portable do).
+    public static var packedGemmAvailable: Bool { recurd_sgemm_packed_available(RECURD_ISA_AUTO.rawValue) != 0 }
+
     /// y (cols) = Wᵀ · d, with W (rows×cols, row stride `ldw`) and d (rows); `+=` when `accumulate`.
     ///
     /// The backward pass's sequential product `dh_{t−1} = W_hhᵀ · δ_t`.

@@ -1,21 +1,28 @@
-/// A tile-packed copy of the matrices one stream's step multiplies by: per layer the
-/// [W_ih | W_hh] block (LSTM) or W_ih and W_hh apart (GRU), and the head.
+/// Packed copies of the matrices a step multiplies by: per layer the [W_ih | W_hh] block (LSTM)
+/// or W_ih and W_hh apart (GRU), and the head.
 ///
-/// A single-stream step streams every weight once, from L3 when the model is larger than L2
-/// (868 KB for two 128-wide LSTM layers). Read row by row that is eight concurrent streams per
-/// tile of rows; packed it is one sequential stream, which the prefetchers keep further ahead:
-/// about 10 % per step on Zen 3. The products are equal bit for bit to the row-major ones.
+/// Two copies of each, one per kind of step:
+/// - one stream: tile-packed for the matrix–vector product. A single-stream step streams every
+///   weight once, from L3 when the model is larger than L2 (868 KB for two 128-wide LSTM
+///   layers). Read row by row that is eight concurrent streams per tile of rows; packed it is
+///   one sequential stream, which the prefetchers keep further ahead: about 10 % per step on
+///   Zen 3. The products are equal bit for bit to the row-major ones.
+/// - a batch: in the GEMM micro-kernel's 16-wide panels. Without them every product copies and
+///   transposes all of W first, which for a few streams costs more than the product itself
+///   (2–4 streams: 2–3× faster with the panels on Zen 3; 256 streams: the copy is about 3 %).
+///   Equal bit for bit to the unpacked product for more than four rows.
 ///
-/// The copy is of one version of the weights: whoever changes the weights (an update, a
-/// reload) must `pack` again before the next step that uses it, or step without it.
+/// The copies are of one version of the weights: whoever changes the weights (an update, a
+/// reload) must `pack` again before the next step that uses them, or step without them.
 public final class PackedStepWeights {
     public let layout: ParameterLayout
     private let buffer: FloatBuffer
 
-    /// One packed matrix: where it comes from in the flat weights and where its copy is.
+    /// One packed matrix: where it comes from in the flat weights and where its copies are.
     private struct Matrix {
         let source: Int, rows: Int, cols: Int, ldw: Int
-        let offset: Int
+        /// The tile-packed copy (one stream) and the panel copy (a batch).
+        let tiles: Int, panels: Int
     }
 
     /// Per layer: the gate matrix (LSTM: [W_ih | W_hh]; GRU: W_ih).
@@ -30,8 +37,9 @@ public final class PackedStepWeights {
         let g = arch.cell.gateCount
         var offset = 0
         func matrix(_ source: Int, rows: Int, cols: Int, ldw: Int) -> Matrix {
-            defer { offset += Kernels.packedMatvecSize(rows: rows, cols: cols) }
-            return Matrix(source: source, rows: rows, cols: cols, ldw: ldw, offset: offset)
+            let tiles = offset, panels = tiles + Kernels.packedMatvecSize(rows: rows, cols: cols)
+            offset = panels + Kernels.packedGemmSize(n: rows, k: cols)
+            return Matrix(source: source, rows: rows, cols: cols, ldw: ldw, tiles: tiles, panels: panels)
         }
         var gates: [Matrix] = [], recurrent: [Matrix] = []
         for (k, slots) in layout.layers.enumerated() {
@@ -55,22 +63,37 @@ public final class PackedStepWeights {
         pack(weights)
     }
 
-    /// Re-packs from `weights`; about one pass over them.
+    /// Re-packs both copies from `weights`; about two passes over them.
     public func pack(_ weights: UnsafePointer<Float>) {
         for m in gateMatrices + recurrentMatrices + [headMatrix] {
-            Kernels.packForMatvec(weights + m.source, rows: m.rows, cols: m.cols, ldw: m.ldw, into: buffer.pointer + m.offset)
+            Kernels.packForMatvec(weights + m.source, rows: m.rows, cols: m.cols, ldw: m.ldw, into: buffer.pointer + m.tiles)
+            Kernels.packForGemm(weights + m.source, n: m.rows, k: m.cols, ldw: m.ldw, into: buffer.pointer + m.panels)
         }
     }
 
-    /// y = layer `k`'s gate matrix · x (LSTM: x is [x | h]; GRU: the layer's input).
-    func multiplyGates(_ k: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) { multiply(gateMatrices[k], x, y) }
-    /// y = layer `k`'s W_hh · h (GRU).
-    func multiplyRecurrent(_ k: Int, _ h: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) { multiply(recurrentMatrices[k], h, y) }
-    /// y = the head weight · h.
-    func multiplyHead(_ h: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) { multiply(headMatrix, h, y) }
+    /// Whether a step of `batch` rows has a packed product with the kernels in use on this thread.
+    static func serves(batch: Int) -> Bool { batch == 1 ? Kernels.packedMatvecAvailable : Kernels.packedGemmAvailable }
+
+    /// Row by row (`batch` rows of x, row stride `ldx`, into rows of y, stride `ldy`): y = layer
+    /// `k`'s gate matrix · x (LSTM: x is [x | h]; GRU: the layer's input).
+    func multiplyGates(_ k: Int, _ x: UnsafePointer<Float>, batch: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        multiply(gateMatrices[k], x, batch, ldx, y, ldy)
+    }
+    /// y = layer `k`'s W_hh · h (GRU), row by row as above.
+    func multiplyRecurrent(_ k: Int, _ h: UnsafePointer<Float>, batch: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        multiply(recurrentMatrices[k], h, batch, ldx, y, ldy)
+    }
+    /// y = the head weight · h, row by row as above.
+    func multiplyHead(_ h: UnsafePointer<Float>, batch: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        multiply(headMatrix, h, batch, ldx, y, ldy)
+    }
 
     @inline(__always)
-    private func multiply(_ m: Matrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-        Kernels.packedMatvec(buffer.pointer + m.offset, rows: m.rows, cols: m.cols, x, y, accumulate: false)
+    private func multiply(_ m: Matrix, _ x: UnsafePointer<Float>, _ batch: Int, _ ldx: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
+        if batch == 1 {
+            Kernels.packedMatvec(buffer.pointer + m.tiles, rows: m.rows, cols: m.cols, x, y, accumulate: false)
+        } else {
+            Kernels.packedGemm(m: batch, n: m.rows, k: m.cols, a: x, lda: ldx, packed: buffer.pointer + m.panels, c: y, ldc: ldy)
+        }
     }
 }

@@ -108,13 +108,13 @@ public final class StepEngine {
     /// Runs one step for rows `0..<batch` with the weights at `weights` (a flat vector in `layout`).
     ///
     /// `packed`, a packed copy of these same weights, makes a one-row step read them
-    /// sequentially (same results, bit for bit); it is ignored for batches and where the kernels
-    /// in use have no packed product.
+    /// sequentially and a batch skip each product's copy of W (same results, bit for bit, for one
+    /// row and for more than four); it is ignored where the kernels in use have no packed product.
     public func step(weights: UnsafePointer<Float>, batch: Int, packed: PackedStepWeights? = nil) {
         precondition(batch >= 1 && batch <= maxBatch)
         let arch = architecture
         let g = arch.cell.gateCount
-        let packed = batch == 1 && Kernels.packedMatvecAvailable ? packed : nil
+        let packed = PackedStepWeights.serves(batch: batch) ? packed : nil
         if let packed { precondition(packed.layout.count == layout.count, "packed weights of another layout") }
         if case .tokens(_, let e) = arch.input, let embed = layout.embed {
             let stride = layout.layers[0].blockStride
@@ -132,7 +132,7 @@ public final class StepEngine {
             if arch.cell == .lstm {
                 // [x | h] · [W_ih | W_hh]ᵀ: one product for all gates.
                 if let packed {
-                    packed.multiplyGates(k, rows, into: gatesP)
+                    packed.multiplyGates(k, rows, batch: batch, ldx: stride, into: gatesP, ldy: gn)
                 } else if batch == 1 {
                     Kernels.matvec(weights + slots.weightIH, rows: gn, cols: stride, ldw: stride, rows, gatesP, accumulate: false)
                 } else {
@@ -145,8 +145,8 @@ public final class StepEngine {
                 // The reset gate multiplies only the recurrent part of the candidate: two products.
                 let rec = recurrentGates[k].pointer
                 if let packed {
-                    packed.multiplyGates(k, rows, into: gatesP)
-                    packed.multiplyRecurrent(k, rows + slots.inputSize, into: rec)
+                    packed.multiplyGates(k, rows, batch: batch, ldx: stride, into: gatesP, ldy: gn)
+                    packed.multiplyRecurrent(k, rows + slots.inputSize, batch: batch, ldx: stride, into: rec, ldy: gn)
                 } else if batch == 1 {
                     Kernels.matvec(weights + slots.weightIH, rows: gn, cols: slots.inputSize, ldw: stride, rows, gatesP, accumulate: false)
                     Kernels.matvec(weights + slots.weightHH, rows: gn, cols: n, ldw: stride, rows + slots.inputSize, rec, accumulate: false)
@@ -174,7 +174,7 @@ public final class StepEngine {
         let topSlots = layout.layers[layout.layers.count - 1]
         let topH = UnsafePointer(xh[xh.count - 1].pointer + topSlots.inputSize)
         if let packed {
-            packed.multiplyHead(topH, into: logitBuffer.pointer)
+            packed.multiplyHead(topH, batch: batch, ldx: topSlots.blockStride, into: logitBuffer.pointer, ldy: o)
         } else if batch == 1 {
             Kernels.matvec(weights + layout.headWeight, rows: o, cols: top, ldw: top, topH, logitBuffer.pointer, accumulate: false)
         } else {

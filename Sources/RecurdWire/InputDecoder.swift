@@ -99,7 +99,10 @@ public enum InputDecoder {
 
     private static func floats(_ p: UnsafeRawBufferPointer, at offset: Int, count: Int, width: Int, what: String,
                                into out: inout [Float]) throws(WireError) {
-        out.reserveCapacity(out.count + count)
+        // Doubling, not the exact size: reserveCapacity allocates exactly what it is asked for, so
+        // reserving message by message into an arena that has outgrown its capacity copied the
+        // whole arena at every message (a cycle of N messages cost N² floats of memmove).
+        if out.capacity < out.count + count { out.reserveCapacity(max(out.count + count, 2 * out.capacity)) }
         for i in 0..<count {
             let v = p.f32(offset + 4 * i)
             guard v.isFinite else {

@@ -49,15 +49,15 @@ struct BenchStep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Streams stepped together.") var batch: Int = 1
     @Option(parsing: .unconditional, help: "Timed steps (per stream).") var steps: Int = 20_000
     @Option(parsing: .unconditional, help: "Untimed warm-up steps.") var warmup: Int = 1_000
-    @Flag(help: "A one-stream step reads the weights row by row, not from their packed copy (for comparison).") var unpacked = false
+    @Flag(help: "Steps read the weights as they are, not from their packed copies (for comparison).") var unpacked = false
 
     func run() throws {
         let m = try benchModel(file: model, cell: cell, hidden: hidden, inputSize: inputSize, outputSize: outputSize)
         guard case .features(let n) = m.architecture.input else { throw CLIError("bench step takes a feature model") }
         Kernels.prepare()
         let engine = StepEngine(layout: m.layout, maxBatch: batch)
-        // As `recurd run` and the daemon do for one stream's steps with unchanged weights.
-        let packed = unpacked || batch > 1 ? nil : PackedStepWeights(layout: m.layout, weights: m.weights.pointer)
+        // As `recurd run` and the daemon do for steps with unchanged weights.
+        let packed = unpacked ? nil : PackedStepWeights(layout: m.layout, weights: m.weights.pointer)
         let stateSize = m.architecture.stateSize
         // Per-stream state slots and a ring of inputs, as the daemon holds them.
         let states = FloatBuffer(count: batch * stateSize)

@@ -22,13 +22,14 @@ struct BenchKernels: ParsableCommand {
     struct Shape {
         let name: String
         let kind: Kind
-        /// gemvPacked: the same product as gemv from the tile-packed copy a one-stream step reads.
-        enum Kind { case gemm, gemv, gemvT, gemvPacked }
+        /// gemvPacked: the same product as gemv from the tile-packed copy a one-stream step reads;
+        /// gemmPacked: the same product as gemm (A·Bᵀ) from the panel copy a batched step reads.
+        enum Kind { case gemm, gemv, gemvT, gemvPacked, gemmPacked }
         var ta = false, tb = false
         let m: Int, n: Int, k: Int
         var lda = 0, ldb = 0, ldc = 0
         var beta: Float = 0
-        var flops: Double { kind == .gemm ? 2.0 * Double(m * n * k) : 2.0 * Double(m * k) }
+        var flops: Double { kind == .gemm || kind == .gemmPacked ? 2.0 * Double(m * n * k) : 2.0 * Double(m * k) }
     }
 
     /// 2-layer LSTM input 32, hidden 128, output 32 (gate rows 512; [x|h] 160 and 256), its GRU
@@ -40,6 +41,9 @@ struct BenchKernels: ParsableCommand {
         Shape(name: "step256 gru hh 256x384x128", kind: .gemm, tb: true, m: 256, n: 384, k: 128, lda: 160, ldb: 160, ldc: 384),
         Shape(name: "step16 lstm L0 16x512x160", kind: .gemm, tb: true, m: 16, n: 512, k: 160, lda: 160, ldb: 160, ldc: 512),
         Shape(name: "step4 lstm L0 4x512x160", kind: .gemm, tb: true, m: 4, n: 512, k: 160, lda: 160, ldb: 160, ldc: 512),
+        Shape(name: "step256 panels lstm L0 256x512x160", kind: .gemmPacked, tb: true, m: 256, n: 512, k: 160, lda: 160, ldb: 160, ldc: 512),
+        Shape(name: "step16 panels lstm L0 16x512x160", kind: .gemmPacked, tb: true, m: 16, n: 512, k: 160, lda: 160, ldb: 160, ldc: 512),
+        Shape(name: "step4 panels lstm L0 4x512x160", kind: .gemmPacked, tb: true, m: 4, n: 512, k: 160, lda: 160, ldb: 160, ldc: 512),
         Shape(name: "gemv lstm L0 512x160", kind: .gemv, m: 512, n: 0, k: 160, lda: 160),
         Shape(name: "gemv lstm L1 512x256", kind: .gemv, m: 512, n: 0, k: 256, lda: 256),
         Shape(name: "gemv head 32x128", kind: .gemv, m: 32, n: 0, k: 128, lda: 128),
@@ -78,13 +82,13 @@ struct BenchKernels: ParsableCommand {
     /// Buffers for one shape, filled with values in [−0.5, 0.5].
     final class Operands {
         let a: FloatBuffer, b: FloatBuffer, c: FloatBuffer
-        /// gemvPacked: `a` tile-packed.
+        /// gemvPacked: `a` tile-packed; gemmPacked: `b` in panels.
         var packed: FloatBuffer?
         init(_ s: Shape) {
             var rng = SeededGenerator(seed: 7)
             func buffer(_ n: Int) -> FloatBuffer { FloatBuffer((0..<max(n, 1)).map { _ in Float(rng.nextUnit() - 0.5) }) }
             switch s.kind {
-            case .gemm:
+            case .gemm, .gemmPacked:
                 a = buffer((s.ta ? s.k : s.m) * s.lda)
                 b = buffer((s.tb ? s.n : s.k) * s.ldb)
                 c = buffer(s.m * s.ldc)
@@ -96,6 +100,11 @@ struct BenchKernels: ParsableCommand {
             if s.kind == .gemvPacked {
                 let p = FloatBuffer(count: Kernels.packedMatvecSize(rows: s.m, cols: s.k))
                 Kernels.packForMatvec(a.pointer, rows: s.m, cols: s.k, ldw: s.lda, into: p.pointer)
+                packed = p
+            }
+            if s.kind == .gemmPacked {
+                let p = FloatBuffer(count: Kernels.packedGemmSize(n: s.n, k: s.k))
+                Kernels.packForGemm(b.pointer, n: s.n, k: s.k, ldw: s.ldb, into: p.pointer)
                 packed = p
             }
         }
@@ -134,13 +143,18 @@ struct BenchKernels: ParsableCommand {
         case .gemvPacked:
             guard recurd_sgemv_packed_available(isa) != 0, let packed = o.packed else { return 0 }
             return measure(s) { recurd_sgemv_packed_isa(isa, packed.pointer, Int32(s.m), Int32(s.k), o.b.pointer, o.c.pointer, 0) }
+        case .gemmPacked:
+            guard recurd_sgemm_packed_available(isa) != 0, let packed = o.packed else { return 0 }
+            return measure(s) {
+                recurd_sgemm_packed_isa(isa, Int32(s.m), Int32(s.n), Int32(s.k), 1, o.a.pointer, Int32(s.lda), packed.pointer, s.beta, o.c.pointer, Int32(s.ldc))
+            }
         }
     }
 
     func blas(_ s: Shape, _ lib: (sgemm: CblasSgemm, sgemv: CblasSgemv, core: String), _ o: Operands) -> Double {
         let rowMajor: Int32 = 101, noTrans: Int32 = 111, trans: Int32 = 112
         switch s.kind {
-        case .gemm:
+        case .gemm, .gemmPacked:
             return measure(s) {
                 lib.sgemm(rowMajor, s.ta ? trans : noTrans, s.tb ? trans : noTrans, Int32(s.m), Int32(s.n), Int32(s.k), 1, o.a.pointer, Int32(s.lda),
                           o.b.pointer, Int32(s.ldb), s.beta, o.c.pointer, Int32(s.ldc))
@@ -222,9 +236,9 @@ struct BenchKernels: ParsableCommand {
         print(String(format: "FMA peak, one core: %.1f GFLOP/s (AVX-512), %.1f (AVX2)", peaks[0], peaks[1]))
         print("OpenBLAS core: \(unset?.core ?? "not installed") with OPENBLAS_CORETYPE unset, \(haswell?.core ?? "not installed") with Haswell")
         let names = isas.map { String(cString: recurd_kernels_isa_name($0)) }
-        print(["shape".padding(toLength: 30, withPad: " ", startingAt: 0)] .joined() + names.map { $0.leftPad(9) }.joined() + "   OB unset  OB Haswell  % peak")
+        print(["shape".padding(toLength: 36, withPad: " ", startingAt: 0)] .joined() + names.map { $0.leftPad(9) }.joined() + "   OB unset  OB Haswell  % peak")
         for r in rows {
-            var line = (r["shape"] as! String).padding(toLength: 30, withPad: " ", startingAt: 0)
+            var line = (r["shape"] as! String).padding(toLength: 36, withPad: " ", startingAt: 0)
             for n in names { line += String(format: "%9.1f", r["recurd_\(n)_gflops"] as! Double) }
             line += String(format: "%11.1f%12.1f%8.0f", r["openblas_unset_gflops"] as? Double ?? 0, r["openblas_haswell_gflops"] as? Double ?? 0, r["percent_of_peak"] as! Double)
             print(line)

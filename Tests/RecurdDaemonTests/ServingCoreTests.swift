@@ -78,9 +78,9 @@ import Testing
         #expect(sink.outputs.filter { $0.key == "s0" }.first?.message.flags.contains(.newState) == true)
     }
 
-    /// One-row steps use a packed copy only after the same weights served 16 of them, and never a
-    /// stale one: every weight change (inline or background) takes the copy away until it is
-    /// re-packed from the new weights.
+    /// Steps use the packed copies only after the same weights served 16 steps, and never stale
+    /// ones: every weight change (inline or background) takes the copies away until they are
+    /// re-packed from the new weights. One row and a batch of six both give the unpacked bits.
     @Test(arguments: [true, false])
     func packedWeightsFollowEveryChange(_ inline: Bool) {
         var c = ServeConfiguration()
@@ -91,19 +91,24 @@ import Testing
         let runtime = ModelRuntime(model: model, modelPath: nil, startVersion: 0, configuration: c, window: layout.window, optimizerState: nil,
                                    logger: Logger(label: "test"), metrics: metrics)
         defer { runtime.stop() }
-        let x: [Float] = [0.4, -1.2]
-        func output(_ packed: PackedStepWeights?) -> [UInt32] {
-            let engine = StepEngine(layout: model.layout, maxBatch: 1)
-            x.withUnsafeBufferPointer { engine.setFeatures(row: 0, $0.baseAddress!) }
-            engine.step(weights: runtime.weights, batch: 1, packed: packed)
-            return Array(UnsafeBufferPointer(start: engine.output(row: 0), count: 2)).map(\.bitPattern)
+        func output(_ packed: PackedStepWeights?, batch: Int) -> [UInt32] {
+            let engine = StepEngine(layout: model.layout, maxBatch: batch)
+            for b in 0..<batch {
+                let x: [Float] = [0.4 - Float(b) * 0.3, -1.2 + Float(b) * 0.5]
+                x.withUnsafeBufferPointer { engine.setFeatures(row: b, $0.baseAddress!) }
+            }
+            engine.step(weights: runtime.weights, batch: batch, packed: packed)
+            return (0..<batch).flatMap { Array(UnsafeBufferPointer(start: engine.output(row: $0), count: 2)).map(\.bitPattern) }
         }
         var rng = SeededGenerator(seed: 8)
         for change in 0..<3 {
-            for step in 1...ModelRuntime.packAfterSingleSteps + 2 {
-                let packed = runtime.packedForSingleStep()
-                #expect((packed != nil) == (step >= ModelRuntime.packAfterSingleSteps), "change \(change) step \(step)")
-                if let packed { #expect(output(packed) == output(nil), "a stale packed copy after change \(change)") }
+            for step in 1...ModelRuntime.packAfterSteps + 2 {
+                let packed = runtime.packedWeights()
+                #expect((packed != nil) == (step >= ModelRuntime.packAfterSteps), "change \(change) step \(step)")
+                if let packed {
+                    #expect(output(packed, batch: 1) == output(nil, batch: 1), "a stale packed copy after change \(change)")
+                    #expect(output(packed, batch: 6) == output(nil, batch: 6), "a stale packed copy after change \(change), six rows")
+                }
             }
             runtime.replaceWeights(FloatBuffer(randomFloats(model.layout.count, rng: &rng)))
             runtime.pin()

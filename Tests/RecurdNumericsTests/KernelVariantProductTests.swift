@@ -118,28 +118,75 @@ import Testing
         }
     }
 
-    /// A one-stream step with the packed copy equals the row-major step bit for bit, for both
-    /// cells, over several steps (the state carries any difference forward).
+    /// The panel-packed product gives recurd_sgemm's bits for more than four rows (and the loops'
+    /// values for any), in each variant that has one; never reads A past k (NaN there would
+    /// show) nor writes C past n; k over 256 crosses a panel block.
+    @Test(arguments: isas)
+    func packedSgemmEqualsTheUnpackedOneBitForBit(_ isa: Int32) {
+        let name = String(cString: recurd_kernels_isa_name(isa))
+        guard recurd_sgemm_packed_available(isa) != 0 else {
+            #expect(isa == RECURD_ISA_AVX512.rawValue, "\(name) has no panel product")
+            return
+        }
+        var rng = SeededGenerator(seed: UInt64(isa + 40))
+        for m in [1, 2, 3, 4, 5, 6, 8, 17, 33, 129] {
+            for n in Self.sizes + [512] {
+                for k in [1, 7, 33, 300] {
+                    let lda = k + 3, ldw = k + n % 3, ldc = n + 2
+                    var a = randomFloats(m * lda, rng: &rng)
+                    for i in 0..<m { for l in k..<lda { a[i * lda + l] = .nan } }
+                    let w = randomFloats(n * ldw, rng: &rng)
+                    var packed = [Float](repeating: .nan, count: recurd_sgemm_packed_size(Int32(n), Int32(k)))
+                    #expect(packed.count >= n * k)
+                    packed.withUnsafeMutableBufferPointer { recurd_sgemm_pack(w, Int32(n), Int32(k), Int32(ldw), $0.baseAddress!) }
+                    for accumulate in [false, true] {
+                        var c0 = randomFloats(m * ldc, rng: &rng)
+                        for i in 0..<m { for j in n..<ldc { c0[i * ldc + j] = -7 } }
+                        var expected = c0, got = c0
+                        expected.withUnsafeMutableBufferPointer {
+                            recurd_sgemm_isa(isa, 0, 1, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), w, Int32(ldw), accumulate ? 1 : 0, $0.baseAddress!, Int32(ldc))
+                        }
+                        got.withUnsafeMutableBufferPointer {
+                            recurd_sgemm_packed_isa(isa, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), packed, accumulate ? 1 : 0, $0.baseAddress!, Int32(ldc))
+                        }
+                        let what = "\(name) \(m)×\(n)×\(k) accumulate \(accumulate)"
+                        if m > 4 { #expect(got.map(\.bitPattern) == expected.map(\.bitPattern), "\(what): not the unpacked bits") }
+                        let loops = Self.reference(false, true, m, n, k, 1, a, lda, w, ldw, accumulate ? 1 : 0, c0, ldc)
+                        var worst = 0.0
+                        for i in 0..<m { for j in 0..<n { worst = max(worst, abs(Double(got[i * ldc + j]) - loops[i * ldc + j])) } }
+                        #expect(worst <= 1e-5 * Double(k + 1), "\(what): \(worst) from the loops")
+                        #expect((0..<m).allSatisfy { i in (n..<ldc).allSatisfy { got[i * ldc + $0] == -7 } }, "\(what): wrote past n")
+                    }
+                }
+            }
+        }
+    }
+
+    /// A step with the packed copies equals the unpacked step bit for bit, for both cells, for
+    /// one stream and for a batch of five, over several steps (the state carries any difference
+    /// forward).
     @Test(arguments: [CellKind.lstm, .gru])
     func stepWithPackedWeightsEqualsTheRowMajorStep(_ cell: CellKind) {
         let arch = ModelArchitecture(cell: cell, input: .features(size: 7), hidden: [33, 17], outputSize: 5, head: .linear)
         let model = makeModel(arch, seed: 9)
         let packed = PackedStepWeights(layout: model.layout, weights: model.weights.pointer)
         var rng = SeededGenerator(seed: 4)
-        let inputs = (0..<8).map { _ in randomFloats(7, amplitude: 2, rng: &rng) }
-        for isa in Self.isas where recurd_sgemv_packed_available(isa) != 0 {
+        let inputs = (0..<(8 * 5)).map { _ in randomFloats(7, amplitude: 2, rng: &rng) }
+        for isa in Self.isas {
             _ = recurd_kernels_set_thread_isa(isa)
-            func run(_ packed: PackedStepWeights?) -> [Float] {
-                let engine = StepEngine(layout: model.layout, maxBatch: 1)
-                var out: [Float] = []
-                for x in inputs {
-                    x.withUnsafeBufferPointer { engine.setFeatures(row: 0, $0.baseAddress!) }
-                    engine.step(weights: model.weights.pointer, batch: 1, packed: packed)
-                    out += Array(UnsafeBufferPointer(start: engine.output(row: 0), count: 5))
+            for batch in [1, 5] where batch == 1 ? recurd_sgemv_packed_available(isa) != 0 : recurd_sgemm_packed_available(isa) != 0 {
+                func run(_ packed: PackedStepWeights?) -> [Float] {
+                    let engine = StepEngine(layout: model.layout, maxBatch: batch)
+                    var out: [Float] = []
+                    for t in 0..<8 {
+                        for b in 0..<batch { inputs[t * 5 + b].withUnsafeBufferPointer { engine.setFeatures(row: b, $0.baseAddress!) } }
+                        engine.step(weights: model.weights.pointer, batch: batch, packed: packed)
+                        for b in 0..<batch { out += Array(UnsafeBufferPointer(start: engine.output(row: b), count: 5)) }
+                    }
+                    return out
                 }
-                return out
+                #expect(run(packed).map(\.bitPattern) == run(nil).map(\.bitPattern), "\(cell) \(String(cString: recurd_kernels_isa_name(isa))) batch \(batch)")
             }
-            #expect(run(packed).map(\.bitPattern) == run(nil).map(\.bitPattern), "\(cell) \(String(cString: recurd_kernels_isa_name(isa)))")
         }
         _ = recurd_kernels_set_thread_isa(RECURD_ISA_AUTO.rawValue)
     }

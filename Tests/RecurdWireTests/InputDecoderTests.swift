@@ -35,6 +35,24 @@ struct LCG: RandomNumberGenerator {
         #expect(bytes[16] == 41)                         // seq
     }
 
+    /// An arena that outgrows its capacity grows by doubling, so a cycle of N messages costs
+    /// O(N) copying, not a copy of the whole arena at every message.
+    @Test func arenaGrowsGeometrically() throws {
+        var arena = InputArena()
+        let bytes = InputEncoder.encode(InputMessage(inputKind: .features, targetKind: .values, xdim: 8, ydim: 8, steps: 1, seq: 0,
+                                                     features: [Float](repeating: 0.25, count: 8), targetValues: [Float](repeating: 1, count: 8)))
+        var featureCapacities: Set<Int> = [], targetCapacities: Set<Int> = []
+        for _ in 0..<4_000 {
+            _ = try bytes.withUnsafeBytes { p throws(WireError) in try InputDecoder.decode(p, into: &arena) }
+            featureCapacities.insert(arena.features.capacity)
+            targetCapacities.insert(arena.targetValues.capacity)
+        }
+        #expect(arena.features.count == 32_000)
+        // 32,000 floats by doubling: about 15 sizes; by exact reservations it was 4,000.
+        #expect(featureCapacities.count <= 20, "\(featureCapacities.count) reallocations of the features")
+        #expect(targetCapacities.count <= 20, "\(targetCapacities.count) reallocations of the targets")
+    }
+
     @Test(arguments: valid)
     func everyTruncationIsRefused(_ m: InputMessage) {
         let bytes = InputEncoder.encode(m)

@@ -78,6 +78,23 @@ void recurd_sgemv_packed(const float *packed, int rows, int cols, const float *x
 void recurd_sgemv_packed_isa(int isa, const float *packed, int rows, int cols, const float *x, float *y, int accumulate);
 int recurd_sgemv_packed_available(int isa);
 
+/// A copy of W (n rows of k, row stride ldw ≥ k) for recurd_sgemm_packed, made once per weight
+/// version: W's rows become the columns of 16-wide panels, k in blocks of 256, zero-padded to
+/// whole panels. The layout is the same for every ISA. `recurd_sgemm_packed_size` floats.
+long recurd_sgemm_packed_size(int n, int k);
+void recurd_sgemm_pack(const float *w, int n, int k, int ldw, float *packed);
+
+/// C (m×n) = alpha · A · Wᵀ + beta · C from W's packed copy (A m×k, lda ≥ k); for a batch of
+/// streams against weights that stay, without recurd_sgemm's copy of W at every call. Equal bit
+/// for bit to recurd_sgemm(0, 1, …) with the same ISA wherever that packs W itself (more than
+/// a few dozen rows), and for every m to the same arithmetic. Only for ISAs where
+/// recurd_sgemm_packed_available says so (today AVX2 and portable; AVX-512's tile is wider).
+void recurd_sgemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *packed, float beta, float *c, int ldc);
+void recurd_sgemm_packed_isa(int isa, int m, int n, int k, float alpha, const float *a, int lda,
+                             const float *packed, float beta, float *c, int ldc);
+int recurd_sgemm_packed_available(int isa);
+
 /// Forces `isa` (or RECURD_ISA_AUTO) for all later calls; returns 1 if it is available on this
 /// CPU and now in use, 0 otherwise (the choice is then unchanged). Each call reads the choice
 /// once, atomically, so a concurrent switch never mixes two variants inside one product.
