@@ -142,12 +142,19 @@ void recurd_sgemv_pack(const float *w, int rows, int cols, int ldw, float *packe
 
 int recurd_sgemv_packed_available(int isa) { return get_impl(isa)->sgemv_packed != NULL; }
 
+/// The variant's packed sgemv, or the portable one (same layout, other bits) where it has none,
+/// so that a caller that skipped recurd_sgemv_packed_available gets a right answer, not a crash.
+static const recurd_gemm_impl *packed_sgemv_impl(int isa) {
+    const recurd_gemm_impl *p = get_impl(isa);
+    return p->sgemv_packed ? p : &recurd_gemm_impl_portable;
+}
+
 void recurd_sgemv_packed_isa(int isa, const float *packed, int rows, int cols, const float *x, float *y, int accumulate) {
-    get_impl(isa)->sgemv_packed(packed, rows, cols, x, y, accumulate);
+    packed_sgemv_impl(isa)->sgemv_packed(packed, rows, cols, x, y, accumulate);
 }
 
 void recurd_sgemv_packed(const float *packed, int rows, int cols, const float *x, float *y, int accumulate) {
-    get_impl(RECURD_ISA_AUTO)->sgemv_packed(packed, rows, cols, x, y, accumulate);
+    packed_sgemv_impl(RECURD_ISA_AUTO)->sgemv_packed(packed, rows, cols, x, y, accumulate);
 }
 
 long recurd_sgemm_packed_size(int n, int k) {
@@ -171,12 +178,18 @@ void recurd_sgemm_pack(const float *w, int n, int k, int ldw, float *packed) {
 
 int recurd_sgemm_packed_available(int isa) { return get_impl(isa)->sgemm_panels != NULL; }
 
+/// As packed_sgemv_impl, for the panel product.
+static const recurd_gemm_impl *panels_impl(int isa) {
+    const recurd_gemm_impl *p = get_impl(isa);
+    return p->sgemm_panels ? p : &recurd_gemm_impl_portable;
+}
+
 void recurd_sgemm_packed_isa(int isa, int m, int n, int k, float alpha, const float *a, int lda,
                              const float *packed, float beta, float *c, int ldc) {
-    get_impl(isa)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
+    panels_impl(isa)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
 }
 
 void recurd_sgemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
                          const float *packed, float beta, float *c, int ldc) {
-    get_impl(RECURD_ISA_AUTO)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
+    panels_impl(RECURD_ISA_AUTO)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
 }

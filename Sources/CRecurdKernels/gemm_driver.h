@@ -61,11 +61,7 @@ ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alph
         for (int ic = 0; ic < m; ic += mc_max) {
             const int mc = m - ic < mc_max ? m - ic : mc_max;
             const float *ai = ta ? ak + ic : ak + (long)ic * lda;
-            // Rows spread evenly over the fewest tiles (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2): a
-            // short tile streams the whole panel for little work. Each C entry's arithmetic is
-            // the same whatever tile it falls in.
-            const int tiles = (mc + MR_MAX - 1) / MR_MAX, base = mc / tiles, extra = mc % tiles;
-#define tile_rows(t) (base + ((t) < extra))
+            const recurd_row_split split = recurd_split_rows(mc, MR_MAX);
             for (int jc = 0; jc < n; jc += NR) {
                 const int nr = n - jc < NR ? n - jc : NR;
                 const float *bp;
@@ -81,14 +77,13 @@ ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alph
                 } else {
                     bp = b + (long)pc * ldb + jc; ldbp = ldb;
                 }
-                for (int t = 0, ir = 0; t < tiles; t++) {
-                    const int mr = tile_rows(t);
+                for (int t = 0, ir = 0; t < split.tiles; t++) {
+                    const int mr = split.base + (t < split.extra);
                     NAME(ukernel)(mr, nr, ta, kc, ta ? ai + ir : ai + (long)ir * lda, lda, bp, ldbp,
                                   c + (long)(ic + ir) * ldc + jc, ldc, alpha, beta_k);
                     ir += mr;
                 }
             }
-#undef tile_rows
         }
     }
 }
@@ -124,15 +119,12 @@ ISA_ATTR static void NAME(sgemm_panels)(int m, int n, int k, float alpha, const 
         for (int ic = 0; ic < m; ic += mc_max) {
             const int mc = m - ic < mc_max ? m - ic : mc_max;
             const float *ai = a + (long)ic * lda + pc;
+            const recurd_row_split split = recurd_split_rows(mc, MR_MAX);
             for (int jc = 0; jc < n; jc += NR) {
                 const int nr = n - jc < NR ? n - jc : NR;
                 const float *bp = block + (long)jc * kc;
-                // Rows spread evenly over the fewest tiles (8 rows: 4 + 4, not 6 + 2): a short
-                // tile streams the whole panel for little work. Each C entry's arithmetic is the
-                // same whatever tile it falls in.
-                const int tiles = (mc + MR_MAX - 1) / MR_MAX, base = mc / tiles, extra = mc % tiles;
-                for (int t = 0, ir = 0; t < tiles; t++) {
-                    const int mr = base + (t < extra);
+                for (int t = 0, ir = 0; t < split.tiles; t++) {
+                    const int mr = split.base + (t < split.extra);
                     NAME(ukernel)(mr, nr, 0, kc, ai + (long)ir * lda, lda, bp, NR,
                                   c + (long)(ic + ir) * ldc + jc, ldc, alpha, beta_k);
                     ir += mr;

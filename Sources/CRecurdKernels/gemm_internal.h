@@ -42,4 +42,13 @@ static inline void recurd_scale_c(int m, int n, float beta, float *c, long ldc) 
     }
 }
 
+/// `rows` rows over the fewest tiles of at most `mr_max`, spread evenly (32 rows of 6: 6 6 5 5 5 5,
+/// not 6 6 6 6 6 2): a short tile streams a whole B panel for little work. Tile t has
+/// `base + (t < extra)` rows. Each C entry's arithmetic is the same whatever tile it falls in.
+typedef struct recurd_row_split { int tiles, base, extra; } recurd_row_split;
+static inline recurd_row_split recurd_split_rows(int rows, int mr_max) {
+    const int tiles = (rows + mr_max - 1) / mr_max;
+    return (recurd_row_split){ tiles, rows / tiles, rows % tiles };
+}
+
 #endif

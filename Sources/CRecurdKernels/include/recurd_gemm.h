@@ -72,8 +72,9 @@ long recurd_sgemv_packed_size(int rows, int cols);
 void recurd_sgemv_pack(const float *w, int rows, int cols, int ldw, float *packed);
 
 /// y (rows) = W · x, or y += W · x when `accumulate`, from W's packed copy; equal bit for bit
-/// to recurd_sgemv on the unpacked W with the same ISA. Only for ISAs where
-/// recurd_sgemv_packed_available says so (today AVX2 and portable; AVX-512 has none yet).
+/// to recurd_sgemv on the unpacked W with the same ISA where recurd_sgemv_packed_available says
+/// so (today AVX2 and portable); elsewhere (AVX-512) the portable kernel computes it, slower and
+/// with the portable sgemv's bits.
 void recurd_sgemv_packed(const float *packed, int rows, int cols, const float *x, float *y, int accumulate);
 void recurd_sgemv_packed_isa(int isa, const float *packed, int rows, int cols, const float *x, float *y, int accumulate);
 int recurd_sgemv_packed_available(int isa);
@@ -87,8 +88,9 @@ void recurd_sgemm_pack(const float *w, int n, int k, int ldw, float *packed);
 /// C (m×n) = alpha · A · Wᵀ + beta · C from W's packed copy (A m×k, lda ≥ k); for a batch of
 /// streams against weights that stay, without recurd_sgemm's copy of W at every call. Equal bit
 /// for bit to recurd_sgemm(0, 1, …) with the same ISA wherever that packs W itself (more than
-/// a few dozen rows), and for every m to the same arithmetic. Only for ISAs where
-/// recurd_sgemm_packed_available says so (today AVX2 and portable; AVX-512's tile is wider).
+/// a few dozen rows), and for every m to the same arithmetic, where recurd_sgemm_packed_available
+/// says so (today AVX2 and portable); elsewhere (AVX-512, whose tile is wider) the portable
+/// kernel computes it, slower and with its bits.
 void recurd_sgemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
                          const float *packed, float beta, float *c, int ldc);
 void recurd_sgemm_packed_isa(int isa, int m, int n, int k, float alpha, const float *a, int lda,
