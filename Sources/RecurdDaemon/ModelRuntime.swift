@@ -87,6 +87,8 @@ final class ModelRuntime {
     /// saves (the rent-or-buy rule: at most twice the better choice).
     func packedWeights() -> PackedStepWeights? {
         if packedIsCurrent { return packed }
+        // Kernels with neither packed product (AVX-512 today) would never read the copies.
+        guard Kernels.packedMatvecAvailable || Kernels.packedGemmAvailable else { return nil }
         stepsOnTheseWeights += 1
         guard stepsOnTheseWeights >= Self.packAfterSteps else { return nil }
         let p = packed ?? PackedStepWeights(layout: model.layout)
