@@ -247,7 +247,7 @@ final class StepScheduler {
             record(outcome, slot: m.slot, at: messages[i].lossOffset + (t - m.chunkStart))
         }
         learnDue(pressure: pressure)
-        engine.step(weights: runtime.weights, batch: batch.count, packed: runtime.packedWeights())
+        engine.step(weights: runtime.weights, batch: batch.count, packed: runtime.packedWeights(batch: batch.count))
         counters.batches += 1
         metrics.batchSize.record(batch.count)
         for (row, index) in batch.enumerated() {

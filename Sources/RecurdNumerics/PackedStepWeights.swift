@@ -13,10 +13,14 @@
 ///   Equal bit for bit to the unpacked product for more than four rows.
 ///
 /// The copies are of one version of the weights: whoever changes the weights (an update, a
-/// reload) must `pack` again before the next step that uses them, or step without them.
+/// reload) must `pack` again (or `invalidate`) before the next step that uses them, or step
+/// without them. Each kind can be packed on its own (`pack(_:tiles:panels:)`); a step uses its
+/// kind's copy only when it is there.
 public final class PackedStepWeights {
     public let layout: ParameterLayout
     private let buffer: FloatBuffer
+    /// Whether the one-stream copy and the batch copy hold the weights last packed.
+    public private(set) var hasTiles = false, hasPanels = false
 
     /// One packed matrix: where it comes from in the flat weights and where its copies are.
     private struct Matrix {
@@ -63,16 +67,26 @@ public final class PackedStepWeights {
         pack(weights)
     }
 
-    /// Re-packs both copies from `weights`; about two passes over them.
-    public func pack(_ weights: UnsafePointer<Float>) {
+    /// Packs the chosen copies from `weights` (both by default): the tiles cost about one pass
+    /// over the weights, the panels two to three. A copy not chosen keeps what it held, so after
+    /// the weights change call `invalidate` first.
+    public func pack(_ weights: UnsafePointer<Float>, tiles: Bool = true, panels: Bool = true) {
         for m in gateMatrices + recurrentMatrices + [headMatrix] {
-            Kernels.packForMatvec(weights + m.source, rows: m.rows, cols: m.cols, ldw: m.ldw, into: buffer.pointer + m.tiles)
-            Kernels.packForGemm(weights + m.source, n: m.rows, k: m.cols, ldw: m.ldw, into: buffer.pointer + m.panels)
+            if tiles { Kernels.packForMatvec(weights + m.source, rows: m.rows, cols: m.cols, ldw: m.ldw, into: buffer.pointer + m.tiles) }
+            if panels { Kernels.packForGemm(weights + m.source, n: m.rows, k: m.cols, ldw: m.ldw, into: buffer.pointer + m.panels) }
         }
+        hasTiles = hasTiles || tiles
+        hasPanels = hasPanels || panels
     }
 
-    /// Whether a step of `batch` rows has a packed product with the kernels in use on this thread.
-    static func serves(batch: Int) -> Bool { batch == 1 ? Kernels.packedMatvecAvailable : Kernels.packedGemmAvailable }
+    /// Marks both copies stale (the weights changed).
+    public func invalidate() { hasTiles = false; hasPanels = false }
+
+    /// Whether a step of `batch` rows can use these copies: the kernels in use on this thread
+    /// have that packed product and its copy is here.
+    public func serves(batch: Int) -> Bool {
+        batch == 1 ? hasTiles && Kernels.packedMatvecAvailable : hasPanels && Kernels.packedGemmAvailable
+    }
 
     /// Row by row (`batch` rows of x, row stride `ldx`, into rows of y, stride `ldy`): y = layer
     /// `k`'s gate matrix · x (LSTM: x is [x | h]; GRU: the layer's input).

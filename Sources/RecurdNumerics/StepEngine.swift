@@ -114,7 +114,7 @@ public final class StepEngine {
         precondition(batch >= 1 && batch <= maxBatch)
         let arch = architecture
         let g = arch.cell.gateCount
-        let packed = PackedStepWeights.serves(batch: batch) ? packed : nil
+        let packed = packed?.serves(batch: batch) == true ? packed : nil
         if let packed { precondition(packed.layout.count == layout.count, "packed weights of another layout") }
         if case .tokens(_, let e) = arch.input, let embed = layout.embed {
             let stride = layout.layers[0].blockStride

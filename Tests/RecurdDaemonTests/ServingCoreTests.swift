@@ -103,17 +103,23 @@ import Testing
         var rng = SeededGenerator(seed: 8)
         for change in 0..<3 {
             for step in 1...ModelRuntime.packAfterSteps + 2 {
-                let packed = runtime.packedWeights()
-                let kernelsPack = Kernels.packedMatvecAvailable || Kernels.packedGemmAvailable
-                #expect((packed != nil) == (kernelsPack && step >= ModelRuntime.packAfterSteps), "change \(change) step \(step)")
-                if let packed {
-                    #expect(output(packed, batch: 1) == output(nil, batch: 1), "a stale packed copy after change \(change)")
-                    #expect(output(packed, batch: 6) == output(nil, batch: 6), "a stale packed copy after change \(change), six rows")
+                // One-row and batched steps on the same weights, each kind packed after its own 16.
+                for batch in [1, 6] {
+                    let packed = runtime.packedWeights(batch: batch)
+                    let kernelsPack = batch == 1 ? Kernels.packedMatvecAvailable : Kernels.packedGemmAvailable
+                    #expect((packed != nil) == (kernelsPack && step >= ModelRuntime.packAfterSteps), "change \(change) step \(step) batch \(batch)")
+                    if let packed {
+                        #expect(packed.serves(batch: batch))
+                        #expect(output(packed, batch: batch) == output(nil, batch: batch), "a stale packed copy after change \(change), \(batch) rows")
+                    }
                 }
             }
             runtime.replaceWeights(FloatBuffer(randomFloats(model.layout.count, rng: &rng)))
             runtime.pin()
         }
+        // Each kind after its own steps: one-row steps on new weights make no batch copy.
+        for _ in 1...ModelRuntime.packAfterSteps { _ = runtime.packedWeights(batch: 1) }
+        #expect(runtime.packedWeights(batch: 6) == nil)
     }
 
     @Test func sequencePolicy() {
