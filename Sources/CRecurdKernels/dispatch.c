@@ -142,19 +142,20 @@ void recurd_sgemv_pack(const float *w, int rows, int cols, int ldw, float *packe
 
 int recurd_sgemv_packed_available(int isa) { return get_impl(isa)->sgemv_packed != NULL; }
 
-/// The variant's packed sgemv, or the portable one (same layout, other bits) where it has none,
-/// so that a caller that skipped recurd_sgemv_packed_available gets a right answer, not a crash.
-static const recurd_gemm_impl *packed_sgemv_impl(int isa) {
+/// The variant for a packed product (`panels`: the panel sgemm, else the tile sgemv): `isa`'s,
+/// or the portable one (same layouts, other bits) where it has none, so that a caller that
+/// skipped the *_available check gets a right answer, not a crash.
+static const recurd_gemm_impl *packed_impl(int isa, int panels) {
     const recurd_gemm_impl *p = get_impl(isa);
-    return p->sgemv_packed ? p : &recurd_gemm_impl_portable;
+    return (panels ? p->sgemm_panels != NULL : p->sgemv_packed != NULL) ? p : &recurd_gemm_impl_portable;
 }
 
 void recurd_sgemv_packed_isa(int isa, const float *packed, int rows, int cols, const float *x, float *y, int accumulate) {
-    packed_sgemv_impl(isa)->sgemv_packed(packed, rows, cols, x, y, accumulate);
+    packed_impl(isa, 0)->sgemv_packed(packed, rows, cols, x, y, accumulate);
 }
 
 void recurd_sgemv_packed(const float *packed, int rows, int cols, const float *x, float *y, int accumulate) {
-    packed_sgemv_impl(RECURD_ISA_AUTO)->sgemv_packed(packed, rows, cols, x, y, accumulate);
+    packed_impl(RECURD_ISA_AUTO, 0)->sgemv_packed(packed, rows, cols, x, y, accumulate);
 }
 
 long recurd_sgemm_packed_size(int n, int k) {
@@ -191,18 +192,12 @@ void recurd_sgemm_pack(const float *w, int n, int k, int ldw, float *packed) {
 
 int recurd_sgemm_packed_available(int isa) { return get_impl(isa)->sgemm_panels != NULL; }
 
-/// As packed_sgemv_impl, for the panel product.
-static const recurd_gemm_impl *panels_impl(int isa) {
-    const recurd_gemm_impl *p = get_impl(isa);
-    return p->sgemm_panels ? p : &recurd_gemm_impl_portable;
-}
-
 void recurd_sgemm_packed_isa(int isa, int m, int n, int k, float alpha, const float *a, int lda,
                              const float *packed, float beta, float *c, int ldc) {
-    panels_impl(isa)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
+    packed_impl(isa, 1)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
 }
 
 void recurd_sgemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
                          const float *packed, float beta, float *c, int ldc) {
-    panels_impl(RECURD_ISA_AUTO)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
+    packed_impl(RECURD_ISA_AUTO, 1)->sgemm_panels(m, n, k, alpha, a, lda, packed, beta, c, ldc);
 }

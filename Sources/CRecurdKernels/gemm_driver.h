@@ -30,29 +30,18 @@
 /// for one k are contiguous), so the micro-kernel broadcasts straight from it and packing A
 /// would only add traffic. B is packed because the kernel needs NR consecutive columns per k,
 /// which a transposed B (recurd's weights, W·x) does not have in memory.
-ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alpha,
-                                 const float *a, long lda, const float *b, long ldb,
-                                 float beta, float *c, long ldc) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0 || alpha == 0.0f) { recurd_scale_c(m, n, beta, c, ldc); return; }
-    // A few rows against a transposed B: packing B would cost as much as the product itself,
-    // so every C entry is a dot product of two contiguous rows instead.
-    if (tb && !ta && m <= DOT_MAX_M && (m <= DOT_ALWAYS_M || k >= DOT_MIN_K)) {
-        NAME(dot_nt)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-#if defined(HAVE_TNT)
-    // A few dozen rows against a transposed B: pack Aᵀ (small) instead of B (large).
-    if (tb && !ta && m <= TNT_MAX_M) { NAME(tnt)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
-#endif
-    // One row against an untransposed B: a vector–matrix product streaming B's rows.
-    if (!tb && m == 1) { NAME(vecmat)(n, k, alpha, a, ta ? lda : 1, b, ldb, beta, c); return; }
-
+///
+/// With `panels` (W already in recurd_sgemm_pack's layout, used as a transposed B; `b` is then
+/// not read) the same loop runs with the packing taken out, so both give the same bits.
+ISA_ATTR static void NAME(blocked)(int ta, int tb, int m, int n, int k, float alpha,
+                                   const float *a, long lda, const float *b, long ldb, const float *panels,
+                                   float beta, float *c, long ldc) {
     float buf[KC_MAX * NR] __attribute__((aligned(64)));
     const int pack_nn = m > PACK_NN_MIN_M;
     const int kc_first = k < KC_MAX ? k : KC_MAX;
     int mc_max = (int)(MC_BYTES / (sizeof(float) * (size_t)kc_first)) / MR_MAX * MR_MAX;
     if (mc_max < MR_MAX) mc_max = MR_MAX;
+    const long npad = (long)(n + NR - 1) / NR * NR;   // the panel copy's padded width
 
     for (int pc = 0; pc < k; pc += KC_MAX) {
         const int kc = k - pc < KC_MAX ? k - pc : KC_MAX;
@@ -66,7 +55,9 @@ ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alph
                 const int nr = n - jc < NR ? n - jc : NR;
                 const float *bp;
                 long ldbp;
-                if (tb) {
+                if (panels) {
+                    bp = panels + (long)pc * npad + (long)jc * kc; ldbp = NR;
+                } else if (tb) {
                     NAME(pack_bt)(kc, nr, b + (long)jc * ldb + pc, ldb, buf);
                     bp = buf; ldbp = NR;
                 } else if (pack_nn || nr % VL != 0) {
@@ -88,6 +79,28 @@ ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alph
     }
 }
 
+/// C = alpha·op(A)·op(B) + beta·C, choosing the path by shape; the general one is `blocked`.
+ISA_ATTR static void NAME(sgemm)(int ta, int tb, int m, int n, int k, float alpha,
+                                 const float *a, long lda, const float *b, long ldb,
+                                 float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == 0.0f) { recurd_scale_c(m, n, beta, c, ldc); return; }
+    // A few rows against a transposed B: packing B would cost as much as the product itself,
+    // so every C entry is a dot product of two contiguous rows instead.
+    if (tb && !ta && m <= DOT_MAX_M && (m <= DOT_ALWAYS_M || k >= DOT_MIN_K)) {
+        NAME(dot_nt)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#if defined(HAVE_TNT)
+    // A few dozen rows against a transposed B: pack Aᵀ (small) instead of B (large).
+    if (tb && !ta && m <= TNT_MAX_M) { NAME(tnt)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
+#endif
+    // One row against an untransposed B: a vector–matrix product streaming B's rows.
+    if (!tb && m == 1) { NAME(vecmat)(n, k, alpha, a, ta ? lda : 1, b, ldb, beta, c); return; }
+
+    NAME(blocked)(ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
+}
+
 ISA_ATTR static void NAME(sgemv)(const float *w, int rows, int cols, long ldw, const float *x, float *y, int accumulate) {
     if (rows <= 0) return;
     if (cols <= 0) { recurd_scale_c(1, rows, accumulate ? 1.0f : 0.0f, y, rows); return; }
@@ -101,37 +114,13 @@ ISA_ATTR static void NAME(sgemv_t)(const float *w, int rows, int cols, long ldw,
 }
 
 #if NR == RECURD_PANEL_NR && KC_MAX == RECURD_PANEL_KC
-/// C = alpha·A·Wᵀ + beta·C with W already in panels: the loop of `sgemm`'s blocked path with
-/// the packing taken out, so the same micro-kernel calls give the same bits for every m. A few
-/// rows then cost what their products cost, not a transposing copy of all of W.
+/// C = alpha·A·Wᵀ + beta·C with W already in panels: `blocked` without the packing. A few rows
+/// then cost what their products cost, not a transposing copy of all of W.
 ISA_ATTR static void NAME(sgemm_panels)(int m, int n, int k, float alpha, const float *a, long lda,
                                         const float *panels, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0 || alpha == 0.0f) { recurd_scale_c(m, n, beta, c, ldc); return; }
-    const long npad = (long)(n + NR - 1) / NR * NR;
-    const int kc_first = k < KC_MAX ? k : KC_MAX;
-    int mc_max = (int)(MC_BYTES / (sizeof(float) * (size_t)kc_first)) / MR_MAX * MR_MAX;
-    if (mc_max < MR_MAX) mc_max = MR_MAX;
-    for (int pc = 0; pc < k; pc += KC_MAX) {
-        const int kc = k - pc < KC_MAX ? k - pc : KC_MAX;
-        const float beta_k = pc == 0 ? beta : 1.0f;
-        const float *block = panels + (long)pc * npad;
-        for (int ic = 0; ic < m; ic += mc_max) {
-            const int mc = m - ic < mc_max ? m - ic : mc_max;
-            const float *ai = a + (long)ic * lda + pc;
-            const recurd_row_split split = recurd_split_rows(mc, MR_MAX);
-            for (int jc = 0; jc < n; jc += NR) {
-                const int nr = n - jc < NR ? n - jc : NR;
-                const float *bp = block + (long)jc * kc;
-                for (int t = 0, ir = 0; t < split.tiles; t++) {
-                    const int mr = split.base + (t < split.extra);
-                    NAME(ukernel)(mr, nr, 0, kc, ai + (long)ir * lda, lda, bp, NR,
-                                  c + (long)(ic + ir) * ldc + jc, ldc, alpha, beta_k);
-                    ir += mr;
-                }
-            }
-        }
-    }
+    NAME(blocked)(0, 1, m, n, k, alpha, a, lda, NULL, 0, panels, beta, c, ldc);
 }
 #define SGEMM_PANELS NAME(sgemm_panels)
 #else

@@ -90,7 +90,7 @@ final class ModelRuntime {
     func packedWeights(batch: Int) -> PackedStepWeights? {
         if let p = packed, p.serves(batch: batch) { return p }
         let oneRow = batch == 1
-        guard oneRow ? Kernels.packedMatvecAvailable : Kernels.packedGemmAvailable else { return nil }
+        guard PackedStepWeights.kernelsRead(batch: batch) else { return nil }
         if oneRow { oneRowSteps += 1 } else { batchSteps += 1 }
         guard (oneRow ? oneRowSteps : batchSteps) >= Self.packAfterSteps else { return nil }
         let p = packed ?? PackedStepWeights(layout: model.layout)

@@ -34,6 +34,8 @@ public final class PackedStepWeights {
     /// Per layer, GRU only: W_hh.
     private let recurrentMatrices: [Matrix]
     private let headMatrix: Matrix
+    /// All of the above, for packing.
+    private let matrices: [Matrix]
 
     public init(layout: ParameterLayout) {
         self.layout = layout
@@ -58,20 +60,21 @@ public final class PackedStepWeights {
         headMatrix = matrix(layout.headWeight, rows: arch.outputSize, cols: arch.topHidden, ldw: arch.topHidden)
         gateMatrices = gates
         recurrentMatrices = recurrent
+        matrices = gates + recurrent + [headMatrix]
         buffer = FloatBuffer(count: offset)
     }
 
-    /// A packed copy of `weights` (a flat vector in `layout`).
-    public convenience init(layout: ParameterLayout, weights: UnsafePointer<Float>) {
+    /// Packed copies of `weights` (a flat vector in `layout`): both, or the chosen ones.
+    public convenience init(layout: ParameterLayout, weights: UnsafePointer<Float>, tiles: Bool = true, panels: Bool = true) {
         self.init(layout: layout)
-        pack(weights)
+        pack(weights, tiles: tiles, panels: panels)
     }
 
     /// Packs the chosen copies from `weights` (both by default): the tiles cost about one pass
     /// over the weights, the panels two to three. A copy not chosen keeps what it held, so after
     /// the weights change call `invalidate` first.
     public func pack(_ weights: UnsafePointer<Float>, tiles: Bool = true, panels: Bool = true) {
-        for m in gateMatrices + recurrentMatrices + [headMatrix] {
+        for m in matrices {
             if tiles { Kernels.packForMatvec(weights + m.source, rows: m.rows, cols: m.cols, ldw: m.ldw, into: buffer.pointer + m.tiles) }
             if panels { Kernels.packForGemm(weights + m.source, n: m.rows, k: m.cols, ldw: m.ldw, into: buffer.pointer + m.panels) }
         }
@@ -82,11 +85,15 @@ public final class PackedStepWeights {
     /// Marks both copies stale (the weights changed).
     public func invalidate() { hasTiles = false; hasPanels = false }
 
-    /// Whether a step of `batch` rows can use these copies: the kernels in use on this thread
-    /// have that packed product and its copy is here.
-    public func serves(batch: Int) -> Bool {
-        batch == 1 ? hasTiles && Kernels.packedMatvecAvailable : hasPanels && Kernels.packedGemmAvailable
+    /// Whether the kernels in use on this thread have the packed product a step of `batch` rows
+    /// reads (the tiles for one row, the panels for more).
+    public static func kernelsRead(batch: Int) -> Bool {
+        batch == 1 ? Kernels.packedMatvecAvailable : Kernels.packedGemmAvailable
     }
+
+    /// Whether a step of `batch` rows can use these copies: its kind is here and the kernels
+    /// read it.
+    public func serves(batch: Int) -> Bool { (batch == 1 ? hasTiles : hasPanels) && Self.kernelsRead(batch: batch) }
 
     /// Row by row (`batch` rows of x, row stride `ldx`, into rows of y, stride `ldy`): y = layer
     /// `k`'s gate matrix · x (LSTM: x is [x | h]; GRU: the layer's input).

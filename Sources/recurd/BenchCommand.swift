@@ -56,8 +56,8 @@ struct BenchStep: ParsableCommand {
         guard case .features(let n) = m.architecture.input else { throw CLIError("bench step takes a feature model") }
         Kernels.prepare()
         let engine = StepEngine(layout: m.layout, maxBatch: batch)
-        // As `recurd run` and the daemon do for steps with unchanged weights.
-        let packed = unpacked ? nil : PackedStepWeights(layout: m.layout, weights: m.weights.pointer)
+        // As `recurd run` and the daemon do for steps with unchanged weights: the copy this batch reads.
+        let packed = unpacked ? nil : PackedStepWeights(layout: m.layout, weights: m.weights.pointer, tiles: batch == 1, panels: batch > 1)
         let stateSize = m.architecture.stateSize
         // Per-stream state slots and a ring of inputs, as the daemon holds them.
         let states = FloatBuffer(count: batch * stateSize)

@@ -83,7 +83,7 @@ struct BenchKernels: ParsableCommand {
     final class Operands {
         let a: FloatBuffer, b: FloatBuffer, c: FloatBuffer
         /// gemvPacked: `a` tile-packed; gemmPacked: `b` in panels.
-        var packed: FloatBuffer?
+        let packed: FloatBuffer?
         init(_ s: Shape) {
             var rng = SeededGenerator(seed: 7)
             func buffer(_ n: Int) -> FloatBuffer { FloatBuffer((0..<max(n, 1)).map { _ in Float(rng.nextUnit() - 0.5) }) }
@@ -97,15 +97,15 @@ struct BenchKernels: ParsableCommand {
                 b = buffer(max(s.m, s.k))
                 c = buffer(max(s.m, s.k))
             }
-            if s.kind == .gemvPacked {
-                let p = FloatBuffer(count: Kernels.packedMatvecSize(rows: s.m, cols: s.k))
-                Kernels.packForMatvec(a.pointer, rows: s.m, cols: s.k, ldw: s.lda, into: p.pointer)
-                packed = p
-            }
-            if s.kind == .gemmPacked {
-                let p = FloatBuffer(count: Kernels.packedGemmSize(n: s.n, k: s.k))
-                Kernels.packForGemm(b.pointer, n: s.n, k: s.k, ldw: s.ldb, into: p.pointer)
-                packed = p
+            switch s.kind {
+            case .gemvPacked:
+                packed = FloatBuffer(count: Kernels.packedMatvecSize(rows: s.m, cols: s.k))
+                Kernels.packForMatvec(a.pointer, rows: s.m, cols: s.k, ldw: s.lda, into: packed!.pointer)
+            case .gemmPacked:
+                packed = FloatBuffer(count: Kernels.packedGemmSize(n: s.n, k: s.k))
+                Kernels.packForGemm(b.pointer, n: s.n, k: s.k, ldw: s.ldb, into: packed!.pointer)
+            case .gemm, .gemv, .gemvT:
+                packed = nil
             }
         }
     }

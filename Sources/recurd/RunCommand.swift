@@ -20,7 +20,8 @@ struct RunCommand: ParsableCommand {
         let cols = try columns.map { try parseColumns($0) }
         let stream = try ModelLoading.loadStream(input, format: format, columns: cols, for: m.architecture)
         let engine = StepEngine(layout: m.layout, maxBatch: 1)
-        let packed = PackedStepWeights(layout: m.layout, weights: m.weights.pointer)   // the weights never change here
+        // One stream, weights that never change here: the one-stream copy only.
+        let packed = PackedStepWeights(layout: m.layout, weights: m.weights.pointer, tiles: true, panels: false)
         let o = m.architecture.outputSize
         var out: [UInt8] = []
         out.reserveCapacity(stream.count * o * 12)

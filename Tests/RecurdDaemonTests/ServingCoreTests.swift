@@ -106,8 +106,8 @@ import Testing
                 // One-row and batched steps on the same weights, each kind packed after its own 16.
                 for batch in [1, 6] {
                     let packed = runtime.packedWeights(batch: batch)
-                    let kernelsPack = batch == 1 ? Kernels.packedMatvecAvailable : Kernels.packedGemmAvailable
-                    #expect((packed != nil) == (kernelsPack && step >= ModelRuntime.packAfterSteps), "change \(change) step \(step) batch \(batch)")
+                    let kernelsRead = PackedStepWeights.kernelsRead(batch: batch)
+                    #expect((packed != nil) == (kernelsRead && step >= ModelRuntime.packAfterSteps), "change \(change) step \(step) batch \(batch)")
                     if let packed {
                         #expect(packed.serves(batch: batch))
                         #expect(output(packed, batch: batch) == output(nil, batch: batch), "a stale packed copy after change \(change), \(batch) rows")
