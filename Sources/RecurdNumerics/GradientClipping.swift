@@ -20,12 +20,13 @@ public enum GradientClipping {
         let c = coefficient(norm: n, maxNorm: maxNorm)
         if c < 1 {
             let scaled = SIMD8<Float>(repeating: c)
+            let whole = count & ~7
             var i = 0
-            while i < count {
-                let w = min(8, count - i)
-                Vec.store(Vec.load(g + i, w) * scaled, g + i, w)
+            while i < whole {
+                Vec.store(Vec.load(g + i) * scaled, g + i)
                 i += 8
             }
+            if whole < count { Vec.store(Vec.load(g + whole, count - whole) * scaled, g + whole, count - whole) }
         }
         return n
     }

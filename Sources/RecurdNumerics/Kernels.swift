@@ -151,14 +151,22 @@ public enum Kernels {
 
     /// Σ x[i]² in double precision, for gradient norms.
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        var acc = SIMD8<Double>()
+        // Two accumulators: one chain of dependent additions was the bound (their latency,
+        // not the loads).
+        var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
         var i = 0
-        while i + 8 <= count {
+        while i + 16 <= count {
+            let v0 = SIMD8<Double>(Vec.load(x + i)), v1 = SIMD8<Double>(Vec.load(x + i + 8))
+            acc0.addProduct(v0, v0)
+            acc1.addProduct(v1, v1)
+            i += 16
+        }
+        if i + 8 <= count {
             let v = SIMD8<Double>(Vec.load(x + i))
-            acc.addProduct(v, v)
+            acc0.addProduct(v, v)
             i += 8
         }
-        var s = acc.sum()
+        var s = (acc0 + acc1).sum()
         while i < count { s += Double(x[i]) * Double(x[i]); i += 1 }
         return s
     }

@@ -114,6 +114,16 @@ import Testing
         var small: [Float] = [0.3, 0.4]
         _ = small.withUnsafeMutableBufferPointer { GradientClipping.clip($0.baseAddress!, count: 2, maxNorm: 1) }
         #expect(small == [0.3, 0.4])
+        // Lengths that cross the vector loops' whole-vector and remainder parts.
+        for count in [1, 7, 8, 9, 15, 16, 17, 23, 24, 33, 40] {
+            let original = (0..<count).map { Float(($0 * 7919) % 13) - 6.5 }
+            let exact = original.reduce(0.0) { $0 + Double($1) * Double($1) }
+            var g = original
+            let n = g.withUnsafeMutableBufferPointer { GradientClipping.clip($0.baseAddress!, count: count, maxNorm: 0.5) }
+            #expect(abs(Double(n) - exact.squareRoot()) <= 1e-6 * exact.squareRoot(), "norm, count \(count)")
+            let c = 0.5 / (n + 1e-6)
+            for i in 0..<count { #expect(g[i] == original[i] * c, "element \(i) of \(count)") }
+        }
     }
 
     @Test func adamFirstStepsMatchClosedForm() {
@@ -134,5 +144,28 @@ import Testing
         }
         #expect(abs(Double(p[0]) - expected) < 1e-6)
         #expect(opt.step == 2)
+    }
+
+    @Test func adamUpdatesEveryElementOfLongVectors() {
+        // 21 = two whole vectors and a remainder of five: each element is its own one-parameter
+        // Adam (with its own gradients) and must match the closed form, wherever it sits.
+        let count = 21
+        let opt = Optimizer(kind: .adam, learningRate: 0.05, parameterCount: count)
+        var p = (0..<count).map { Float($0) / 10 }
+        let grads: [[Float]] = [(0..<count).map { Float($0 % 5) - 2 }, (0..<count).map { 0.5 - Float($0 % 3) }, (0..<count).map { Float($0) / 7 }]
+        for g in grads {
+            p.withUnsafeMutableBufferPointer { pp in g.withUnsafeBufferPointer { opt.apply(parameters: pp.baseAddress!, gradients: $0.baseAddress!, count: count, gradientScale: 0.5) } }
+        }
+        for i in 0..<count {
+            var m = 0.0, v = 0.0, expected = Double(i) / 10
+            for (t, g) in grads.enumerated() {
+                let gi = 0.5 * Double(g[i])
+                m = 0.9 * m + 0.1 * gi
+                v = 0.999 * v + 0.001 * gi * gi
+                let step = Double(t + 1)
+                expected -= 0.05 / (1 - pow(0.9, step)) * m / (v.squareRoot() / (1 - pow(0.999, step)).squareRoot() + 1e-8)
+            }
+            #expect(abs(Double(p[i]) - expected) < 1e-5, "element \(i)")
+        }
     }
 }
