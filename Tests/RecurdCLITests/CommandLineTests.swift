@@ -4,7 +4,9 @@ import Testing
 
 /// The real `recurd` binary, started as a process.
 @Suite struct CommandLineTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

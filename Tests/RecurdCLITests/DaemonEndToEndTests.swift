@@ -5,7 +5,9 @@ import Testing
 
 /// `recurd serve` as a real process over real sockets; predictions checked against `recurd run`.
 @Suite(.serialized) struct DaemonEndToEndTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
@@ -420,6 +422,7 @@ import Testing
 @Suite struct SystemdNotifyTests {
     @Test func notifiesReadyWatchdogAndStopping() throws {
         let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("notify").path
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }

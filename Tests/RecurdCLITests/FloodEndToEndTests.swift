@@ -17,6 +17,7 @@ import ZeroMQ
 
     @Test func millionKeysLevelOffAndComeBack() throws {
         let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let daemon = try DaemonHarness(arguments: ["--state-dir", dir.appendingPathComponent("state").path, "--max-streams", "10000",
                                                    "--checkpoint-interval", "5", "--high-water-mark", "1000000"], probeWidth: 1)
         let context = try ZMQContext()

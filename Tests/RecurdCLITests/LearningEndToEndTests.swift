@@ -7,7 +7,9 @@ import Testing
 
 /// Online learning in the running daemon, against `recurd fit` and by its own rules.
 @Suite(.serialized) struct LearningEndToEndTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

@@ -7,7 +7,9 @@ import ZeroMQ
 /// Serving under load with the real binary: a long message does not hold others up, nothing is
 /// lost unseen, and the protocol's edge cases behave as PROTOCOL.md says.
 @Suite(.serialized) struct LoadEndToEndTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

@@ -6,7 +6,9 @@ import Testing
 /// numbering, says what the daemon took, and with nobody listening it fails instead of
 /// reporting success.
 @Suite(.serialized) struct PublishEndToEndTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

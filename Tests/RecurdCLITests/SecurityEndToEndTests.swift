@@ -7,7 +7,9 @@ import ZeroMQ
 /// CURVE on every endpoint (DESIGN §6 "Security roles"), the real binary over real sockets, with
 /// certificates made by `recurd keygen`.
 @Suite(.serialized) struct SecurityEndToEndTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

@@ -9,7 +9,9 @@ import ZeroMQ
 /// DESIGN §6, state that lasts, with the real binary: a stream's record survives SIGTERM,
 /// eviction, idle time and SIGHUP exactly; END and drop delete it.
 @Suite(.serialized) struct StateEndToEndTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

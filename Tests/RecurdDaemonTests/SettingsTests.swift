@@ -73,6 +73,7 @@ import Testing
 
     @Test func flagsWinOverTheFileAndListsAccumulate() throws {
         let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("r.toml").path
         try "k1 = 4\nlr = 0.01\ninput = [\"tcp://127.0.0.1:1\"]\n".write(toFile: file, atomically: true, encoding: .utf8)
         let source = try SettingsSource.parse(arguments: ["--config", file, "--k1=8", "--no-learn", "--input", "ipc:///a", "--input", "ipc:///b",

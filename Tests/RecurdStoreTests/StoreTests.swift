@@ -7,7 +7,9 @@ import Testing
 
 /// The store on disk: stream records in SQLite, model checkpoints as checksummed files.
 @Suite struct StoreTests {
-    let dir = temporaryDirectory()
+    /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
+    let scratch = ScratchDirectory()
+    var dir: URL { scratch.url }
 
     @Test func recordsWriteLoadDeleteTrimAndReopen() throws {
         let path = dir.appendingPathComponent("s.sqlite").path

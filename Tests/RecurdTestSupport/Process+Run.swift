@@ -50,3 +50,12 @@ public func temporaryDirectory() -> URL {
     try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+/// A fresh temporary directory, removed with everything in it when the last reference goes:
+/// a suite holds one, and Swift Testing makes a suite instance per test, so each test's files
+/// go when it ends instead of piling up in /tmp run after run.
+public final class ScratchDirectory: Sendable {
+    public let url: URL
+    public init() { url = temporaryDirectory() }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}

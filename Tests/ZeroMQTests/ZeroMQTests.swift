@@ -28,7 +28,10 @@ import ZeroMQ
 
     @Test func pubSubPrefixOverIPC() throws {
         let context = try ZMQContext()
-        let path = "ipc:///tmp/recurd-zmq-test-\(UUID().uuidString)"
+        let file = "/tmp/recurd-zmq-test-\(UUID().uuidString)"
+        let path = "ipc://\(file)"
+        // libzmq leaves the socket file when the context is not terminated before exit.
+        defer { unlink(file) }
         let pub = try ZMQSocket(context: context, type: .pub)
         try pub.bind(path)
         let sub = try ZMQSocket(context: context, type: .sub)
