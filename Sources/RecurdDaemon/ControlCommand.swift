@@ -1,4 +1,5 @@
 import Foundation
+import RecurdWire
 
 /// A control request (REP socket). Text — `stats`, `stream sensor-1`, `set lr=0.001` — or JSON
 /// `{"command": "stream", "key": "sensor-1"}` / `{"command": "set", "name": "lr", "value": "0.001"}`.
@@ -8,38 +9,66 @@ enum ControlCommand: Equatable {
     case learning(Bool)
     case set(String, String)
 
-    static func parse(_ request: String) -> ControlCommand? {
+    /// Why a request was not understood, in words for the reply.
+    struct ParseError: Error, Equatable {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    static func parse(_ request: String) throws(ParseError) -> ControlCommand {
         let text = request.trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.hasPrefix("{") {
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any], let c = o["command"] as? String else { return nil }
-            let key = o["key"] as? String
-            switch c {
-            case "stream", "reset", "drop": guard let key else { return nil }; return parse("\(c) \(key)")
-            case "learning": guard let on = o["on"] as? Bool else { return nil }; return .learning(on)
-            case "set": guard let n = o["name"] as? String, let v = o["value"] else { return nil }; return .set(n, "\(v)")
-            default: return parse(c)
-            }
-        }
+        guard !text.isEmpty else { throw ParseError("empty request") }
+        if text.hasPrefix("{") { return try parseJSON(text) }
         let (verb, rest): (String, String) = {
             guard let space = text.firstIndex(of: " ") else { return (text, "") }
             return (String(text[..<space]), String(text[text.index(after: space)...]).trimmingCharacters(in: .whitespaces))
         }()
-        switch (verb, rest) {
-        case ("stats", ""): return .stats
-        case ("streams", ""): return .streams
-        case ("checkpoint", ""): return .checkpoint
-        case ("model", ""): return .model
-        case ("reload", ""): return .reload
-        case ("stream", let k) where !k.isEmpty: return .stream(k)
-        case ("reset", let k) where !k.isEmpty: return .reset(k)
-        case ("drop", let k) where !k.isEmpty: return .drop(k)
-        case ("learning", "on"): return .learning(true)
-        case ("learning", "off"): return .learning(false)
-        case ("set", let assignment):
-            let parts = assignment.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        switch verb {
+        case "stats", "streams", "checkpoint", "model", "reload":
+            guard rest.isEmpty else { throw ParseError("'\(verb)' takes no argument (got '\(rest)')") }
+            switch verb {
+            case "stats": return .stats
+            case "streams": return .streams
+            case "checkpoint": return .checkpoint
+            case "model": return .model
+            default: return .reload
+            }
+        case "stream", "reset", "drop":
+            guard !rest.isEmpty else { throw ParseError("'\(verb)' needs a stream key: \(verb) KEY") }
+            return verb == "stream" ? .stream(rest) : verb == "reset" ? .reset(rest) : .drop(rest)
+        case "learning":
+            guard rest == "on" || rest == "off" else { throw ParseError("'learning' takes on or off (got '\(rest)')") }
+            return .learning(rest == "on")
+        case "set":
+            let parts = rest.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ParseError("'set' takes NAME=VALUE (got '\(rest)')") }
             return .set(parts[0], parts[1])
-        default: return nil
+        default:
+            throw ParseError("unknown command '\(verb.prefix(64))'")
+        }
+    }
+
+    /// `{"command": …}` with the command's own fields.
+    private static func parseJSON(_ text: String) throws(ParseError) -> ControlCommand {
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) } catch {
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            throw ParseError("the request is not valid JSON\(detail.map { ": \($0)" } ?? "")")
+        }
+        guard let o = parsed as? [String: Any] else { throw ParseError("a JSON request is an object") }
+        guard let c = o["command"] as? String else { throw ParseError("a JSON request needs a \"command\" string") }
+        switch c {
+        case "stream", "reset", "drop":
+            guard let key = o["key"] as? String, !key.isEmpty else { throw ParseError("'\(c)' needs a \"key\" string") }
+            return try parse("\(c) \(key)")
+        case "learning":
+            guard let v = o["on"], JSONNumbers.isBool(v), let on = v as? Bool else { throw ParseError("'learning' needs \"on\": true or false") }
+            return .learning(on)
+        case "set":
+            guard let n = o["name"] as? String, let v = o["value"] else { throw ParseError("'set' needs a \"name\" string and a \"value\"") }
+            return .set(n, "\(v)")
+        default:
+            return try parse(c)
         }
     }
 }

@@ -20,8 +20,11 @@ struct ControlHandler {
         guard request.count <= Self.maxRequestBytes else {
             return .reply(ControlReply.failure("request is \(request.count) bytes; control requests are at most \(Self.maxRequestBytes)"))
         }
-        guard let command = ControlCommand.parse(String(decoding: request, as: UTF8.self)) else {
-            return .reply(ControlReply.failure("cannot read the request; \(Self.usage)"))
+        let command: ControlCommand
+        do throws(ControlCommand.ParseError) {
+            command = try ControlCommand.parse(String(decoding: request, as: UTF8.self))
+        } catch {
+            return .reply(ControlReply.failure("cannot read the request: \(error.reason); \(Self.usage)"))
         }
         return execute(command, core: core, configuration: configuration, apply: apply)
     }

@@ -75,6 +75,7 @@ public struct SettingsSource: Sendable {
     public func resolve() throws(SettingError) -> ServeConfiguration {
         var c = ServeConfiguration()
         var set: Set<String> = []
+        var fromFile: ServeConfiguration?
         if let configFile {
             let text: String
             do { text = try String(contentsOfFile: configFile, encoding: .utf8) } catch {
@@ -84,6 +85,7 @@ public struct SettingsSource: Sendable {
                 try setting.apply(value, to: &c)
                 set.insert(setting.key)
             }
+            fromFile = c
         }
         for f in flags {
             guard let setting = ServeSettings.named(f.key) else { continue }
@@ -92,7 +94,11 @@ public struct SettingsSource: Sendable {
         }
         // Connecting the input to producers replaces the default bind, unless a bind was asked for too.
         if !c.inputConnect.isEmpty && !set.contains("input") { c.inputBind = [] }
-        if let problem = c.problem() { throw SettingError(problem) }
+        if let problem = c.problem() {
+            // Named by the file when the file alone has it (a flag could not have caused it).
+            if let configFile, fromFile?.problem() == problem { throw SettingError("\(configFile): \(problem)") }
+            throw SettingError(problem)
+        }
         return c
     }
 

@@ -2,9 +2,9 @@ import Foundation
 
 /// Reading numbers out of JSONSerialization's `Any` exactly: shared by the input and output
 /// decoders.
-enum JSONNumbers {
+public enum JSONNumbers {
     /// JSONSerialization gives NSNumber for both numbers and booleans; tell them apart.
-    static func isBool(_ v: Any) -> Bool {
+    public static func isBool(_ v: Any) -> Bool {
         guard let n = v as? NSNumber else { return false }
         return String(cString: n.objCType) == "c" || type(of: n) == type(of: NSNumber(value: true))
     }

@@ -16,7 +16,8 @@ struct ControlClient {
         self.curve = curve
     }
 
-    /// The raw reply, or nil when none came within the timeout.
+    /// The raw reply, or nil when none came within the timeout; throws when the daemon refused
+    /// this client's handshake (CURVE), saying why.
     func raw(_ command: String) throws -> [UInt8]? {
         // A REQ socket that timed out cannot send again, so each request gets its own.
         let socket = try ZMQSocket(context: context, type: .req)
@@ -24,14 +25,21 @@ struct ControlClient {
         try socket.setLinger(milliseconds: 0)
         try socket.setReceiveTimeout(milliseconds: Int32(max(1, timeout * 1000)))
         try curve?.apply(to: socket)
+        let watch = try HandshakeWatch(socket, context: context, role: .operators, curve: curve?.curveCert != nil)
         try socket.connect(endpoint)
         _ = try socket.send(frames: [Array(command.utf8)])
-        return try socket.receiveFrames()?.first
+        if let reply = try socket.receiveFrames()?.first { return reply }
+        if let refusal = watch.refusal { throw CLIError("control \(endpoint): \(refusal)") }
+        return nil
     }
 
-    /// The reply as a JSON object, or nil when there was none (or it was not an object).
-    func request(_ command: String) -> [String: Any]? {
-        guard let reply = try? raw(command) else { return nil }
+    /// The reply as a JSON object; nil when there was none within the timeout (or it was not an
+    /// object); throws when the daemon refused this client.
+    func object(_ command: String) throws -> [String: Any]? {
+        guard let reply = try raw(command) else { return nil }
         return (try? JSONSerialization.jsonObject(with: Data(reply))) as? [String: Any]
     }
+
+    /// `object`, with a refusal read as no reply.
+    func request(_ command: String) -> [String: Any]? { (try? object(command)) ?? nil }
 }

@@ -20,10 +20,19 @@ struct TailCommand: ParsableCommand {
         try sub.setReceiveHighWaterMark(1_000_000)
         try sub.subscribe(Array(prefix.utf8))
         try curve.apply(to: sub)
+        let watch = try HandshakeWatch(sub, context: context, role: .consumers, curve: curve.curveCert != nil)
+        // Waits without end for predictions, but wakes each second to see whether the daemon
+        // refused this client (which would otherwise look like a quiet output).
+        try sub.setReceiveTimeout(milliseconds: 1000)
         try sub.connect(connect)
-        var printed = 0
+        var printed = 0, received = false
         while count == 0 || printed < count {
-            guard let frames = try sub.receiveFrames(), frames.count == 2 else { continue }
+            guard let frames = try sub.receiveFrames() else {
+                if !received, let refusal = watch.refusal { throw CLIError("output \(connect): \(refusal)") }
+                continue
+            }
+            received = true
+            guard frames.count == 2 else { continue }
             let key = String(decoding: frames[0], as: UTF8.self)
             guard let m = try? OutputCodec.decode(frames[1]) else {
                 print("\(key)\t(undecodable payload of \(frames[1].count) bytes)")

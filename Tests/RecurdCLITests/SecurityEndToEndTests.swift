@@ -207,6 +207,30 @@ import ZeroMQ
         #expect(s.daemon.terminate() == 0)
     }
 
+    /// The CLI says which folder a refused key belongs in (or that the daemon wants CURVE), not
+    /// "is the daemon running?".
+    @Test func refusedClientsAreToldWhy() throws {
+        let s = try start(["--no-learn"])
+        let server = ["--server-key", path("keys/server.key")]
+        func cert(_ name: String) -> [String] { ["--curve-cert", path("keys/\(name).key_secret")] + server }
+        let ctl = try runRecurd(["ctl", "--connect", s.daemon.controlEndpoint, "--timeout", "2"] + cert("producer") + ["stats"])
+        #expect(ctl.status != 0 && ctl.stderr.contains("refused this client's key") && ctl.stderr.contains("operators/ folder"), "\(ctl.stderr)")
+        let plain = try runRecurd(["ctl", "--connect", s.daemon.controlEndpoint, "--timeout", "2", "stats"])
+        #expect(plain.status != 0 && plain.stderr.contains("it has CURVE on"), "\(plain.stderr)")
+        let tail = try runRecurd(["tail", "--connect", s.daemon.outputEndpoint, "--count", "1"] + cert("stranger"))
+        #expect(tail.status != 0 && tail.stderr.contains("consumers/ folder"), "\(tail.stderr)")
+        try "x,y,z\n1,2,3\n".write(toFile: path("s.csv"), atomically: true, encoding: .utf8)
+        let stranger = try runRecurd(["publish", "--connect", s.daemon.inputEndpoint, "--socket", "push", "--control", "", "--stream", "s",
+                                      "--wait", "3"] + cert("stranger") + [path("s.csv")])
+        #expect(stranger.status != 0 && stranger.stderr.contains("producers/ folder"), "\(stranger.stderr)")
+        // A producer that is not an operator still publishes, told why the daemon was not asked.
+        let producer = try runRecurd(["publish", "--connect", s.daemon.inputEndpoint, "--socket", "push", "--control", s.daemon.controlEndpoint,
+                                      "--stream", "s"] + cert("producer") + [path("s.csv")])
+        #expect(producer.status == 0 && producer.stderr.contains("operators/ folder") && producer.stdout.contains("published 1 steps"),
+                "\(producer.stdout)\(producer.stderr)")
+        #expect(s.daemon.terminate() == 0)
+    }
+
     @Test func producersOutsideTrainersNeverChangeTheModel() throws {
         let s = try start(["--sync-learning", "--k1", "2", "--k2", "4", "--lr", "0.05"], trainers: true)
         let producer = try socket(s, .push, "producer", endpoint: s.daemon.inputEndpoint)

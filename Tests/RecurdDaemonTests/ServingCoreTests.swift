@@ -207,6 +207,15 @@ import Testing
         #expect(try ask(String(repeating: "x", count: 70_000))["error"] as? String ?? "" != "")
         #expect(try ask("drop a")["dropped"] as? String == "a")
         #expect(try ask("stream a")["ok"] as? Bool == false)
+        // A request not understood is answered with what was wrong with it.
+        for (request, says) in [("STATS", "unknown command 'STATS'"), ("stream", "'stream' needs a stream key"), ("stats now", "'stats' takes no argument"),
+                                ("learning maybe", "'learning' takes on or off"), ("set lr", "'set' takes NAME=VALUE"),
+                                (#"{"command": "stats""#, "not valid JSON: Unexpected end of file"), (#"{"command": "stream"}"#, #"'stream' needs a "key" string"#),
+                                (#"{"key": "a"}"#, #"needs a "command" string"#), (#"{"command": "learning", "on": 1}"#, #""on": true or false"#)] {
+            let error = try ask(request)["error"] as? String ?? ""
+            #expect(error.hasPrefix("cannot read the request: ") && error.contains(says), "\(request): \(error)")
+        }
+        #expect(try ask(#"{"command": "learning", "on": false}"#)["learning"] as? Bool == false)
     }
 }
 

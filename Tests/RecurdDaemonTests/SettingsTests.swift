@@ -87,6 +87,16 @@ import Testing
         #expect(throws: SettingError("lr: '-' is not a finite number")) { _ = try SettingsSource.parse(arguments: ["--lr", "-"]) }
         // Connecting the input replaces the default bind.
         #expect(try SettingsSource.parse(arguments: ["--input-connect", "tcp://x:1"]).resolve().inputBind.isEmpty)
+        // A value refused after reading names the file when the file set it, not when a flag did.
+        let bad = dir.appendingPathComponent("bad.toml").path
+        try "lr = 2\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(throws: SettingError("\(bad): lr 2.0 is above 1, which destroys a model's weights; use a value in [0, 1]")) {
+            _ = try SettingsSource.parse(arguments: ["--config", bad]).resolve()
+        }
+        #expect(throws: SettingError("lr 3.0 is above 1, which destroys a model's weights; use a value in [0, 1]")) {
+            _ = try SettingsSource.parse(arguments: ["--config", file, "--lr", "3"]).resolve()
+        }
+        #expect(try SettingsSource.parse(arguments: ["--config", bad, "--lr", "0.1"]).resolve().learningRate == 0.1)
     }
 
     @Test func valuesThatDestroyAModelAreRefused() throws {

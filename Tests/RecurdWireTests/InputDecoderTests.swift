@@ -184,6 +184,17 @@ struct LCG: RandomNumberGenerator {
         }
     }
 
+    @Test func jsonSyntaxErrorsSayWhatAndWhere() {
+        for (text, says) in [(#"{"x": [NaN]}"#, "Invalid value at byte offset 7"), (#"{"x": [1"#, "Unexpected end of file")] {
+            do {
+                _ = try decode(text)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.reason == .json && error.detail.contains("invalid JSON (\(text.utf8.count) bytes): ") && error.detail.contains(says), "\(text): \(error)")
+            }
+        }
+    }
+
     @Test func randomJSONishBytesNeverCrash() {
         var rng = LCG(state: 3)
         let alphabet = Array(#"{}[]",:0123456789.-eExyseqtokn trufals"#.utf8)
