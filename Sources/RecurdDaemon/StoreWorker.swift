@@ -81,6 +81,10 @@ final class StoreWorker: @unchecked Sendable {
         log = RateLimitedLog(logger: logger, interval: 10)
         storedCount.store(store?.count ?? 0, ordering: .relaxed)
         metrics.streamsStored.record(store?.count ?? 0)
+        // What a restart found on disk, not 0 until the first write.
+        let bytes = store?.bytes ?? 0
+        storeBytes.store(Int(bytes), ordering: .relaxed)
+        metrics.storeBytes.record(bytes)
     }
 
     func start() {

@@ -26,12 +26,21 @@ struct FitCommand: ParsableCommand {
     @Flag(help: "Print only the summary, not the curve as it goes.") var quiet = false
     @Option(parsing: .unconditional, help: "Text models: score the daemon's published distribution, the network's refined by a per-stream context model of this many bytes (0, the default: the network's own, as any framework computes it).") var textContextBytes = 0
 
+    /// Malformed flag values are usage errors, answered with this command's usage.
+    func validate() throws {
+        if let columns { _ = try parseColumns(columns) }
+        if textContextBytes < 0 { throw ValidationError("--text-context-bytes must be ≥ 0") }
+    }
+
     func run() throws {
         let config = LearningConfiguration(k1: k1, k2: k2, optimizer: optimizer, learningRate: lr, clip: clip)
         if let problem = config.problem() { throw CLIError(problem) }
         let file = try ModelLoading.loadModel(model)
         let m = file.model
         if let problem = OnlineLearner.nextStepProblem(m.architecture) { throw CLIError("\(model): \(problem)") }
+        if textContextBytes > 0, case .features = m.architecture.input {
+            throw CLIError("--text-context-bytes scores text models; \(model) takes features")
+        }
         let cols = try columns.map { try parseColumns($0) }
         let stream = try ModelLoading.loadStream(input, format: format, columns: cols, for: m.architecture)
         guard stream.count >= 2 else { throw CLIError("\(input): fit needs at least 2 steps (one target)") }

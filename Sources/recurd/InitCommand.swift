@@ -37,6 +37,7 @@ struct InitCommand: ParsableCommand {
     func validate() throws {
         if inputSize != nil && (vocab != nil || embed != nil) { throw ValidationError("give either --input-size or --vocab with --embed, not both") }
         if inputSize == nil && (vocab == nil || embed == nil) { throw ValidationError("give --input-size N for features, or --vocab V and --embed E for tokens") }
+        _ = try parseSizes(hidden, flag: "--hidden")
     }
 
     func run() throws {

@@ -37,6 +37,7 @@ struct PublishCommand: ParsableCommand {
         if stream.utf8.isEmpty || stream.utf8.count > 255 { throw ValidationError("--stream must be 1–255 bytes") }
         if rate < 0 || !rate.isFinite { throw ValidationError("--rate must be 0 (as fast as possible) or a positive number of steps per second") }
         if reset && seq != nil { throw ValidationError("--reset numbers the stream from 0; leave out --seq") }
+        if let columns { _ = try parseColumns(columns) }
     }
 
     func run() throws {

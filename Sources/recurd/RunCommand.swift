@@ -14,6 +14,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Write predictions here instead of standard output.") var output: String?
     @Flag(help: "Standardise each feature with its running mean and variance and print predictions in the stream's units, as `recurd serve` does by default (for a model trained with it).") var normalize = false
 
+    /// Malformed flag values are usage errors, answered with this command's usage.
+    func validate() throws {
+        if let columns { _ = try parseColumns(columns) }
+    }
+
     func run() throws {
         let file = try ModelLoading.loadModel(model)
         let m = file.model

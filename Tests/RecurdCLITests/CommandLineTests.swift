@@ -84,6 +84,11 @@ import Testing
             (["run", "--model", csv3, "--input", csv3], "three.csv"),
             (["init", "--cell", "lstm", "--hidden", "4", "--input-size", "3", "--vocab", "9", "--embed", "2", "--output-size", "1", "--head", "linear", "-o", path("x")], "not both"),
             (["init", "--cell", "lstm", "--hidden", "4,0", "--input-size", "3", "--output-size", "1", "--head", "linear", "-o", path("x")], "--hidden"),
+            // A malformed value is answered with the subcommand's usage, not the tool's.
+            (["init", "--cell", "lstm", "--hidden", "16,abc", "--input-size", "3", "--output-size", "1", "--head", "linear", "-o", path("x")], "Usage: recurd init"),
+            (["run", "--model", path("m5"), "--input", csv3, "--columns", "x"], "Usage: recurd run"),
+            (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0",
+              "--text-context-bytes", "8"], "--text-context-bytes scores text models"),
             (["fit", "--model", path("m5"), "--input", csv3, "--k1", "0", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0"], "k1"),
             (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "rmsprop", "--lr", "0.1", "--clip", "0"], "rmsprop"),
             (["run", "--model", path("m5"), "--input", csv3, "--format", "text"], "text"),

@@ -77,7 +77,10 @@ import ZeroMQ
         #expect(first.terminate() == 0, "SIGTERM must exit 0: \(first.log)")
         #expect(first.log.contains("checkpoint written"))
         let second = try DaemonHarness(arguments: flags + ["--state-dir", path("cut")])
-        #expect(try second.control("stats")["model_version"] as? Int == versionAtStop)
+        let restarted = try second.control("stats")
+        #expect(restarted["model_version"] as? Int == versionAtStop)
+        // The store's size is what the restart found, before anything is written.
+        #expect(((restarted["store"] as? [String: Any])?["bytes"] as? Int ?? 0) > 0, "\(restarted)")
         let rest = try run(second, streams: streams, steps: cut..<steps)
         for (k, v) in rest { got[k, default: []] += v }
         // The first step after the restart is no new stream: flag clear, its loss scored.
