@@ -92,6 +92,7 @@ final class ServingLoop {
                 "server_key": "\(cert.publicKey)", "producers": "\(r.producers.count)", "consumers": "\(r.consumers.count)",
                 "operators": "\(r.operators.count)", "trainers": "\(r.trainers.map { "\($0.count)" } ?? "all producers")",
             ])
+            warnIfNobodyTrains(r, directory: dir)
         }
         return try ServingEndpoints(context: context, configuration: configuration, curveSecretKey: secret)
     }
@@ -118,6 +119,7 @@ final class ServingLoop {
                     logger.error("could not re-bind the output after a consumer key was removed; restart to cut it off", metadata: ["error": "\(error)"])
                 }
             }
+            warnIfNobodyTrains(r, directory: dir)
             logger.notice("allow-lists reloaded", metadata: [
                 "producers": "\(r.producers.count)", "consumers": "\(r.consumers.count)", "operators": "\(r.operators.count)",
                 "trainers": "\(r.trainers.map { "\($0.count)" } ?? "all producers")",
@@ -125,6 +127,14 @@ final class ServingLoop {
         } catch {
             logger.error("allow-lists not reloaded; the old ones stay", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// An empty trainers/ folder is easy to make by accident (it turns learning off for every
+    /// producer), so it is said loudly, not only as "trainers=0".
+    private func warnIfNobodyTrains(_ r: CurveRoles, directory: String) {
+        guard let t = r.trainers, t.isEmpty, configuration.learn else { return }
+        logger.warning("trainers/ is empty: no producer's steps are learnt from; add the producers that may train, or remove the folder to let every producer train",
+                       metadata: ["folder": "\(directory)/trainers"])
     }
 
     // MARK: Model

@@ -243,6 +243,11 @@ import ZeroMQ
         let trainer = try socket(s, .push, "trainer", endpoint: s.daemon.inputEndpoint)
         for t in 0..<20 { _ = try trainer.send(frames: [Array("t".utf8), step(t)]) }
         #expect(try eventually(10) { (try s.daemon.control("stats")["model_version"] as? Int ?? 0) > 0 }, "a trainer's steps train the model")
+        #expect(!s.daemon.log.contains("trainers/ is empty"))
+        // Emptying trainers/ (easy by accident: it stops all learning) is warned about on reload.
+        for name in ["harness", "trainer"] { try FileManager.default.removeItem(atPath: path("clients/trainers/\(name).key")) }
+        s.daemon.signal(SIGHUP)
+        #expect(eventually(10) { s.daemon.log.contains("trainers/ is empty: no producer's steps are learnt from") }, "\(s.daemon.log)")
         producer.close()
         trainer.close()
         #expect(s.daemon.terminate() == 0)
