@@ -87,16 +87,18 @@ public struct SettingsSource: Sendable {
             }
             fromFile = c
         }
+        var flagsOnly = ServeConfiguration()
         for f in flags {
             guard let setting = ServeSettings.named(f.key) else { continue }
             try setting.apply(f.value, to: &c)
+            try setting.apply(f.value, to: &flagsOnly)
             set.insert(f.key)
         }
         // Connecting the input to producers replaces the default bind, unless a bind was asked for too.
         if !c.inputConnect.isEmpty && !set.contains("input") { c.inputBind = [] }
         if let problem = c.problem() {
-            // Named by the file when the file alone has it (a flag could not have caused it).
-            if let configFile, fromFile?.problem() == problem { throw SettingError("\(configFile): \(problem)") }
+            // Named by the file when the file alone has it and the flags alone do not.
+            if let configFile, fromFile?.problem() == problem, flagsOnly.problem() != problem { throw SettingError("\(configFile): \(problem)") }
             throw SettingError(problem)
         }
         return c

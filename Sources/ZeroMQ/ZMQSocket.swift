@@ -146,6 +146,14 @@ public final class ZMQSocket {
         guard zmq_socket_monitor(h, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor \(endpoint)") }
     }
 
+    /// Stops the monitor `monitor` started. libzmq sends a monitor's events blocking, on the I/O
+    /// thread: a monitor nobody reads any more must be stopped before its reader goes, or the
+    /// socket's I/O stalls at the next event (zeromq/libzmq#3575).
+    public func stopMonitor() throws(ZMQError) {
+        let h = try live("stopMonitor")
+        guard zmq_socket_monitor(h, nil, 0) == 0 else { throw ZMQError.last("zmq_socket_monitor stop") }
+    }
+
     /// Queue only to completed connections.
     public func setImmediate(_ on: Bool) throws(ZMQError) { try set(ZMQ_IMMEDIATE, Int32(on ? 1 : 0), "ZMQ_IMMEDIATE") }
 

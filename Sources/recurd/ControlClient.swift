@@ -26,6 +26,7 @@ struct ControlClient {
         try socket.setReceiveTimeout(milliseconds: Int32(max(1, timeout * 1000)))
         try curve?.apply(to: socket)
         let watch = try HandshakeWatch(socket, context: context, role: .operators, curve: curve?.curveCert != nil)
+        defer { watch.stop() }
         try socket.connect(endpoint)
         _ = try socket.send(frames: [Array(command.utf8)])
         if let reply = try socket.receiveFrames()?.first { return reply }

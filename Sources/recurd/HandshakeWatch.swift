@@ -2,18 +2,24 @@ import Foundation
 import ZeroMQ
 
 /// A client socket's failed handshakes, read when the daemon stays silent: a daemon that refused
-/// this client (CURVE: a key outside the role's folder, the wrong server key, plaintext against a
-/// secured daemon) is then named as the cause, instead of asking whether the daemon runs.
+/// this client (CURVE: a key outside the role's folder, CURVE on one side only, a wrong server
+/// key) is then named as the cause, instead of asking whether the daemon runs.
+///
+/// libzmq sends monitor events blocking, so the watch must be `stop`ped (or read) while the
+/// socket lives on: callers stop it as soon as the connection is known to work or they give up.
 final class HandshakeWatch {
     /// The daemon's folder of allowed keys for the endpoint this client uses.
     enum Role: String {
         case producers, consumers, operators
     }
 
+    private let socket: ZMQSocket
     private let monitor: ZMQSocket
     private let role: Role
     private let curve: Bool
-    private var failure: ZMQMonitorEvent.Kind?
+    /// The last handshake's failure; nil before any, and again after one succeeds.
+    private var failure: ZMQMonitorEvent?
+    private var stopped = false
 
     /// Watches `socket`; call before it connects, so that no event is missed.
     init(_ socket: ZMQSocket, context: ZMQContext, role: Role, curve: Bool) throws {
@@ -21,27 +27,57 @@ final class HandshakeWatch {
         try socket.monitor(endpoint, events: ZMQMonitorEvent.watched)
         monitor = try ZMQSocket(context: context, type: .pair)
         try monitor.connect(endpoint)
+        self.socket = socket
         self.role = role
         self.curve = curve
     }
 
-    deinit { monitor.close() }
+    deinit { stop() }
 
-    /// What the daemon refused, in words for the user; nil when no handshake has failed.
+    /// Stops the socket's monitor, then closes its reader (in that order, see above).
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        try? socket.stopMonitor()
+        monitor.close()
+    }
+
+    /// What the daemon refused, in words for the user; nil when no handshake failed, or when it
+    /// failed for a reason the watch cannot tell (then the caller's own hint is the better one:
+    /// a socket type that does not fit the endpoint fails the same way as a lost connection).
     var refusal: String? {
-        while let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
-            if event.kind == .authFailed || event.kind == .handshakeFailed { failure = event.kind }
+        while !stopped, let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
+            switch event.kind {
+            case .authFailed, .handshakeFailed: failure = event
+            case .handshakeSucceeded: failure = nil
+            default: break
+            }
         }
-        switch (failure, curve) {
-        case (nil, _):
-            return nil
-        case (_, false):
-            return "the daemon refused the connection's handshake: it has CURVE on, so pass --curve-cert and --server-key"
-        case (.authFailed, true):
+        guard let failure else { return nil }
+        switch (failure.kind, failure.value == ZMQMonitorEvent.mechanismMismatch, curve) {
+        case (.authFailed, _, _):
             return "the daemon refused this client's key: its public certificate (NAME.key) must be in the daemon's "
                 + "\(role.rawValue)/ folder of --curve-clients (a key added later needs a SIGHUP)"
-        case (_, true):
-            return "the CURVE handshake with the daemon failed: is --server-key the daemon's public key, and does the daemon have CURVE on?"
+        case (_, true, false):
+            return "the daemon refused the connection's handshake: it has CURVE on, so pass --curve-cert and --server-key"
+        case (_, true, true):
+            return "the daemon does not have CURVE on: leave out --curve-cert and --server-key"
+        case (_, false, true):
+            // A wrong server key and a socket type that does not fit the endpoint look alike here.
+            return "the CURVE handshake failed: is --server-key the daemon's public key, and is this the daemon's \(role.endpoint) endpoint?"
+        case (_, false, false):
+            return nil
+        }
+    }
+}
+
+extension HandshakeWatch.Role {
+    /// The endpoint a client in this role connects to.
+    var endpoint: String {
+        switch self {
+        case .producers: "input"
+        case .consumers: "output"
+        case .operators: "control"
         }
     }
 }

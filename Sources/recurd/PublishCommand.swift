@@ -122,6 +122,7 @@ struct PublishCommand: ParsableCommand {
             try s.setReceiveTimeout(milliseconds: Int32(wait * 1000))
             try curve.apply(to: s)
             let watch = try HandshakeWatch(s, context: context, role: .producers, curve: curve.curveCert != nil)
+            defer { watch.stop() }
             try s.connect(connect)
             guard let subscription = try s.receiveFrames(), subscription.first?.first == 1 else {
                 s.close()
@@ -135,6 +136,7 @@ struct PublishCommand: ParsableCommand {
         try s.setLinger(milliseconds: 30_000)
         try curve.apply(to: s)
         let watch = try HandshakeWatch(s, context: context, role: .producers, curve: curve.curveCert != nil)
+        defer { watch.stop() }
         try s.connect(connect)
         // With IMMEDIATE a PUSH queues only to completed connections: it is writable once one is.
         guard try ZMQPoller(writable: [s]).poll(timeoutMilliseconds: Int(wait * 1000)).first == true else {

@@ -21,6 +21,7 @@ struct TailCommand: ParsableCommand {
         try sub.subscribe(Array(prefix.utf8))
         try curve.apply(to: sub)
         let watch = try HandshakeWatch(sub, context: context, role: .consumers, curve: curve.curveCert != nil)
+        defer { watch.stop() }
         // Waits without end for predictions, but wakes each second to see whether the daemon
         // refused this client (which would otherwise look like a quiet output).
         try sub.setReceiveTimeout(milliseconds: 1000)
@@ -31,7 +32,10 @@ struct TailCommand: ParsableCommand {
                 if !received, let refusal = watch.refusal { throw CLIError("output \(connect): \(refusal)") }
                 continue
             }
-            received = true
+            if !received {
+                received = true
+                watch.stop()
+            }
             guard frames.count == 2 else { continue }
             let key = String(decoding: frames[0], as: UTF8.self)
             guard let m = try? OutputCodec.decode(frames[1]) else {

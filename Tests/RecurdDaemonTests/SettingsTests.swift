@@ -97,6 +97,11 @@ import Testing
             _ = try SettingsSource.parse(arguments: ["--config", file, "--lr", "3"]).resolve()
         }
         #expect(try SettingsSource.parse(arguments: ["--config", bad, "--lr", "0.1"]).resolve().learningRate == 0.1)
+        // A message without the value: the file is named only when the flags alone are fine.
+        let negative = dir.appendingPathComponent("negative.toml").path
+        try "top-k = -1\n".write(toFile: negative, atomically: true, encoding: .utf8)
+        #expect(throws: SettingError("\(negative): top-k must be ≥ 0")) { _ = try SettingsSource.parse(arguments: ["--config", negative]).resolve() }
+        #expect(throws: SettingError("top-k must be ≥ 0")) { _ = try SettingsSource.parse(arguments: ["--config", negative, "--top-k", "-2"]).resolve() }
     }
 
     @Test func valuesThatDestroyAModelAreRefused() throws {
