@@ -26,6 +26,7 @@ final class HandshakeWatch {
         let endpoint = "inproc://recurd-client-\(role.rawValue)-\(UUID().uuidString)"
         try socket.monitor(endpoint, events: ZMQMonitorEvent.watched)
         monitor = try ZMQSocket(context: context, type: .pair)
+        try monitor.setReceiveHighWaterMark(0)
         try monitor.connect(endpoint)
         self.socket = socket
         self.role = role
