@@ -30,7 +30,7 @@ struct ControlClient {
         try socket.connect(endpoint)
         _ = try socket.send(frames: [Array(command.utf8)])
         if let reply = try socket.receiveFrames()?.first { return reply }
-        if let refusal = watch.refusal { throw CLIError("control \(endpoint): \(refusal)") }
+        if let refusal = watch.refusal(hint: "is this the daemon's control endpoint?") { throw CLIError("control \(endpoint): \(refusal)") }
         return nil
     }
 

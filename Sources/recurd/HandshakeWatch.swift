@@ -43,10 +43,15 @@ final class HandshakeWatch {
         monitor.close()
     }
 
-    /// What the daemon refused, in words for the user; nil when no handshake failed, or when it
-    /// failed for a reason the watch cannot tell (then the caller's own hint is the better one:
-    /// a socket type that does not fit the endpoint fails the same way as a lost connection).
-    var refusal: String? {
+    /// The refusal when it is certain (a refused key, CURVE on one side only), for a client that
+    /// would otherwise wait on: a lost connection may be a daemon restarting.
+    var certainRefusal: String? {
+        read()
+        guard let failure, failure.kind == .authFailed || failure.value == ZMQMonitorEvent.mechanismMismatch else { return nil }
+        return refusal(hint: "")
+    }
+
+    private func read() {
         while !stopped, let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
             switch event.kind {
             case .authFailed, .handshakeFailed: failure = event
@@ -54,6 +59,15 @@ final class HandshakeWatch {
             default: break
             }
         }
+    }
+
+    /// What made the handshake fail, in words for the user; nil when none failed. `hint` is the
+    /// caller's own guess (a wrong endpoint or socket type), used where libzmq cannot tell the
+    /// causes apart: the daemon may close a connection before the client has read why, so a
+    /// plaintext client meets a CURVE daemon as a lost connection now and then, as does a socket
+    /// type that does not fit the endpoint, or a wrong server key.
+    func refusal(hint: String) -> String? {
+        read()
         guard let failure else { return nil }
         switch (failure.kind, failure.value == ZMQMonitorEvent.mechanismMismatch, curve) {
         case (.authFailed, _, _):
@@ -64,21 +78,9 @@ final class HandshakeWatch {
         case (_, true, true):
             return "the daemon does not have CURVE on: leave out --curve-cert and --server-key"
         case (_, false, true):
-            // A wrong server key and a socket type that does not fit the endpoint look alike here.
-            return "the CURVE handshake failed: is --server-key the daemon's public key, and is this the daemon's \(role.endpoint) endpoint?"
+            return "the CURVE handshake failed: is --server-key the daemon's public key? — or: \(hint)"
         case (_, false, false):
-            return nil
-        }
-    }
-}
-
-extension HandshakeWatch.Role {
-    /// The endpoint a client in this role connects to.
-    var endpoint: String {
-        switch self {
-        case .producers: "input"
-        case .consumers: "output"
-        case .operators: "control"
+            return "the handshake failed: \(hint) — or the daemon has CURVE on, and this client needs --curve-cert and --server-key"
         }
     }
 }

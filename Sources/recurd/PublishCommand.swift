@@ -126,7 +126,7 @@ struct PublishCommand: ParsableCommand {
             try s.connect(connect)
             guard let subscription = try s.receiveFrames(), subscription.first?.first == 1 else {
                 s.close()
-                throw CLIError("nobody subscribed at \(connect) within \(wait) s: \(watch.refusal ?? hint)")
+                throw CLIError("nobody subscribed at \(connect) within \(wait) s: \(watch.refusal(hint: hint) ?? hint)")
             }
             return s
         }
@@ -141,7 +141,7 @@ struct PublishCommand: ParsableCommand {
         // With IMMEDIATE a PUSH queues only to completed connections: it is writable once one is.
         guard try ZMQPoller(writable: [s]).poll(timeoutMilliseconds: Int(wait * 1000)).first == true else {
             s.close()
-            throw CLIError("no daemon took a connection at \(connect) within \(wait) s: \(watch.refusal ?? hint)")
+            throw CLIError("no daemon took a connection at \(connect) within \(wait) s: \(watch.refusal(hint: hint) ?? hint)")
         }
         return s
     }

@@ -29,7 +29,7 @@ struct TailCommand: ParsableCommand {
         var printed = 0, received = false
         while count == 0 || printed < count {
             guard let frames = try sub.receiveFrames() else {
-                if !received, let refusal = watch.refusal { throw CLIError("output \(connect): \(refusal)") }
+                if !received, let refusal = watch.certainRefusal { throw CLIError("output \(connect): \(refusal)") }
                 continue
             }
             if !received {
