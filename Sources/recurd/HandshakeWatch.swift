@@ -47,16 +47,23 @@ final class HandshakeWatch {
     /// would otherwise wait on: a lost connection may be a daemon restarting.
     var certainRefusal: String? {
         read()
-        guard let failure, failure.kind == .authFailed || failure.value == ZMQMonitorEvent.mechanismMismatch else { return nil }
+        guard let failure, Self.isCertain(failure) else { return nil }
         return refusal(hint: "")
     }
+
+    /// A refused key, or CURVE on one side only.
+    private static func isCertain(_ e: ZMQMonitorEvent) -> Bool { e.kind == .authFailed || e.value == ZMQMonitorEvent.mechanismMismatch }
 
     private func read() {
         while !stopped, let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
             switch event.kind {
-            case .authFailed, .handshakeFailed: failure = event
-            case .handshakeSucceeded: failure = nil
-            default: break
+            case .authFailed, .handshakeFailed:
+                // A certain cause is kept over a later attempt that failed without one.
+                if Self.isCertain(event) || !(failure.map(Self.isCertain) ?? false) { failure = event }
+            case .handshakeSucceeded:
+                failure = nil
+            default:
+                break
             }
         }
     }

@@ -216,7 +216,9 @@ import ZeroMQ
         let ctl = try runRecurd(["ctl", "--connect", s.daemon.controlEndpoint, "--timeout", "2"] + cert("producer") + ["stats"])
         #expect(ctl.status != 0 && ctl.stderr.contains("refused this client's key") && ctl.stderr.contains("operators/ folder"), "\(ctl.stderr)")
         let plain = try runRecurd(["ctl", "--connect", s.daemon.controlEndpoint, "--timeout", "2", "stats"])
-        #expect(plain.status != 0 && plain.stderr.contains("it has CURVE on"), "\(plain.stderr)")
+        // Said outright when libzmq reports the mechanism mismatch, as the other possibility when
+        // the daemon closed the connection before the client read why (both happen).
+        #expect(plain.status != 0 && plain.stderr.contains("has CURVE on"), "\(plain.stderr)")
         let tail = try runRecurd(["tail", "--connect", s.daemon.outputEndpoint, "--count", "1"] + cert("stranger"))
         #expect(tail.status != 0 && tail.stderr.contains("consumers/ folder"), "\(tail.stderr)")
         try "x,y,z\n1,2,3\n".write(toFile: path("s.csv"), atomically: true, encoding: .utf8)
