@@ -15,6 +15,9 @@ enum ControlCommand: Equatable {
         init(_ reason: String) { self.reason = reason }
     }
 
+    /// The commands that take no argument, by name.
+    private static let bare: [String: ControlCommand] = ["stats": .stats, "streams": .streams, "checkpoint": .checkpoint, "model": .model, "reload": .reload]
+
     static func parse(_ request: String) throws(ParseError) -> ControlCommand {
         let text = request.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { throw ParseError("empty request") }
@@ -23,16 +26,11 @@ enum ControlCommand: Equatable {
             guard let space = text.firstIndex(of: " ") else { return (text, "") }
             return (String(text[..<space]), String(text[text.index(after: space)...]).trimmingCharacters(in: .whitespaces))
         }()
-        switch verb {
-        case "stats", "streams", "checkpoint", "model", "reload":
+        if let command = bare[verb] {
             guard rest.isEmpty else { throw ParseError("'\(verb)' takes no argument (got '\(rest)')") }
-            switch verb {
-            case "stats": return .stats
-            case "streams": return .streams
-            case "checkpoint": return .checkpoint
-            case "model": return .model
-            default: return .reload
-            }
+            return command
+        }
+        switch verb {
         case "stream", "reset", "drop":
             guard !rest.isEmpty else { throw ParseError("'\(verb)' needs a stream key: \(verb) KEY") }
             return verb == "stream" ? .stream(rest) : verb == "reset" ? .reset(rest) : .drop(rest)
@@ -52,8 +50,7 @@ enum ControlCommand: Equatable {
     private static func parseJSON(_ text: String) throws(ParseError) -> ControlCommand {
         let parsed: Any
         do { parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) } catch {
-            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-            throw ParseError("the request is not valid JSON\(detail.map { ": \($0)" } ?? "")")
+            throw ParseError("the request is not valid JSON\(JSONSyntaxError.detail(of: error).map { ": \($0)" } ?? "")")
         }
         guard let o = parsed as? [String: Any] else { throw ParseError("a JSON request is an object") }
         guard let c = o["command"] as? String else { throw ParseError("a JSON request needs a \"command\" string") }

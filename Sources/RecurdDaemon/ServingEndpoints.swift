@@ -34,15 +34,7 @@ final class ServingEndpoints {
             try s.setCurveServer(secretKey: curveSecretKey)
         }
         func monitor(_ s: ZMQSocket, _ name: String) throws(ZMQError) -> ZMQSocket {
-            let endpoint = "inproc://recurd-\(name)-monitor"
-            try s.monitor(endpoint, events: ZMQMonitorEvent.watched)
-            let m = try ZMQSocket(context: context, type: .pair)
-            // No limit on the events waiting: libzmq sends them blocking on its I/O thread
-            // (zeromq/libzmq#3575), so a burst of connections while a long cycle runs would
-            // otherwise stall every connection's I/O until the loop reads them.
-            try m.setReceiveHighWaterMark(0)
-            try m.connect(endpoint)
-            return m
+            try s.monitorReader("inproc://recurd-\(name)-monitor")
         }
         input = try ZMQSocket(context: context, type: c.inputSocket == .sub ? .sub : .pull)
         try secure(input, .input)

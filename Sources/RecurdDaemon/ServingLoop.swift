@@ -372,7 +372,7 @@ final class ServingLoop {
 
     /// Counts (and logs, rate-limited) the input's connection events.
     private func readMonitor(_ monitor: ZMQSocket) {
-        while let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
+        while let event = monitor.nextMonitorEvent() {
             guard event.kind != .other && event.kind != .handshakeSucceeded else { continue }
             if zap != nil && event.kind == .handshakeFailed { deny(.input, event) }
             counters.connectionEvents[event.kind.rawValue, default: 0] += 1
@@ -387,7 +387,7 @@ final class ServingLoop {
     /// With CURVE, the output's and control's failed handshakes: plaintext clients (the ZAP
     /// handler counts the keys it refuses itself).
     private func readDenials(_ monitor: ZMQSocket, _ domain: CurveRoles.Domain) {
-        while let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
+        while let event = monitor.nextMonitorEvent() {
             if event.kind == .handshakeFailed { deny(domain, event) }
         }
     }

@@ -79,10 +79,14 @@ final class StoreWorker: @unchecked Sendable {
         self.metrics = metrics
         self.wake = wake
         log = RateLimitedLog(logger: logger, interval: 10)
-        storedCount.store(store?.count ?? 0, ordering: .relaxed)
-        metrics.streamsStored.record(store?.count ?? 0)
         // What a restart found on disk, not 0 until the first write.
-        let bytes = store?.bytes ?? 0
+        publishSize(streams: store?.count ?? 0, bytes: store?.bytes ?? 0)
+    }
+
+    /// The store's stream count and size, for `stats` and the metrics.
+    private func publishSize(streams: Int, bytes: Int64) {
+        storedCount.store(streams, ordering: .relaxed)
+        metrics.streamsStored.record(streams)
         storeBytes.store(Int(bytes), ordering: .relaxed)
         metrics.storeBytes.record(bytes)
     }
@@ -250,11 +254,7 @@ final class StoreWorker: @unchecked Sendable {
                         metadata: ["records": "\(rows.count)"])
             backoff = min(backoff * 2, 30)
         }
-        storedCount.store(store.count, ordering: .relaxed)
-        metrics.streamsStored.record(store.count)
-        let bytes = store.bytes
-        storeBytes.store(Int(bytes), ordering: .relaxed)
-        metrics.storeBytes.record(bytes)
+        publishSize(streams: store.count, bytes: store.bytes)
     }
 
     private func writeCheckpoint(_ source: CheckpointSource) -> Result<CheckpointInfo, CheckpointError> {

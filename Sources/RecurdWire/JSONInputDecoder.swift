@@ -17,11 +17,7 @@ enum JSONInputDecoder {
         } catch let e as WireError {
             throw e
         } catch {
-            // Foundation's parser says what it met and where ("Invalid value around character
-            // 7."; its count is of bytes).
-            let detail = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String)
-                .map { ": " + $0.replacingOccurrences(of: "around character", with: "at byte offset") } ?? ""
-            throw WireError(.json, "invalid JSON (\(payload.count) bytes)\(detail)")
+            throw WireError(.json, "invalid JSON (\(payload.count) bytes)\(JSONSyntaxError.detail(of: error).map { ": \($0)" } ?? "")")
         }
         if let unknown = object.keys.sorted().first(where: { !knownFields.contains($0) }) {
             throw WireError(.json, "unknown field '\(unknown)'")

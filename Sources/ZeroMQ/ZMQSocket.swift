@@ -140,15 +140,36 @@ public final class ZMQSocket {
     /// non-blocking send then returns false) instead of being dropped silently for that subscriber.
     public func setXPubNoDrop(_ on: Bool) throws(ZMQError) { try set(ZMQ_XPUB_NODROP, Int32(on ? 1 : 0), "ZMQ_XPUB_NODROP") }
 
-    /// Publishes this socket's connection events (ZMQ_EVENT_* bits) on an inproc PAIR endpoint.
-    public func monitor(_ endpoint: String, events: Int32) throws(ZMQError) {
+    /// Publishes this socket's connection events (`events`, ZMQ_EVENT_* bits) on the inproc
+    /// `endpoint` and returns the PAIR socket that reads them (`nextMonitorEvent`).
+    ///
+    /// libzmq sends a monitor's events blocking, on its I/O thread (zeromq/libzmq#3575), so the
+    /// reader takes them without limit (a burst while its owner is busy must not stall every
+    /// connection's I/O), and a monitor whose reader goes must be stopped first (`stopMonitor`).
+    public func monitorReader(_ endpoint: String, events: Int32 = ZMQMonitorEvent.watched) throws(ZMQError) -> ZMQSocket {
         let h = try live("monitor")
         guard zmq_socket_monitor(h, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor \(endpoint)") }
+        let reader = try ZMQSocket(context: context, type: .pair)
+        try reader.setReceiveHighWaterMark(0)
+        try reader.connect(endpoint)
+        return reader
     }
 
-    /// Stops the monitor `monitor` started. libzmq sends a monitor's events blocking, on the I/O
-    /// thread: a monitor nobody reads any more must be stopped before its reader goes, or the
-    /// socket's I/O stalls at the next event (zeromq/libzmq#3575).
+    /// On a `monitorReader`: the next event waiting, or nil when none is.
+    public func nextMonitorEvent() -> ZMQMonitorEvent? {
+        guard let frames = try? receiveFrames(dontWait: true) else { return nil }
+        return ZMQMonitorEvent(frames: frames)
+    }
+
+    /// Whether this socket speaks CURVE (its keys are set).
+    public var usesCurve: Bool {
+        guard let h = handle else { return false }
+        var mechanism: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        return zmq_getsockopt(h, ZMQ_MECHANISM, &mechanism, &size) == 0 && mechanism == ZMQ_CURVE
+    }
+
+    /// Stops the monitor `monitorReader` started, before its reader is closed (see there).
     public func stopMonitor() throws(ZMQError) {
         let h = try live("stopMonitor")
         guard zmq_socket_monitor(h, nil, 0) == 0 else { throw ZMQError.last("zmq_socket_monitor stop") }

@@ -99,11 +99,13 @@ struct BenchKernels: ParsableCommand {
             }
             switch s.kind {
             case .gemvPacked:
-                packed = FloatBuffer(count: Kernels.packedMatvecSize(rows: s.m, cols: s.k))
-                Kernels.packForMatvec(a.pointer, rows: s.m, cols: s.k, ldw: s.lda, into: packed!.pointer)
+                let p = FloatBuffer(count: Kernels.packedMatvecSize(rows: s.m, cols: s.k))
+                Kernels.packForMatvec(a.pointer, rows: s.m, cols: s.k, ldw: s.lda, into: p.pointer)
+                packed = p
             case .gemmPacked:
-                packed = FloatBuffer(count: Kernels.packedGemmSize(n: s.n, k: s.k))
-                Kernels.packForGemm(b.pointer, n: s.n, k: s.k, ldw: s.ldb, into: packed!.pointer)
+                let p = FloatBuffer(count: Kernels.packedGemmSize(n: s.n, k: s.k))
+                Kernels.packForGemm(b.pointer, n: s.n, k: s.k, ldw: s.ldb, into: p.pointer)
+                packed = p
             case .gemm, .gemv, .gemvT:
                 packed = nil
             }

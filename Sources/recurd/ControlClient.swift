@@ -25,7 +25,7 @@ struct ControlClient {
         try socket.setLinger(milliseconds: 0)
         try socket.setReceiveTimeout(milliseconds: Int32(max(1, timeout * 1000)))
         try curve?.apply(to: socket)
-        let watch = try HandshakeWatch(socket, context: context, role: .operators, curve: curve?.curveCert != nil)
+        let watch = try HandshakeWatch(socket, role: .operators)
         defer { watch.stop() }
         try socket.connect(endpoint)
         _ = try socket.send(frames: [Array(command.utf8)])

@@ -16,21 +16,16 @@ final class HandshakeWatch {
     private let socket: ZMQSocket
     private let monitor: ZMQSocket
     private let role: Role
-    private let curve: Bool
     /// The last handshake's failure; nil before any, and again after one succeeds.
     private var failure: ZMQMonitorEvent?
     private var stopped = false
 
-    /// Watches `socket`; call before it connects, so that no event is missed.
-    init(_ socket: ZMQSocket, context: ZMQContext, role: Role, curve: Bool) throws {
-        let endpoint = "inproc://recurd-client-\(role.rawValue)-\(UUID().uuidString)"
-        try socket.monitor(endpoint, events: ZMQMonitorEvent.watched)
-        monitor = try ZMQSocket(context: context, type: .pair)
-        try monitor.setReceiveHighWaterMark(0)
-        try monitor.connect(endpoint)
+    /// Watches `socket`; call after its CURVE keys (if any) are set and before it connects, so
+    /// that no event is missed.
+    init(_ socket: ZMQSocket, role: Role) throws {
+        monitor = try socket.monitorReader("inproc://recurd-client-\(role.rawValue)-\(UUID().uuidString)")
         self.socket = socket
         self.role = role
-        self.curve = curve
     }
 
     deinit { stop() }
@@ -48,14 +43,24 @@ final class HandshakeWatch {
     var certainRefusal: String? {
         read()
         guard let failure, Self.isCertain(failure) else { return nil }
-        return refusal(hint: "")
+        return describe(failure, hint: "")
+    }
+
+    /// What made the handshake fail, in words for the user; nil when none failed. `hint` is the
+    /// caller's own guess (a wrong endpoint or socket type), used where libzmq cannot tell the
+    /// causes apart: the daemon may close a connection before the client has read why, so a
+    /// plaintext client meets a CURVE daemon as a lost connection now and then, as does a socket
+    /// type that does not fit the endpoint, or a wrong server key.
+    func refusal(hint: String) -> String? {
+        read()
+        return failure.map { describe($0, hint: hint) }
     }
 
     /// A refused key, or CURVE on one side only.
     private static func isCertain(_ e: ZMQMonitorEvent) -> Bool { e.kind == .authFailed || e.value == ZMQMonitorEvent.mechanismMismatch }
 
     private func read() {
-        while !stopped, let frames = try? monitor.receiveFrames(dontWait: true), let event = ZMQMonitorEvent(frames: frames) {
+        while !stopped, let event = monitor.nextMonitorEvent() {
             switch event.kind {
             case .authFailed, .handshakeFailed:
                 // A certain cause is kept over a later attempt that failed without one.
@@ -68,15 +73,8 @@ final class HandshakeWatch {
         }
     }
 
-    /// What made the handshake fail, in words for the user; nil when none failed. `hint` is the
-    /// caller's own guess (a wrong endpoint or socket type), used where libzmq cannot tell the
-    /// causes apart: the daemon may close a connection before the client has read why, so a
-    /// plaintext client meets a CURVE daemon as a lost connection now and then, as does a socket
-    /// type that does not fit the endpoint, or a wrong server key.
-    func refusal(hint: String) -> String? {
-        read()
-        guard let failure else { return nil }
-        switch (failure.kind, failure.value == ZMQMonitorEvent.mechanismMismatch, curve) {
+    private func describe(_ failure: ZMQMonitorEvent, hint: String) -> String {
+        switch (failure.kind, failure.value == ZMQMonitorEvent.mechanismMismatch, socket.usesCurve) {
         case (.authFailed, _, _):
             return "the daemon refused this client's key: its public certificate (NAME.key) must be in the daemon's "
                 + "\(role.rawValue)/ folder of --curve-clients (a key added later needs a SIGHUP)"

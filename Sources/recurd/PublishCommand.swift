@@ -121,12 +121,13 @@ struct PublishCommand: ParsableCommand {
             try s.setLinger(milliseconds: 30_000)
             try s.setReceiveTimeout(milliseconds: Int32(wait * 1000))
             try curve.apply(to: s)
-            let watch = try HandshakeWatch(s, context: context, role: .producers, curve: curve.curveCert != nil)
+            let watch = try HandshakeWatch(s, role: .producers)
             defer { watch.stop() }
             try s.connect(connect)
             guard let subscription = try s.receiveFrames(), subscription.first?.first == 1 else {
+                let why = watch.refusal(hint: hint) ?? hint
                 s.close()
-                throw CLIError("nobody subscribed at \(connect) within \(wait) s: \(watch.refusal(hint: hint) ?? hint)")
+                throw CLIError("nobody subscribed at \(connect) within \(wait) s: \(why)")
             }
             return s
         }
@@ -135,13 +136,14 @@ struct PublishCommand: ParsableCommand {
         try s.setSendHighWaterMark(100_000)
         try s.setLinger(milliseconds: 30_000)
         try curve.apply(to: s)
-        let watch = try HandshakeWatch(s, context: context, role: .producers, curve: curve.curveCert != nil)
+        let watch = try HandshakeWatch(s, role: .producers)
         defer { watch.stop() }
         try s.connect(connect)
         // With IMMEDIATE a PUSH queues only to completed connections: it is writable once one is.
         guard try ZMQPoller(writable: [s]).poll(timeoutMilliseconds: Int(wait * 1000)).first == true else {
+            let why = watch.refusal(hint: hint) ?? hint
             s.close()
-            throw CLIError("no daemon took a connection at \(connect) within \(wait) s: \(watch.refusal(hint: hint) ?? hint)")
+            throw CLIError("no daemon took a connection at \(connect) within \(wait) s: \(why)")
         }
         return s
     }

@@ -20,7 +20,7 @@ struct TailCommand: ParsableCommand {
         try sub.setReceiveHighWaterMark(1_000_000)
         try sub.subscribe(Array(prefix.utf8))
         try curve.apply(to: sub)
-        let watch = try HandshakeWatch(sub, context: context, role: .consumers, curve: curve.curveCert != nil)
+        let watch = try HandshakeWatch(sub, role: .consumers)
         defer { watch.stop() }
         // Waits without end for predictions, but wakes each second to see whether the daemon
         // refused this client (which would otherwise look like a quiet output).
