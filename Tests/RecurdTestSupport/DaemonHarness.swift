@@ -136,12 +136,17 @@ public final class DaemonHarness {
         return (String(decoding: frames[0], as: UTF8.self), try OutputCodec.decode(frames[1]))
     }
 
-    /// Receives until `count` output messages (probes excluded) arrived.
+    /// Receives until the outputs of `count` input messages (probes excluded) arrived. A message
+    /// answered in chunks (a cycle ran out of time mid-message, as on a loaded machine) counts once,
+    /// its chunks joined in order, so tests see one output per input whatever the timing.
     public func receive(count: Int) throws -> [(key: String, message: OutputMessage)] {
         var got: [(key: String, message: OutputMessage)] = []
+        var partial: [String: OutputMessage] = [:]
         while got.count < count {
             guard let m = try receive() else { throw HarnessError("timed out after \(got.count) of \(count) outputs: \(log)") }
-            if !m.key.contains("__probe__") { got.append(m) }
+            if m.key.contains("__probe__") { continue }
+            let joined = partial.removeValue(forKey: m.key).map { $0.appending(m.message) } ?? m.message
+            if joined.flags.contains(.more) { partial[m.key] = joined } else { got.append((m.key, joined)) }
         }
         return got
     }
@@ -239,4 +244,22 @@ public func httpGet(port: Int, path: String) throws -> (Int, String) {
     let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
     let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
     return (status, body)
+}
+
+extension OutputMessage {
+    /// This chunk followed by the next chunk of the same input message: steps, predictions, losses
+    /// and scores concatenated; the flags of the first chunk (`.more` from the later one), the model
+    /// version and timestamp of the later one.
+    func appending(_ next: OutputMessage) -> OutputMessage {
+        var m = self
+        m.steps += next.steps
+        m.values += next.values
+        m.ids += next.ids
+        m.losses += next.losses
+        m.anomaly += next.anomaly
+        m.flags = flags.subtracting(.more).union(next.flags.intersection(.more))
+        m.modelVersion = next.modelVersion
+        m.timestamp = next.timestamp
+        return m
+    }
 }

@@ -107,10 +107,10 @@ class Daemon:
         raise AssertionError(f"no prediction for the probe stream: {self.log}")
 
     def recv(self, timeout=10.0):
-        """The next prediction that is not a probe's; fails on timeout."""
+        """The next whole answer (chunks joined) that is not a probe's; fails on timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            p = self.sub.recv(max(0.0, deadline - time.monotonic()))
+            p = self.sub.recv_whole(max(0.0, deadline - time.monotonic()))
             if p is None:
                 raise AssertionError(f"no prediction within {timeout} s; daemon log: {self.log[-2000:]}")
             if not p.key.endswith("__probe__"):

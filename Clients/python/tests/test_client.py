@@ -174,3 +174,41 @@ def test_prediction_from_frames():
     data = wire.encode_output(wire.OutputMessage.build([[0.25, 0.75]], [0.5], anomaly=[0.9], seq=3, more=True))
     p = Prediction.from_frames(b"x.k1", data, b"x.")
     assert p.key == "k1" and p.more and p.anomaly.tolist() == [pytest.approx(0.9)] and p.flags & OutputFlags.ANOMALY
+
+
+def test_recv_whole_joins_chunks_per_stream():
+    """Chunks of two streams' answers interleave; each comes back whole, in finishing order."""
+    ctx = zmq.Context.instance()
+    pub = ctx.socket(zmq.PUB)
+    pub.linger = 0
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    sub = Subscriber(f"tcp://127.0.0.1:{port}", output_prefix="p.")
+    try:
+        def out(key, rows, losses, **kw):
+            return [b"p." + key, wire.encode_output(wire.OutputMessage.build(rows, losses, **kw))]
+        chunks = [out(b"a", [[1.0], [2.0]], [np.nan, 0.5], seq=10, new_state=True, more=True, model_version=1),
+                  out(b"b", [[7.0]], [0.1], seq=0, more=True),
+                  out(b"a", [[3.0]], [0.25], seq=12, more=True, model_version=2),
+                  out(b"b", [[8.0]], [0.2], seq=1),
+                  out(b"a", [[4.0]], [0.125], seq=13, model_version=3)]
+        for _ in range(100):  # until the subscription is live
+            pub.send_multipart(out(b"probe", [[0.0]], [0.0]))
+            if sub.recv(0.05) is not None:
+                break
+        while sub.recv(0.05) is not None:
+            pass
+        for c in chunks:
+            pub.send_multipart(c)
+        b = sub.recv_whole(3)
+        a = sub.recv_whole(3)
+        assert b.key == "b" and b.y[:, 0].tolist() == [7.0, 8.0] and b.loss.tolist() == [pytest.approx(0.1), pytest.approx(0.2)]
+        assert not b.more and b.seq == 0 and b.steps == 2
+        assert a.key == "a" and a.y[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0] and a.seqs.tolist() == [10, 11, 12, 13]
+        assert math.isnan(a.loss[0]) and a.loss[1:].tolist() == [0.5, 0.25, 0.125]
+        assert a.new_state and not a.more and a.model_version == 3
+        assert sub.recv_whole(0.1) is None
+        with pytest.raises(ValueError, match="streams"):
+            a.followed_by(b)
+    finally:
+        sub.close()
+        pub.close(0)

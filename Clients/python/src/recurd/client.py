@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
@@ -259,6 +259,20 @@ class Prediction:
             raise ValueError("not a top-k prediction")
         return [(int(i), float(p)) for i, p in zip(self.top[step], self.y[step])]
 
+    def followed_by(self, nxt: "Prediction") -> "Prediction":
+        """This output joined with the next output of the same input message (``self.more`` was
+        set): the steps of both; the flags of the first (they describe its first step) with
+        ``more`` from the second; the second's model version and timestamp. ``message`` is None,
+        as no single payload carries the joined steps."""
+        if nxt.key != self.key:
+            raise ValueError(f"cannot join outputs of streams {self.key!r} and {nxt.key!r}")
+        def cat(a, b):
+            return None if a is None or b is None else np.concatenate([a, b])
+        flags = OutputFlags((self.flags & ~OutputFlags.MORE) | (nxt.flags & OutputFlags.MORE))
+        return replace(self, y=np.concatenate([self.y, nxt.y]), top=cat(self.top, nxt.top),
+                       loss=np.concatenate([self.loss, nxt.loss]), anomaly=cat(self.anomaly, nxt.anomaly),
+                       model_version=nxt.model_version, flags=flags, ts=nxt.ts, more=nxt.more, message=None)
+
     @classmethod
     def from_frames(cls, topic: bytes, payload: bytes, output_prefix: bytes = b"") -> "Prediction":
         m = wire.decode_output(payload)
@@ -284,6 +298,8 @@ class Subscriber:
         ctx = context or zmq.Context.instance()
         self._sock = ctx.socket(zmq.SUB)
         self._sock.linger = 0
+        # Chunks of answers not yet whole, by stream key (recv_whole).
+        self._pending: Dict[str, Prediction] = {}
         try:
             if recv_hwm is not None:
                 self._sock.rcvhwm = recv_hwm
@@ -303,6 +319,27 @@ class Subscriber:
         if len(frames) != 2:
             raise WireError("frames", f"an output message has {len(frames)} frames; expected 2 (key, payload)")
         return Prediction.from_frames(frames[0], frames[1], self.output_prefix)
+
+    def recv_whole(self, timeout: Optional[float] = None) -> Optional[Prediction]:
+        """The whole answer to the next input message to finish, its chunks joined.
+
+        The daemon answers a message in several outputs (all but the last with ``more``) when it
+        is longer than ``--max-output-bytes``, and also when a serving cycle's time slice ends in
+        the middle of it, which a loaded machine does even to a few-step message. Chunks of other
+        streams' messages that arrive meanwhile are kept for later calls. None when ``timeout``
+        seconds pass first (chunks received so far are kept)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = self._pending
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            p = self.recv(left)
+            if p is None:
+                return None
+            if p.key in pending:
+                p = pending.pop(p.key).followed_by(p)
+            if not p.more:
+                return p
+            pending[p.key] = p
 
     def __iter__(self) -> Iterator[Prediction]:
         while True:
