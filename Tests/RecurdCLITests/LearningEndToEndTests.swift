@@ -150,13 +150,20 @@ import Testing
         #expect(abs((try daemon.control("set lr=0.002")["lr"] as? Double ?? 0) - 0.002) < 1e-9)
         #expect(try daemon.control("set lr=-1")["ok"] as? Bool == false)
         #expect(try daemon.control("learning off")["ok"] as? Bool == true)
-        // Let the trainer finish the windows already handed over.
+        // Let the trainer finish the windows already handed over: then every due window has been
+        // trained, coalesced or dropped. The trainer runs at SCHED_IDLE, so on a busy machine it can
+        // stand still for longer than any fixed pause; a skipped update would leave windows
+        // unaccounted, hence the deadline.
         var before = -1
-        while true {
-            Thread.sleep(forTimeInterval: 0.3)
-            let now = try daemon.control("stats")["updates"] as! Int
-            if now == before { break }
+        let deadline = Date() + 60
+        while Date() < deadline {
+            let stats = try daemon.control("stats")
+            let count = { (name: String) in stats[name] as? Int ?? 0 }
+            let settled = count("windows_trained") + count("windows_coalesced") + count("windows_dropped") >= count("windows_due")
+            let now = count("updates")
+            if settled && now == before { break }
             before = now
+            Thread.sleep(forTimeInterval: 0.3)
         }
         try daemon.send(key: "t", InputMessage(inputKind: .text, xdim: 1, steps: 200, seq: UInt64(text.count + 8), tokens: text[0..<200].map(UInt32.init)))
         _ = try daemon.receive(count: 1)
