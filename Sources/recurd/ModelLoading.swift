@@ -25,7 +25,15 @@ enum ModelLoading {
             if columns != nil { throw CLIError("--columns applies to CSV input only") }
             stream = TextReader.read(bytes)
         }
-        switch (stream, architecture.input) {
+        try check(stream, from: path, against: architecture.input)
+        guard stream.count > 0 else { throw CLIError("\(path): the input has no steps") }
+        return stream
+    }
+
+    /// Refuses a recorded stream the model cannot take (`run`, and `publish` against the
+    /// daemon's model), saying why.
+    static func check(_ stream: RecordedStream, from path: String, against input: InputKind) throws {
+        switch (stream, input) {
         case (.features(_, let width, let names), .features(let size)):
             guard width == size else {
                 throw CLIError("\(path): \(width) feature column\(width == 1 ? "" : "s") (\(names.joined(separator: ", "))) but the model takes \(size) input\(size == 1 ? "" : "s"); choose columns with --columns")
@@ -39,8 +47,6 @@ enum ModelLoading {
         case (.tokens, .features):
             throw CLIError("\(path): the model takes feature vectors but the input is text; use --format csv")
         }
-        guard stream.count > 0 else { throw CLIError("\(path): the input has no steps") }
-        return stream
     }
 }
 

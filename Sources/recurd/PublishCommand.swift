@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RecurdData
+import RecurdNumerics
 import RecurdWire
 import ZeroMQ
 
@@ -66,6 +67,12 @@ struct PublishCommand: ParsableCommand {
                 note("\(error); publishing blind (--control '' skips asking the daemon)")
             }
         }
+        if before != nil, let daemon, let input = Self.modelInput(daemon.request("model")) {
+            // The daemon would reject every step, counted but unexplained here: say why first.
+            do { try ModelLoading.check(data, from: file, against: input) } catch let e as CLIError {
+                throw CLIError("\(e.message) (the model the daemon at \(control) serves; nothing was sent)")
+            }
+        }
         let first = startSeq(daemon: before == nil ? nil : daemon)
 
         let s = try openInput(context)
@@ -95,6 +102,18 @@ struct PublishCommand: ParsableCommand {
         }
         print("published \(total) steps of '\(stream)' (seq \(first)…\(first + UInt64(total) - 1)) in \(sent) messages to \(connect)")
         if let daemon, let before { try summarise(daemon, before: before, expectedNext: first + UInt64(total)) }
+    }
+
+    /// The input of the daemon's model from its `model` reply; nil before it has one.
+    static func modelInput(_ reply: [String: Any]?) -> InputKind? {
+        guard let reply, reply["ok"] as? Bool == true, let size = (reply["input_size"] as? NSNumber)?.intValue else { return nil }
+        switch reply["input"] as? String {
+        case "features": return .features(size: size)
+        case "tokens":
+            guard let v = (reply["vocabulary"] as? NSNumber)?.intValue else { return nil }
+            return .tokens(vocabulary: v, embedding: size)
+        default: return nil
+        }
     }
 
     /// Where this run's numbering starts: 0 on --reset, --seq when given, else where the daemon
@@ -173,7 +192,14 @@ struct PublishCommand: ParsableCommand {
         }
         let duplicates = delta("duplicates"), rejected = delta("rejected_total"), gaps = delta("gaps")
         var line = "the daemon (all streams, during this run): \(delta("steps")) steps taken, \(duplicates) duplicate\(duplicates == 1 ? "" : "s"), \(rejected) rejected, \(gaps) gap\(gaps == 1 ? "" : "s")"
-        if rejected > 0 { line += " (see `recurd ctl stats` for the reasons)" }
+        if rejected > 0 {
+            let was = before["rejected"] as? [String: Any] ?? [:], now = after["rejected"] as? [String: Any] ?? [:]
+            let reasons = now.keys.sorted().compactMap { k -> String? in
+                let d = ((now[k] as? NSNumber)?.uint64Value ?? 0) &- ((was[k] as? NSNumber)?.uint64Value ?? 0)
+                return d > 0 ? "\(k) \(d)" : nil
+            }
+            line += " (" + (reasons.isEmpty ? "see `recurd ctl stats`" : reasons.joined(separator: ", ")) + "; the daemon's log says why)"
+        }
         print(line)
         if duplicates > 0 {
             note("warning: \(duplicates) message\(duplicates == 1 ? " was" : "s were") dropped as duplicates: their seq was behind the stream's. Leave out --seq to continue the stream, or pass --reset to start it afresh.")
@@ -187,8 +213,11 @@ struct PublishCommand: ParsableCommand {
                 if next < expectedNext {
                     note("warning: the daemon has '\(stream)' at seq \(next), not \(expectedNext): \(expectedNext - next) steps are still queued, were dropped as duplicates or were lost (`recurd ctl stats` tells which)")
                 }
+                // A run whose steps the daemon refused has failed, whatever reached the socket.
+                if rejected > 0 && next < expectedNext { throw CLIError("the daemon rejected steps of '\(stream)' (see above)") }
             } else {
                 note("warning: the daemon has no stream '\(stream)' after publishing: nothing arrived (\((info?["error"] as? String) ?? "no reply"))")
+                if rejected > 0 { throw CLIError("the daemon rejected the steps of '\(stream)' (see above)") }
             }
         }
         let due = delta("windows_due"), trained = delta("windows_trained")

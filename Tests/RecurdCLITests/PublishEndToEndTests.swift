@@ -56,6 +56,23 @@ import Testing
         #expect(d.terminate() == 0)
     }
 
+    /// A file the daemon's model cannot take is refused before anything is sent, saying why, as
+    /// `recurd run` does, instead of every step being rejected behind an exit status of 0.
+    @Test func aFileTheModelCannotTakeIsRefusedUpFront() throws {
+        let (d, _) = try setUp()
+        try "a,b,c\n1,2,3\n4,5,6\n".write(toFile: path("wide.csv"), atomically: true, encoding: .utf8)
+        let wide = try publish(d, path("wide.csv"))
+        #expect(wide.status != 0 && wide.stderr.contains("3 feature columns (a, b, c) but the model takes 2 inputs")
+                && wide.stderr.contains("nothing was sent"), "\(wide.stderr)")
+        try "hello".write(toFile: path("t.txt"), atomically: true, encoding: .utf8)
+        let text = try publish(d, path("t.txt"))
+        #expect(text.status != 0 && text.stderr.contains("the model takes feature vectors but the input is text"), "\(text.stderr)")
+        let stats = try d.control("stats")
+        let stream = try d.control("stream s")
+        #expect(stats["rejected_total"] as? Int == 0 && stream["ok"] as? Bool == false, "\(stats)")
+        #expect(d.terminate() == 0)
+    }
+
     @Test func nobodyListeningIsAnError() throws {
         let csv = path("lonely.csv")
         try "a\n1\n2\n".write(toFile: csv, atomically: true, encoding: .utf8)
