@@ -125,6 +125,23 @@ def test_cli(tmp_path, capsys):
     assert "gru 12,6" in r.stdout
 
 
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    committed = os.path.join(EXPORT, "torch_lstm2_prefix", "model.safetensors")
+    # A recurd model file is not a state dict to convert (it used to lose its head quietly).
+    assert main(["--from", "pytorch", committed, "-o", str(tmp_path / "again.safetensors"), "--no-check"]) == 1
+    assert "already a recurd model file" in capsys.readouterr().err
+    assert not (tmp_path / "again.safetensors").exists()
+    src = os.path.join(EXPORT, "torch_gru2_softmax_safetensors", "source.safetensors")
+    # An unwritable output is an error line, not a traceback.
+    assert main([src, "--from", "pytorch", "-o", str(tmp_path / "no" / "dir" / "m.safetensors"), "--no-check"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot write")
+    for bad in ("0", "-3", "x"):
+        with pytest.raises(SystemExit) as e:
+            main([src, "--check-steps", bad, "-o", str(tmp_path / "m.safetensors")])
+        assert e.value.code == 2
+        assert "at least 1" in capsys.readouterr().err
+
+
 def test_pytorch_options_and_errors(tmp_path):
     src = os.path.join(EXPORT, "torch_lstm2_prefix", "source.pt")
     conv = convert(src, "pytorch", None, rnn_prefix="encoder.rnn.", head_prefix="fc.")

@@ -74,6 +74,16 @@ def convert(path: str, source: Optional[str] = None, head: Optional[str] = None,
     return {"keras": convert_keras, "pytorch": convert_pytorch, "onnx": convert_onnx}[source](path, head=head, **options)
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of steps, at least 1 (got {text!r})")
+    return n
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="recurd-export", description="Convert a Keras 3, PyTorch or ONNX LSTM/GRU model to a recurd model file.")
     p.add_argument("input", metavar="INPUT", help="the .keras, .pt/.pth/.safetensors (state dict) or .onnx file")
@@ -86,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--embed-prefix", help="PyTorch: the nn.Embedding's prefix (default: found)")
     p.add_argument("--ignore", action="append", default=[], metavar="PREFIX", help="PyTorch: leave out the tensors of module PREFIX, e.g. aux_head (repeatable)")
     p.add_argument("--no-check", action="store_true", help="do not run the source framework to check the conversion")
-    p.add_argument("--check-steps", type=int, default=12, help="length of the random check sequence (default 12)")
+    p.add_argument("--check-steps", type=_positive, default=12, help="length of the random check sequence (default 12)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random check sequence")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest difference the check accepts (default 1e-4)")
     args = p.parse_args(argv)
@@ -100,13 +110,25 @@ def main(argv: Optional[List[str]] = None) -> int:
             if conv.checker is None:
                 print(f"  not checked: {conv.unchecked_reason or 'no checker'}")
             else:
-                result = conv.check(args.check_steps, args.seed)
+                try:
+                    result = conv.check(args.check_steps, args.seed)
+                except ExportError:
+                    raise
+                except Exception as e:  # the framework itself failed to run the source model
+                    print(f"error: the check could not run {os.path.basename(args.input)} in {conv.source}: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}; nothing written (--no-check converts "
+                          "without running it)", file=sys.stderr)
+                    return 1
                 print(f"  {result}")
                 if not result.max_diff <= args.tolerance:
                     print(f"error: the converted model differs from the source by {result.max_diff:.3g} > --tolerance {args.tolerance:g}; "
                           "nothing written", file=sys.stderr)
                     return 1
-        conv.model.save(args.output)
+        try:
+            conv.model.save(args.output)
+        except OSError as e:
+            print(f"error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+            return 1
         print(f"wrote {args.output}")
         return 0
     except ExportError as e:

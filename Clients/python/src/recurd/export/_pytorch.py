@@ -30,7 +30,11 @@ def load_state_dict(path: str) -> "collections.OrderedDict[str, np.ndarray]":
     is_zip = head[:2] == b"PK"
     if not is_zip:
         try:
-            tensors, _ = read_safetensors(path)
+            tensors, metadata = read_safetensors(path)
+            fmt = metadata.get("format", "")
+            if fmt.startswith("recurd/"):
+                raise ExportError(f"{os.path.basename(path)}: already a recurd model file ({fmt}): serve it as it is "
+                                  f"(`recurd serve --model {os.path.basename(path)}`); there is nothing to convert")
             return collections.OrderedDict(tensors)
         except ModelFileError as e:
             if path.endswith(".safetensors"):
