@@ -87,14 +87,14 @@ struct ControlHandler {
         case .model:
             guard let core else {
                 return .reply(ControlReply.encode(ControlReply.Model(cell: nil, input: nil, input_size: nil, hidden: nil, outputs: nil, head: nil, parameters: nil,
-                                                                     version: nil, file: nil, vocabulary: nil, embedding: nil, note: noModel)))
+                                                                     version: nil, file: nil, checkpoint: nil, vocabulary: nil, embedding: nil, note: noModel)))
             }
             let a = core.runtime.architecture
             var vocabulary: Int?, embedding: Int?
             if case .tokens(let v, let e) = a.input { vocabulary = v; embedding = e }
             return .reply(ControlReply.encode(ControlReply.Model(cell: a.cell.rawValue, input: a.input.name, input_size: a.input.layerInputSize, hidden: a.hidden,
                                                                  outputs: a.outputSize, head: a.head.rawValue, parameters: core.runtime.model.layout.count,
-                                                                 version: core.runtime.version, file: core.runtime.modelPath, vocabulary: vocabulary,
+                                                                 version: core.runtime.version, file: core.runtime.modelPath, checkpoint: core.runtime.startCheckpoint, vocabulary: vocabulary,
                                                                  embedding: embedding, note: nil)))
         case .reload:
             guard let core else { return .reply(ControlReply.failure(noModel)) }

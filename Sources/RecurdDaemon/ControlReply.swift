@@ -98,6 +98,8 @@ enum ControlReply {
         let parameters: Int?
         let version: UInt64?
         let file: String?
+        /// The checkpoint the daemon started from, when it did (its weights won over `file`'s).
+        let checkpoint: String?
         let vocabulary: Int?
         let embedding: Int?
         let note: String?

@@ -63,27 +63,36 @@ public final class Daemon: Sendable {
             }
         }
         guard let directory else {
-            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false) }
+            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false, seed: ModelSeed.fingerprint($0)) }
         }
         let checkpoints = directory.checkpoints
         if c.resetModel {
             let moved = try? checkpoints.retire(alsoMoving: directory.storeFiles)
             logger.warning("--reset-model: starting over from the model file; earlier checkpoints and streams were set aside",
                            metadata: ["model": "\(c.model ?? "")", "retired": "\(moved ?? "nothing")"])
-            return given.map { InitialModel(file: $0, path: c.model, version: 0, fromCheckpoint: false) }
+            return given.map { InitialModel(file: $0, path: c.model, version: 0, fromCheckpoint: false, seed: ModelSeed.fingerprint($0)) }
         }
         let newest = checkpoints.loadNewest { path, why in
             logger.error("skipping a checkpoint that does not read back", metadata: ["file": "\(path)", "error": "\(why)"])
         }
         guard let (file, info) = newest else {
-            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false) }
+            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false, seed: ModelSeed.fingerprint($0)) }
         }
         if let given, given.model.architecture != file.model.architecture {
             throw DaemonError("\(c.model!): its architecture differs from the newest checkpoint's (\(info.path)); "
                 + "pass --reset-model to start over from it (the checkpoints and stored streams are set aside)")
         }
         logger.notice("model from the newest checkpoint", metadata: ["file": "\(info.path)", "version": "\(info.version)"])
-        return InitialModel(file: file, path: c.model, version: info.version, fromCheckpoint: true)
+        let seed = file.metadata[ModelSeed.key]
+        // Not when --model is the seed or the checkpoint itself (the state directory's link).
+        if let given, let seed, case let g = ModelSeed.fingerprint(given), g != seed, g != ModelSeed.fingerprint(file) {
+            logger.warning("""
+                --model is not the model this state directory started from: the newest checkpoint is served, and what it learnt; \
+                pass --reset-model to start over from --model (or `recurd ctl reload` to load its weights)
+                """,
+                metadata: ["model": "\(c.model!)", "checkpoint": "\(info.path)", "version": "\(info.version)"])
+        }
+        return InitialModel(file: file, path: c.model, version: info.version, fromCheckpoint: true, checkpointPath: info.path, seed: seed)
     }
 
     private static func version(of file: ModelFile) -> UInt64 {

@@ -10,4 +10,8 @@ struct InitialModel: Sendable {
     let version: UInt64
     /// Came from a checkpoint (its version is already on disk).
     let fromCheckpoint: Bool
+    /// The checkpoint file it came from (for `model`).
+    var checkpointPath: String? = nil
+    /// Fingerprint of the model file the state started from (`ModelSeed`), carried by checkpoints.
+    var seed: String? = nil
 }

@@ -28,6 +28,10 @@ final class ModelRuntime {
     private var pinned: WeightSnapshot?
     /// Version of the last model checkpoint written (or loaded), to skip unchanged models.
     var checkpointedVersion: UInt64?
+    /// The checkpoint the daemon started from, if it did (for `model`).
+    var startCheckpoint: String?
+    /// `ModelSeed` of the model file the weights started from; written into checkpoints.
+    var seed: String?
     /// The weights' packed copies for steps; current until `weights` change (an update, a
     /// reload, a newly pinned snapshot).
     private var packed: PackedStepWeights?

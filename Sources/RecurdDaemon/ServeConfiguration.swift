@@ -128,7 +128,12 @@ public struct ServeConfiguration: Sendable, Equatable {
     public init() {}
 
     /// The combiner and anomaly settings, as the stream records need them.
-    public var forecastOptions: ForecastOptions { ForecastOptions(combine: combine, anomalyScores: anomalyScores, textContextBytes: textContextBytes) }
+    /// `--no-combine` serves the network's own outputs for text too: the context model is a
+    /// combination like the forecasters, and users turning combining off expect their
+    /// framework's numbers (a walkthrough with a converted Keras model found them 0.08 apart).
+    public var forecastOptions: ForecastOptions {
+        ForecastOptions(combine: combine, anomalyScores: anomalyScores, textContextBytes: combine ? textContextBytes : 0)
+    }
 
     /// The TBPTT and optimiser settings.
     public var learning: LearningConfiguration {

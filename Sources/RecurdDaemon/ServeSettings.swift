@@ -44,10 +44,10 @@ public enum ServeSettings {
             .choice("trainer-priority", \.trainerPriority, "idle (only CPU serving leaves), low (nice 10) or normal"),
             .bool("sync-learning", \.syncLearning, "Train inline on the serving thread, deterministically"),
             .bool("normalize", \.normalize, "Standardise feature streams per stream"),
-            .bool("combine", \.combine, "Feature streams publish the network's forecast combined online with simple forecasters"),
+            .bool("combine", \.combine, "Publish the network's output combined online with simple models: forecasters for feature streams, the context model for text (--no-combine: the network's own outputs)"),
             .bool("anomaly-scores", \.anomalyScores, "Outputs carry a per-step anomaly score in [0, 1]"),
             .float("anomaly-alert-level", \.anomalyAlertLevel, "Scores at or above this count as alerts (stats, metrics)", reloadable: true),
-            .integer("text-context-bytes", \.textContextBytes, "Memory of each text stream's context model, which sharpens the network's next-byte distribution (0: off)"),
+            .integer("text-context-bytes", \.textContextBytes, "Memory of each text stream's context model, which sharpens the network's next-byte distribution (0: off; --no-combine turns it off too)"),
             .choice("forecast", \.forecast, "Head of a created feature model: residual (predicts the change; starts as persistence) or level"),
             .bool("pretrained-text", \.pretrainedText, "A text stream's created model starts from the bundled byte model pre-trained on Shakespeare, when the new-model settings are its shape (the defaults)"),
             .choice("new-model-cell", \.newModelCell, "Cell of a model created from the first stream"),
@@ -65,7 +65,9 @@ public enum ServeSettings {
     }
 
     /// The declared keys closest to `key`, for "did you mean" hints.
-    static func suggestion(for key: String) -> String? {
+    /// `flag`: a command-line name, where a switch may also be spelt `no-KEY` (so that a
+    /// misspelt `--no-normalise` is told `--no-normalize`, not its opposite).
+    static func suggestion(for key: String, flag: Bool = false) -> String? {
         let k = Array(key)
         func distance(_ b: [Character]) -> Int {
             var row = Array(0...b.count)
@@ -80,7 +82,8 @@ public enum ServeSettings {
             }
             return row[b.count]
         }
-        let best = all.map { ($0.key, distance(Array($0.key))) }.min { $0.1 < $1.1 }
+        let names = all.flatMap { flag && $0.kind == .bool ? [$0.key, "no-" + $0.key] : [$0.key] }
+        let best = names.map { ($0, distance(Array($0))) }.min { $0.1 < $1.1 }
         guard let best, best.1 <= max(2, key.count / 3) else { return nil }
         return best.0
     }

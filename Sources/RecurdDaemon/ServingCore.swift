@@ -228,7 +228,7 @@ final class ServingCore {
         guard let worker, stateDirectory != nil else { return nil }
         worker.submit(.beginFlush)
         let t = token(waiter)
-        if checkpointModel { worker.submit(.checkpoint(runtime.checkpointSource(metadata: [:]), token: t)) }
+        if checkpointModel { worker.submit(.checkpoint(runtime.checkpointSource(metadata: runtime.seed.map { [ModelSeed.key: $0] } ?? [:]), token: t)) }
         while residency.writeChanged(limit: 4096) > 0 { residency.submit() }
         residency.submit()
         worker.submit(.barrier(token: t))
@@ -296,6 +296,7 @@ final class ServingCore {
                 return
             }
             runtime.replaceWeights(file.model.weights)
+            runtime.seed = ModelSeed.fingerprint(file)
             logger.notice("model reloaded", metadata: ["file": "\(runtime.modelPath ?? configuration.model ?? "")", "version": "\(runtime.version)"])
             readyReplies.append(ControlReply.encode(ControlReply.Ack(ok: true, file: runtime.modelPath ?? configuration.model, version: runtime.version)))
         }

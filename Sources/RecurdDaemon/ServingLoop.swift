@@ -139,13 +139,15 @@ final class ServingLoop {
 
     // MARK: Model
 
-    private func install(_ file: ModelFile, path: String?, version: UInt64, checkpointed: Bool) {
+    private func install(_ file: ModelFile, path: String?, version: UInt64, checkpointed: Bool, checkpointPath: String? = nil, seed: String? = nil) {
         let c = configuration
         let layout = StreamRecordLayout(architecture: file.model.architecture, learning: c.learning, nextStepTargets: c.targets == .next,
                                         standardize: c.normalize, forecast: c.forecastOptions)
         let runtime = ModelRuntime(model: file.model, modelPath: path, startVersion: version, configuration: c, window: layout.window,
                                    optimizerState: file, logger: logger, metrics: metrics)
         if checkpointed { runtime.checkpointedVersion = version }
+        runtime.startCheckpoint = checkpointPath
+        runtime.seed = seed
         state = .serving(ServingCore(configuration: c, layout: layout, runtime: runtime, sink: sink!, worker: worker, stateDirectory: stateDirectory,
                                      counters: counters, metrics: metrics, logger: logger))
     }
@@ -202,7 +204,7 @@ final class ServingLoop {
         sink = SocketOutputSink(e.output)
         endpoints = e
         if let m = initialModel {
-            install(m.file, path: m.path, version: m.version, checkpointed: m.fromCheckpoint)
+            install(m.file, path: m.path, version: m.version, checkpointed: m.fromCheckpoint, checkpointPath: m.checkpointPath, seed: m.seed)
             initialModel = nil
         }
         let multipart = ZMQMultipart(capacity: 2)

@@ -48,7 +48,7 @@ public struct SettingsSource: Sendable {
                 negated = true
             }
             guard let setting else {
-                let hint = ServeSettings.suggestion(for: name).map { " (did you mean --\($0)?)" } ?? ""
+                let hint = ServeSettings.suggestion(for: name, flag: true).map { " (did you mean --\($0)?)" } ?? ""
                 throw SettingError("unknown option --\(name)\(hint)")
             }
             let value: SettingValue

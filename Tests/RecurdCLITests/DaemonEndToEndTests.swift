@@ -132,9 +132,10 @@ import Testing
         try text.write(toFile: path("t.txt"), atomically: true, encoding: .utf8)
         let run = try runRecurd(["run", "--model", path("t.safetensors"), "--input", path("t.txt")])
         let expected = run.stdout.split(separator: "\n").map { $0.split(separator: ",").map { Float($0)! } }
-        // The network's own distribution (no context model), which `recurd run` prints.
+        // The network's own distribution, which `recurd run` prints: --no-combine leaves out the
+        // context model too, whatever --text-context-bytes says.
         let daemon = try DaemonHarness(arguments: ["--model", path("t.safetensors"), "--no-learn", "--no-normalize", "--no-combine", "--top-k", "3",
-                                                   "--text-context-bytes", "0"], probeText: true)
+                                                   "--text-context-bytes", "4194304"], probeText: true)
         let bytes = Array(text.utf8)
         try daemon.send(key: "play", InputMessage(inputKind: .text, xdim: 1, steps: 10, seq: 0, tokens: bytes[0..<10].map(UInt32.init)))
         try daemon.send(frames: [Array("play".utf8), Array(#"{"seq": 10, "text": "\#(String(decoding: bytes[10...], as: UTF8.self))"}"#.utf8)])

@@ -79,6 +79,8 @@ import ZeroMQ
         let second = try DaemonHarness(arguments: flags + ["--state-dir", path("cut")])
         let restarted = try second.control("stats")
         #expect(restarted["model_version"] as? Int == versionAtStop)
+        // The same --model as before: what the checkpoint learnt is no news (no warning).
+        #expect(second.log.contains("model from the newest checkpoint") && !second.log.contains("not the model this state directory"), "\(second.log)")
         // The store's size is what the restart found, before anything is written.
         #expect(((restarted["store"] as? [String: Any])?["bytes"] as? Int ?? 0) > 0, "\(restarted)")
         let rest = try run(second, streams: streams, steps: cut..<steps)
@@ -265,7 +267,21 @@ import ZeroMQ
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         let skipped = try DaemonHarness(arguments: ["--model", gru, "--state-dir", state])
         #expect(skipped.log.contains("skipping a checkpoint") && skipped.log.contains(newest), "\(skipped.log)")
+        #expect(!skipped.log.contains("not the model this state directory started from"), "\(skipped.log)")
         #expect(skipped.terminate() == 0)
+        // The same shape with other weights: the checkpoint still wins, and the log says so. The
+        // state directory's own link as --model is no news.
+        let other = path("gru-other.safetensors")
+        #expect(try runRecurd(["init", "--cell", "gru", "--hidden", "8", "--input-size", "3", "--output-size", "3", "--head", "linear", "--seed", "7",
+                               "-o", other]).status == 0)
+        let swapped = try DaemonHarness(arguments: ["--model", other, "--state-dir", state])
+        #expect(swapped.log.contains("not the model this state directory started from") && swapped.log.contains("--reset-model"), "\(swapped.log)")
+        let served = try swapped.control("model")
+        #expect((served["checkpoint"] as? String)?.contains("/checkpoints/model-") == true && served["file"] as? String == other, "\(served)")
+        #expect(swapped.terminate() == 0)
+        let link = try DaemonHarness(arguments: ["--model", state + "/model.safetensors", "--state-dir", state])
+        #expect(!link.log.contains("not the model this state directory started from"), "\(link.log)")
+        #expect(link.terminate() == 0)
     }
 
     /// A full disk and a read-only one: serving goes on, the failures are logged and counted,

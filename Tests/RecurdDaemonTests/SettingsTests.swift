@@ -83,6 +83,12 @@ import Testing
         #expect(c.inputBind == ["ipc:///a", "ipc:///b"] && c.newModelHidden == [32, 16])
         #expect(throws: SettingError("unknown option --k3 (did you mean --k1?)")) { _ = try SettingsSource.parse(arguments: ["--k3", "1"]) }
         #expect(throws: SettingError("unknown option --bogus-option")) { _ = try SettingsSource.parse(arguments: ["--bogus-option", "1"]) }
+        // A misspelt negation is told the negation, not its opposite.
+        #expect(throws: SettingError("unknown option --no-normalise (did you mean --no-normalize?)")) { _ = try SettingsSource.parse(arguments: ["--no-normalise"]) }
+        #expect(throws: SettingError("unknown option --no-lern (did you mean --no-learn?)")) { _ = try SettingsSource.parse(arguments: ["--no-lern"]) }
+        #expect(throws: SettingError("unknown option --no-anomaly-score (did you mean --no-anomaly-scores?)")) {
+            _ = try SettingsSource.parse(arguments: ["--no-anomaly-score"])
+        }
         #expect(throws: SettingError("--lr needs a value")) { _ = try SettingsSource.parse(arguments: ["--lr"]) }
         #expect(throws: SettingError("lr: '-' is not a finite number")) { _ = try SettingsSource.parse(arguments: ["--lr", "-"]) }
         // Connecting the input replaces the default bind.
