@@ -145,6 +145,10 @@ final class ServingLoop {
                                         standardize: c.normalize, forecast: c.forecastOptions)
         let runtime = ModelRuntime(model: file.model, modelPath: path, startVersion: version, configuration: c, window: layout.window,
                                    optimizerState: file, logger: logger, metrics: metrics)
+        // Otherwise the operator sees learning on, targets 0 and no loss, and nothing says why.
+        if c.targets == .next, let problem = OnlineLearner.nextStepProblem(file.model.architecture) {
+            logger.warning("\(problem): with --targets next this model learns and scores only from targets that messages carry (see --targets explicit)")
+        }
         if checkpointed { runtime.checkpointedVersion = version }
         runtime.startCheckpoint = checkpointPath
         runtime.seed = seed

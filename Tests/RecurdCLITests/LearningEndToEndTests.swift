@@ -79,6 +79,8 @@ import Testing
         // A classifier: 3 features → 4 classes; the class is the index of the largest of x0…x2, or 3.
         #expect(try runRecurd(["init", "--cell", "lstm", "--hidden", "16", "--input-size", "3", "--output-size", "4", "--head", "softmax", "-o", path("c.st")]).status == 0)
         let daemon = try DaemonHarness(arguments: ["--model", path("c.st"), "--sync-learning", "--no-combine", "--k1", "4", "--k2", "4", "--lr", "0.05"])
+        // Under the default next-step targets a classifier has none of its own: the log says so.
+        #expect(daemon.log.contains("learns and scores only from targets that messages carry"), "\(daemon.log)")
         var rng = SeededGenerator(seed: 1)
         var firstLosses: [Float] = [], lastLosses: [Float] = []
         for m in 0..<150 {

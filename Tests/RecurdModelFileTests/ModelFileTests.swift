@@ -73,6 +73,17 @@ import Testing
         #expect(refusal(big) != nil)
     }
 
+    /// Another framework's file says how to convert it: a Keras zip or a torch.save file is no
+    /// safetensors at all, a PyTorch state dict in safetensors has no recurd metadata.
+    @Test func otherFrameworksFilesPointToTheConverter() {
+        let zip: [UInt8] = Array("PK\u{3}\u{4}".utf8) + [UInt8](repeating: 7, count: 200)
+        #expect(refusal(zip)?.description.contains("python -m recurd.export") == true, "\(String(describing: refusal(zip)))")
+        let stateDict = rewritten { _, metadata in metadata = [:] }
+        let error = refusal(stateDict)
+        #expect(error?.description.contains("not a recurd model file") == true && error?.description.contains("python -m recurd.export") == true,
+                "\(String(describing: error))")
+    }
+
     @Test func headerThatIsNotJSONIsRefused() {
         var bytes = encoded()
         bytes[8] = UInt8(ascii: "[")

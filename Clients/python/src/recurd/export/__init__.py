@@ -124,6 +124,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     print(f"error: the converted model differs from the source by {result.max_diff:.3g} > --tolerance {args.tolerance:g}; "
                           "nothing written", file=sys.stderr)
                     return 1
+        if not args.output.endswith(".safetensors"):
+            print(f"  note: {args.output} is written as a recurd model file (safetensors), whatever its name", file=sys.stderr)
         try:
             conv.model.save(args.output)
         except OSError as e:
