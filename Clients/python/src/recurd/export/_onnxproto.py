@@ -233,7 +233,7 @@ def load_onnx(path: str) -> Graph:
     try:
         top = _fields(data)
     except ONNXFileError as e:
-        raise ONNXFileError(f"{path}: not an ONNX model ({e})") from None
+        raise ONNXFileError(f"not an ONNX model ({e})") from None
     graph_bytes, opset = None, 0
     for num, wt, v in top:
         if num == 7 and wt == 2:
@@ -248,7 +248,7 @@ def load_onnx(path: str) -> Graph:
             if dom in ("", "ai.onnx"):
                 opset = ver
     if graph_bytes is None:
-        raise ONNXFileError(f"{path}: no graph in this file (not an ONNX model?)")
+        raise ONNXFileError("no graph in this file (not an ONNX model?)")
     nodes, inits, inputs, outputs = [], {}, [], []
     for num, wt, v in _fields(graph_bytes):
         if num == 1:

@@ -125,7 +125,8 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
                 raise ExportError(f"{prefix}weight_hh_l{k}: shape {_shape(whh)} is neither LSTM (4H×H) nor GRU (3H×H)"
                                   + (" — a plain nn.RNN has no place in recurd" if g == 1 else ""))
             if cell is not None and kind != cell:
-                raise ExportError(f"{prefix}: {kind.upper()} layers after {cell.upper()} layers; recurd stacks one cell kind")
+                raise ExportError(f"{where}: {prefix}weight_hh_l{k}: {kind.upper()} layers after {cell.upper()} layers; "
+                                  "recurd stacks one cell kind")
             cell = kind
             b_ih = t.get("bias_ih", np.zeros(g * h, np.float32))
             b_hh = t.get("bias_hh", np.zeros(g * h, np.float32))
