@@ -187,6 +187,9 @@ def convert_keras(path: str, head: Optional[str] = None, **_: Any) -> Conversion
             continue
         if lc == "Bidirectional":
             raise ExportError(f"layer '{name}' (Bidirectional) reads the sequence backwards too; not a streaming model")
+        if lc == "TimeDistributed" and lcfg.get("layer", {}).get("class_name") == "Dense":
+            raise ExportError(f"layer '{name}' (TimeDistributed(Dense)) is not read; a plain Dense does the same in Keras 3 "
+                              "(it applies to every step of a sequence): rebuild the model with Dense, copy the weights, save it")
         raise ExportError(f"layer '{name}' ({lc}) has no place in a recurd model ([embedding] → LSTM/GRU layers → dense head)")
     if not rnn:
         raise ExportError(f"{where}: no LSTM or GRU layer")
