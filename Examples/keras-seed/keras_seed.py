@@ -6,7 +6,7 @@
 1. makes a small sequence task (which of 10 frequencies does a noisy wave have?),
 2. builds and trains the model for a few epochs with Keras 3,
 3. exports it with `python -m recurd.export` (model.safetensors),
-4. starts `recurd serve --model model.safetensors --no-learn`,
+4. starts `recurd serve --model model.safetensors --no-learn --no-normalize`,
 5. publishes a few test sequences one step per message with recurd's Python client, and
 6. checks that the prediction streamed at step t equals Keras' prediction on the prefix x_1..x_t.
 
