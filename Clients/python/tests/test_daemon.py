@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import WIRE, load_manifest, needs_daemon
+from conftest import RECURD_BIN, WIRE, load_manifest, needs_daemon
 from recurd import Subscriber, reference, wire
 from recurd.modelfile import Model
 from recurd.wire import OutputFlags
@@ -328,3 +328,20 @@ def test_sigterm_exits_zero(daemon_factory, models):
     d.pub.send("z", rows(2))
     d.recv()
     assert d.stop() == 0
+
+
+@needs_daemon
+def test_serve_helper_connects_and_names_a_rejected_probe(models):
+    """recurd.serve.Serve, as the client README shows it: a probe that fits connects and is dropped
+    again; one that does not is named at once, not after the whole timeout."""
+    from recurd.serve import Serve
+    with Serve(RECURD_BIN, model=models["lstm_features"], args=["--no-learn", "--no-normalize", "--no-combine"]) as d:
+        pub, sub, ctl = d.connect(probe={"x": [0.0, 0.0, 0.0]})
+        pub.send("k", [1.0, 2.0, 3.0], seq=0)
+        p = sub.recv_whole(10)
+        assert p.key == "k" and p.y.shape == (1, 3)
+        assert "__probe__" not in [s["key"] for s in ctl.streams()["streams"]]
+        started = time.monotonic()
+        with pytest.raises(ValueError, match="rejected the probe"):
+            d.connect(probe={"x": [0.0, 0.0]}, timeout=30)
+        assert time.monotonic() - started < 15

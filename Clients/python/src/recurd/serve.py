@@ -97,6 +97,15 @@ class Serve:
                     pass
                 ctl.drop("__probe__")
                 return pub, sub, ctl
+            # A probe that does not fit the model is rejected at once: say so instead of waiting out the timeout.
+            if seq % 5 == 0:
+                try:
+                    rejected = ctl.stats().get("rejected_total", 0)
+                except Exception:
+                    rejected = 0
+                if rejected:
+                    why = [line for line in self.log.splitlines() if "rejected" in line]
+                    raise ValueError(f"the daemon rejected the probe {probe!r}: {why[-1].strip() if why else 'see its log'}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no prediction for the probe within {timeout} s: {self.log.strip()[-2000:]}")
 
