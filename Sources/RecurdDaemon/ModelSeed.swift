@@ -8,7 +8,12 @@ import RecurdStore
 enum ModelSeed {
     /// The checkpoint metadata key.
     static let key = "recurd.seed"
+    /// The seed of a model created from the first stream (no `--model` file).
+    static let created = "created"
+    /// The seed of a model started from the bundled pre-trained text model.
+    static let pretrained = "pretrained-text"
 
+    /// The fingerprint of `file`'s weights, "crc32c:" and eight hex digits.
     static func fingerprint(_ file: ModelFile) -> String {
         let w = file.model.weights
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: w.pointer, count: w.count * MemoryLayout<Float>.stride))

@@ -297,6 +297,7 @@ final class ServingCore {
             }
             runtime.replaceWeights(file.model.weights)
             runtime.seed = ModelSeed.fingerprint(file)
+            runtime.startCheckpoint = nil
             logger.notice("model reloaded", metadata: ["file": "\(runtime.modelPath ?? configuration.model ?? "")", "version": "\(runtime.version)"])
             readyReplies.append(ControlReply.encode(ControlReply.Ack(ok: true, file: runtime.modelPath ?? configuration.model, version: runtime.version)))
         }

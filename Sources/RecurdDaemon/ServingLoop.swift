@@ -146,7 +146,7 @@ final class ServingLoop {
         let runtime = ModelRuntime(model: file.model, modelPath: path, startVersion: version, configuration: c, window: layout.window,
                                    optimizerState: file, logger: logger, metrics: metrics)
         // Otherwise the operator sees learning on, targets 0 and no loss, and nothing says why.
-        if c.targets == .next, let problem = OnlineLearner.nextStepProblem(file.model.architecture) {
+        if c.learn && c.targets == .next, let problem = OnlineLearner.nextStepProblem(file.model.architecture) {
             logger.warning("\(problem): with --targets next this model learns and scores only from targets that messages carry (see --targets explicit)")
         }
         if checkpointed { runtime.checkpointedVersion = version }
@@ -168,7 +168,7 @@ final class ServingLoop {
                 // The new-model settings still say what a created model is: the bundled weights
                 // stand in only for a model of their own shape.
                 if a.cell == c.newModelCell && a.hidden == c.newModelHidden && a.input == .tokens(vocabulary: 256, embedding: c.newModelEmbedding) {
-                    install(file, path: nil, version: 0, checkpointed: false)
+                    install(file, path: nil, version: 0, checkpointed: false, seed: ModelSeed.pretrained)
                     logger.notice("created the model from the bundled pre-trained text model", metadata: [
                         "cell": "\(a.cell.rawValue)", "hidden": "\(a.hidden)", "embedding": "\(c.newModelEmbedding)",
                         "parameters": "\(file.model.layout.count)",
@@ -193,7 +193,7 @@ final class ServingLoop {
                                      hidden: c.newModelHidden, outputSize: 256, head: .softmax)
         }
         let model = Model(architecture: arch, seed: c.newModelSeed)
-        install(ModelFile(model: model), path: nil, version: 0, checkpointed: false)
+        install(ModelFile(model: model), path: nil, version: 0, checkpointed: false, seed: ModelSeed.created)
         logger.notice("created a new model from the first stream", metadata: [
             "cell": "\(arch.cell.rawValue)", "input": "\(arch.input.name)", "input_size": "\(arch.input.layerInputSize)",
             "hidden": "\(arch.hidden)", "outputs": "\(arch.outputSize)", "head": "\(arch.head.rawValue)\(arch.residual ? " (residual)" : "")",

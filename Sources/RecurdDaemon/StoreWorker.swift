@@ -279,6 +279,6 @@ final class StoreWorker: @unchecked Sendable {
 
     private func readModel(_ path: String) -> Result<ModelFile, CheckpointError> {
         guard let data = FileManager.default.contents(atPath: path) else { return .failure(CheckpointError("\(path): cannot read")) }
-        do { return .success(try ModelFile.decode([UInt8](data), file: path)) } catch { return .failure(CheckpointError(error.description)) }
+        do { return .success(try ModelFile.decode([UInt8](data), file: path)) } catch { return .failure(CheckpointError(error.forUser)) }
     }
 }

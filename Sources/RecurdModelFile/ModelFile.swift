@@ -23,9 +23,6 @@ public struct ModelFile: Sendable {
         self.extras = extras
     }
 
-    /// What to do with a model file of another framework.
-    static let convertHint = "a Keras, PyTorch or ONNX model converts with `python -m recurd.export`"
-
     /// Decodes and validates `bytes`; `file` is used in error messages only.
     public static func decode(_ bytes: [UInt8], file: String) throws(ModelFileError) -> ModelFile {
         let archive: SafeTensorsArchive
@@ -34,13 +31,13 @@ public struct ModelFile: Sendable {
         } catch {
             switch error {
             case .badEntry(let t, let r), .badDataRange(let t, let r): throw ModelFileError(file: file, tensor: t, reason: r)
-            default: throw ModelFileError(file: file, reason: error.description + " (damaged, or not a safetensors file: \(convertHint))")
+            default: throw ModelFileError(file: file, reason: error.description, foreign: true)
             }
         }
         let meta = archive.metadata
         // A safetensors file of another tool (a PyTorch state dict, say) has no recurd format.
         if meta["format"] == nil && meta["cell"] == nil {
-            throw ModelFileError(file: file, reason: "a safetensors file but not a recurd model file: its metadata has no 'format' (\(convertHint))")
+            throw ModelFileError(file: file, reason: "a safetensors file but not a recurd model file: its metadata has no 'format'", foreign: true)
         }
         func required(_ key: String) throws(ModelFileError) -> String {
             guard let v = meta[key] else { throw ModelFileError(file: file, reason: "metadata has no '\(key)' (expected format, cell, input, head)") }

@@ -9,7 +9,7 @@ enum ModelLoading {
         do {
             return try ModelFile.decode(bytes, file: path)
         } catch {
-            throw CLIError(error.description)
+            throw CLIError(error.forUser)
         }
     }
 

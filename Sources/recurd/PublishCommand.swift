@@ -74,6 +74,10 @@ struct PublishCommand: ParsableCommand {
             }
         }
         let first = startSeq(daemon: before == nil ? nil : daemon)
+        // What the stream has stepped so far, to tell at the end whether all of this run was taken
+        // (not with --reset, which may start the count again, nor --end, after which it is gone).
+        let stepsBefore: UInt64? = before == nil || reset || end ? nil
+            : daemon?.request("stream \(stream)").map { ($0["steps"] as? NSNumber)?.uint64Value ?? 0 }
 
         let s = try openInput(context)
         defer { s.close() }
@@ -101,7 +105,7 @@ struct PublishCommand: ParsableCommand {
             }
         }
         print("published \(total) steps of '\(stream)' (seq \(first)…\(first + UInt64(total) - 1)) in \(sent) messages to \(connect)")
-        if let daemon, let before { try summarise(daemon, before: before, expectedNext: first + UInt64(total)) }
+        if let daemon, let before { try summarise(daemon, before: before, expectedNext: first + UInt64(total), stepsBefore: stepsBefore, total: total) }
     }
 
     /// The input of the daemon's model from its `model` reply; nil before it has one.
@@ -169,7 +173,7 @@ struct PublishCommand: ParsableCommand {
 
     /// Waits (up to a few seconds) for the daemon to reach the end of what was sent, then says
     /// what it took: steps, duplicates and rejections, the stream's loss, and the trained share.
-    private func summarise(_ daemon: ControlClient, before: [String: Any], expectedNext: UInt64) throws {
+    private func summarise(_ daemon: ControlClient, before: [String: Any], expectedNext: UInt64, stepsBefore: UInt64?, total: Int) throws {
         // The daemon numbers a step when it admits it and counts it when it has stepped it; the
         // trainer runs behind both. Wait until the stream is at the end and the counts settle.
         var info: [String: Any]?
@@ -213,8 +217,13 @@ struct PublishCommand: ParsableCommand {
                 if next < expectedNext {
                     note("warning: the daemon has '\(stream)' at seq \(next), not \(expectedNext): \(expectedNext - next) steps are still queued, were dropped as duplicates or were lost (`recurd ctl stats` tells which)")
                 }
-                // A run whose steps the daemon refused has failed, whatever reached the socket.
-                if rejected > 0 && next < expectedNext { throw CLIError("the daemon rejected steps of '\(stream)' (see above)") }
+                // A run whose steps the daemon refused has failed, whatever reached the socket. Its
+                // own stream's count tells (the rejections are counted over all streams).
+                let stepped = ((info["steps"] as? NSNumber)?.uint64Value ?? 0) &- (stepsBefore ?? 0)
+                let short = stepsBefore.map { _ in stepped < UInt64(total) } ?? (next < expectedNext)
+                if rejected > 0 && short {
+                    throw CLIError("the daemon took \(stepsBefore == nil ? "not all" : "\(stepped) of \(total)") steps of '\(stream)' and rejected messages (see above)")
+                }
             } else {
                 note("warning: the daemon has no stream '\(stream)' after publishing: nothing arrived (\((info?["error"] as? String) ?? "no reply"))")
                 if rejected > 0 { throw CLIError("the daemon rejected the steps of '\(stream)' (see above)") }

@@ -156,17 +156,18 @@ import Testing
         // trained, coalesced or dropped. The trainer runs at SCHED_IDLE, so on a busy machine it can
         // stand still for longer than any fixed pause; a skipped update would leave windows
         // unaccounted, hence the deadline.
-        var before = -1
+        var before = -1, settled = false
         let deadline = Date() + 60
         while Date() < deadline {
             let stats = try daemon.control("stats")
             let count = { (name: String) in stats[name] as? Int ?? 0 }
-            let settled = count("windows_trained") + count("windows_coalesced") + count("windows_dropped") >= count("windows_due")
             let now = count("updates")
-            if settled && now == before { break }
+            settled = count("windows_trained") + count("windows_coalesced") + count("windows_dropped") >= count("windows_due") && now == before
+            if settled { break }
             before = now
             Thread.sleep(forTimeInterval: 0.3)
         }
+        if !settled { Issue.record("the trainer did not finish the windows handed over within 60 s: \(try daemon.control("stats"))") }
         try daemon.send(key: "t", InputMessage(inputKind: .text, xdim: 1, steps: 200, seq: UInt64(text.count + 8), tokens: text[0..<200].map(UInt32.init)))
         _ = try daemon.receive(count: 1)
         Thread.sleep(forTimeInterval: 0.3)

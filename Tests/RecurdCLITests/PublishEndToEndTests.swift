@@ -73,6 +73,21 @@ import Testing
         #expect(d.terminate() == 0)
     }
 
+    /// Some of a run's messages refused (here too large) while the last one is taken: the
+    /// stream still ends at the right seq, but the run did not deliver, and says so.
+    @Test func aRunWithRejectedMessagesFails() throws {
+        let model = path("m.safetensors")
+        #expect(try runRecurd(["init", "--cell", "gru", "--hidden", "8", "--input-size", "2", "--output-size", "2", "--head", "linear", "-o", model]).status == 0)
+        let d = try DaemonHarness(arguments: ["--model", model, "--max-message-bytes", "100"], inputSocket: "sub", probeWidth: 2)
+        let csv = "a,b\n" + (0..<20).map { "\($0),\($0 * 2)" }.joined(separator: "\n") + "\n"
+        try csv.write(toFile: path("s.csv"), atomically: true, encoding: .utf8)
+        let r = try publish(d, path("s.csv"), ["--steps-per-message", "16"])
+        #expect(r.status != 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("1 rejected") && r.stdout.contains("(too_large 1;"), "\(r.stdout)")
+        #expect(r.stderr.contains("took 4 of 20 steps of 's'"), "\(r.stderr)")
+        #expect(d.terminate() == 0)
+    }
+
     @Test func nobodyListeningIsAnError() throws {
         let csv = path("lonely.csv")
         try "a\n1\n2\n".write(toFile: csv, atomically: true, encoding: .utf8)

@@ -77,11 +77,15 @@ import Testing
     /// safetensors at all, a PyTorch state dict in safetensors has no recurd metadata.
     @Test func otherFrameworksFilesPointToTheConverter() {
         let zip: [UInt8] = Array("PK\u{3}\u{4}".utf8) + [UInt8](repeating: 7, count: 200)
-        #expect(refusal(zip)?.description.contains("python -m recurd.export") == true, "\(String(describing: refusal(zip)))")
+        #expect(refusal(zip)?.forUser.contains("python -m recurd.export") == true, "\(String(describing: refusal(zip)))")
         let stateDict = rewritten { _, metadata in metadata = [:] }
         let error = refusal(stateDict)
-        #expect(error?.description.contains("not a recurd model file") == true && error?.description.contains("python -m recurd.export") == true,
+        #expect(error?.forUser.contains("not a recurd model file") == true && error?.forUser.contains("python -m recurd.export") == true,
                 "\(String(describing: error))")
+        // Checkpoints read back without the hint (a torn checkpoint is no other framework's file).
+        #expect(error?.description.contains("recurd.export") == false)
+        // A recurd file with a problem is not foreign: no hint.
+        #expect(refusal(rewritten { tensors, _ in tensors.removeAll { $0.name == "head.weight" } })?.foreign == false)
     }
 
     @Test func headerThatIsNotJSONIsRefused() {

@@ -5,6 +5,8 @@ import ZeroMQ
 /// The real `recurd serve` binary, started as a process on ipc endpoints in a temporary
 /// directory (and a free loopback HTTP port), with client sockets to talk to it.
 public final class DaemonHarness {
+    /// Chunks of answers not yet whole, by stream key (`receive(count:)`).
+    private var partial: [String: OutputMessage] = [:]
     public let directory: URL
     public let process = Process()
     public let logFile: URL
@@ -137,15 +139,16 @@ public final class DaemonHarness {
     }
 
     /// Receives until the outputs of `count` input messages (probes excluded) arrived. A message
-    /// answered in chunks (a cycle ran out of time mid-message, as on a loaded machine) counts once,
-    /// its chunks joined in order, so tests see one output per input whatever the timing.
+    /// answered in chunks (longer than a cycle's 64 rounds, or a cycle ran out of its 2 ms
+    /// mid-message, as on a loaded machine) counts once, its chunks joined in order, so tests see
+    /// one output per input whatever the timing. Chunks of answers not yet whole wait for the next
+    /// call; a partial answer that the stream's next output does not continue is dropped.
     public func receive(count: Int) throws -> [(key: String, message: OutputMessage)] {
         var got: [(key: String, message: OutputMessage)] = []
-        var partial: [String: OutputMessage] = [:]
         while got.count < count {
             guard let m = try receive() else { throw HarnessError("timed out after \(got.count) of \(count) outputs: \(log)") }
             if m.key.contains("__probe__") { continue }
-            let joined = partial.removeValue(forKey: m.key).map { $0.appending(m.message) } ?? m.message
+            let joined = partial.removeValue(forKey: m.key).flatMap { $0.joined(with: m.message) } ?? m.message
             if joined.flags.contains(.more) { partial[m.key] = joined } else { got.append((m.key, joined)) }
         }
         return got
@@ -246,20 +249,3 @@ public func httpGet(port: Int, path: String) throws -> (Int, String) {
     return (status, body)
 }
 
-extension OutputMessage {
-    /// This chunk followed by the next chunk of the same input message: steps, predictions, losses
-    /// and scores concatenated; the flags of the first chunk (`.more` from the later one), the model
-    /// version and timestamp of the later one.
-    func appending(_ next: OutputMessage) -> OutputMessage {
-        var m = self
-        m.steps += next.steps
-        m.values += next.values
-        m.ids += next.ids
-        m.losses += next.losses
-        m.anomaly += next.anomaly
-        m.flags = flags.subtracting(.more).union(next.flags.intersection(.more))
-        m.modelVersion = next.modelVersion
-        m.timestamp = next.timestamp
-        return m
-    }
-}

@@ -207,8 +207,13 @@ def test_recv_whole_joins_chunks_per_stream():
         assert math.isnan(a.loss[0]) and a.loss[1:].tolist() == [0.5, 0.25, 0.125]
         assert a.new_state and not a.more and a.model_version == 3
         assert sub.recv_whole(0.1) is None
-        with pytest.raises(ValueError, match="streams"):
+        with pytest.raises(ValueError, match="does not continue"):
             a.followed_by(b)
+        # A partial answer whose rest was lost is not glued to the stream's next message.
+        pub.send_multipart(out(b"a", [[5.0]], [0.1], seq=14, more=True))
+        pub.send_multipart(out(b"a", [[6.0], [7.0]], [np.nan, 0.2], seq=0, new_state=True))
+        fresh = sub.recv_whole(3)
+        assert fresh.seq == 0 and fresh.steps == 2 and fresh.new_state
     finally:
         sub.close()
         pub.close(0)

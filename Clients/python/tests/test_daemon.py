@@ -345,3 +345,7 @@ def test_serve_helper_connects_and_names_a_rejected_probe(models):
         with pytest.raises(ValueError, match="rejected the probe"):
             d.connect(probe={"x": [0.0, 0.0]}, timeout=30)
         assert time.monotonic() - started < 15
+        # An earlier rejection does not make the next, fitting probe look rejected.
+        pub2, sub2, ctl2 = d.connect(probe={"x": [0.0, 0.0, 0.0]})
+        for s in (pub2, sub2, ctl2):
+            s.close()

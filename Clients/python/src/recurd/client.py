@@ -259,13 +259,17 @@ class Prediction:
             raise ValueError("not a top-k prediction")
         return [(int(i), float(p)) for i, p in zip(self.top[step], self.y[step])]
 
+    def continued_by(self, nxt: "Prediction") -> bool:
+        """Whether ``nxt`` is the next chunk of this answer: same stream, the next seq, no new state."""
+        return nxt.key == self.key and nxt.seq == self.seq + self.steps and not nxt.new_state
+
     def followed_by(self, nxt: "Prediction") -> "Prediction":
         """This output joined with the next output of the same input message (``self.more`` was
         set): the steps of both; the flags of the first (they describe its first step) with
         ``more`` from the second; the second's model version and timestamp. ``message`` is None,
         as no single payload carries the joined steps."""
-        if nxt.key != self.key:
-            raise ValueError(f"cannot join outputs of streams {self.key!r} and {nxt.key!r}")
+        if not self.continued_by(nxt):
+            raise ValueError(f"{nxt.key!r} seq {nxt.seq} does not continue {self.key!r} seq {self.seq}…{self.seq + self.steps - 1}")
         def cat(a, b):
             return None if a is None or b is None else np.concatenate([a, b])
         flags = OutputFlags((self.flags & ~OutputFlags.MORE) | (nxt.flags & OutputFlags.MORE))
@@ -325,9 +329,12 @@ class Subscriber:
 
         The daemon answers a message in several outputs (all but the last with ``more``) when it
         is longer than ``--max-output-bytes``, and also when a serving cycle's time slice ends in
-        the middle of it, which a loaded machine does even to a few-step message. Chunks of other
-        streams' messages that arrive meanwhile are kept for later calls. None when ``timeout``
-        seconds pass first (chunks received so far are kept)."""
+        the middle of it: a cycle runs at most 64 steps of a message and at most about 2 ms, which
+        a loaded machine reaches even with a few-step message. Chunks of other streams' messages
+        that arrive meanwhile are kept for later calls. A partial answer that the stream's next
+        output does not continue (the rest was lost: the stream was dropped or evicted
+        mid-message, or outputs were dropped) is discarded. None when ``timeout`` seconds pass
+        first (chunks received so far are kept)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = self._pending
         while True:
@@ -336,7 +343,9 @@ class Subscriber:
             if p is None:
                 return None
             if p.key in pending:
-                p = pending.pop(p.key).followed_by(p)
+                before = pending.pop(p.key)
+                if before.continued_by(p):
+                    p = before.followed_by(p)
             if not p.more:
                 return p
             pending[p.key] = p

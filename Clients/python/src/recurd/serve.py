@@ -88,6 +88,20 @@ class Serve:
         prediction. The probe stream (``__probe__``, sent with NO_LEARN) is dropped afterwards."""
         pub, sub, ctl = self.publisher(**publisher_options), self.subscriber(), self.control()
         deadline, seq = time.monotonic() + timeout, 0
+
+        def rejected_so_far() -> int:
+            try:
+                return int(ctl.stats().get("rejected_total", 0))
+            except Exception:
+                return 0
+
+        def fail(error: Exception) -> None:
+            for s in (pub, sub, ctl):
+                s.close()
+            raise error
+
+        baseline = rejected_so_far()
+        lines_before = len(self.log.splitlines())
         while True:
             pub.send("__probe__", **probe, no_learn=True, seq=seq)
             seq += 1
@@ -98,16 +112,11 @@ class Serve:
                 ctl.drop("__probe__")
                 return pub, sub, ctl
             # A probe that does not fit the model is rejected at once: say so instead of waiting out the timeout.
-            if seq % 5 == 0:
-                try:
-                    rejected = ctl.stats().get("rejected_total", 0)
-                except Exception:
-                    rejected = 0
-                if rejected:
-                    why = [line for line in self.log.splitlines() if "rejected" in line]
-                    raise ValueError(f"the daemon rejected the probe {probe!r}: {why[-1].strip() if why else 'see its log'}")
+            if seq % 5 == 0 and rejected_so_far() > baseline:
+                why = [line for line in self.log.splitlines()[lines_before:] if "rejected" in line and "__probe__" in line]
+                fail(ValueError(f"the daemon rejected the probe {probe!r}: {why[-1].strip() if why else 'see its log'}"))
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no prediction for the probe within {timeout} s: {self.log.strip()[-2000:]}")
+                fail(TimeoutError(f"no prediction for the probe within {timeout} s: {self.log.strip()[-2000:]}"))
 
     def stop(self, timeout: float = 30.0) -> Optional[int]:
         """SIGTERM (the daemon drains and exits 0); returns the exit status."""
