@@ -45,15 +45,30 @@ struct ControlHandler {
             guard let core, let slot = core.table.slot(for: Array(key.utf8)) else { return .reply(ControlReply.failure(noStream(key, core))) }
             return .reply(ControlReply.encode(info(core, slot: slot, now: Date().timeIntervalSince1970)))
         case .reset(let key):
-            guard let core, let slot = core.table.slot(for: Array(key.utf8)) else { return .reply(ControlReply.failure(noStream(key, core))) }
+            guard let core, let slot = core.table.slot(for: Array(key.utf8)) else {
+                let stored = core?.residency.worker != nil
+                return .reply(ControlReply.failure(stored ? "no stream '\(key)' in memory: reset applies to streams in memory (one in the store "
+                    + "comes back when it speaks; a zero-step RESET message resets it then, and `drop` forgets it in the store too)" : noStream(key, core)))
+            }
             core.table.record(slot).resetState()
             core.table.record(slot).announcesNewState = true
             core.table.markDirty(slot)
             core.logger.notice("stream reset by control command", metadata: ["stream": "\(key)"])
             return .reply(ControlReply.encode(ControlReply.Ack(ok: true, reset: key)))
         case .drop(let key):
-            guard let core, let slot = core.table.slot(for: Array(key.utf8)) else { return .reply(ControlReply.failure(noStream(key, core))) }
-            core.residency.forget(slot, reason: .drop)
+            guard let core else { return .reply(ControlReply.failure(noStream(key, core))) }
+            let k = Array(key.utf8)
+            switch k.withUnsafeBytes({ core.residency.lookup($0) }) {
+            case .resident(let slot):
+                core.residency.forget(slot, reason: .drop)
+            case .absent where core.residency.worker != nil:
+                // In the store only (evicted or idle): its record goes without being read back.
+                core.residency.forgetStored(k)
+            case .loading:
+                return .reply(ControlReply.failure("stream '\(key)' is on its way back from the store; drop it again in a moment"))
+            case .absent, .new:
+                return .reply(ControlReply.failure("no stream '\(key)'"))
+            }
             core.residency.submit()
             core.logger.notice("stream dropped by control command", metadata: ["stream": "\(key)"])
             return .reply(ControlReply.encode(ControlReply.Ack(ok: true, dropped: key)))

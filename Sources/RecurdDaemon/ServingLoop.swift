@@ -449,9 +449,12 @@ final class ServingLoop {
             reply(socket, ControlReply.failure("not an operator: this key was removed from operators/"))
             return true
         }
-        var request: [UInt8] = []
-        for i in 0..<parts.frameCount { request += parts.frame(i) }
-        let outcome = control.handle(request, core: core, configuration: configuration) { apply($0) }
+        // A request is one frame; only the first is kept (the rest were counted and discarded).
+        guard parts.frameCount == 1 else {
+            reply(socket, ControlReply.failure("a control request is one frame; this one had \(parts.frameCount)"))
+            return true
+        }
+        let outcome = control.handle(Array(parts.frame(0)), core: core, configuration: configuration) { apply($0) }
         switch outcome {
         case .reply(let r): reply(socket, r)
         case .deferred: controlWaiting = true

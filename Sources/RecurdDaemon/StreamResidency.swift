@@ -147,6 +147,14 @@ final class StreamResidency {
         metrics.streamsActive.record(table.count)
     }
 
+    /// Forgets a stream that is only in the store (`drop`): its record is deleted at the next
+    /// `submit`, counted as a drop. The key filter may keep the key; a later load finds nothing.
+    func forgetStored(_ key: [UInt8]) {
+        deletes.append(key)
+        counters.forgotten[.drop, default: 0] += 1
+        metrics.streamsForgotten(.drop)
+    }
+
     /// Frees the slot of a stream that never got a message in (nothing to count or store).
     func discardFresh(_ slot: Int) {
         guard table.isLive(slot), table.record(slot).isFresh else { return }

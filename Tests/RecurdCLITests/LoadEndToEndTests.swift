@@ -141,6 +141,18 @@ import ZeroMQ
         // An oversized control request gets an error reply, not silence.
         let reply = try daemon.control(String(repeating: "x", count: 200_000))
         #expect(reply["ok"] as? Bool == false && (reply["error"] as? String ?? "").contains("bytes"))
+        // A request of several frames (a REQ may send them) gets an error reply; the daemon goes on.
+        for frames in [[Array("stats".utf8), Array("x".utf8)], [[], []], [Array("stats".utf8), [], Array("drop k".utf8)]] {
+            let req = try ZMQSocket(context: daemon.context, type: .req)
+            defer { req.close() }
+            try req.setLinger(milliseconds: 0)
+            try req.setReceiveTimeout(milliseconds: 10_000)
+            try req.connect(daemon.controlEndpoint)
+            _ = try req.send(frames: frames)
+            let answer = try req.receiveFrames()?.first.map { String(decoding: $0, as: UTF8.self) } ?? "no reply"
+            #expect(answer.contains("\"ok\":false") && answer.contains("one frame; this one had \(frames.count)"), "\(answer)")
+        }
+        #expect(try daemon.control("stats")["ok"] as? Bool == true)
         // State-changing control commands are logged with their arguments.
         _ = try daemon.control("set lr=0.002")
         _ = try daemon.control("drop z")

@@ -95,6 +95,24 @@ import ZeroMQ
         #expect(second.terminate() == 0)
     }
 
+    /// `drop` forgets a stream that is only in the store (evicted), without reading it back: it
+    /// starts afresh when it speaks again. `reset` of such a stream says what to do instead.
+    @Test func dropForgetsAStreamInTheStore() throws {
+        let daemon = try DaemonHarness(arguments: ["--model", try featureModel(), "--no-learn", "--state-dir", path("dropped"),
+                                                   "--max-streams", "2", "--max-batch", "1"])
+        _ = try run(daemon, streams: 3, steps: 0..<3)   // 3 streams in 2 slots: s0 is in the store
+        #expect(try daemon.control("stream s0")["ok"] as? Bool == false)
+        let reset = try daemon.control("reset s0")
+        #expect(reset["ok"] as? Bool == false && (reset["error"] as? String ?? "").contains("zero-step RESET"), "\(reset)")
+        let dropped = try daemon.control("drop s0")
+        #expect(dropped["ok"] as? Bool == true && dropped["dropped"] as? String == "s0", "\(dropped)")
+        #expect((try daemon.control("stats")["deleted"] as? [String: Int])?["drop"] == 1)
+        // Its next message finds nothing in the store: a new stream (flag set, no loss).
+        let back = try daemon.step(key: "s0", message(stream: 0, step: 3))
+        #expect(back.flags.contains(.newState) && back.losses[0].isNaN, "\(back)")
+        #expect(daemon.terminate() == 0)
+    }
+
     @Test(arguments: [false, true])
     func evictedStreamsComeBackExactly(learning: Bool) throws {
         let flags = try flags(learning: learning)

@@ -57,6 +57,8 @@ import Testing
         ("[learning]\nk1 = 4", "recurd.toml: [learning]: recurd's config has no sections; write the settings at the top level"),
         ("reset-model = true", "recurd.toml: 'reset-model' is a one-off command-line flag, not a config setting"),
         ("k1 = 1.5", "recurd.toml: k1 takes an integer, not 1.5"),
+        // The parser would stop at a NUL and take the rest as absent: refused, with where.
+        ("lr = 0.3\n\u{0}clip = \"x\"", "recurd.toml:2: a NUL byte at byte offset 9; a config file is text"),
     ])
     func badFilesNameTheKey(_ text: String, _ message: String) {
         #expect(throws: SettingError(message)) { _ = try read(text) }
