@@ -25,6 +25,24 @@ final class RecordSlab {
         return chunks[c]! + (slot % Self.slotsPerChunk) * slotBytes
     }
 
+    /// Zeroes `count` bytes at `p` (inside a slot) without making untouched memory resident: the
+    /// whole pages inside are handed back to the kernel, which maps them as zero when next
+    /// touched (a text stream's 4 MiB context tables cost memory only as they fill; zeroing them
+    /// byte by byte made every new text stream resident at once). Small ranges are cleared.
+    static func zero(_ p: UnsafeMutableRawPointer, count: Int) {
+        let page = 4096
+        let start = (Int(bitPattern: p) + page - 1) & ~(page - 1), end = (Int(bitPattern: p) + count) & ~(page - 1)
+        #if os(Linux)
+        if count >= 64 * page, end > start,
+           madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) == 0 {
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: start - Int(bitPattern: p))
+            UnsafeMutableRawPointer(bitPattern: end)!.initializeMemory(as: UInt8.self, repeating: 0, count: Int(bitPattern: p) + count - end)
+            return
+        }
+        #endif
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: count)
+    }
+
     private func allocate(_ c: Int) {
         while chunks.count <= c { chunks.append(nil) }
         guard let p = calloc(Self.slotsPerChunk, max(slotBytes, 16)) else { fatalError("out of memory for stream records") }

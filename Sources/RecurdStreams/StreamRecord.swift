@@ -145,7 +145,7 @@ public struct StreamRecord {
     /// A new stream: everything zero, created and seen `now`; the window block is left untouched
     /// until the stream first learns.
     public func initialize(now: Double) {
-        core.initializeMemory(as: UInt8.self, repeating: 0, count: layout.coreBytes)
+        RecordSlab.zero(core, count: layout.coreBytes)
         createdAt = now
         lastSeen = now
         flags = .fresh

@@ -66,6 +66,23 @@ import Testing
     }
 
     /// Turning combining or scores on or off keeps a stored stream; only those parts start afresh.
+    /// Zeroing a slot hands whole pages back to the kernel: every byte of the range reads zero
+    /// afterwards, edges included, and nothing outside it changes.
+    @Test(arguments: [0, 5, 4093])
+    func zeroingAReusedSlotClearsExactlyItsBytes(offset: Int) {
+        let slab = RecordSlab(slotBytes: (1 << 20) + 200)
+        let p = slab.pointer(1)
+        p.initializeMemory(as: UInt8.self, repeating: 0xA5, count: slab.slotBytes)
+        let count = slab.slotBytes - offset - 7
+        RecordSlab.zero(p + offset, count: count)
+        let bytes = UnsafeRawBufferPointer(start: p, count: slab.slotBytes)
+        #expect(bytes[offset..<(offset + count)].allSatisfy { $0 == 0 })
+        #expect(bytes[..<offset].allSatisfy { $0 == 0xA5 } && bytes[(offset + count)...].allSatisfy { $0 == 0xA5 })
+        // Memory zeroed this way is ordinary memory: written again, it holds what was written.
+        (p + offset + 300_000).storeBytes(of: 7, as: UInt8.self)
+        #expect(bytes[offset + 300_000] == 7)
+    }
+
     @Test func otherForecastSettingsKeepTheStream() throws {
         let a = Self.layouts[3]
         #expect(a.combine && a.anomalyScorers == 2 && a.publishedCount == 2)
