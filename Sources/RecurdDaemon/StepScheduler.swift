@@ -369,6 +369,15 @@ final class StepScheduler {
         messages[i].outputOffset = -1
         guard n > 0, !m.header.flags.contains(.noPredict) else { return }
         var flags: OutputFlags = m.chunkStart == 0 ? m.flags : []
+        // A control `reset` between cycles, in the middle of this message: the state was new
+        // before this chunk's first step (chunks end at cycle ends), so this chunk says so.
+        if m.chunkStart > 0 {
+            let r = table.record(m.slot)
+            if r.announcesNewState {
+                flags.insert(.newState)
+                r.announcesNewState = false
+            }
+        }
         if !final { flags.insert(.more) }
         let sent = table.withKey(m.slot) { key in
             predictions.withUnsafeBufferPointer { p in

@@ -188,6 +188,25 @@ import Testing
         #expect(zip(long, long.dropFirst()).allSatisfy { $0.seq + UInt64($0.steps) == $1.seq })
     }
 
+    /// A control `reset` in the middle of a long message: the chunk that starts after it carries
+    /// the new-state flag and no loss for its first step, and the next message does not.
+    @Test func resetMidMessageFlagsTheChunkAfterIt() throws {
+        let (core, sink, _) = core()
+        core.scheduler.maxRounds = 3
+        let handler = ControlHandler(counters: core.counters, startedAt: 0, worker: nil)
+        cycle(core) { send(core, "long", InputMessage(inputKind: .features, xdim: 2, steps: 9, seq: 0, features: (0..<18).map(Float.init))) }
+        guard case .reply = handler.handle(Array("reset long".utf8), core: core, configuration: core.configuration, apply: { _ in }) else {
+            Issue.record("deferred")
+            return
+        }
+        for _ in 0..<3 { cycle(core) {} }
+        cycle(core) { send(core, "long", InputMessage(inputKind: .features, xdim: 2, steps: 1, seq: 9, features: [1, 2])) }
+        let out = sink.outputs.filter { $0.key == "long" }.map(\.message)
+        #expect(out.map(\.seq) == [0, 3, 6, 9], "\(out.map(\.seq))")
+        #expect(out.map { $0.flags.contains(.newState) } == [true, true, false, false], "\(out.map(\.flags))")
+        #expect(out[1].losses[0].isNaN && out[1].losses[1].isFinite && out[3].losses[0].isFinite)
+    }
+
     @Test func controlInProcess() throws {
         let (core, _, _) = core()
         cycle(core) { send(core, "a", InputMessage(inputKind: .features, xdim: 2, steps: 3, seq: 0, features: [1, 2, 3, 4, 5, 6])) }
