@@ -27,7 +27,7 @@ public enum ServeSettings {
             .integer("max-streams", \.maxStreams, "Streams in memory; the least recently used beyond go to the store", reloadable: true),
             .number("idle-timeout", \.idleTimeout, "Seconds of silence before a stream leaves memory (0: never)", reloadable: true),
             .integer("max-message-bytes", \.maxMessageBytes, "Largest payload accepted", reloadable: true),
-            .integer("max-output-bytes", \.maxOutputBytes, "Largest output message; longer answers come in chunks", reloadable: true),
+            .integer("max-output-bytes", \.maxOutputBytes, "Largest binary output message; longer answers come in chunks (of at least one step; JSON outputs are larger)", reloadable: true),
             .integer("max-batch", \.maxBatch, "Messages drained per batch"),
             .choice("on-gap", \.onGap, "What a sequence gap does: continue or reset", reloadable: true),
             .choice("targets", \.targets, "next: each step's target is the next input; explicit: only sent targets"),
