@@ -47,7 +47,7 @@ struct ControlHandler {
         case .reset(let key):
             guard let core, let slot = core.table.slot(for: Array(key.utf8)) else {
                 let stored = core?.residency.worker != nil
-                return .reply(ControlReply.failure(stored ? "no stream '\(key)' in memory: reset applies to streams in memory (one in the store "
+                return .reply(ControlReply.failure(stored ? "no stream '\(key)' in memory: reset applies to streams in memory (one in the store, if it is there, "
                     + "comes back when it speaks; a zero-step RESET message resets it then, and `drop` forgets it in the store too)" : noStream(key, core)))
             }
             core.table.record(slot).resetState()
@@ -62,8 +62,13 @@ struct ControlHandler {
             case .resident(let slot):
                 core.residency.forget(slot, reason: .drop)
             case .absent where core.residency.worker != nil:
-                // In the store only (evicted or idle): its record goes without being read back.
+                // In the store only (evicted or idle), or nowhere (the key filter only says
+                // "maybe"): its record, if any, goes without being read back.
                 core.residency.forgetStored(k)
+                core.residency.submit()
+                core.logger.notice("stream dropped by control command", metadata: ["stream": "\(key)", "where": "store"])
+                return .reply(ControlReply.encode(ControlReply.Ack(ok: true, dropped: key,
+                                                                   note: "not in memory: its record in the store, if there is one, is deleted")))
             case .loading:
                 return .reply(ControlReply.failure("stream '\(key)' is on its way back from the store; drop it again in a moment"))
             case .absent, .new:

@@ -138,6 +138,8 @@ final class StreamResidency {
             if reason.keepsRecord {
                 if table.isDirty(slot) { writes.append(row(slot, key: key)) }
             } else {
+                // A write of the same key not yet handed over would land after the delete.
+                writes.removeAll { $0.key == key }
                 deletes.append(key)
             }
         }
@@ -147,12 +149,12 @@ final class StreamResidency {
         metrics.streamsActive.record(table.count)
     }
 
-    /// Forgets a stream that is only in the store (`drop`): its record is deleted at the next
-    /// `submit`, counted as a drop. The key filter may keep the key; a later load finds nothing.
+    /// Forgets a stream that is not in memory (`drop`): its record in the store, if it has one,
+    /// is deleted at the next `submit` (not counted: it may have had none). The key filter may
+    /// keep the key; a later load finds nothing.
     func forgetStored(_ key: [UInt8]) {
+        writes.removeAll { $0.key == key }
         deletes.append(key)
-        counters.forgotten[.drop, default: 0] += 1
-        metrics.streamsForgotten(.drop)
     }
 
     /// Frees the slot of a stream that never got a message in (nothing to count or store).

@@ -30,7 +30,7 @@ final class RecordSlab {
     /// touched (a text stream's 4 MiB context tables cost memory only as they fill; zeroing them
     /// byte by byte made every new text stream resident at once). Small ranges are cleared.
     static func zero(_ p: UnsafeMutableRawPointer, count: Int) {
-        let page = 4096
+        let page = pageSize
         let start = (Int(bitPattern: p) + page - 1) & ~(page - 1), end = (Int(bitPattern: p) + count) & ~(page - 1)
         #if os(Linux)
         if count >= 64 * page, end > start,
@@ -43,9 +43,29 @@ final class RecordSlab {
         p.initializeMemory(as: UInt8.self, repeating: 0, count: count)
     }
 
+    /// The kernel's page (4 KiB on x86-64; 16 or 64 KiB on some arm64 kernels): madvise rounds
+    /// lengths up to it, so a smaller assumed page would zero past the range.
+    static let pageSize: Int = {
+        #if os(Linux)
+        let n = sysconf(Int32(_SC_PAGESIZE))
+        return n > 0 ? n : 4096
+        #else
+        return Int(getpagesize())
+        #endif
+    }()
+
     private func allocate(_ c: Int) {
         while chunks.count <= c { chunks.append(nil) }
         guard let p = calloc(Self.slotsPerChunk, max(slotBytes, 16)) else { fatalError("out of memory for stream records") }
+        #if os(Linux)
+        // Large slots (text streams' context tables) fill sparsely: with transparent huge pages
+        // one touched byte would make 2 MiB resident.
+        if slotBytes >= 1 << 20 {
+            let page = Self.pageSize, first = (Int(bitPattern: p) + page - 1) & ~(page - 1)
+            let last = (Int(bitPattern: p) + Self.slotsPerChunk * slotBytes) & ~(page - 1)
+            if last > first { _ = madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_NOHUGEPAGE) }
+        }
+        #endif
         chunks[c] = p
     }
 }

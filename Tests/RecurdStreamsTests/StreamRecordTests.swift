@@ -65,15 +65,18 @@ import Testing
         return out
     }
 
-    /// Turning combining or scores on or off keeps a stored stream; only those parts start afresh.
     /// Zeroing a slot hands whole pages back to the kernel: every byte of the range reads zero
-    /// afterwards, edges included, and nothing outside it changes.
-    @Test(arguments: [0, 5, 4093])
-    func zeroingAReusedSlotClearsExactlyItsBytes(offset: Int) {
-        let slab = RecordSlab(slotBytes: (1 << 20) + 200)
+    /// afterwards, edges included, and nothing outside it changes. Cases: the slot's own start,
+    /// an odd offset, a page-aligned start, and a range both starting and ending on a page.
+    @Test(arguments: 0..<4)
+    func zeroingAReusedSlotClearsExactlyItsBytes(alignment: Int) {
+        let slab = RecordSlab(slotBytes: (1 << 20) + 3 * RecordSlab.pageSize)
         let p = slab.pointer(1)
         p.initializeMemory(as: UInt8.self, repeating: 0xA5, count: slab.slotBytes)
-        let count = slab.slotBytes - offset - 7
+        let page = RecordSlab.pageSize
+        let toPage = (page - Int(bitPattern: p) % page) % page
+        let offset = [0, 5, toPage, toPage][alignment]
+        let count = alignment == 3 ? 1 << 20 : slab.slotBytes - offset - 7
         RecordSlab.zero(p + offset, count: count)
         let bytes = UnsafeRawBufferPointer(start: p, count: slab.slotBytes)
         #expect(bytes[offset..<(offset + count)].allSatisfy { $0 == 0 })
@@ -83,6 +86,7 @@ import Testing
         #expect(bytes[offset + 300_000] == 7)
     }
 
+    /// Turning combining or scores on or off keeps a stored stream; only those parts start afresh.
     @Test func otherForecastSettingsKeepTheStream() throws {
         let a = Self.layouts[3]
         #expect(a.combine && a.anomalyScorers == 2 && a.publishedCount == 2)
