@@ -7,10 +7,10 @@ public enum ConfigFile {
     /// The settings the text sets, in file order.
     public static func read(_ text: String, file: String) throws(SettingError) -> [(Setting, SettingValue)] {
         // The TOML parser reads a C string: it would stop at a NUL and take the rest as absent.
-        let bytes = Array(text.utf8)
+        let bytes = text.utf8
         if let nul = bytes.firstIndex(of: 0) {
-            let line = bytes[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
-            throw SettingError("\(file):\(line): a NUL byte at byte offset \(nul); a config file is text")
+            let line = 1 + bytes[..<nul].lazy.filter { $0 == UInt8(ascii: "\n") }.count
+            throw SettingError("\(file):\(line): a NUL byte at byte offset \(bytes.distance(from: bytes.startIndex, to: nul)); a config file is text")
         }
         let table: TOMLTable
         do {

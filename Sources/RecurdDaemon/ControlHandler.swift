@@ -58,6 +58,7 @@ struct ControlHandler {
         case .drop(let key):
             guard let core else { return .reply(ControlReply.failure(noStream(key, core))) }
             let k = Array(key.utf8)
+            var note: String?
             switch k.withUnsafeBytes({ core.residency.lookup($0) }) {
             case .resident(let slot):
                 core.residency.forget(slot, reason: .drop)
@@ -65,10 +66,7 @@ struct ControlHandler {
                 // In the store only (evicted or idle), or nowhere (the key filter only says
                 // "maybe"): its record, if any, goes without being read back.
                 core.residency.forgetStored(k)
-                core.residency.submit()
-                core.logger.notice("stream dropped by control command", metadata: ["stream": "\(key)", "where": "store"])
-                return .reply(ControlReply.encode(ControlReply.Ack(ok: true, dropped: key,
-                                                                   note: "not in memory: its record in the store, if there is one, is deleted")))
+                note = "not in memory: its record in the store, if there is one, is deleted"
             case .loading:
                 return .reply(ControlReply.failure("stream '\(key)' is on its way back from the store; drop it again in a moment"))
             case .absent, .new:
@@ -76,7 +74,7 @@ struct ControlHandler {
             }
             core.residency.submit()
             core.logger.notice("stream dropped by control command", metadata: ["stream": "\(key)"])
-            return .reply(ControlReply.encode(ControlReply.Ack(ok: true, dropped: key)))
+            return .reply(ControlReply.encode(ControlReply.Ack(ok: true, dropped: key, note: note)))
         case .checkpoint:
             guard let core else { return .reply(ControlReply.failure(noModel)) }
             core.logger.notice("checkpoint asked by control command")

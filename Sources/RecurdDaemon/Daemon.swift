@@ -62,22 +62,23 @@ public final class Daemon: Sendable {
                 throw DaemonError("\(path): no such model file")
             }
         }
-        guard let directory else {
-            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false, seed: ModelSeed.fingerprint($0)) }
+        let givenSeed = given.map(ModelSeed.fingerprint)
+        // Starting from the given file (no state directory, --reset-model, no checkpoint yet).
+        func fromGiven(version: (ModelFile) -> UInt64) -> InitialModel? {
+            given.map { InitialModel(file: $0, path: c.model, version: version($0), fromCheckpoint: false, seed: givenSeed) }
         }
+        guard let directory else { return fromGiven(version: Self.version) }
         let checkpoints = directory.checkpoints
         if c.resetModel {
             let moved = try? checkpoints.retire(alsoMoving: directory.storeFiles)
             logger.warning("--reset-model: starting over from the model file; earlier checkpoints and streams were set aside",
                            metadata: ["model": "\(c.model ?? "")", "retired": "\(moved ?? "nothing")"])
-            return given.map { InitialModel(file: $0, path: c.model, version: 0, fromCheckpoint: false, seed: ModelSeed.fingerprint($0)) }
+            return fromGiven { _ in 0 }
         }
         let newest = checkpoints.loadNewest { path, why in
             logger.error("skipping a checkpoint that does not read back", metadata: ["file": "\(path)", "error": "\(why)"])
         }
-        guard let (file, info) = newest else {
-            return given.map { InitialModel(file: $0, path: c.model, version: Self.version(of: $0), fromCheckpoint: false, seed: ModelSeed.fingerprint($0)) }
-        }
+        guard let (file, info) = newest else { return fromGiven(version: Self.version) }
         if let given, given.model.architecture != file.model.architecture {
             throw DaemonError("\(c.model!): its architecture differs from the newest checkpoint's (\(info.path)); "
                 + "pass --reset-model to start over from it (the checkpoints and stored streams are set aside)")
@@ -85,7 +86,7 @@ public final class Daemon: Sendable {
         logger.notice("model from the newest checkpoint", metadata: ["file": "\(info.path)", "version": "\(info.version)"])
         let seed = file.metadata[ModelSeed.key]
         // Not when --model is the seed or the checkpoint itself (the state directory's link).
-        if let given, let seed, case let g = ModelSeed.fingerprint(given), g != seed, g != ModelSeed.fingerprint(file) {
+        if let givenSeed, let seed, givenSeed != seed, givenSeed != ModelSeed.fingerprint(file) {
             logger.warning("""
                 --model is not the model this state directory started from: the newest checkpoint is served, and what it learnt; \
                 pass --reset-model to start over from --model (or `recurd ctl reload` to load its weights)

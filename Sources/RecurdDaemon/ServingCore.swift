@@ -285,18 +285,18 @@ final class ServingCore {
         return .deferred
     }
 
-    private func finishReload(token: UInt64, _ result: Result<ModelFile, CheckpointError>) {
+    private func finishReload(token: UInt64, _ result: Result<(file: ModelFile, seed: String), CheckpointError>) {
         waiters.removeValue(forKey: token)
         switch result {
         case .failure(let e):
             readyReplies.append(ControlReply.failure("\(e)"))
-        case .success(let file):
+        case .success(let (file, seed)):
             guard file.model.architecture == runtime.architecture else {
                 readyReplies.append(ControlReply.failure("\(runtime.modelPath ?? configuration.model ?? "model"): the architecture differs from the running model's; restart (with --reset-model) to change it"))
                 return
             }
             runtime.replaceWeights(file.model.weights)
-            runtime.seed = ModelSeed.fingerprint(file)
+            runtime.seed = seed
             runtime.startCheckpoint = nil
             logger.notice("model reloaded", metadata: ["file": "\(runtime.modelPath ?? configuration.model ?? "")", "version": "\(runtime.version)"])
             readyReplies.append(ControlReply.encode(ControlReply.Ack(ok: true, file: runtime.modelPath ?? configuration.model, version: runtime.version)))

@@ -7,7 +7,9 @@ enum StoreCompletion: Sendable {
     /// A stream's record, or nil when the store has none (a new stream).
     case loaded(key: [UInt8], record: [UInt8]?)
     case checkpointed(token: UInt64, Result<CheckpointInfo, CheckpointError>)
-    case modelRead(token: UInt64, Result<ModelFile, CheckpointError>)
+    /// A model file read for `reload`, with its `ModelSeed` fingerprint (made here, off the
+    /// serving thread).
+    case modelRead(token: UInt64, Result<(file: ModelFile, seed: String), CheckpointError>)
     /// Everything before the barrier is committed (`written`), or still waits for a retry.
     /// The keys in the store at start, as a filter (sent once, first).
     case keyFilter(KeyFilter)

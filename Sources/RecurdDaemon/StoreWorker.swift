@@ -277,8 +277,13 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
-    private func readModel(_ path: String) -> Result<ModelFile, CheckpointError> {
+    private func readModel(_ path: String) -> Result<(file: ModelFile, seed: String), CheckpointError> {
         guard let data = FileManager.default.contents(atPath: path) else { return .failure(CheckpointError("\(path): cannot read")) }
-        do { return .success(try ModelFile.decode([UInt8](data), file: path)) } catch { return .failure(CheckpointError(error.forUser)) }
+        do {
+            let file = try ModelFile.decode([UInt8](data), file: path)
+            return .success((file, ModelSeed.fingerprint(file)))
+        } catch {
+            return .failure(CheckpointError(error.forUser))
+        }
     }
 }

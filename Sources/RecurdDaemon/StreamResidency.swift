@@ -138,9 +138,7 @@ final class StreamResidency {
             if reason.keepsRecord {
                 if table.isDirty(slot) { writes.append(row(slot, key: key)) }
             } else {
-                // A write of the same key not yet handed over would land after the delete.
-                writes.removeAll { $0.key == key }
-                deletes.append(key)
+                forgetStored(key)
             }
         }
         table.forget(slot, reason: reason)
@@ -149,10 +147,11 @@ final class StreamResidency {
         metrics.streamsActive.record(table.count)
     }
 
-    /// Forgets a stream that is not in memory (`drop`): its record in the store, if it has one,
-    /// is deleted at the next `submit` (not counted: it may have had none). The key filter may
-    /// keep the key; a later load finds nothing.
+    /// Deletes a stream's record from the store at the next `submit`: one `forget` lets go of,
+    /// or one not in memory (`drop`; not counted, as it may have had no record). The key filter
+    /// may keep the key; a later load finds nothing.
     func forgetStored(_ key: [UInt8]) {
+        // A write of the same key not yet handed over would land after the delete.
         writes.removeAll { $0.key == key }
         deletes.append(key)
     }

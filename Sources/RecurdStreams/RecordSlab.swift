@@ -30,10 +30,9 @@ final class RecordSlab {
     /// touched (a text stream's 4 MiB context tables cost memory only as they fill; zeroing them
     /// byte by byte made every new text stream resident at once). Small ranges are cleared.
     static func zero(_ p: UnsafeMutableRawPointer, count: Int) {
-        let page = pageSize
-        let start = (Int(bitPattern: p) + page - 1) & ~(page - 1), end = (Int(bitPattern: p) + count) & ~(page - 1)
+        let (start, end) = wholePages(p, count)
         #if os(Linux)
-        if count >= 64 * page, end > start,
+        if count >= 64 * pageSize, end > start,
            madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) == 0 {
             p.initializeMemory(as: UInt8.self, repeating: 0, count: start - Int(bitPattern: p))
             UnsafeMutableRawPointer(bitPattern: end)!.initializeMemory(as: UInt8.self, repeating: 0, count: Int(bitPattern: p) + count - end)
@@ -54,6 +53,13 @@ final class RecordSlab {
         #endif
     }()
 
+    /// The page-aligned addresses of the whole pages inside `count` bytes at `p` (start ≥ end
+    /// when there are none).
+    private static func wholePages(_ p: UnsafeMutableRawPointer, _ count: Int) -> (start: Int, end: Int) {
+        let page = pageSize, a = Int(bitPattern: p)
+        return ((a + page - 1) & ~(page - 1), (a + count) & ~(page - 1))
+    }
+
     private func allocate(_ c: Int) {
         while chunks.count <= c { chunks.append(nil) }
         guard let p = calloc(Self.slotsPerChunk, max(slotBytes, 16)) else { fatalError("out of memory for stream records") }
@@ -61,9 +67,8 @@ final class RecordSlab {
         // Large slots (text streams' context tables) fill sparsely: with transparent huge pages
         // one touched byte would make 2 MiB resident.
         if slotBytes >= 1 << 20 {
-            let page = Self.pageSize, first = (Int(bitPattern: p) + page - 1) & ~(page - 1)
-            let last = (Int(bitPattern: p) + Self.slotsPerChunk * slotBytes) & ~(page - 1)
-            if last > first { _ = madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_NOHUGEPAGE) }
+            let (start, end) = Self.wholePages(p, Self.slotsPerChunk * slotBytes)
+            if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_NOHUGEPAGE) }
         }
         #endif
         chunks[c] = p

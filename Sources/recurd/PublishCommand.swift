@@ -73,11 +73,12 @@ struct PublishCommand: ParsableCommand {
                 throw CLIError("\(e.message) (the model the daemon at \(control) serves; nothing was sent)")
             }
         }
-        let first = startSeq(daemon: before == nil ? nil : daemon)
-        // What the stream has stepped so far, to tell at the end whether all of this run was taken
-        // (not with --reset, which may start the count again, nor --end, after which it is gone).
-        let stepsBefore: UInt64? = before == nil || reset || end ? nil
-            : daemon?.request("stream \(stream)").map { ($0["steps"] as? NSNumber)?.uint64Value ?? 0 }
+        // Where the daemon has the stream: its next seq (to continue it) and the steps it has taken,
+        // to tell at the end whether all of this run was (not with --reset, which may start the
+        // count again, nor with --end, after which the stream is gone).
+        let known = before == nil || reset ? nil : daemon?.request("stream \(stream)")
+        let first = startSeq(known)
+        let stepsBefore: UInt64? = end ? nil : known.map { ($0["steps"] as? NSNumber)?.uint64Value ?? 0 }
 
         let s = try openInput(context)
         defer { s.close() }
@@ -122,11 +123,10 @@ struct PublishCommand: ParsableCommand {
 
     /// Where this run's numbering starts: 0 on --reset, --seq when given, else where the daemon
     /// has the stream (so a second run continues it rather than being dropped as duplicates).
-    private func startSeq(daemon: ControlClient?) -> UInt64 {
+    private func startSeq(_ known: [String: Any]?) -> UInt64 {
         if reset { return 0 }
         if let seq { return seq }
-        guard let daemon, let reply = daemon.request("stream \(stream)"), reply["ok"] as? Bool == true,
-              let next = (reply["next_seq"] as? NSNumber)?.uint64Value, next > 0 else { return 0 }
+        guard let known, known["ok"] as? Bool == true, let next = (known["next_seq"] as? NSNumber)?.uint64Value, next > 0 else { return 0 }
         note("stream '\(stream)' is at seq \(next) in the daemon: continuing from there (--reset starts it afresh)")
         return next
     }

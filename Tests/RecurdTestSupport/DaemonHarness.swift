@@ -248,4 +248,3 @@ public func httpGet(port: Int, path: String) throws -> (Int, String) {
     let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
     return (status, body)
 }
-

@@ -336,19 +336,17 @@ class Subscriber:
         mid-message, or outputs were dropped) is discarded. None when ``timeout`` seconds pass
         first (chunks received so far are kept)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pending = self._pending
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             p = self.recv(left)
             if p is None:
                 return None
-            if p.key in pending:
-                before = pending.pop(p.key)
-                if before.continued_by(p):
-                    p = before.followed_by(p)
+            before = self._pending.pop(p.key, None)
+            if before is not None and before.continued_by(p):
+                p = before.followed_by(p)
             if not p.more:
                 return p
-            pending[p.key] = p
+            self._pending[p.key] = p
 
     def __iter__(self) -> Iterator[Prediction]:
         while True:
