@@ -19,6 +19,7 @@ enum JSONInputDecoder {
         } catch {
             throw WireError(.json, "invalid JSON (\(payload.count) bytes)\(JSONSyntaxError.detail(of: error).map { ": \($0)" } ?? "")")
         }
+        if let problem = JSONStrictness.problem(in: payload) { throw WireError(.json, "invalid JSON: \(problem)") }
         if let unknown = object.keys.sorted().first(where: { !knownFields.contains($0) }) {
             throw WireError(.json, "unknown field '\(unknown)'")
         }

@@ -244,6 +244,8 @@ import Testing
             ("non_finite", [Array("k".utf8), mutated { $0.replaceSubrange(32..<36, with: [0, 0, 0xC0, 0x7F]) }]),
             ("json", [Array("k".utf8), Array(#"{"x": [1, 2, "#.utf8)]),
             ("json", [Array("k".utf8), Array(#"{"x": [1, 2, 3], "bogus": 1}"#.utf8)]),
+            ("json", [Array("k".utf8), Array(#"{"x": [1, 2, 3], "x": [4, 5, 6]}"#.utf8)]),
+            ("json", [Array("k".utf8), Array(#"{"x": [1, 2, 3],}"#.utf8)]),
             ("too_large", [Array("k".utf8), [UInt8](repeating: 0x52, count: 5000)]),
         ]
         var seq: UInt64 = 0

@@ -230,7 +230,8 @@ import Testing
         for (request, says) in [("STATS", "unknown command 'STATS'"), ("stream", "'stream' needs a stream key"), ("stats now", "'stats' takes no argument"),
                                 ("learning maybe", "'learning' takes on or off"), ("set lr", "'set' takes NAME=VALUE"),
                                 (#"{"command": "stats""#, "not valid JSON: Unexpected end of file"), (#"{"command": "stream"}"#, #"'stream' needs a "key" string"#),
-                                (#"{"key": "a"}"#, #"needs a "command" string"#), (#"{"command": "learning", "on": 1}"#, #""on": true or false"#)] {
+                                (#"{"key": "a"}"#, #"needs a "command" string"#), (#"{"command": "learning", "on": 1}"#, #""on": true or false"#),
+                                (#"{"command": "drop", "key": "a", "key": "b"}"#, "field 'key' given twice in one object (byte offset 32)")] {
             let error = try ask(request)["error"] as? String ?? ""
             #expect(error.hasPrefix("cannot read the request: ") && error.contains(says), "\(request): \(error)")
         }

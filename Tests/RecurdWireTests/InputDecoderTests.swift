@@ -195,6 +195,33 @@ struct LCG: RandomNumberGenerator {
         }
     }
 
+    /// What Foundation lets through and RFC 8259 does not: refused, saying what and where.
+    @Test func repeatedFieldsAndTrailingCommasAreRefused() {
+        for (text, says) in [
+            (#"{"x": [1], "x": [2]}"#, "field 'x' given twice in one object (byte offset 11)"),
+            (#"{"x": [1], "\u0078": [2]}"#, "field 'x' given twice"),
+            (#"{"seq": 1, "x": [1], "seq": 2}"#, "field 'seq' given twice"),
+            (#"{"x": [1],}"#, "trailing comma before '}' (byte offset 10)"),
+            (#"{"xs": [[1], [2],]}"#, "trailing comma before ']' (byte offset 17)"),
+        ] {
+            do {
+                _ = try decode(text)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.reason == .json && error.detail.contains(says), "\(text): \(error)")
+            }
+        }
+    }
+
+    /// Commas, brackets, quotes and names inside strings are not structure.
+    @Test func strictnessReadsStringsAsStrings() throws {
+        let text = try decode(#"{"text": "a,}],\"x\": [1],\"x\":{"}"#)
+        #expect(text.steps == 19)
+        #expect(try decode(#"{"xs": [[1, 2], [3, 4]], "ys": [[1, 2], [3, 4]]}"#).steps == 2)
+        let nested = Array(#"{"a": {"b": 1}, "c": {"b": 2}, "d": [{"b": 1}, {"b": 1}]}"#.utf8)
+        #expect(nested.withUnsafeBytes { JSONStrictness.problem(in: $0) } == nil)
+    }
+
     @Test func randomJSONishBytesNeverCrash() {
         var rng = LCG(state: 3)
         let alphabet = Array(#"{}[]",:0123456789.-eExyseqtokn trufals"#.utf8)
