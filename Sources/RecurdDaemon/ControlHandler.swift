@@ -42,8 +42,28 @@ struct ControlHandler {
             return .reply(ControlReply.encode(ControlReply.Streams(count: core.table.count, stored: storedCount(core), loading: core.residency.loadsInFlight,
                                                                    streams: Array(listed), truncated: core.table.count > listed.count)))
         case .stream(let key):
-            guard let core, let slot = core.table.slot(for: Array(key.utf8)) else { return .reply(ControlReply.failure(noStream(key, core))) }
-            return .reply(ControlReply.encode(info(core, slot: slot, now: Date().timeIntervalSince1970)))
+            guard let core else { return .reply(ControlReply.failure(noStream(key, core))) }
+            let k = Array(key.utf8)
+            let lookup = k.withUnsafeBytes { core.residency.lookup($0) }
+            if case .resident(let slot) = lookup {
+                return .reply(ControlReply.encode(info(core, slot: slot, now: Date().timeIntervalSince1970)))
+            }
+            let maybeStored: Bool
+            switch lookup {
+            case .loading: maybeStored = true
+            case .absent: maybeStored = core.residency.worker != nil
+            case .new, .resident: maybeStored = false
+            }
+            guard maybeStored else { return .reply(ControlReply.failure(noStream(key, core))) }
+            // Maybe in the store (evicted, idle, or from before a restart): read back as if it had
+            // spoken, so that a producer can continue its numbering from `next_seq`.
+            core.awaitStream(k) { slot in
+                guard let slot else { return ControlReply.failure("no room in memory to bring '\(key)' back from the store (every stream has work in flight)") }
+                return ControlReply.encode(info(core, slot: slot, now: Date().timeIntervalSince1970))
+            } missing: {
+                ControlReply.failure("no stream '\(key)' (not in memory, nor in the store)")
+            }
+            return .deferred
         case .reset(let key):
             guard let core, let slot = core.table.slot(for: Array(key.utf8)) else {
                 let stored = core?.residency.worker != nil
@@ -122,7 +142,7 @@ struct ControlHandler {
     }
 
     private func noStream(_ key: String, _ core: ServingCore?) -> String {
-        core?.residency.worker != nil ? "no stream '\(key)' in memory (streams in the store come back when they speak)" : "no stream '\(key)'"
+        core?.residency.worker != nil ? "no stream '\(key)' (not in memory, nor in the store)" : "no stream '\(key)'"
     }
 
     private func storedCount(_ core: ServingCore) -> Int? { core.residency.worker != nil ? worker?.storedCount.load(ordering: .relaxed) : nil }
@@ -174,7 +194,7 @@ struct ControlHandler {
             windows_coalesced: counters.windowsCoalesced, windows_dropped: counters.windowsDropped,
             lr: Double("\(c.learningRate)") ?? 0, clip: Double("\(c.clip)") ?? 0, targets: counters.lossCount, mean_loss: mean,
             bits_per_byte: (core?.tokenModel ?? false) ? mean.map { $0 / log(2.0) } : nil,
-            anomaly_alerts: c.anomalyScores ? counters.anomalyAlerts : nil, anomaly_alert_level: c.anomalyScores ? Double(c.anomalyAlertLevel) : nil,
+            anomaly_alerts: c.anomalyScores ? counters.anomalyAlerts : nil, anomaly_alert_level: c.anomalyScores ? Double("\(c.anomalyAlertLevel)") : nil,
             auth_denied: counters.zap.map { z in Dictionary(uniqueKeysWithValues: CurveRoles.Domain.allCases.map { ($0.rawValue, z.deniedCount($0)) }) },
             messages_not_learnt: counters.zap == nil ? nil : counters.messagesNotLearnt,
             store: store,

@@ -52,6 +52,11 @@ public final class Daemon: Sendable {
     /// DESIGN §6: the newest valid checkpoint wins over `--model`, which only seeds an empty
     /// state directory; a `--model` of another architecture is refused unless `--reset-model`.
     static func chooseModel(_ c: ServeConfiguration, directory: StateDirectory?, logger: Logger) throws -> InitialModel? {
+        if let link = directory?.checkpoints, link.latestLinkIsForeign {
+            // The first checkpoint would put the link in its place, and the seed would be gone.
+            throw DaemonError("\(link.latestLink) is a regular file, but that name in the state directory is recurd's link to its newest checkpoint, "
+                + "which replaces it: move the file out of the state directory (for example to /etc/recurd/) and point --model there")
+        }
         var given: ModelFile?
         if let path = c.model {
             if let data = FileManager.default.contents(atPath: path) {

@@ -14,6 +14,12 @@ final class RateLimitedLog {
     }
 
     func warning(_ kind: String, now: Double, _ message: @autoclosure () -> String, metadata: Logger.Metadata = [:]) {
+        log(.warning, kind, now: now, message(), metadata: metadata)
+    }
+
+    /// At `level` (an event that is routine, not a problem: at info it stays out of
+    /// `journalctl -p warning`).
+    func log(_ level: Logger.Level, _ kind: String, now: Double, _ message: @autoclosure () -> String, metadata: Logger.Metadata = [:]) {
         if let t = last[kind], now - t < interval {
             suppressed[kind, default: 0] += 1
             return
@@ -22,6 +28,6 @@ final class RateLimitedLog {
         if let n = suppressed[kind], n > 0 { meta["suppressed"] = "\(n)" }
         suppressed[kind] = 0
         last[kind] = now
-        logger.warning("\(message())", metadata: meta)
+        logger.log(level: level, "\(message())", metadata: meta)
     }
 }

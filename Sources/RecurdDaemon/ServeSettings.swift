@@ -6,8 +6,8 @@ public enum ServeSettings {
     public static var all: [Setting] {
         [
             .optionalString("model", \.model, "Model file; seeds an empty state directory (default: created from the first stream)"),
-            .strings("input", \.inputBind, "Input endpoints to bind"),
-            .strings("input-connect", \.inputConnect, "Input endpoints to connect to"),
+            .strings("input", \.inputBind, "Input endpoints to bind (repeat the flag for several; '' for none)"),
+            .strings("input-connect", \.inputConnect, "Input endpoints to connect to (repeat the flag for several)"),
             .choice("input-socket", \.inputSocket, "sub, or pull for producers that must not lose a message"),
             .strings("subscribe", \.subscribe, "SUB key prefixes to receive (empty: everything)"),
             .string("output", \.output, "PUB endpoint for predictions"),

@@ -174,6 +174,11 @@ final class ServingCore {
         for c in worker.takeCompletions() {
             switch c {
             case .loaded(let key, let record):
+                if record == nil, let q = streamQuery, q.key == key, residency.abandonEmptyLoad(key) {
+                    streamQuery = nil
+                    readyReplies.append(q.missing())
+                    continue
+                }
                 let (slot, parked) = residency.arrived(key: key, record: record, now: Date().timeIntervalSince1970)
                 for p in parked {
                     key.withUnsafeBytes { k in
@@ -184,6 +189,14 @@ final class ServingCore {
                                 admit(frames: 2, key: k, payload: payload, receivedAt: p.receivedAt, learnable: p.learnable)
                             }
                         }
+                    }
+                }
+                if let q = streamQuery, q.key == key {
+                    streamQuery = nil
+                    if let slot, table.isLive(slot), !table.record(slot).isFresh {
+                        readyReplies.append(q.found(slot))
+                    } else {
+                        readyReplies.append(slot == nil ? q.found(nil) : q.missing())
                     }
                 }
                 // A load that brought nothing to do (a lone END) leaves nothing behind.
@@ -239,6 +252,9 @@ final class ServingCore {
         let waiter = waiters.removeValue(forKey: token)
         let checkpoint = checkpointResults.removeValue(forKey: token)
         flushed.insert(token)
+        var checkpointFailed = false
+        if case .failure? = checkpoint { checkpointFailed = true }
+        if written && !checkpointFailed { upToDateAt = Date().timeIntervalSince1970 }
         guard waiter == .control else { return }
         switch checkpoint {
         case .failure(let e)?:
@@ -251,6 +267,10 @@ final class ServingCore {
                                                                      version: lastCheckpointVersion, note: "model unchanged since its last checkpoint")))
         }
     }
+
+    /// When a flush last left the state directory up to date (every changed stream written, the
+    /// model checkpointed if it had changed): what a crash would lose is younger than this.
+    private(set) var upToDateAt: Double?
 
     /// Barriers answered (for the final flush at shutdown).
     private(set) var flushed: Set<UInt64> = []
@@ -274,6 +294,16 @@ final class ServingCore {
         // Always write the model on request, so `checkpoint` leaves a file even if unchanged.
         _ = flush(checkpointModel: true, waiter: .control)
         return .deferred
+    }
+
+    /// A `stream KEY` request for a stream not in memory: its reply once the store has answered.
+    private var streamQuery: (key: [UInt8], found: (Int?) -> ControlReply.Encoded, missing: () -> ControlReply.Encoded)?
+
+    /// Brings `key` back from the store (unless on its way already) and replies with `found` (its
+    /// slot, or nil when there is no room) or `missing` (the store has no such stream).
+    func awaitStream(_ key: [UInt8], found: @escaping (Int?) -> ControlReply.Encoded, missing: @escaping () -> ControlReply.Encoded) {
+        streamQuery = (key, found, missing)
+        residency.requestLoad(key)
     }
 
     func reload() -> ControlOutcome {

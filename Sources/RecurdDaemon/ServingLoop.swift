@@ -36,6 +36,7 @@ final class ServingLoop {
     private lazy var connectionLog = RateLimitedLog(logger: logger, interval: 10)
     private var endpoints: ServingEndpoints?
     private let startedAt = Clock.seconds
+    private let startedAtWall = Date().timeIntervalSince1970
     private var initialModel: InitialModel?
     private var sink: (any OutputSink)?
     /// A control request whose reply waits for the store's thread.
@@ -383,9 +384,11 @@ final class ServingLoop {
             if zap != nil && event.kind == .handshakeFailed { deny(.input, event) }
             counters.connectionEvents[event.kind.rawValue, default: 0] += 1
             metrics.connectionEvent(event.kind.rawValue)
+            // A producer that exits closes its connection: routine, so info; a failed
+            // handshake (wrong key, plaintext against CURVE) is a problem to look at.
             if event.kind == .handshakeFailed || event.kind == .disconnected {
-                connectionLog.warning(event.kind.rawValue, now: Clock.seconds, "input connection \(event.kind == .disconnected ? "closed" : "handshake failed")",
-                                      metadata: ["endpoint": "\(event.endpoint)"])
+                connectionLog.log(event.kind == .disconnected ? .info : .warning, event.kind.rawValue, now: Clock.seconds,
+                                  "input connection \(event.kind == .disconnected ? "closed" : "handshake failed")", metadata: ["endpoint": "\(event.endpoint)"])
             }
         }
     }
@@ -484,8 +487,11 @@ final class ServingLoop {
     private func refreshStatus() {
         let stored = stateDirectory != nil ? ", \(worker.storedCount.load(ordering: .relaxed)) stored" : ""
         handle.setStatus("\(core?.table.count ?? 0) streams\(stored), \(counters.messages) messages, \(counters.predictions) predictions, model version \(core?.runtime.version ?? 0)")
-        let last = worker.lastCheckpoint.load(ordering: .relaxed)
-        if last > 0 { metrics.checkpointAge.record(max(0, Date().timeIntervalSince1970 - Double(last))) }
+        // From start until the first flush brings the state directory up to date, so that an
+        // alert on it fires when none ever does. Before the first stream there is nothing to keep.
+        if stateDirectory != nil, let core {
+            metrics.checkpointAge.record(max(0, Date().timeIntervalSince1970 - (core.upToDateAt ?? startedAtWall)))
+        }
     }
 
     // MARK: Stop

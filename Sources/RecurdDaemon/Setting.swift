@@ -89,7 +89,7 @@ public struct Setting {
         case (.number, .integer(let i)): return .number(Double(i))
         case (.integer, .number(let d)) where d == d.rounded() && abs(d) < 1e15: return .integer(Int(d))
         default:
-            throw SettingError("\(key) takes \(kindDescription), not \(value)")
+            throw SettingError("\(key) takes \(kindDescription), not \(value.asWritten)")
         }
     }
 

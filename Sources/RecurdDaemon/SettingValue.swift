@@ -19,4 +19,14 @@ public enum SettingValue: Equatable, Sendable, CustomStringConvertible {
         case .none: "none"
         }
     }
+
+    /// As a config file writes it (`["a", "b"]`, `"a"`), for errors about a file's value.
+    public var asWritten: String {
+        switch self {
+        case .string(let s): "\"\(s)\""
+        case .strings(let a): "[" + a.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+        case .integers(let a): "[" + a.map(String.init).joined(separator: ", ") + "]"
+        default: description
+        }
+    }
 }

@@ -60,7 +60,8 @@ public struct SettingsSource: Sendable {
                 if inline == nil { i += 1 }
                 if setting.kind == .strings {
                     if lists[setting.key] == nil { order.append(setting.key) }
-                    lists[setting.key, default: []].append(text)
+                    // `--input ''` (alone) clears the list: no bound input, as `input = []` in the file.
+                    lists[setting.key, default: []].append(contentsOf: text.trimmingCharacters(in: .whitespaces).isEmpty ? [] : [text])
                     continue
                 }
                 value = try setting.parse(text)

@@ -86,6 +86,21 @@ final class StreamResidency {
         }
     }
 
+    /// Asks the store for a stream's record with no message waiting for it (a control request).
+    func requestLoad(_ key: [UInt8]) {
+        guard loading[key] == nil else { return }
+        loading[key] = []
+        worker?.submit(.load(key: key))
+    }
+
+    /// Ends a load that found nothing and has no message waiting (a control request's): no slot
+    /// is taken, nothing evicted to make room for it. Returns false when messages are waiting.
+    func abandonEmptyLoad(_ key: [UInt8]) -> Bool {
+        guard loading[key]?.isEmpty == true else { return false }
+        loading[key] = nil
+        return true
+    }
+
     /// Installs a record the store returned (or a new one when it had none); returns the slot,
     /// or nil when there is no room, and the messages parked for it, in arrival order.
     func arrived(key: [UInt8], record bytes: [UInt8]?, now: Double) -> (slot: Int?, parked: [ParkedMessage]) {

@@ -89,7 +89,17 @@ public final class CheckpointStore {
         return CheckpointInfo(path: path, version: version, bytes: bytes.count)
     }
 
+    /// Whether `latestLink` is a file recurd did not make (not a symbolic link): an operator's
+    /// model put there, which the next checkpoint would replace.
+    public var latestLinkIsForeign: Bool {
+        var st = stat()
+        return lstat(latestLink, &st) == 0 && (st.st_mode & S_IFMT) != S_IFLNK
+    }
+
     private func updateLatestLink(to target: String) throws {
+        guard !latestLinkIsForeign else {
+            throw CheckpointError("\(latestLink) is a file, not recurd's link to the newest checkpoint: not replaced (move it out of the state directory)")
+        }
         let temporary = latestLink + ".tmp"
         unlink(temporary)
         guard symlink(target, temporary) == 0 else { throw CheckpointError("\(temporary): \(String(cString: strerror(errno)))") }

@@ -77,6 +77,14 @@ struct PublishCommand: ParsableCommand {
         // to tell at the end whether all of this run was (not with --reset, which may start the
         // count again, nor with --end, after which the stream is gone).
         let known = before == nil || reset ? nil : daemon?.request("stream \(stream)")
+        // Not knowing where the daemon has the stream (no control, or a key that is not an
+        // operator's), the steps go without seq, which only JSON can leave out: each message then
+        // takes the stream's next seq, so a second run continues the stream instead of being
+        // dropped as duplicates.
+        let unnumbered = before == nil && seq == nil && !reset
+        if unnumbered {
+            note("sending without seq (as JSON), so that the daemon continues the stream's numbering: it could not be asked where '\(stream)' is")
+        }
         let first = startSeq(known)
         let stepsBefore: UInt64? = end ? nil : known.map { ($0["steps"] as? NSNumber)?.uint64Value ?? 0 }
 
@@ -91,7 +99,7 @@ struct PublishCommand: ParsableCommand {
             var flags: WireFlags = []
             if reset && start == 0 { flags.insert(.reset) }
             if end && start + n == total { flags.insert(.end) }
-            let payload = Self.payload(data, start: start, count: n, seq: first + UInt64(start), flags: flags, json: json)
+            let payload = Self.payload(data, start: start, count: n, seq: unnumbered ? nil : first + UInt64(start), flags: flags, json: json || unnumbered)
             _ = try s.send(frames: [key, payload])
             sent += 1
             start += n
@@ -105,7 +113,7 @@ struct PublishCommand: ParsableCommand {
                 note(String(format: "  %d of %d steps sent (%.0f%%), %.0f steps/s", start, total, 100 * Double(start) / Double(total), speed))
             }
         }
-        print("published \(total) steps of '\(stream)' (seq \(first)…\(first + UInt64(total) - 1)) in \(sent) messages to \(connect)")
+        print("published \(total) steps of '\(stream)' (\(unnumbered ? "without seq" : "seq \(first)…\(first + UInt64(total) - 1)")) in \(sent) messages to \(connect)")
         if let daemon, let before { try summarise(daemon, before: before, expectedNext: first + UInt64(total), stepsBefore: stepsBefore, total: total) }
     }
 
@@ -206,7 +214,8 @@ struct PublishCommand: ParsableCommand {
         }
         print(line)
         if duplicates > 0 {
-            note("warning: \(duplicates) message\(duplicates == 1 ? " was" : "s were") dropped as duplicates: their seq was behind the stream's. Leave out --seq to continue the stream, or pass --reset to start it afresh.")
+            let remedy = seq != nil ? "Leave out --seq to continue the stream" : "Another producer may have sent to it meanwhile; pass --seq to number the steps yourself"
+            note("warning: \(duplicates) message\(duplicates == 1 ? " was" : "s were") dropped as duplicates: their seq was behind the stream's. \(remedy), or pass --reset to start it afresh.")
         }
         if !end {
             if let info, info["ok"] as? Bool == true {
@@ -241,22 +250,25 @@ struct PublishCommand: ParsableCommand {
 
     private func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
-    static func payload(_ data: RecordedStream, start: Int, count n: Int, seq: UInt64, flags: WireFlags, json: Bool) -> [UInt8] {
+    /// One message of `n` steps from `start`; `seq` nil leaves it out (JSON only).
+    static func payload(_ data: RecordedStream, start: Int, count n: Int, seq: UInt64?, flags: WireFlags, json: Bool) -> [UInt8] {
+        precondition(json || seq != nil, "only JSON can leave out seq")
         let ts = Int64(Date().timeIntervalSince1970 * 1e9)
+        let seqField = seq.map { "\"seq\":\($0)," } ?? ""
         switch data {
         case .features(let values, let width, _):
             let slice = Array(values[(start * width)..<((start + n) * width)])
             if json {
                 let rows = (0..<n).map { "[" + slice[($0 * width)..<(($0 + 1) * width)].map { "\($0)" }.joined(separator: ",") + "]" }
-                return Array("{\"seq\":\(seq),\"ts\":\(ts),\"xs\":[\(rows.joined(separator: ","))]\(jsonFlags(flags))}".utf8)
+                return Array("{\(seqField)\"ts\":\(ts),\"xs\":[\(rows.joined(separator: ","))]\(jsonFlags(flags))}".utf8)
             }
-            return InputEncoder.encode(InputMessage(inputKind: .features, flags: flags, xdim: width, steps: n, seq: seq, timestamp: ts, features: slice))
+            return InputEncoder.encode(InputMessage(inputKind: .features, flags: flags, xdim: width, steps: n, seq: seq ?? 0, timestamp: ts, features: slice))
         case .tokens(let ids):
             let slice = ids[start..<(start + n)].map { UInt32($0) }
             if json {
-                return Array("{\"seq\":\(seq),\"ts\":\(ts),\"tokens\":[\(slice.map(String.init).joined(separator: ","))]\(jsonFlags(flags))}".utf8)
+                return Array("{\(seqField)\"ts\":\(ts),\"tokens\":[\(slice.map(String.init).joined(separator: ","))]\(jsonFlags(flags))}".utf8)
             }
-            return InputEncoder.encode(InputMessage(inputKind: .text, flags: flags, xdim: 1, steps: n, seq: seq, timestamp: ts, tokens: slice))
+            return InputEncoder.encode(InputMessage(inputKind: .text, flags: flags, xdim: 1, steps: n, seq: seq ?? 0, timestamp: ts, tokens: slice))
         }
     }
 

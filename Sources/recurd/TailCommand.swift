@@ -46,9 +46,11 @@ struct TailCommand: ParsableCommand {
             for s in 0..<m.steps {
                 let values: String
                 if m.kind == .topK {
-                    values = (0..<m.odim).map { "\(m.ids[s * m.odim + $0]):\(format6(Double(m.values[s * m.odim + $0])))" }.joined(separator: ",")
+                    values = (0..<m.odim).map { "\(m.ids[s * m.odim + $0]):\(m.values[s * m.odim + $0])" }.joined(separator: ",")
                 } else {
-                    values = (0..<m.odim).map { format6(Double(m.values[s * m.odim + $0])) }.joined(separator: ",")
+                    // Exact, as `recurd run` prints them (the shortest decimal that reads back as the same
+                    // float), so that the two can be compared line by line.
+                    values = (0..<m.odim).map { "\(m.values[s * m.odim + $0])" }.joined(separator: ",")
                 }
                 let loss = m.losses[s].isNaN ? "-" : format6(Double(m.losses[s]))
                 let score = s < m.anomaly.count ? (m.anomaly[s].isNaN ? "\tanomaly=-" : "\tanomaly=\(format6(Double(m.anomaly[s])))") : ""

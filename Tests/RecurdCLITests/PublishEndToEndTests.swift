@@ -44,7 +44,19 @@ import Testing
         // An explicit old seq is dropped whole, and publish says so.
         let stale = try publish(d, csv, ["--seq", "0"])
         #expect(stale.stdout.contains("20 duplicates"), "\(stale.stdout)")
-        #expect(stale.stderr.contains("dropped as duplicates"), "\(stale.stderr)")
+        #expect(stale.stderr.contains("dropped as duplicates") && stale.stderr.contains("Leave out --seq"), "\(stale.stderr)")
+
+        // Without control to ask (a producer's key that is not an operator's), the steps go
+        // without seq and continue the stream rather than being dropped as duplicates.
+        let blind = try runRecurd(["publish", "--connect", d.inputEndpoint, "--control", "", "--stream", "s", "--quiet", csv])
+        #expect(blind.status == 0 && blind.stdout.contains("without seq") && blind.stderr.contains("sending without seq"), "\(blind.stdout) \(blind.stderr)")
+        var next = 0
+        for _ in 0..<50 where next != 40 + 20 {
+            Thread.sleep(forTimeInterval: 0.1)
+            next = try d.control("stream s")["next_seq"] as? Int ?? 0
+        }
+        let duplicates = try d.control("stats")["duplicates"] as? Int
+        #expect(next == 60 && duplicates == 20)
 
         // --reset starts it afresh from 0.
         let fresh = try publish(d, csv, ["--reset"])

@@ -83,6 +83,9 @@ import ZeroMQ
         #expect(second.log.contains("model from the newest checkpoint") && !second.log.contains("not the model this state directory"), "\(second.log)")
         // The store's size is what the restart found, before anything is written.
         #expect(((restarted["store"] as? [String: Any])?["bytes"] as? Int ?? 0) > 0, "\(restarted)")
+        // `stream KEY` reads a stream in the store back to answer: where a producer continues.
+        let s0 = try second.control("stream s0")
+        #expect(s0["ok"] as? Bool == true && s0["next_seq"] as? Int == cut && s0["steps"] as? Int == cut, "\(s0)")
         let rest = try run(second, streams: streams, steps: cut..<steps)
         for (k, v) in rest { got[k, default: []] += v }
         // The first step after the restart is no new stream: flag clear, its loss scored.
@@ -101,15 +104,42 @@ import ZeroMQ
         let daemon = try DaemonHarness(arguments: ["--model", try featureModel(), "--no-learn", "--state-dir", path("dropped"),
                                                    "--max-streams", "2", "--max-batch", "1"])
         _ = try run(daemon, streams: 3, steps: 0..<3)   // 3 streams in 2 slots: s0 is in the store
-        #expect(try daemon.control("stream s0")["ok"] as? Bool == false)
         let reset = try daemon.control("reset s0")
         #expect(reset["ok"] as? Bool == false && (reset["error"] as? String ?? "").contains("zero-step RESET"), "\(reset)")
         let dropped = try daemon.control("drop s0")
         #expect(dropped["ok"] as? Bool == true && dropped["dropped"] as? String == "s0" && (dropped["note"] as? String ?? "").contains("store"),
                 "\(dropped)")
+        // Asked about, the store has nothing for it any more, and asking leaves nothing behind.
+        let inMemory = try daemon.control("stats")["streams"] as? Int
+        let gone = try daemon.control("stream s0")
+        #expect(gone["ok"] as? Bool == false && gone["error"] as? String == "no stream 's0' (not in memory, nor in the store)", "\(gone)")
+        #expect(try daemon.control("stats")["streams"] as? Int == inMemory)
         // Its next message finds nothing in the store: a new stream (flag set, no loss).
         let back = try daemon.step(key: "s0", message(stream: 0, step: 3))
         #expect(back.flags.contains(.newState) && back.losses[0].isNaN, "\(back)")
+        #expect(daemon.terminate() == 0)
+    }
+
+    /// The checkpoint-age gauge counts from start until the state directory is first brought up
+    /// to date, so that an alert on it fires when that never happens; a flush starts it over.
+    @Test func checkpointAgeCountsFromStartUntilTheFirstFlush() throws {
+        let daemon = try DaemonHarness(arguments: try flags(learning: false) + ["--state-dir", path("age")])
+        _ = try run(daemon, streams: 1, steps: 0..<2)
+        func age() throws -> Double {
+            let (_, text) = try daemon.http("/metrics")
+            let line = text.split(separator: "\n").first { $0.hasPrefix("recurd_checkpoint_age_seconds ") }
+            return line.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
+        }
+        Thread.sleep(forTimeInterval: 2.5)
+        let before = try age()
+        #expect(before >= 1, "no flush yet, yet the age is \(before)")
+        #expect(try daemon.control("checkpoint")["ok"] as? Bool == true)
+        var after = before
+        for _ in 0..<40 where after >= before {
+            Thread.sleep(forTimeInterval: 0.1)
+            after = try age()
+        }
+        #expect(after >= 0 && after < before, "after a checkpoint: \(after), before: \(before)")
         #expect(daemon.terminate() == 0)
     }
 
@@ -300,6 +330,18 @@ import ZeroMQ
         let link = try DaemonHarness(arguments: ["--model", state + "/model.safetensors", "--state-dir", state])
         #expect(!link.log.contains("not the model this state directory started from"), "\(link.log)")
         #expect(link.terminate() == 0)
+        // An operator's model copied to the link's name would be replaced by the next checkpoint:
+        // refused, the file untouched.
+        let own = path("own")
+        try FileManager.default.createDirectory(atPath: own, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: other, toPath: own + "/model.safetensors")
+        let foreign = try runRecurd(["serve", "--model", own + "/model.safetensors", "--state-dir", own, "--http", "", "--control", "",
+                                     "--input", "ipc://\(path("y-in"))", "--output", "ipc://\(path("y-out"))"])
+        #expect(foreign.status != 0 && foreign.stderr.contains("is a regular file") && foreign.stderr.contains("move the file out of the state directory"),
+                "\(foreign.stderr)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: own + "/model.safetensors")
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular)
+        #expect(FileManager.default.contentsEqual(atPath: own + "/model.safetensors", andPath: other))
     }
 
     /// A full disk and a read-only one: serving goes on, the failures are logged and counted,

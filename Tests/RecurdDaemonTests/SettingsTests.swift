@@ -50,7 +50,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("max-streams = \"many\"", "recurd.toml: max-streams takes an integer, not many"),
+        ("max-streams = \"many\"", "recurd.toml: max-streams takes an integer, not \"many\""),
+        ("output = [\"tcp://a:1\"]", "recurd.toml: output takes a string, not [\"tcp://a:1\"]"),
         ("\n\nbogus = 1", "recurd.toml: unknown setting 'bogus'"),
         ("max-stream = 1", "recurd.toml: unknown setting 'max-stream' (did you mean 'max-streams'?)"),
         ("input-socket = \"router\"", "recurd.toml: input-socket: 'router' is not one of sub, pull"),
@@ -95,6 +96,10 @@ import Testing
         #expect(throws: SettingError("lr: '-' is not a finite number")) { _ = try SettingsSource.parse(arguments: ["--lr", "-"]) }
         // Connecting the input replaces the default bind.
         #expect(try SettingsSource.parse(arguments: ["--input-connect", "tcp://x:1"]).resolve().inputBind.isEmpty)
+        // `--input ''` binds nothing (as `input = []` does), with or without a connect.
+        let unbound = try SettingsSource.parse(arguments: ["--input", "", "--input-connect", "tcp://x:1"]).resolve()
+        #expect(unbound.inputBind.isEmpty && unbound.inputConnect == ["tcp://x:1"])
+        #expect(throws: (any Error).self) { _ = try SettingsSource.parse(arguments: ["--input", ""]).resolve() }
         // A value refused after reading names the file when the file set it, not when a flag did.
         let bad = dir.appendingPathComponent("bad.toml").path
         try "lr = 2\n".write(toFile: bad, atomically: true, encoding: .utf8)
