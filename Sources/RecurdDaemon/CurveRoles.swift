@@ -39,8 +39,11 @@ public struct CurveRoles: Sendable, Equatable {
     /// Reads DIR: producers/, consumers/ and operators/ must exist (they may be empty);
     /// trainers/ is optional. Every regular file in them is read as a certificate (its public
     /// key counts); hidden files, editors' backups (~) and secret certificates (NAME.key_secret,
-    /// which `recurd keygen --dir` writes beside the public one) are skipped.
-    public static func load(directory: String) throws(DaemonError) -> CurveRoles {
+    /// which `recurd keygen --dir` writes beside the public one) are skipped. A file that is not
+    /// a public certificate (a README, a `.bak`, an unreadable file, a secret key under another
+    /// name) grants nothing and is named in `skipped` with why: refusing the whole folder for it
+    /// would keep the old lists, and a key removed beside it would keep its access.
+    public static func load(directory: String, skipped: inout [String]) throws(DaemonError) -> CurveRoles {
         func folder(_ name: String, required: Bool) throws(DaemonError) -> Set<CurveKey>? {
             let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
             var isDirectory: ObjCBool = false
@@ -57,9 +60,14 @@ public struct CurveRoles: Sendable, Equatable {
                 let file = URL(fileURLWithPath: path).appendingPathComponent(n).path
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: file, isDirectory: &isDir), !isDir.boolValue else { continue }
-                let cert = try CurveCertificate.load(file)
+                let cert: CurveCertificate
+                do throws(DaemonError) { cert = try CurveCertificate.load(file) } catch {
+                    skipped.append("\(error.description); it grants nothing")
+                    continue
+                }
                 guard cert.secretKey == nil else {
-                    throw DaemonError("\(file) holds a secret key: give the daemon clients' public certificates only (NAME.key, not NAME.key_secret)")
+                    skipped.append("\(file) holds a secret key: give the daemon clients' public certificates only (NAME.key, not NAME.key_secret); it grants nothing")
+                    continue
                 }
                 if let k = CurveKey(z85: cert.publicKey) { keys.insert(k) }
             }

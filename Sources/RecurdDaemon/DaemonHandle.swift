@@ -7,6 +7,7 @@ import Synchronization
 public final class DaemonHandle: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let heartbeatNanoseconds = Atomic<UInt64>(0)
+    private let outputUnbound = Atomic<Bool>(false)
     private let statusLine = Mutex("starting")
     private let reloads = Mutex<[(generation: UInt64, configuration: ServeConfiguration)]>([])
     private let appliedGeneration = Atomic<UInt64>(0)
@@ -26,10 +27,14 @@ public final class DaemonHandle: Sendable {
     /// The loop turned.
     func beat() { heartbeatNanoseconds.store(Clock.nanoseconds, ordering: .relaxed) }
 
-    /// Whether the loop turned within the last `stallSeconds`.
+    /// The output endpoint is not bound (a re-bind after a consumer key's removal has not
+    /// succeeded yet): nobody can receive predictions.
+    func setOutputUnbound(_ unbound: Bool) { outputUnbound.store(unbound, ordering: .relaxed) }
+
+    /// Whether the loop turned within the last `stallSeconds` and the output is bound.
     public var isHealthy: Bool {
         let beat = heartbeatNanoseconds.load(ordering: .relaxed)
-        return beat != 0 && Double(Clock.nanoseconds &- beat) / 1e9 < Self.stallSeconds
+        return beat != 0 && Double(Clock.nanoseconds &- beat) / 1e9 < Self.stallSeconds && !outputUnbound.load(ordering: .relaxed)
     }
 
     /// One line for systemd's STATUS=.

@@ -84,7 +84,9 @@ final class ServingLoop {
                 logger.warning("the server's secret certificate can be read by other users; chmod 600 it",
                                metadata: ["file": "\(certPath)", "mode": "\(String(mode, radix: 8))"])
             }
-            let r = try CurveRoles.load(directory: dir)
+            var skipped: [String] = []
+            let r = try CurveRoles.load(directory: dir, skipped: &skipped)
+            for why in skipped { logger.warning("curve-clients: a file skipped", metadata: ["why": "\(why)"]) }
             zap = try ZAPHandler(context: context, roles: r, logger: logger, metrics: metrics)
             roles = r
             counters.zap = zap
@@ -106,19 +108,17 @@ final class ServingLoop {
     private func reloadRoles(_ new: ServeConfiguration) {
         guard let zap, let dir = configuration.curveClients else { return }
         do {
-            let r = try CurveRoles.load(directory: dir)
+            var skipped: [String] = []
+            let r = try CurveRoles.load(directory: dir, skipped: &skipped)
+            for why in skipped { logger.warning("curve-clients: a file skipped", metadata: ["why": "\(why)"]) }
             let consumerRemoved = !(roles?.consumers.isSubset(of: r.consumers) ?? true)
             zap.update(r)
             roles = r
             if consumerRemoved, let e = endpoints {
-                do {
-                    try e.output.unbind(e.boundOutput)
-                    try e.output.bind(e.boundOutput)
-                    logger.notice("a consumer key was removed: the output re-bound, subscribers reconnect and authenticate again",
-                                  metadata: ["output": "\(e.boundOutput)"])
-                } catch {
-                    logger.error("could not re-bind the output after a consumer key was removed; restart to cut it off", metadata: ["error": "\(error)"])
-                }
+                // Not bound (an earlier re-bind still pending): nothing to undo.
+                if !outputNeedsBind { try? e.output.unbind(e.boundOutput) }
+                outputNeedsBind = true
+                bindOutput(e, patience: 2)
             }
             warnIfNobodyTrains(r, directory: dir)
             logger.notice("allow-lists reloaded", metadata: [
@@ -129,6 +129,36 @@ final class ServingLoop {
             logger.error("allow-lists not reloaded; the old ones stay", metadata: ["error": "\(error)"])
         }
     }
+
+    /// The output was unbound to cut off a removed consumer and is not bound again yet.
+    private var outputNeedsBind = false
+
+    /// Binds the output again after `unbind`. libzmq closes the old listener on its I/O thread,
+    /// after `unbind` returns, so the address can stay in use for a moment: tried for up to
+    /// `patience` seconds, then again at every housekeeping tick, `/healthz` unhealthy meanwhile
+    /// (no one can receive predictions).
+    private func bindOutput(_ e: ServingEndpoints, patience: Double) {
+        let deadline = Clock.seconds + patience
+        while true {
+            do {
+                try e.output.bind(e.boundOutput)
+                outputNeedsBind = false
+                handle.setOutputUnbound(false)
+                logger.notice("a consumer key was removed: the output re-bound, subscribers reconnect and authenticate again",
+                              metadata: ["output": "\(e.boundOutput)"])
+                return
+            } catch {
+                guard Clock.seconds < deadline else {
+                    handle.setOutputUnbound(true)
+                    bindLog.log(.error, "bind", now: Clock.seconds, "the output is not bound again yet after a consumer key was removed; retrying every second",
+                                metadata: ["output": "\(e.boundOutput)", "error": "\(error)"])
+                    return
+                }
+                usleep(10_000)
+            }
+        }
+    }
+    private lazy var bindLog = RateLimitedLog(logger: logger, interval: 30)
 
     /// An empty trainers/ folder is easy to make by accident (it turns learning off for every
     /// producer), so it is said loudly, not only as "trainers=0".
@@ -286,6 +316,7 @@ final class ServingLoop {
             if sendReadyReplies(e.control), controlIndex >= 0 { unread[controlIndex] = true }
             let now = Clock.seconds
             if now - lastHousekeeping >= 1 {
+                if outputNeedsBind, let e = endpoints { bindOutput(e, patience: 0) }
                 core?.housekeeping(now: now, wallClock: Date().timeIntervalSince1970)
                 refreshStatus()
                 lastHousekeeping = now

@@ -421,7 +421,7 @@ import Testing
         let badConfig = path("bad.toml")
         try "max-streams = \"many\"\n".write(toFile: badConfig, atomically: true, encoding: .utf8)
         let r = try runRecurd(["serve", "--config", badConfig])
-        #expect(r.status != 0 && r.stderr.contains("bad.toml: max-streams takes an integer, not many"))
+        #expect(r.status != 0 && r.stderr.contains("bad.toml: max-streams takes an integer, not \"many\""))
         let port = try runRecurd(["serve", "--input", "tcp://256.0.0.1:1", "--http", "", "--control", ""])
         #expect(port.status != 0 && port.stderr.contains("bind tcp://256.0.0.1:1"))
     }

@@ -261,8 +261,12 @@ import ZeroMQ
         for t in 0..<5 { _ = try producer.send(frames: [Array("p".utf8), step(t)]) }
         #expect(try eventually(10) { (try s.daemon.control("stream p")["steps"] as? Int) == 5 })
         try FileManager.default.removeItem(atPath: path("clients/producers/producer.key"))
+        // A file that is no certificate beside it is skipped, not a reason to keep the old list
+        // (and with it the removed key).
+        try "who may produce\n".write(toFile: path("clients/producers/README.txt"), atomically: true, encoding: .utf8)
         s.daemon.signal(SIGHUP)
         #expect(eventually(10) { s.daemon.log.contains("allow-lists reloaded") })
+        #expect(s.daemon.log.contains("a file skipped") && s.daemon.log.contains("README.txt"), "\(s.daemon.log)")
         let before = try denied(s, "input")
         // The open connection's messages are refused from now on…
         for t in 5..<10 { _ = try producer.send(frames: [Array("p".utf8), step(t)]) }
@@ -305,6 +309,22 @@ import ZeroMQ
         while try consumer.receiveFrames() != nil {}
         #expect(try !sendUntil(consumer, 1.5), "a removed consumer still receives")
         consumer.close()
+        // Two more removals in quick succession: libzmq closes the old listener after `unbind`
+        // returns, and a re-bind at once found the address in use and left the output unbound
+        // for good. The harness is still served after both.
+        for name in ["second", "third"] {
+            _ = try keygen(name, roles: ["consumers"])
+            s.daemon.signal(SIGHUP)
+            #expect(eventually(10) { s.daemon.log.contains("consumers=\(name == "second" ? 2 : 3)") })
+        }
+        for name in ["second", "third"] {
+            try FileManager.default.removeItem(atPath: path("clients/consumers/\(name).key"))
+            s.daemon.signal(SIGHUP)
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(eventually(10) { s.daemon.log.components(separatedBy: "output re-bound").count == 4 }, "\(s.daemon.log)")
+        #expect(try sendUntil(s.daemon.output, 10), "the allowed subscriber is cut off for good")
+        #expect(try s.daemon.http("/healthz").0 == 200)
         #expect(s.daemon.terminate() == 0)
     }
 }
