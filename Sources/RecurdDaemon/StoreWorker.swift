@@ -148,7 +148,19 @@ final class StoreWorker: @unchecked Sendable {
             let now = Clock.seconds
             if pendingBytes > Self.commitBytes || (now - lastCommit >= Self.commitDelay && (!batch.isEmpty || now >= retryAt)) { commit() }
             if stopping.load(ordering: .relaxed) && requests.withLock({ $0.isEmpty }) {
-                commit()
+                // At shutdown the retry back-off no longer applies: the disk may have room again
+                // since the last failure. A few tries, half a second apart, within the unit's
+                // stop timeout.
+                for attempt in 0..<5 where !pending.isEmpty || !deletes.isEmpty {
+                    if attempt > 0 { Thread.sleep(forTimeInterval: 0.5) }
+                    commit(force: true)
+                }
+                if let store, pending.isEmpty {
+                    do { try store.mergeJournal() } catch {
+                        logger.warning("could not merge the store's journal into its file at shutdown; it is merged when the store is next opened",
+                                       metadata: ["error": "\(error)"])
+                    }
+                }
                 if !pending.isEmpty {
                     logger.error("stream records could not be written at shutdown; they are lost", metadata: ["records": "\(pending.count)"])
                     backlog.subtract(pendingBytes, ordering: .relaxed)
@@ -222,10 +234,10 @@ final class StoreWorker: @unchecked Sendable {
     }
 
     /// Commits pending deletes and writes in one transaction; on failure keeps them for a retry.
-    private func commit() {
+    private func commit(force: Bool = false) {
         lastCommit = Clock.seconds
         guard let store, !pending.isEmpty || !deletes.isEmpty else { return }
-        guard Clock.seconds >= retryAt else { return }
+        guard force || Clock.seconds >= retryAt else { return }
         guard !holding || pendingBytes > Self.maxPendingBytes / 2 || stopping.load(ordering: .relaxed) else { return }
         let rows = Array(pending.values)
         do {

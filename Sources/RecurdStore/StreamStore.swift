@@ -129,6 +129,13 @@ public final class StreamStore {
         do { try all.query { body(Array($0.blob(0))) } } catch let e as SQLiteError { throw e } catch {}
     }
 
+    /// Moves everything in the write-ahead log into the database file and empties the log (a
+    /// clean shutdown): the database file then holds the whole store by itself, for backups and
+    /// for anyone who copies or inspects it without its `-wal` beside it.
+    public func mergeJournal() throws(SQLiteError) {
+        try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
     /// Bytes the database file takes (pages × page size; the WAL is not counted).
     public var bytes: Int64 {
         let pages: Int64? = try? pageCount.scalar()

@@ -76,6 +76,9 @@ import ZeroMQ
         let versionAtStop = try first.control("stats")["model_version"] as? Int
         #expect(first.terminate() == 0, "SIGTERM must exit 0: \(first.log)")
         #expect(first.log.contains("checkpoint written"))
+        // A clean stop leaves the whole store in its file, the journal merged into it.
+        let wal = (try? FileManager.default.attributesOfItem(atPath: path("cut") + "/streams.sqlite-wal"))?[.size] as? Int ?? 0
+        #expect(wal == 0, "\(wal) bytes still in the journal after a clean stop")
         let second = try DaemonHarness(arguments: flags + ["--state-dir", path("cut")])
         let restarted = try second.control("stats")
         #expect(restarted["model_version"] as? Int == versionAtStop)
@@ -342,6 +345,35 @@ import ZeroMQ
         let attributes = try FileManager.default.attributesOfItem(atPath: own + "/model.safetensors")
         #expect(attributes[.type] as? FileAttributeType == .typeRegular)
         #expect(FileManager.default.contentsEqual(atPath: own + "/model.safetensors", andPath: other))
+    }
+
+    /// SIGTERM while the store waits out its retry back-off after a full disk, with room again:
+    /// the shutdown writes every record instead of counting them lost.
+    @Test func sigtermAfterAFullDiskWritesEverything() throws {
+        let state = path("refilled")
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let launcher = ["/usr/bin/unshare", "-rm", "sh", "-c", #"mount -t tmpfs -o size=8m tmpfs "$RECURD_STATE" && exec "$@""#, "sh"]
+        let daemon = try DaemonHarness(arguments: ["--model", try featureModel(), "--state-dir", state, "--checkpoint-interval", "1", "--no-learn"],
+                                       environment: ["RECURD_STATE": state], launcher: launcher)
+        var t = 0
+        func serve(_ n: Int) throws {
+            for _ in 0..<n {
+                for s in 0..<3 { _ = try daemon.step(key: "s\(s)", message(stream: s, step: t)) }
+                t += 1
+            }
+        }
+        try serve(5)
+        let filler = "/proc/\(daemon.pid)/root\(state)/filler"
+        _ = try runCommand("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "count=1000"])
+        // Two failed writes: the back-off is then at least 2 s.
+        let deadline = Date().addingTimeInterval(20)
+        while (try daemon.control("stats")["store"] as? [String: Any])?["write_failures"] as? Int ?? 0 < 2 && Date() < deadline {
+            try serve(1)
+            usleep(100_000)
+        }
+        #expect(unlink(filler) == 0)
+        #expect(daemon.terminate() == 0)
+        #expect(daemon.log.contains("cannot write stream records") && !daemon.log.contains("they are lost"), "\(daemon.log)")
     }
 
     /// A full disk and a read-only one: serving goes on, the failures are logged and counted,
