@@ -75,9 +75,13 @@ public final class Daemon: Sendable {
         guard let directory else { return fromGiven(version: Self.version) }
         let checkpoints = directory.checkpoints
         if c.resetModel {
-            let moved = try? checkpoints.retire(alsoMoving: directory.storeFiles)
+            // Starting the new model beside the old streams and checkpoints would mix the two.
+            let moved: String
+            do { moved = try checkpoints.retire(alsoMoving: directory.storeFiles) } catch {
+                throw DaemonError("--reset-model: cannot set the old checkpoints and streams aside in \(directory.path): \(error.localizedDescription)")
+            }
             logger.warning("--reset-model: starting over from the model file; earlier checkpoints and streams were set aside",
-                           metadata: ["model": "\(c.model ?? "")", "retired": "\(moved ?? "nothing")"])
+                           metadata: ["model": "\(c.model ?? "")", "retired": "\(moved)"])
             return fromGiven { _ in 0 }
         }
         let newest = checkpoints.loadNewest { path, why in

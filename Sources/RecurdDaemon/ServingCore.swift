@@ -173,13 +173,13 @@ final class ServingCore {
         guard let worker else { return }
         for c in worker.takeCompletions() {
             switch c {
-            case .loaded(let key, let record):
-                if record == nil, let q = streamQuery, q.key == key, residency.abandonEmptyLoad(key) {
+            case .loaded(let key, let record, let unreadable):
+                if record == nil, !unreadable, let q = streamQuery, q.key == key, residency.abandonEmptyLoad(key) {
                     streamQuery = nil
                     readyReplies.append(q.missing())
                     continue
                 }
-                let (slot, parked) = residency.arrived(key: key, record: record, now: Date().timeIntervalSince1970)
+                let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970)
                 for p in parked {
                     key.withUnsafeBytes { k in
                         p.payload.withUnsafeBytes { payload in

@@ -4,8 +4,9 @@ import RecurdStreams
 
 /// What the store's thread hands back to the serving thread.
 enum StoreCompletion: Sendable {
-    /// A stream's record, or nil when the store has none (a new stream).
-    case loaded(key: [UInt8], record: [UInt8]?)
+    /// A stream's record, or nil when the store has none (a new stream) or it does not read
+    /// (`unreadable`: the stream starts afresh, counted).
+    case loaded(key: [UInt8], record: [UInt8]?, unreadable: Bool)
     case checkpointed(token: UInt64, Result<CheckpointInfo, CheckpointError>)
     /// A model file read for `reload`, with its `ModelSeed` fingerprint (made here, off the
     /// serving thread).

@@ -176,7 +176,8 @@ final class StoreWorker: @unchecked Sendable {
     private func handle(_ request: StoreRequest) {
         switch request {
         case .load(let key):
-            complete(.loaded(key: key, record: load(key)))
+            let (record, unreadable) = load(key)
+            complete(.loaded(key: key, record: record, unreadable: unreadable))
         case .write(let rows):
             for row in rows { enqueue(row) }
         case .delete(let keys):
@@ -220,16 +221,17 @@ final class StoreWorker: @unchecked Sendable {
         }
     }
 
-    private func load(_ key: [UInt8]) -> [UInt8]? {
-        if let row = pending[key] { return row.record }
-        if deletes.contains(key) { return nil }
-        guard let store else { return nil }
+    /// The stream's record (nil: none), and whether one was there but did not read.
+    private func load(_ key: [UInt8]) -> ([UInt8]?, unreadable: Bool) {
+        if let row = pending[key] { return (row.record, false) }
+        if deletes.contains(key) { return (nil, false) }
+        guard let store else { return (nil, false) }
         loads.add(1, ordering: .relaxed)
         metrics.storeLoads.increment()
-        do { return try store.load(key) } catch {
+        do { return (try store.load(key), false) } catch {
             log.warning("load", now: Clock.seconds, "cannot read a stream's record; it starts afresh: \(error)",
                         metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
-            return nil
+            return (nil, true)
         }
     }
 

@@ -103,8 +103,13 @@ final class StreamResidency {
 
     /// Installs a record the store returned (or a new one when it had none); returns the slot,
     /// or nil when there is no room, and the messages parked for it, in arrival order.
-    func arrived(key: [UInt8], record bytes: [UInt8]?, now: Double) -> (slot: Int?, parked: [ParkedMessage]) {
+    func arrived(key: [UInt8], record bytes: [UInt8]?, unreadable: Bool = false, now: Double) -> (slot: Int?, parked: [ParkedMessage]) {
         let parked = loading.removeValue(forKey: key) ?? []
+        if unreadable {
+            // The store's thread logged it; the stream starts afresh below.
+            counters.recordsUnreadable += 1
+            metrics.recordsUnreadable.increment()
+        }
         guard makeRoom() else { return (nil, parked) }
         let slot = key.withUnsafeBytes { table.insertUninitialized($0) }!
         let r = table.record(slot)

@@ -119,9 +119,15 @@ public final class CheckpointStore {
     /// `<state-dir>/retired-<time>/` (`--reset-model`); returns that folder.
     public func retire(alsoMoving extra: [String]) throws -> String {
         let stamp = Int(Date().timeIntervalSince1970)
-        let target = (stateDirectory as NSString).appendingPathComponent("retired-\(stamp)")
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         let fm = FileManager.default
+        // Two resets within a second must not share a folder (the second's moves would fail).
+        var target = (stateDirectory as NSString).appendingPathComponent("retired-\(stamp)")
+        var n = 1
+        while fm.fileExists(atPath: target) {
+            target = (stateDirectory as NSString).appendingPathComponent("retired-\(stamp)-\(n)")
+            n += 1
+        }
+        try fm.createDirectory(atPath: target, withIntermediateDirectories: false)
         if fm.fileExists(atPath: directory) { try fm.moveItem(atPath: directory, toPath: (target as NSString).appendingPathComponent("checkpoints")) }
         for path in extra where fm.fileExists(atPath: path) {
             try fm.moveItem(atPath: path, toPath: (target as NSString).appendingPathComponent((path as NSString).lastPathComponent))

@@ -347,6 +347,25 @@ import ZeroMQ
         #expect(FileManager.default.contentsEqual(atPath: own + "/model.safetensors", andPath: other))
     }
 
+    /// A stored record that does not decompress: the stream starts afresh, and it is counted.
+    @Test func anUnreadableRecordIsCounted() throws {
+        let flags = try flags(learning: false)
+        let state = path("damaged")
+        let first = try DaemonHarness(arguments: flags + ["--state-dir", state])
+        _ = try run(first, streams: 2, steps: 0..<3)
+        #expect(first.terminate() == 0)
+        let store = try StreamStore(path: state + "/streams.sqlite")
+        try store.connection.execute("UPDATE streams SET encoding = 1, record = x'00010203' WHERE key = x'7330'")   // "s0"
+        let second = try DaemonHarness(arguments: flags + ["--state-dir", state])
+        let s0 = try second.step(key: "s0", message(stream: 0, step: 3))
+        let s1 = try second.step(key: "s1", message(stream: 1, step: 3))
+        #expect(s0.flags.contains(.newState) && !s1.flags.contains(.newState), "\(s0) \(s1)")
+        let stored = try second.control("stats")["store"] as? [String: Any] ?? [:]
+        #expect(stored["records_unreadable"] as? Int == 1 && stored["records_restored"] as? Int == 1, "\(stored)")
+        #expect(second.log.contains("does not decompress"))
+        #expect(second.terminate() == 0)
+    }
+
     /// SIGTERM while the store waits out its retry back-off after a full disk, with room again:
     /// the shutdown writes every record instead of counting them lost.
     @Test func sigtermAfterAFullDiskWritesEverything() throws {

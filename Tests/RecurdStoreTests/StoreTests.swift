@@ -56,6 +56,20 @@ import Testing
         ModelFile(model: Model(architecture: ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [5], outputSize: 2, head: .linear), seed: seed))
     }
 
+    /// Two resets within the same second each set their state aside in a folder of their own.
+    @Test func retiringTwiceInOneSecondKeepsBoth() throws {
+        let store = CheckpointStore(stateDirectory: dir.path)
+        try store.write(model(seed: 1), version: 1)
+        let first = try store.retire(alsoMoving: [])
+        try store.write(model(seed: 2), version: 2)
+        let second = try store.retire(alsoMoving: [])
+        #expect(first != second)
+        #expect(store.candidates().isEmpty)
+        for folder in [first, second] {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder + "/checkpoints").count == 1)
+        }
+    }
+
     @Test func checkpointsAreChecksummedKeptThreeAndTheNewestValidWins() throws {
         let store = CheckpointStore(stateDirectory: dir.path)
         for v in [3, 5, 9, 12] { try store.write(model(seed: UInt64(v)), version: UInt64(v)) }
