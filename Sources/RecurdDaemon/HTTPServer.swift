@@ -18,8 +18,14 @@ final class HTTPServer: Sendable {
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(Handler(metrics: metrics, healthy: healthy))
+                // A client that opens a connection and never finishes its request (or says
+                // nothing) is closed after `idleSeconds`: otherwise each holds a file
+                // descriptor for good, and enough of them leave none for ZeroMQ's connections.
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(readTimeout: .seconds(Self.idleSeconds)))
+                    try sync.configureHTTPServerPipeline()
+                    try sync.addHandler(Handler(metrics: metrics, healthy: healthy))
                 }
             }
         do {
@@ -30,6 +36,9 @@ final class HTTPServer: Sendable {
         }
         self.port = channel.localAddress?.port ?? port
     }
+
+    /// How long a connection may send nothing before it is closed.
+    static let idleSeconds: Int64 = 10
 
     func shutdown() async {
         try? await channel.close().get()
@@ -47,16 +56,25 @@ final class HTTPServer: Sendable {
             self.healthy = healthy
         }
 
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let request) = unwrapInboundIn(data) else { return }
             let path = request.uri.split(separator: "?").first.map(String.init) ?? request.uri
             let (status, contentType, body): (HTTPResponseStatus, String, [UInt8])
-            switch (request.method, path) {
-            case (.GET, "/metrics"):
+            let known = path == "/metrics" || path == "/healthz"
+            let readOnly = request.method == .GET || request.method == .HEAD
+            switch (known, readOnly, path) {
+            case (true, true, "/metrics"):
                 (status, contentType, body) = (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics())
-            case (.GET, "/healthz"):
+            case (true, true, _):
                 let ok = healthy()
-                (status, contentType, body) = (ok ? .ok : .serviceUnavailable, "text/plain", Array((ok ? "ok\n" : "serving loop stalled\n").utf8))
+                (status, contentType, body) = (ok ? .ok : .serviceUnavailable, "text/plain",
+                                               Array((ok ? "ok\n" : "unhealthy: the serving loop is stalled, or the output is not bound\n").utf8))
+            case (true, false, _):
+                (status, contentType, body) = (.methodNotAllowed, "text/plain", Array("\(path) answers GET and HEAD\n".utf8))
             default:
                 (status, contentType, body) = (.notFound, "text/plain", Array("not found: try /metrics or /healthz\n".utf8))
             }
@@ -64,8 +82,12 @@ final class HTTPServer: Sendable {
             headers.add(name: "Content-Type", value: contentType)
             headers.add(name: "Content-Length", value: "\(body.count)")
             headers.add(name: "Connection", value: "close")
+            if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            // HEAD: the headers GET would send, no body.
+            if request.method != .HEAD {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            }
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }

@@ -272,6 +272,22 @@ import Testing
         #expect(daemon.terminate() == 0)
     }
 
+    /// HEAD for health checkers, 405 for other methods, and a connection that never finishes
+    /// its request is closed (it held a file descriptor for good).
+    @Test func httpMethodsAndIdleConnections() throws {
+        let daemon = try DaemonHarness(arguments: ["--model", try featureModel(), "--no-learn"])
+        let head = try httpRequest(port: daemon.httpPort, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(head.0 == 200 && head.1.isEmpty, "\(head)")
+        let post = try httpRequest(port: daemon.httpPort, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        #expect(post.0 == 405 && post.1.contains("GET and HEAD"), "\(post)")
+        let started = Date()
+        let partial = try httpRequest(port: daemon.httpPort, "GET /metrics HTTP/1.1\r\nHost: x\r\n", timeout: 30)
+        let waited = Date().timeIntervalSince(started)
+        #expect(partial.0 == 0 && waited < 25, "a half-sent request was held \(waited) s")
+        #expect(try daemon.http("/healthz").0 == 200)
+        #expect(daemon.terminate() == 0)
+    }
+
     @Test func controlCommandsAndMetrics() throws {
         let model = try featureModel()
         let state = path("state")

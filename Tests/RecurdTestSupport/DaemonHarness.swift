@@ -226,6 +226,12 @@ public func freeTCPPort() -> Int {
 
 /// A minimal HTTP/1.1 GET over a POSIX socket.
 public func httpGet(port: Int, path: String) throws -> (Int, String) {
+    try httpRequest(port: port, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+}
+
+/// Sends `request` as it is and reads until the server closes (at most `timeout` seconds):
+/// the status (0 when none came) and the body.
+public func httpRequest(port: Int, _ request: String, timeout: Int = 30) throws -> (Int, String) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
@@ -234,7 +240,8 @@ public func httpGet(port: Int, path: String) throws -> (Int, String) {
     addr.sin_port = UInt16(port).bigEndian
     let rc = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     guard rc == 0 else { throw HarnessError("connect to 127.0.0.1:\(port) failed") }
-    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    var limit = timeval(tv_sec: timeout, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     _ = request.withCString { write(fd, $0, strlen($0)) }
     var data = [UInt8]()
     var buffer = [UInt8](repeating: 0, count: 65536)
