@@ -60,6 +60,7 @@ public final class Daemon: Sendable {
         var given: ModelFile?
         if let path = c.model {
             if let data = FileManager.default.contents(atPath: path) {
+                do throws(CheckpointError) { try CheckpointStore.verifyRecordedChecksum([UInt8](data), path: path) } catch { throw DaemonError(error.description) }
                 do { given = try ModelFile.decode([UInt8](data), file: path) } catch { throw DaemonError(error.forUser) }
             } else if directory?.contains(path) == true {
                 logger.notice("the model file does not exist yet; it is created from the first stream and checkpointed here", metadata: ["file": "\(path)"])

@@ -293,6 +293,7 @@ final class StoreWorker: @unchecked Sendable {
 
     private func readModel(_ path: String) -> Result<(file: ModelFile, seed: String), CheckpointError> {
         guard let data = FileManager.default.contents(atPath: path) else { return .failure(CheckpointError("\(path): cannot read")) }
+        do throws(CheckpointError) { try CheckpointStore.verifyRecordedChecksum([UInt8](data), path: path) } catch { return .failure(error) }
         do {
             let file = try ModelFile.decode([UInt8](data), file: path)
             return .success((file, ModelSeed.fingerprint(file)))

@@ -12,7 +12,8 @@ final class SystemdNotifier: Sendable {
         path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
         if let usec = environment["WATCHDOG_USEC"].flatMap(UInt64.init), usec > 0,
            environment["WATCHDOG_PID"].flatMap(Int32.init).map({ $0 == getpid() }) ?? true {
-            watchdogInterval = .microseconds(Int64(usec / 2))
+            // At least 10 ms: a tiny or mistyped WATCHDOG_USEC must not turn the pings into a busy loop.
+            watchdogInterval = .microseconds(Int64(max(usec / 2, 10_000)))
         } else {
             watchdogInterval = nil
         }

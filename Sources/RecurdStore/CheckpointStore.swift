@@ -40,6 +40,11 @@ public final class CheckpointStore {
 
     /// The newest checkpoint that reads back whole; each one skipped is reported with why.
     public func loadNewest(skipped: (String, String) -> Void) -> (file: ModelFile, info: CheckpointInfo)? {
+        // A checkpoint being written when the process died leaves its temporary file (as large
+        // as the model); at start nothing else can be writing one (the state directory's lock).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(".tmp-model-") {
+            unlink((directory as NSString).appendingPathComponent(name))
+        }
         for path in candidates() {
             do {
                 let (file, bytes) = try Self.read(path)
@@ -53,6 +58,16 @@ public final class CheckpointStore {
     }
 
     /// Reads and verifies one checkpoint.
+    /// Checks a model file's `recurd.checksum` when it has one (a checkpoint, or a copy of one
+    /// given as `--model` or reloaded): a damaged copy is refused rather than served.
+    public static func verifyRecordedChecksum(_ bytes: [UInt8], path: String) throws(CheckpointError) {
+        guard let archive = try? SafeTensorsArchive(bytes: bytes), let stored = archive.metadata[checksumKey] else { return }
+        let actual = CRC32C.checksum(bytes[archive.dataStart...])
+        guard UInt32(stored, radix: 16) == actual else {
+            throw CheckpointError("\(path): checksum \(String(actual, radix: 16)) does not match the recorded \(stored) (the file is damaged)")
+        }
+    }
+
     public static func read(_ path: String) throws -> (ModelFile, Int) {
         guard let data = FileManager.default.contents(atPath: path) else { throw CheckpointError("\(path): cannot read") }
         let bytes = [UInt8](data)

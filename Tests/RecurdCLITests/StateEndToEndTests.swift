@@ -316,6 +316,10 @@ import ZeroMQ
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
         bytes[bytes.count - 3] ^= 1
         try Data(bytes).write(to: URL(fileURLWithPath: file))
+        // The same damaged file given as --model: its recorded checksum refuses it.
+        let damaged = try runRecurd(["serve", "--model", file, "--state-dir", path("elsewhere"), "--http", "", "--control", "",
+                                     "--input", "ipc://\(path("z-in"))", "--output", "ipc://\(path("z-out"))"])
+        #expect(damaged.status != 0 && damaged.stderr.contains("the file is damaged"), "\(damaged.stderr)")
         let skipped = try DaemonHarness(arguments: ["--model", gru, "--state-dir", state])
         #expect(skipped.log.contains("skipping a checkpoint") && skipped.log.contains(newest), "\(skipped.log)")
         #expect(!skipped.log.contains("not the model this state directory started from"), "\(skipped.log)")

@@ -74,8 +74,12 @@ import Testing
         let store = CheckpointStore(stateDirectory: dir.path)
         for v in [3, 5, 9, 12] { try store.write(model(seed: UInt64(v)), version: UInt64(v)) }
         #expect(store.candidates().count == 3)
+        // A write cut short by a crash leaves its temporary file: gone at the next start.
+        let leftover = dir.appendingPathComponent("checkpoints/.tmp-model-00000000000000000013-1.safetensors").path
+        #expect(FileManager.default.createFile(atPath: leftover, contents: Data(repeating: 7, count: 1000)))
         var skipped: [String] = []
         let newest = try #require(store.loadNewest { path, _ in skipped.append(path) })
+        #expect(!FileManager.default.fileExists(atPath: leftover))
         #expect(newest.info.version == 12 && skipped.isEmpty)
         #expect(newest.file.model.weights.array == model(seed: 12).model.weights.array)
         // The link points at the newest.
