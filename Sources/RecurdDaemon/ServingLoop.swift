@@ -531,6 +531,24 @@ final class ServingLoop {
     /// write every changed stream, wait for the store, close.
     private func finish(_ e: ServingEndpoints) {
         let poller = ZMQPoller([], descriptors: [handle.wake.descriptor])
+        // Messages the input socket has already taken in from the network are served, not closed
+        // away with it; for at most a few seconds, so that a producer that keeps sending cannot
+        // hold the stop off (what it still has queued is lost with its connection: ZeroMQ has no
+        // acknowledgements).
+        let parts = ZMQMultipart(capacity: 2)
+        let drainDeadline = Clock.seconds + 5
+        var taken = true
+        while taken && Clock.seconds < drainDeadline {
+            let before = counters.messages
+            _ = drain(e.input, parts)
+            taken = counters.messages > before
+            if let core, taken {
+                core.beginCycle()
+                core.handleCompletions()
+                core.scheduler.run(pressure: true)
+                core.residency.submit()
+            }
+        }
         if let core {
             while core.hasPendingWork {
                 core.beginCycle()
