@@ -58,9 +58,13 @@ public final class Daemon: Sendable {
                 + "which replaces it: move the file out of the state directory (for example to /etc/recurd/) and point --model there")
         }
         var given: ModelFile?
+        // A damaged copy of a checkpoint (its recorded checksum does not match) is refused where
+        // it would be served; as the state directory's own link it is only a seed, and the
+        // checkpoints' own reading skips a damaged one.
+        var givenDamage: String?
         if let path = c.model {
             if let data = FileManager.default.contents(atPath: path) {
-                do throws(CheckpointError) { try CheckpointStore.verifyRecordedChecksum([UInt8](data), path: path) } catch { throw DaemonError(error.description) }
+                do throws(CheckpointError) { try CheckpointStore.verifyRecordedChecksum([UInt8](data), path: path) } catch { givenDamage = error.description }
                 do { given = try ModelFile.decode([UInt8](data), file: path) } catch { throw DaemonError(error.forUser) }
             } else if directory?.contains(path) == true {
                 logger.notice("the model file does not exist yet; it is created from the first stream and checkpointed here", metadata: ["file": "\(path)"])
@@ -70,10 +74,11 @@ public final class Daemon: Sendable {
         }
         let givenSeed = given.map(ModelSeed.fingerprint)
         // Starting from the given file (no state directory, --reset-model, no checkpoint yet).
-        func fromGiven(version: (ModelFile) -> UInt64) -> InitialModel? {
-            given.map { InitialModel(file: $0, path: c.model, version: version($0), fromCheckpoint: false, seed: givenSeed) }
+        func fromGiven(version: (ModelFile) -> UInt64) throws -> InitialModel? {
+            if let givenDamage { throw DaemonError(givenDamage) }
+            return given.map { InitialModel(file: $0, path: c.model, version: version($0), fromCheckpoint: false, seed: givenSeed) }
         }
-        guard let directory else { return fromGiven(version: Self.version) }
+        guard let directory else { return try fromGiven(version: Self.version) }
         let checkpoints = directory.checkpoints
         if c.resetModel {
             // Starting the new model beside the old streams and checkpoints would mix the two.
@@ -83,12 +88,21 @@ public final class Daemon: Sendable {
             }
             logger.warning("--reset-model: starting over from the model file; earlier checkpoints and streams were set aside",
                            metadata: ["model": "\(c.model ?? "")", "retired": "\(moved)"])
-            return fromGiven { _ in 0 }
+            return try fromGiven { _ in 0 }
         }
         let newest = checkpoints.loadNewest { path, why in
             logger.error("skipping a checkpoint that does not read back", metadata: ["file": "\(path)", "error": "\(why)"])
         }
-        guard let (file, info) = newest else { return fromGiven(version: Self.version) }
+        guard let (file, info) = newest else {
+            // Checkpoints there, none readable: starting another model would restore the stored
+            // streams' states, made by the lost one, onto it.
+            let found = checkpoints.candidates().count
+            if found > 0 {
+                throw DaemonError("none of the \(found) checkpoints in \(checkpoints.directory) reads back (each is named above); "
+                    + "pass --reset-model to start over from --model, setting them and the stored streams aside")
+            }
+            return try fromGiven(version: Self.version)
+        }
         if let given, given.model.architecture != file.model.architecture {
             throw DaemonError("\(c.model!): its architecture differs from the newest checkpoint's (\(info.path)); "
                 + "pass --reset-model to start over from it (the checkpoints and stored streams are set aside)")

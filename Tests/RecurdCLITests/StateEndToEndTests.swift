@@ -313,13 +313,21 @@ import ZeroMQ
         // A damaged newest checkpoint is skipped, named in the log, for the one before.
         let newest = try FileManager.default.contentsOfDirectory(atPath: state + "/checkpoints").sorted().last!
         let file = state + "/checkpoints/" + newest
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        let good = try Data(contentsOf: URL(fileURLWithPath: file))
+        var bytes = [UInt8](good)
         bytes[bytes.count - 3] ^= 1
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         // The same damaged file given as --model: its recorded checksum refuses it.
         let damaged = try runRecurd(["serve", "--model", file, "--state-dir", path("elsewhere"), "--http", "", "--control", "",
                                      "--input", "ipc://\(path("z-in"))", "--output", "ipc://\(path("z-out"))"])
         #expect(damaged.status != 0 && damaged.stderr.contains("the file is damaged"), "\(damaged.stderr)")
+        // No checkpoint reads back: refused, rather than a model the stored streams were not made by.
+        let none = try runRecurd(["serve", "--model", gru, "--state-dir", state, "--http", "", "--control", "",
+                                  "--input", "ipc://\(path("z-in"))", "--output", "ipc://\(path("z-out"))"])
+        #expect(none.status != 0 && none.stderr.contains("none of the 1 checkpoints") && none.stderr.contains("--reset-model"), "\(none.stderr)")
+        // An older good one beside it: that one is served.
+        let version = newest.dropFirst("model-".count).prefix { $0 != "-" }
+        try good.write(to: URL(fileURLWithPath: state + "/checkpoints/model-\(version)-1.safetensors"))
         let skipped = try DaemonHarness(arguments: ["--model", gru, "--state-dir", state])
         #expect(skipped.log.contains("skipping a checkpoint") && skipped.log.contains(newest), "\(skipped.log)")
         #expect(!skipped.log.contains("not the model this state directory started from"), "\(skipped.log)")
