@@ -48,6 +48,10 @@ public struct CurveRoles: Sendable, Equatable {
             let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                // fileExists also says no when the parent cannot be searched: say that instead.
+                if !FileManager.default.isExecutableFile(atPath: directory) {
+                    throw DaemonError("curve-clients \(directory): cannot be read (permissions)")
+                }
                 if required { throw DaemonError("curve-clients \(directory): no \(name)/ folder (it holds the public certificates of the \(name))") }
                 return nil
             }

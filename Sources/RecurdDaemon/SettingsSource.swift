@@ -80,7 +80,12 @@ public struct SettingsSource: Sendable {
         if let configFile {
             let text: String
             do { text = try String(contentsOfFile: configFile, encoding: .utf8) } catch {
-                throw SettingError("config \(configFile): \((error as NSError).localizedDescription)")
+                // Foundation's own words for these are "error 256"; say which it is.
+                var isDirectory: ObjCBool = false
+                let exists = FileManager.default.fileExists(atPath: configFile, isDirectory: &isDirectory)
+                let why = !exists ? "no such file" : isDirectory.boolValue ? "a directory, not a config file"
+                    : !FileManager.default.isReadableFile(atPath: configFile) ? "not readable (permissions)" : (error as NSError).localizedDescription
+                throw SettingError("config \(configFile): \(why)")
             }
             for (setting, value) in try ConfigFile.read(text, file: configFile) {
                 try setting.apply(value, to: &c)

@@ -100,6 +100,13 @@ import Testing
         let unbound = try SettingsSource.parse(arguments: ["--input", "", "--input-connect", "tcp://x:1"]).resolve()
         #expect(unbound.inputBind.isEmpty && unbound.inputConnect == ["tcp://x:1"])
         #expect(throws: (any Error).self) { _ = try SettingsSource.parse(arguments: ["--input", ""]).resolve() }
+        // A config that cannot be read says why, in words.
+        #expect(throws: SettingError("config \(dir.path): a directory, not a config file")) {
+            _ = try SettingsSource.parse(arguments: ["--config", dir.path]).resolve()
+        }
+        #expect(throws: SettingError("config \(dir.path)/none.toml: no such file")) {
+            _ = try SettingsSource.parse(arguments: ["--config", dir.path + "/none.toml"]).resolve()
+        }
         // A value refused after reading names the file when the file set it, not when a flag did.
         let bad = dir.appendingPathComponent("bad.toml").path
         try "lr = 2\n".write(toFile: bad, atomically: true, encoding: .utf8)
