@@ -171,12 +171,24 @@ final class ServingCore {
     /// admitted now), checkpoint and flush results.
     func handleCompletions() {
         guard let worker else { return }
-        for c in worker.takeCompletions() {
+        var completions = worker.takeCompletions()
+        if !waitingForRoom.isEmpty {
+            completions = waitingForRoom + completions
+            waitingForRoom.removeAll()
+        }
+        for c in completions {
             switch c {
             case .loaded(let key, let record, let unreadable):
                 if record == nil, !unreadable, let q = streamQuery, q.key == key, residency.abandonEmptyLoad(key) {
                     streamQuery = nil
                     readyReplies.append(q.missing())
+                    continue
+                }
+                // Every stream in memory has queued work (a burst of loads came back at once, say
+                // after the store was slow): the record waits for the scheduler to free a slot,
+                // its messages parked, rather than being refused as busy.
+                guard residency.canMakeRoom else {
+                    waitingForRoom.append(c)
                     continue
                 }
                 let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970)
@@ -295,6 +307,9 @@ final class ServingCore {
         _ = flush(checkpointModel: true, waiter: .control)
         return .deferred
     }
+
+    /// Records back from the store while no slot could be freed; tried again at the next call.
+    private var waitingForRoom: [StoreCompletion] = []
 
     /// A `stream KEY` request for a stream not in memory: its reply once the store has answered.
     private var streamQuery: (key: [UInt8], found: (Int?) -> ControlReply.Encoded, missing: () -> ControlReply.Encoded)?

@@ -139,6 +139,9 @@ final class StreamResidency {
         return slot
     }
 
+    /// Whether one more stream can come into memory now (a free slot, or one to evict).
+    var canMakeRoom: Bool { (table.count < maxStreams && !table.isFull) || table.evictionCandidate != nil }
+
     /// Evicts least recently used streams until one more fits; false when all have work in flight.
     private func makeRoom() -> Bool {
         while table.count >= maxStreams || table.isFull {
