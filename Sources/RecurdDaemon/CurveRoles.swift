@@ -49,6 +49,9 @@ public struct CurveRoles: Sendable, Equatable {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
                 // fileExists also says no when the parent cannot be searched: say that instead.
+                if !FileManager.default.fileExists(atPath: directory) {
+                    throw DaemonError("curve-clients \(directory): no such folder")
+                }
                 if !FileManager.default.isExecutableFile(atPath: directory) {
                     throw DaemonError("curve-clients \(directory): cannot be read (permissions)")
                 }

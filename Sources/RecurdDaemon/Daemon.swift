@@ -81,6 +81,8 @@ public final class Daemon: Sendable {
         guard let directory else { return try fromGiven(version: Self.version) }
         let checkpoints = directory.checkpoints
         if c.resetModel {
+            // Refused before anything is set aside.
+            if let givenDamage { throw DaemonError(givenDamage) }
             // Starting the new model beside the old streams and checkpoints would mix the two.
             let moved: String
             do { moved = try checkpoints.retire(alsoMoving: directory.storeFiles) } catch {

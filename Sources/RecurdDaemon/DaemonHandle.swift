@@ -31,11 +31,15 @@ public final class DaemonHandle: Sendable {
     /// succeeded yet): nobody can receive predictions.
     func setOutputUnbound(_ unbound: Bool) { outputUnbound.store(unbound, ordering: .relaxed) }
 
-    /// Whether the loop turned within the last `stallSeconds` and the output is bound.
-    public var isHealthy: Bool {
+    /// Whether the loop turned within the last `stallSeconds`: what the systemd watchdog is fed
+    /// on (a restart helps a stuck loop, not an output waiting for its address).
+    public var isLoopAlive: Bool {
         let beat = heartbeatNanoseconds.load(ordering: .relaxed)
-        return beat != 0 && Double(Clock.nanoseconds &- beat) / 1e9 < Self.stallSeconds && !outputUnbound.load(ordering: .relaxed)
+        return beat != 0 && Double(Clock.nanoseconds &- beat) / 1e9 < Self.stallSeconds
     }
+
+    /// `/healthz`: the loop turns and the output is bound.
+    public var isHealthy: Bool { isLoopAlive && !outputUnbound.load(ordering: .relaxed) }
 
     /// One line for systemd's STATUS=.
     public var status: String { statusLine.withLock { $0 } }

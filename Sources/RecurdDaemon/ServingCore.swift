@@ -111,9 +111,9 @@ final class ServingCore {
         case .resident(let slot):
             accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
         case .loading:
-            residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable)
+            guard residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable) else { return reject(busy(), key: key) }
         case .absent where residency.worker != nil:
-            residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable)
+            guard residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable) else { return reject(busy(), key: key) }
         case .absent, .new:
             guard header.steps > 0 else { return }   // END or RESET of an unknown stream: nothing to do
             guard let slot = residency.insertNew(key, now: now) else { return reject(busy(), key: key) }
@@ -186,33 +186,24 @@ final class ServingCore {
                 }
                 // Every stream in memory has queued work (a burst of loads came back at once, say
                 // after the store was slow): the record waits for the scheduler to free a slot,
-                // its messages parked, rather than being refused as busy.
-                guard residency.canMakeRoom else {
+                // its messages parked (bounded: see `park`), rather than being refused as busy.
+                guard let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970) else {
                     waitingForRoom.append(c)
                     continue
                 }
-                let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970)
                 for p in parked {
                     key.withUnsafeBytes { k in
                         p.payload.withUnsafeBytes { payload in
-                            if slot == nil {
-                                reject(busy(), key: k)
-                            } else {
-                                admit(frames: 2, key: k, payload: payload, receivedAt: p.receivedAt, learnable: p.learnable)
-                            }
+                            admit(frames: 2, key: k, payload: payload, receivedAt: p.receivedAt, learnable: p.learnable)
                         }
                     }
                 }
                 if let q = streamQuery, q.key == key {
                     streamQuery = nil
-                    if let slot, table.isLive(slot), !table.record(slot).isFresh {
-                        readyReplies.append(q.found(slot))
-                    } else {
-                        readyReplies.append(slot == nil ? q.found(nil) : q.missing())
-                    }
+                    readyReplies.append(table.isLive(slot) && !table.record(slot).isFresh ? q.found(slot) : q.missing())
                 }
                 // A load that brought nothing to do (a lone END) leaves nothing behind.
-                if let slot, table.isLive(slot), table.record(slot).isFresh, !table.isPinned(slot) { residency.discardFresh(slot) }
+                if table.isLive(slot), table.record(slot).isFresh, !table.isPinned(slot) { residency.discardFresh(slot) }
             case .checkpointed(let token, let result):
                 if case .success(let info) = result {
                     lastCheckpointVersion = info.version

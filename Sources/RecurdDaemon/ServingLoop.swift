@@ -116,9 +116,17 @@ final class ServingLoop {
             roles = r
             if consumerRemoved, let e = endpoints {
                 // Not bound (an earlier re-bind still pending): nothing to undo.
-                if !outputNeedsBind { try? e.output.unbind(e.boundOutput) }
-                outputNeedsBind = true
-                bindOutput(e, patience: 2)
+                if outputNeedsBind {
+                    bindOutput(e, patience: 2)
+                } else {
+                    do {
+                        try e.output.unbind(e.boundOutput)
+                        outputNeedsBind = true
+                        bindOutput(e, patience: 2)
+                    } catch {
+                        logger.error("could not unbind the output to cut off a removed consumer; restart to cut it off", metadata: ["error": "\(error)"])
+                    }
+                }
             }
             warnIfNobodyTrains(r, directory: dir)
             logger.notice("allow-lists reloaded", metadata: [
@@ -555,7 +563,8 @@ final class ServingLoop {
                 core.handleCompletions()
                 core.scheduler.run(pressure: false)
                 core.residency.submit()
-                if core.residency.loadsInFlight > 0 { _ = try? poller.poll(timeoutMilliseconds: 50); handle.wake.drain() }
+                // Waiting on the store, not on a record that waits for the scheduler to free a slot.
+                if core.residency.loadsInFlight > 0 && !core.scheduler.hasWork { _ = try? poller.poll(timeoutMilliseconds: 50); handle.wake.drain() }
             }
             core.runtime.stop()
             if stateDirectory != nil {

@@ -74,8 +74,16 @@ final class StreamResidency {
     /// Streams whose records are being read.
     var loadsInFlight: Int { loading.count }
 
-    /// Keeps a message of a stream not in memory, asking the store for its record if not asked yet.
-    func park(key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64, learnable: Bool) {
+    /// Bytes of the messages parked; beyond `maxParkedBytes` a message is refused (busy), so
+    /// that streams waiting for room while every slot has queued work cannot grow memory.
+    private(set) var parkedBytes = 0
+    static let maxParkedBytes = 64 << 20
+
+    /// Keeps a message of a stream not in memory, asking the store for its record if not asked
+    /// yet; false (nothing kept) when the parked messages are at their bound.
+    func park(key: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: UInt64, learnable: Bool) -> Bool {
+        guard parkedBytes + payload.count <= Self.maxParkedBytes else { return false }
+        parkedBytes += payload.count
         let k = Array(key)
         let message = ParkedMessage(payload: Array(payload), receivedAt: receivedAt, learnable: learnable)
         if loading[k] != nil {
@@ -84,6 +92,7 @@ final class StreamResidency {
             loading[k] = [message]
             worker?.submit(.load(key: k))
         }
+        return true
     }
 
     /// Asks the store for a stream's record with no message waiting for it (a control request).
@@ -101,16 +110,18 @@ final class StreamResidency {
         return true
     }
 
-    /// Installs a record the store returned (or a new one when it had none); returns the slot,
-    /// or nil when there is no room, and the messages parked for it, in arrival order.
-    func arrived(key: [UInt8], record bytes: [UInt8]?, unreadable: Bool = false, now: Double) -> (slot: Int?, parked: [ParkedMessage]) {
+    /// Installs a record the store returned (or a new one when it had none); returns the slot and
+    /// the messages parked for it, in arrival order; nil when no slot can be freed now (every
+    /// stream in memory has queued work), with nothing changed: the caller tries again later.
+    func arrived(key: [UInt8], record bytes: [UInt8]?, unreadable: Bool = false, now: Double) -> (slot: Int, parked: [ParkedMessage])? {
+        guard makeRoom() else { return nil }
         let parked = loading.removeValue(forKey: key) ?? []
+        parkedBytes -= parked.reduce(0) { $0 + $1.payload.count }
         if unreadable {
             // The store's thread logged it; the stream starts afresh below.
             counters.recordsUnreadable += 1
             metrics.recordsUnreadable.increment()
         }
-        guard makeRoom() else { return (nil, parked) }
         let slot = key.withUnsafeBytes { table.insertUninitialized($0) }!
         let r = table.record(slot)
         if let bytes {
@@ -138,9 +149,6 @@ final class StreamResidency {
         metrics.streamsActive.record(table.count)
         return slot
     }
-
-    /// Whether one more stream can come into memory now (a free slot, or one to evict).
-    var canMakeRoom: Bool { (table.count < maxStreams && !table.isFull) || table.evictionCandidate != nil }
 
     /// Evicts least recently used streams until one more fits; false when all have work in flight.
     private func makeRoom() -> Bool {

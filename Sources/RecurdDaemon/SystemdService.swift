@@ -14,7 +14,7 @@ struct SystemdService: Service {
             try? await Task.sleep(for: interval)
             var message = "STATUS=\(handle.status)"
             // Only a turning serving loop keeps the watchdog fed.
-            if notifier.watchdogInterval != nil && handle.isHealthy { message += "\nWATCHDOG=1" }
+            if notifier.watchdogInterval != nil && handle.isLoopAlive { message += "\nWATCHDOG=1" }
             notifier.notify(message)
         }
         notifier.notify("STOPPING=1")

@@ -80,7 +80,10 @@ struct FitCommand: ParsableCommand {
         line += "  \(Int(summary.stepsPerSecond)) steps/s"
         print(line)
         if let save {
-            try FileIO.writeAtomically(ModelFile(model: m, metadata: file.metadata).encode(), to: save)
+            // Not the checksum or version of a checkpoint it may have started from: they are of
+            // the weights before training, and a daemon would refuse the file as damaged.
+            let metadata = file.metadata.filter { !["recurd.checksum", "recurd.version"].contains($0.key) }   // CheckpointStore's keys
+            try FileIO.writeAtomically(ModelFile(model: m, metadata: metadata).encode(), to: save)
         }
         if let report {
             let encoder = JSONEncoder()

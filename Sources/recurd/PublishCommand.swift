@@ -81,7 +81,8 @@ struct PublishCommand: ParsableCommand {
         // operator's), the steps go without seq, which only JSON can leave out: each message then
         // takes the stream's next seq, so a second run continues the stream instead of being
         // dropped as duplicates.
-        let unnumbered = before == nil && seq == nil && !reset
+        // (also when control answered `stats` but not `stream` in time).
+        let unnumbered = known == nil && seq == nil && !reset
         if unnumbered {
             note("sending without seq (as JSON), so that the daemon continues the stream's numbering: it could not be asked where '\(stream)' is")
         }
@@ -114,7 +115,9 @@ struct PublishCommand: ParsableCommand {
             }
         }
         print("published \(total) steps of '\(stream)' (\(unnumbered ? "without seq" : "seq \(first)…\(first + UInt64(total) - 1)")) in \(sent) messages to \(connect)")
-        if let daemon, let before { try summarise(daemon, before: before, expectedNext: first + UInt64(total), stepsBefore: stepsBefore, total: total) }
+        if let daemon, let before {
+            try summarise(daemon, before: before, expectedNext: unnumbered ? nil : first + UInt64(total), stepsBefore: stepsBefore, total: total)
+        }
     }
 
     /// The input of the daemon's model from its `model` reply; nil before it has one.
@@ -181,7 +184,8 @@ struct PublishCommand: ParsableCommand {
 
     /// Waits (up to a few seconds) for the daemon to reach the end of what was sent, then says
     /// what it took: steps, duplicates and rejections, the stream's loss, and the trained share.
-    private func summarise(_ daemon: ControlClient, before: [String: Any], expectedNext: UInt64, stepsBefore: UInt64?, total: Int) throws {
+    /// `expectedNext` nil: the steps went without seq, so where the stream should end is not known.
+    private func summarise(_ daemon: ControlClient, before: [String: Any], expectedNext: UInt64?, stepsBefore: UInt64?, total: Int) throws {
         // The daemon numbers a step when it admits it and counts it when it has stepped it; the
         // trainer runs behind both. Wait until the stream is at the end and the counts settle.
         var info: [String: Any]?
@@ -193,7 +197,7 @@ struct PublishCommand: ParsableCommand {
             if !end { info = daemon.request("stream \(stream)") }
             after = daemon.request("stats")
             let now = ((after?["steps"] as? NSNumber)?.uint64Value ?? 0, (after?["windows_trained"] as? NSNumber)?.uint64Value ?? 0)
-            let arrived = end || ((info?["next_seq"] as? NSNumber)?.uint64Value ?? 0) >= expectedNext
+            let arrived = end || expectedNext.map { ((info?["next_seq"] as? NSNumber)?.uint64Value ?? 0) >= $0 } ?? true
             if arrived, let l = last, l == now { break }
             last = now
         } while Date() < deadline
@@ -223,13 +227,13 @@ struct PublishCommand: ParsableCommand {
                 var s = "stream '\(stream)': next seq \(next)"
                 if let bits = info["bits_per_byte"] as? NSNumber { s += String(format: ", %.3f bits/byte progressive", bits.doubleValue) } else if let m = info["mean_loss"] as? NSNumber { s += String(format: ", mean progressive loss %.4g", m.doubleValue) }
                 print(s)
-                if next < expectedNext {
+                if let expectedNext, next < expectedNext {
                     note("warning: the daemon has '\(stream)' at seq \(next), not \(expectedNext): \(expectedNext - next) steps are still queued, were dropped as duplicates or were lost (`recurd ctl stats` tells which)")
                 }
                 // A run whose steps the daemon refused has failed, whatever reached the socket. Its
                 // own stream's count tells (the rejections are counted over all streams).
                 let stepped = ((info["steps"] as? NSNumber)?.uint64Value ?? 0) &- (stepsBefore ?? 0)
-                let short = stepsBefore.map { _ in stepped < UInt64(total) } ?? (next < expectedNext)
+                let short = stepsBefore.map { _ in stepped < UInt64(total) } ?? (next < (expectedNext ?? 0))
                 if rejected > 0 && short {
                     throw CLIError("the daemon took \(stepsBefore == nil ? "not all" : "\(stepped) of \(total)") steps of '\(stream)' and rejected messages (see above)")
                 }
@@ -266,6 +270,13 @@ struct PublishCommand: ParsableCommand {
         case .tokens(let ids):
             let slice = ids[start..<(start + n)].map { UInt32($0) }
             if json {
+                // As text when the chunk is whole UTF-8 (the same input kind as the binary form);
+                // a chunk that splits a character goes as token ids.
+                let bytes = slice.map { UInt8(truncatingIfNeeded: $0) }
+                if let text = String(validating: bytes, as: UTF8.self),
+                   let quoted = try? JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes]) {
+                    return Array("{\(seqField)\"ts\":\(ts),\"text\":".utf8) + [UInt8](quoted) + Array("\(jsonFlags(flags))}".utf8)
+                }
                 return Array("{\(seqField)\"ts\":\(ts),\"tokens\":[\(slice.map(String.init).joined(separator: ","))]\(jsonFlags(flags))}".utf8)
             }
             return InputEncoder.encode(InputMessage(inputKind: .text, flags: flags, xdim: 1, steps: n, seq: seq ?? 0, timestamp: ts, tokens: slice))
