@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "recurd",
             dependencies: [
-                "RecurdNumerics", "RecurdStreams", "RecurdModelFile", "RecurdData", "SafeTensors", "RecurdDaemon", "RecurdWire", "ZeroMQ",
+                "RecurdNumerics", "RecurdStreams", "RecurdModelFile", "RecurdData", "SafeTensors", "RecurdDaemon", "RecurdStore", "RecurdWire", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -49,10 +49,11 @@ enum ControlCommand: Equatable {
     /// `{"command": …}` with the command's own fields.
     private static func parseJSON(_ text: String) throws(ParseError) -> ControlCommand {
         let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) } catch {
+        let data = Data(text.utf8)
+        do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
             throw ParseError("the request is not valid JSON\(JSONSyntaxError.detail(of: error).map { ": \($0)" } ?? "")")
         }
-        let strict = Array(text.utf8).withUnsafeBytes { JSONStrictness.problem(in: $0) }
+        let strict = data.withUnsafeBytes { JSONStrictness.problem(in: $0) }
         if let strict { throw ParseError("the request is not valid JSON: \(strict)") }
         guard let o = parsed as? [String: Any] else { throw ParseError("a JSON request is an object") }
         guard let c = o["command"] as? String else { throw ParseError("a JSON request needs a \"command\" string") }

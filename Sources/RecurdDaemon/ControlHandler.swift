@@ -44,26 +44,21 @@ struct ControlHandler {
         case .stream(let key):
             guard let core else { return .reply(ControlReply.failure(noStream(key, core))) }
             let k = Array(key.utf8)
-            let lookup = k.withUnsafeBytes { core.residency.lookup($0) }
-            if case .resident(let slot) = lookup {
+            switch k.withUnsafeBytes({ core.residency.lookup($0) }) {
+            case .resident(let slot):
                 return .reply(ControlReply.encode(info(core, slot: slot, now: Date().timeIntervalSince1970)))
+            case .loading, .absent:
+                // Maybe in the store (evicted, idle, or from before a restart): read back as if it
+                // had spoken, so that a producer can continue its numbering from `next_seq`.
+                core.awaitStream(k) { slot in
+                    ControlReply.encode(info(core, slot: slot, now: Date().timeIntervalSince1970))
+                } missing: {
+                    ControlReply.failure("no stream '\(key)' (not in memory, nor in the store)")
+                }
+                return .deferred
+            case .new:
+                return .reply(ControlReply.failure(noStream(key, core)))
             }
-            let maybeStored: Bool
-            switch lookup {
-            case .loading: maybeStored = true
-            case .absent: maybeStored = core.residency.worker != nil
-            case .new, .resident: maybeStored = false
-            }
-            guard maybeStored else { return .reply(ControlReply.failure(noStream(key, core))) }
-            // Maybe in the store (evicted, idle, or from before a restart): read back as if it had
-            // spoken, so that a producer can continue its numbering from `next_seq`.
-            core.awaitStream(k) { slot in
-                guard let slot else { return ControlReply.failure("no room in memory to bring '\(key)' back from the store (every stream has work in flight)") }
-                return ControlReply.encode(info(core, slot: slot, now: Date().timeIntervalSince1970))
-            } missing: {
-                ControlReply.failure("no stream '\(key)' (not in memory, nor in the store)")
-            }
-            return .deferred
         case .reset(let key):
             guard let core, let slot = core.table.slot(for: Array(key.utf8)) else {
                 let stored = core?.residency.worker != nil
@@ -82,14 +77,14 @@ struct ControlHandler {
             switch k.withUnsafeBytes({ core.residency.lookup($0) }) {
             case .resident(let slot):
                 core.residency.forget(slot, reason: .drop)
-            case .absent where core.residency.worker != nil:
+            case .absent:
                 // In the store only (evicted or idle), or nowhere (the key filter only says
                 // "maybe"): its record, if any, goes without being read back.
                 core.residency.forgetStored(k)
                 note = "not in memory: its record in the store, if there is one, is deleted"
             case .loading:
                 return .reply(ControlReply.failure("stream '\(key)' is on its way back from the store; drop it again in a moment"))
-            case .absent, .new:
+            case .new:
                 return .reply(ControlReply.failure("no stream '\(key)'"))
             }
             core.residency.submit()

@@ -81,8 +81,8 @@ public final class Daemon: Sendable {
         guard let directory else { return try fromGiven(version: Self.version) }
         let checkpoints = directory.checkpoints
         if c.resetModel {
-            // Refused before anything is set aside.
-            if let givenDamage { throw DaemonError(givenDamage) }
+            // The model first: a damaged one is refused before anything is set aside.
+            let model = try fromGiven { _ in 0 }
             // Starting the new model beside the old streams and checkpoints would mix the two.
             let moved: String
             do { moved = try checkpoints.retire(alsoMoving: directory.storeFiles) } catch {
@@ -90,7 +90,7 @@ public final class Daemon: Sendable {
             }
             logger.warning("--reset-model: starting over from the model file; earlier checkpoints and streams were set aside",
                            metadata: ["model": "\(c.model ?? "")", "retired": "\(moved)"])
-            return try fromGiven { _ in 0 }
+            return model
         }
         let newest = checkpoints.loadNewest { path, why in
             logger.error("skipping a checkpoint that does not read back", metadata: ["file": "\(path)", "error": "\(why)"])

@@ -30,6 +30,7 @@ public final class DaemonHandle: Sendable {
     /// The output endpoint is not bound (a re-bind after a consumer key's removal has not
     /// succeeded yet): nobody can receive predictions.
     func setOutputUnbound(_ unbound: Bool) { outputUnbound.store(unbound, ordering: .relaxed) }
+    var isOutputUnbound: Bool { outputUnbound.load(ordering: .relaxed) }
 
     /// Whether the loop turned within the last `stallSeconds`: what the systemd watchdog is fed
     /// on (a restart helps a stuck loop, not an output waiting for its address).
@@ -39,7 +40,7 @@ public final class DaemonHandle: Sendable {
     }
 
     /// `/healthz`: the loop turns and the output is bound.
-    public var isHealthy: Bool { isLoopAlive && !outputUnbound.load(ordering: .relaxed) }
+    public var isHealthy: Bool { isLoopAlive && !isOutputUnbound }
 
     /// One line for systemd's STATUS=.
     public var status: String { statusLine.withLock { $0 } }

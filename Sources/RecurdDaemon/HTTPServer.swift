@@ -64,16 +64,14 @@ final class HTTPServer: Sendable {
             guard case .head(let request) = unwrapInboundIn(data) else { return }
             let path = request.uri.split(separator: "?").first.map(String.init) ?? request.uri
             let (status, contentType, body): (HTTPResponseStatus, String, [UInt8])
-            let known = path == "/metrics" || path == "/healthz"
-            let readOnly = request.method == .GET || request.method == .HEAD
-            switch (known, readOnly, path) {
-            case (true, true, "/metrics"):
+            switch (path, request.method == .GET || request.method == .HEAD) {
+            case ("/metrics", true):
                 (status, contentType, body) = (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics())
-            case (true, true, _):
+            case ("/healthz", true):
                 let ok = healthy()
                 (status, contentType, body) = (ok ? .ok : .serviceUnavailable, "text/plain",
                                                Array((ok ? "ok\n" : "unhealthy: the serving loop is stalled, or the output is not bound\n").utf8))
-            case (true, false, _):
+            case ("/metrics", false), ("/healthz", false):
                 (status, contentType, body) = (.methodNotAllowed, "text/plain", Array("\(path) answers GET and HEAD\n".utf8))
             default:
                 (status, contentType, body) = (.notFound, "text/plain", Array("not found: try /metrics or /healthz\n".utf8))

@@ -110,11 +110,9 @@ final class ServingCore {
         switch residency.lookup(key) {
         case .resident(let slot):
             accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
-        case .loading:
+        case .loading, .absent:
             guard residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable) else { return reject(busy(), key: key) }
-        case .absent where residency.worker != nil:
-            guard residency.park(key: key, payload: payload, receivedAt: receivedAt, learnable: learnable) else { return reject(busy(), key: key) }
-        case .absent, .new:
+        case .new:
             guard header.steps > 0 else { return }   // END or RESET of an unknown stream: nothing to do
             guard let slot = residency.insertNew(key, now: now) else { return reject(busy(), key: key) }
             accept(header, slot: slot, key: key, receivedAt: receivedAt, now: now)
@@ -176,6 +174,7 @@ final class ServingCore {
             completions = waitingForRoom + completions
             waitingForRoom.removeAll()
         }
+        var noRoom = false
         for c in completions {
             switch c {
             case .loaded(let key, let record, let unreadable):
@@ -187,7 +186,9 @@ final class ServingCore {
                 // Every stream in memory has queued work (a burst of loads came back at once, say
                 // after the store was slow): the record waits for the scheduler to free a slot,
                 // its messages parked (bounded: see `park`), rather than being refused as busy.
-                guard let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970) else {
+                // Once one found no room, the rest of this call's would not either.
+                guard !noRoom, let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970) else {
+                    noRoom = true
                     waitingForRoom.append(c)
                     continue
                 }
@@ -303,11 +304,11 @@ final class ServingCore {
     private var waitingForRoom: [StoreCompletion] = []
 
     /// A `stream KEY` request for a stream not in memory: its reply once the store has answered.
-    private var streamQuery: (key: [UInt8], found: (Int?) -> ControlReply.Encoded, missing: () -> ControlReply.Encoded)?
+    private var streamQuery: (key: [UInt8], found: (Int) -> ControlReply.Encoded, missing: () -> ControlReply.Encoded)?
 
     /// Brings `key` back from the store (unless on its way already) and replies with `found` (its
-    /// slot, or nil when there is no room) or `missing` (the store has no such stream).
-    func awaitStream(_ key: [UInt8], found: @escaping (Int?) -> ControlReply.Encoded, missing: @escaping () -> ControlReply.Encoded) {
+    /// slot, once in memory) or `missing` (the store has no such stream).
+    func awaitStream(_ key: [UInt8], found: @escaping (Int) -> ControlReply.Encoded, missing: @escaping () -> ControlReply.Encoded) {
         streamQuery = (key, found, missing)
         residency.requestLoad(key)
     }

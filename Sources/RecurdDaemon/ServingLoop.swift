@@ -84,9 +84,7 @@ final class ServingLoop {
                 logger.warning("the server's secret certificate can be read by other users; chmod 600 it",
                                metadata: ["file": "\(certPath)", "mode": "\(String(mode, radix: 8))"])
             }
-            var skipped: [String] = []
-            let r = try CurveRoles.load(directory: dir, skipped: &skipped)
-            for why in skipped { logger.warning("curve-clients: a file skipped", metadata: ["why": "\(why)"]) }
+            let r = try loadRoles(dir)
             zap = try ZAPHandler(context: context, roles: r, logger: logger, metrics: metrics)
             roles = r
             counters.zap = zap
@@ -108,25 +106,21 @@ final class ServingLoop {
     private func reloadRoles(_ new: ServeConfiguration) {
         guard let zap, let dir = configuration.curveClients else { return }
         do {
-            var skipped: [String] = []
-            let r = try CurveRoles.load(directory: dir, skipped: &skipped)
-            for why in skipped { logger.warning("curve-clients: a file skipped", metadata: ["why": "\(why)"]) }
+            let r = try loadRoles(dir)
             let consumerRemoved = !(roles?.consumers.isSubset(of: r.consumers) ?? true)
             zap.update(r)
             roles = r
             if consumerRemoved, let e = endpoints {
                 // Not bound (an earlier re-bind still pending): nothing to undo.
-                if outputNeedsBind {
-                    bindOutput(e, patience: 2)
-                } else {
+                if !handle.isOutputUnbound {
                     do {
                         try e.output.unbind(e.boundOutput)
-                        outputNeedsBind = true
-                        bindOutput(e, patience: 2)
+                        handle.setOutputUnbound(true)
                     } catch {
                         logger.error("could not unbind the output to cut off a removed consumer; restart to cut it off", metadata: ["error": "\(error)"])
                     }
                 }
+                if handle.isOutputUnbound { bindOutput(e, patience: 2) }
             }
             warnIfNobodyTrains(r, directory: dir)
             logger.notice("allow-lists reloaded", metadata: [
@@ -138,26 +132,29 @@ final class ServingLoop {
         }
     }
 
-    /// The output was unbound to cut off a removed consumer and is not bound again yet.
-    private var outputNeedsBind = false
+    /// The allow-lists in `dir`, each file that grants nothing named in a warning.
+    private func loadRoles(_ dir: String) throws(DaemonError) -> CurveRoles {
+        var skipped: [String] = []
+        let r = try CurveRoles.load(directory: dir, skipped: &skipped)
+        for why in skipped { logger.warning("curve-clients: a file skipped", metadata: ["why": "\(why)"]) }
+        return r
+    }
 
     /// Binds the output again after `unbind`. libzmq closes the old listener on its I/O thread,
     /// after `unbind` returns, so the address can stay in use for a moment: tried for up to
-    /// `patience` seconds, then again at every housekeeping tick, `/healthz` unhealthy meanwhile
-    /// (no one can receive predictions).
+    /// `patience` seconds, then again at every housekeeping tick, `/healthz` unhealthy until it
+    /// is bound (no one can receive predictions).
     private func bindOutput(_ e: ServingEndpoints, patience: Double) {
         let deadline = Clock.seconds + patience
         while true {
             do {
                 try e.output.bind(e.boundOutput)
-                outputNeedsBind = false
                 handle.setOutputUnbound(false)
                 logger.notice("a consumer key was removed: the output re-bound, subscribers reconnect and authenticate again",
                               metadata: ["output": "\(e.boundOutput)"])
                 return
             } catch {
                 guard Clock.seconds < deadline else {
-                    handle.setOutputUnbound(true)
                     bindLog.log(.error, "bind", now: Clock.seconds, "the output is not bound again yet after a consumer key was removed; retrying every second",
                                 metadata: ["output": "\(e.boundOutput)", "error": "\(error)"])
                     return
@@ -324,7 +321,7 @@ final class ServingLoop {
             if sendReadyReplies(e.control), controlIndex >= 0 { unread[controlIndex] = true }
             let now = Clock.seconds
             if now - lastHousekeeping >= 1 {
-                if outputNeedsBind, let e = endpoints { bindOutput(e, patience: 0) }
+                if handle.isOutputUnbound, let e = endpoints { bindOutput(e, patience: 0) }
                 core?.housekeeping(now: now, wallClock: Date().timeIntervalSince1970)
                 refreshStatus()
                 lastHousekeeping = now
@@ -545,27 +542,23 @@ final class ServingLoop {
         // acknowledgements).
         let parts = ZMQMultipart(capacity: 2)
         let drainDeadline = Clock.seconds + 5
-        var taken = true
-        while taken && Clock.seconds < drainDeadline {
-            let before = counters.messages
-            _ = drain(e.input, parts)
-            taken = counters.messages > before
-            if let core, taken {
-                core.beginCycle()
-                core.handleCompletions()
-                core.scheduler.run(pressure: true)
-                core.residency.submit()
+        var taking = true
+        while true {
+            if taking {
+                let before = counters.messages
+                _ = drain(e.input, parts)
+                taking = counters.messages > before && Clock.seconds < drainDeadline
             }
+            guard let core else { if taking { continue } else { break } }
+            guard taking || core.hasPendingWork else { break }
+            core.beginCycle()
+            core.handleCompletions()
+            core.scheduler.run(pressure: taking)
+            core.residency.submit()
+            // Waiting on the store, not on a record that waits for the scheduler to free a slot.
+            if core.residency.loadsInFlight > 0 && !core.scheduler.hasWork { _ = try? poller.poll(timeoutMilliseconds: 50); handle.wake.drain() }
         }
         if let core {
-            while core.hasPendingWork {
-                core.beginCycle()
-                core.handleCompletions()
-                core.scheduler.run(pressure: false)
-                core.residency.submit()
-                // Waiting on the store, not on a record that waits for the scheduler to free a slot.
-                if core.residency.loadsInFlight > 0 && !core.scheduler.hasWork { _ = try? poller.poll(timeoutMilliseconds: 50); handle.wake.drain() }
-            }
             core.runtime.stop()
             if stateDirectory != nil {
                 let token = core.flush(checkpointModel: core.runtime.version != core.lastCheckpointVersion, waiter: .flush)

@@ -51,13 +51,13 @@ final class StreamResidency {
         case loading
         /// Neither in memory nor being read, and maybe in the store.
         case absent
-        /// Certainly not in the store: a new stream.
+        /// Certainly not in the store (or there is no store): a new stream.
         case new
     }
 
     func lookup(_ key: UnsafeRawBufferPointer) -> Lookup {
         if let slot = table.slot(for: key) { return .resident(slot) }
-        guard worker != nil else { return .absent }
+        guard worker != nil else { return .new }
         if !loading.isEmpty, loading[Array(key)] != nil { return .loading }
         if let filter, !filter.mayContain(key) { return .new }
         return .absent
@@ -85,17 +85,13 @@ final class StreamResidency {
         guard parkedBytes + payload.count <= Self.maxParkedBytes else { return false }
         parkedBytes += payload.count
         let k = Array(key)
-        let message = ParkedMessage(payload: Array(payload), receivedAt: receivedAt, learnable: learnable)
-        if loading[k] != nil {
-            loading[k]!.append(message)
-        } else {
-            loading[k] = [message]
-            worker?.submit(.load(key: k))
-        }
+        requestLoad(k)
+        loading[k]!.append(ParkedMessage(payload: Array(payload), receivedAt: receivedAt, learnable: learnable))
         return true
     }
 
-    /// Asks the store for a stream's record with no message waiting for it (a control request).
+    /// Asks the store for a stream's record, unless asked already (a control request asks with
+    /// no message waiting).
     func requestLoad(_ key: [UInt8]) {
         guard loading[key] == nil else { return }
         loading[key] = []

@@ -10,9 +10,8 @@ import Foundation
 public enum JSONStrictness {
     /// What is wrong and at which byte, or nil when the text is strict JSON.
     public static func problem(in bytes: UnsafeRawBufferPointer) -> String? {
-        // Per open container: whether it is an object, and the names seen in it.
-        var objects: [Bool] = []
-        var names: [Set<String>] = []
+        // Per open container: the names seen in it (an object), or nil (an array).
+        var containers: [Set<String>?] = []
         var lastSignificant: UInt8 = 0
         var i = 0
         let n = bytes.count
@@ -27,22 +26,21 @@ public enum JSONStrictness {
                     if bytes[i] == UInt8(ascii: "\\") { escaped = true; i += 1 }
                     i += 1
                 }
-                let isName = objects.last == true && (lastSignificant == UInt8(ascii: "{") || lastSignificant == UInt8(ascii: ","))
-                if isName {
+                let inObject = containers.last.map { $0 != nil } ?? false
+                if inObject && (lastSignificant == UInt8(ascii: "{") || lastSignificant == UInt8(ascii: ",")) {
                     let raw = UnsafeRawBufferPointer(rebasing: bytes[(start + 1)..<min(i, n)])
                     let name = escaped ? unescaped(UnsafeRawBufferPointer(rebasing: bytes[start..<min(i + 1, n)])) : String(decoding: raw, as: UTF8.self)
-                    if !names[names.count - 1].insert(name).inserted {
+                    if !containers[containers.count - 1]!.insert(name).inserted {
                         return "field '\(name)' given twice in one object (byte offset \(start))"
                     }
                 }
                 lastSignificant = UInt8(ascii: "\"")
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                objects.append(b == UInt8(ascii: "{"))
-                names.append([])
+                containers.append(b == UInt8(ascii: "{") ? [] : nil)
                 lastSignificant = b
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 if lastSignificant == UInt8(ascii: ",") { return "trailing comma before '\(Character(UnicodeScalar(b)))' (byte offset \(i))" }
-                if !objects.isEmpty { objects.removeLast(); names.removeLast() }
+                if !containers.isEmpty { containers.removeLast() }
                 lastSignificant = b
             case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
                 break

@@ -3,6 +3,7 @@ import Foundation
 import RecurdData
 import RecurdModelFile
 import RecurdNumerics
+import RecurdStore
 import RecurdStreams
 
 struct FitCommand: ParsableCommand {
@@ -82,7 +83,7 @@ struct FitCommand: ParsableCommand {
         if let save {
             // Not the checksum or version of a checkpoint it may have started from: they are of
             // the weights before training, and a daemon would refuse the file as damaged.
-            let metadata = file.metadata.filter { !["recurd.checksum", "recurd.version"].contains($0.key) }   // CheckpointStore's keys
+            let metadata = file.metadata.filter { !CheckpointStore.checkpointOnlyKeys.contains($0.key) }
             try FileIO.writeAtomically(ModelFile(model: m, metadata: metadata).encode(), to: save)
         }
         if let report {

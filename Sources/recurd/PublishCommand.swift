@@ -77,11 +77,10 @@ struct PublishCommand: ParsableCommand {
         // to tell at the end whether all of this run was (not with --reset, which may start the
         // count again, nor with --end, after which the stream is gone).
         let known = before == nil || reset ? nil : daemon?.request("stream \(stream)")
-        // Not knowing where the daemon has the stream (no control, or a key that is not an
-        // operator's), the steps go without seq, which only JSON can leave out: each message then
-        // takes the stream's next seq, so a second run continues the stream instead of being
-        // dropped as duplicates.
-        // (also when control answered `stats` but not `stream` in time).
+        // Not knowing where the daemon has the stream (no control, a key that is not an
+        // operator's, or no answer to `stream` in time), the steps go without seq, which only
+        // JSON can leave out: each message then takes the stream's next seq, so a second run
+        // continues the stream instead of being dropped as duplicates.
         let unnumbered = known == nil && seq == nil && !reset
         if unnumbered {
             note("sending without seq (as JSON), so that the daemon continues the stream's numbering: it could not be asked where '\(stream)' is")
