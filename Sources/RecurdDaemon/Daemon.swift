@@ -37,6 +37,12 @@ public final class Daemon: Sendable {
         }
         let initial = try Self.chooseModel(c, directory: directory, logger: logger)
         if let directory {
+            if initial?.fromCheckpoint == true, !FileManager.default.fileExists(atPath: directory.storePath) {
+                logger.warning("""
+                    the state directory has checkpoints but no stream store: every stream starts from a zero state; \
+                    if streams.sqlite was moved away, stop recurd and put it back (with its -wal file, if any)
+                    """, metadata: ["store": "\(directory.storePath)"])
+            }
             do { store = try StreamStore(path: directory.storePath) } catch { throw DaemonError("stream store: \(error)") }
             logger.notice("state directory", metadata: ["path": "\(directory.path)", "stored_streams": "\(store!.count)"])
         } else {
@@ -45,7 +51,8 @@ public final class Daemon: Sendable {
         stateDirectory = StateDirectoryBox(directory)
         worker = StoreWorker(store: store, checkpoints: directory?.checkpoints, maxStored: c.maxStoredStreams, logger: logger, metrics: metrics,
                              wake: handle.wake)
-        loop = LoopBox(ServingLoop(configuration: c, initialModel: initial, worker: worker, stateDirectory: c.stateDirectory, handle: handle,
+        loop = LoopBox(ServingLoop(configuration: c, initialModel: initial, worker: worker, stateDirectory: c.stateDirectory,
+                                   stateDirectoryProblem: directory.map { d in { d.problem() } }, handle: handle,
                                    logger: logger, logControl: logControl, metrics: metrics))
     }
 
@@ -137,6 +144,7 @@ public final class Daemon: Sendable {
         let notifier = SystemdNotifier()
         if notifier.enabled { services.append(SystemdService(notifier: notifier, handle: handle, ready: ready)) }
         if handleSignals, let source { services.append(ReloadService(source: source, handle: handle, notifier: notifier, logger: logger)) }
+        if handleSignals { services.append(IgnoredSignalsService(logger: logger)) }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

@@ -8,6 +8,7 @@ public final class DaemonHandle: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let heartbeatNanoseconds = Atomic<UInt64>(0)
     private let outputUnbound = Atomic<Bool>(false)
+    private let stateDirectoryLost = Atomic<Bool>(false)
     private let statusLine = Mutex("starting")
     private let reloads = Mutex<[(generation: UInt64, configuration: ServeConfiguration)]>([])
     private let appliedGeneration = Atomic<UInt64>(0)
@@ -39,8 +40,12 @@ public final class DaemonHandle: Sendable {
         return beat != 0 && Double(Clock.nanoseconds &- beat) / 1e9 < Self.stallSeconds
     }
 
-    /// `/healthz`: the loop turns and the output is bound.
-    public var isHealthy: Bool { isLoopAlive && !isOutputUnbound }
+    /// The state directory was deleted or replaced while running (see `StateDirectory.problem`).
+    func setStateDirectoryLost(_ lost: Bool) { stateDirectoryLost.store(lost, ordering: .relaxed) }
+    var isStateDirectoryLost: Bool { stateDirectoryLost.load(ordering: .relaxed) }
+
+    /// `/healthz`: the loop turns, the output is bound and the state directory is in place.
+    public var isHealthy: Bool { isLoopAlive && !isOutputUnbound && !isStateDirectoryLost }
 
     /// One line for systemd's STATUS=.
     public var status: String { statusLine.withLock { $0 } }

@@ -70,7 +70,7 @@ final class HTTPServer: Sendable {
             case ("/healthz", true):
                 let ok = healthy()
                 (status, contentType, body) = (ok ? .ok : .serviceUnavailable, "text/plain",
-                                               Array((ok ? "ok\n" : "unhealthy: the serving loop is stalled, or the output is not bound\n").utf8))
+                                               Array((ok ? "ok\n" : "unhealthy: the serving loop is stalled, the output is not bound, or the state directory is gone (the log says which)\n").utf8))
             case ("/metrics", false), ("/healthz", false):
                 (status, contentType, body) = (.methodNotAllowed, "text/plain", Array("\(path) answers GET and HEAD\n".utf8))
             default:

@@ -45,10 +45,14 @@ final class ServingLoop {
     /// (each message's key is checked against it, so a key removed on SIGHUP is refused at once).
     private var zap: ZAPHandler?
     private var roles: CurveRoles?
+    /// Says what is wrong with the state directory, if anything (checked every second).
+    private let stateDirectoryProblem: (() -> String?)?
+    private var lastStateDirectoryLog = -Double.infinity
 
-    init(configuration: ServeConfiguration, initialModel: InitialModel?, worker: StoreWorker, stateDirectory: String?, handle: DaemonHandle,
-         logger: Logger, logControl: LogControl, metrics: DaemonMetrics) {
+    init(configuration: ServeConfiguration, initialModel: InitialModel?, worker: StoreWorker, stateDirectory: String?,
+         stateDirectoryProblem: (() -> String?)? = nil, handle: DaemonHandle, logger: Logger, logControl: LogControl, metrics: DaemonMetrics) {
         self.configuration = configuration
+        self.stateDirectoryProblem = stateDirectoryProblem
         self.initialModel = initialModel
         self.worker = worker
         self.stateDirectory = stateDirectory
@@ -322,6 +326,7 @@ final class ServingLoop {
             let now = Clock.seconds
             if now - lastHousekeeping >= 1 {
                 if handle.isOutputUnbound, let e = endpoints { bindOutput(e, patience: 0) }
+                checkStateDirectory(now: now)
                 core?.housekeeping(now: now, wallClock: Date().timeIntervalSince1970)
                 refreshStatus()
                 lastHousekeeping = now
@@ -519,6 +524,26 @@ final class ServingLoop {
     }
 
     // MARK: Status
+
+    /// A state directory deleted or replaced while running would take every later write with it
+    /// without an error (SQLite writes on into the unlinked file): say so loudly, and make
+    /// `/healthz` unhealthy until it is back.
+    private func checkStateDirectory(now: Double) {
+        guard let stateDirectoryProblem else { return }
+        if let problem = stateDirectoryProblem() {
+            if !handle.isStateDirectoryLost || now - lastStateDirectoryLog >= 60 {
+                lastStateDirectoryLog = now
+                logger.error("""
+                    \(problem): stream states and checkpoints written from now on will not be found by the next start; \
+                    put it back, or stop recurd (SIGTERM) and start it again
+                    """)
+            }
+            handle.setStateDirectoryLost(true)
+        } else if handle.isStateDirectoryLost {
+            logger.notice("the state directory is in place again", metadata: ["path": "\(stateDirectory ?? "")"])
+            handle.setStateDirectoryLost(false)
+        }
+    }
 
     private func refreshStatus() {
         let stored = stateDirectory != nil ? ", \(worker.storedCount.load(ordering: .relaxed)) stored" : ""

@@ -476,6 +476,47 @@ import ZeroMQ
         try serve(5)
         #expect(daemon.terminate() == 0, "\(daemon.log)")
     }
+
+    /// The state directory is guarded while a daemon runs: a second daemon is kept out even when
+    /// the lock file is deleted; SIGUSR1/SIGUSR2/SIGALRM (which end a process by default) are
+    /// logged and ignored; a state directory moved away makes `/healthz` unhealthy, with an error
+    /// logged, until it is back; and a restart that finds checkpoints but no stream store says so.
+    @Test func theStateDirectoryIsGuarded() throws {
+        let state = path("guarded")
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--state-dir", state])
+        _ = try daemon.step(key: "a", message(stream: 0, step: 0))
+
+        try FileManager.default.removeItem(atPath: state + "/lock")
+        // Under `timeout`: a second daemon let in would serve on instead of exiting.
+        let second = try runCommand("/usr/bin/timeout", ["20", recurdBinary.path, "serve", "--model", model, "--state-dir", state, "--input", "ipc://\(path("in2"))",
+                                    "--output", "ipc://\(path("out2"))", "--control", "", "--http", ""])
+        #expect(second.status != 0 && second.stderr.contains("in use by another recurd"), "\(second.stderr)")
+
+        for s in [SIGUSR1, SIGUSR2, SIGALRM] { daemon.signal(s) }
+        usleep(300_000)
+        #expect(try daemon.step(key: "a", message(stream: 0, step: 1)).steps == 1, "the daemon must survive SIGUSR1/2 and SIGALRM")
+        #expect(daemon.log.contains("SIGUSR1 ignored") && daemon.log.contains("SIGUSR2 ignored") && daemon.log.contains("SIGALRM ignored"), "\(daemon.log)")
+
+        #expect(try daemon.http("/healthz").0 == 200)
+        #expect(rename(state, state + ".moved") == 0)
+        var deadline = Date().addingTimeInterval(10)
+        while try daemon.http("/healthz").0 == 200 && Date() < deadline { usleep(100_000) }
+        #expect(try daemon.http("/healthz").0 == 503)
+        #expect(daemon.log.contains("the state directory \(state) is gone"), "\(daemon.log)")
+        _ = try daemon.step(key: "a", message(stream: 0, step: 2))   // serving goes on
+        #expect(rename(state + ".moved", state) == 0)
+        deadline = Date().addingTimeInterval(10)
+        while try daemon.http("/healthz").0 != 200 && Date() < deadline { usleep(100_000) }
+        #expect(try daemon.http("/healthz").0 == 200)
+        #expect(daemon.log.contains("the state directory is in place again"), "\(daemon.log)")
+        #expect(daemon.terminate() == 0)
+
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: state + "/streams.sqlite" + suffix) }
+        let restarted = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--state-dir", state])
+        #expect(restarted.log.contains("has checkpoints but no stream store"), "\(restarted.log)")
+        #expect(restarted.terminate() == 0)
+    }
 }
 
 /// Reads model versions of the checkpoints on disk, as a user would.
