@@ -14,11 +14,15 @@ public final class LogControl: Sendable {
     let format: Format
     let journal: Bool
     private let lock = Mutex(())
+    private let sink: @Sendable (String) -> Void
 
-    public init(level: ServeConfiguration.LogLevel, format: Format = .text, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    /// `sink` takes each line (without its newline); by default standard error.
+    public init(level: ServeConfiguration.LogLevel, format: Format = .text, environment: [String: String] = ProcessInfo.processInfo.environment,
+                sink: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
         levelIndex = Atomic(Self.index(level))
         self.format = format
         journal = environment["JOURNAL_STREAM"] != nil
+        self.sink = sink
     }
 
     private static func index(_ l: ServeConfiguration.LogLevel) -> Int { ServeConfiguration.LogLevel.allCases.firstIndex(of: l)! }
@@ -34,7 +38,7 @@ public final class LogControl: Sendable {
     }
 
     func write(_ line: String) {
-        lock.withLock { _ in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        lock.withLock { _ in sink(line) }
     }
 
     struct Handler: LogHandler {
@@ -50,6 +54,25 @@ public final class LogControl: Sendable {
         subscript(metadataKey key: String) -> Logger.Metadata.Value? {
             get { metadata[key] }
             set { metadata[key] = newValue }
+        }
+
+        /// Fields that hold names, paths, keys or text: strings even when they look like numbers
+        /// (a stream called "42" stays "42"), so that each field has one JSON type.
+        static let textFields: Set<String> = [
+            "stream", "key", "file", "path", "model", "checkpoint", "config", "folder", "retired", "bundled", "store",
+            "endpoint", "input", "output", "control", "address", "peer", "server_key", "producers", "consumers", "operators", "trainers",
+            "error", "reason", "why", "zmq", "setting", "from", "to", "new", "running", "mode", "level", "message", "cell", "head", "hidden",
+        ]
+
+        /// A counter, size or version as a JSON number; everything else as the text it is.
+        static func jsonValue(key: String, _ text: String) -> Any {
+            guard !textFields.contains(key) else { return text }
+            if let n = Int64(text), String(n) == text { return n }
+            if let d = Double(text), d.isFinite, text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "e" || $0 == "+" }),
+               text.first?.isNumber == true || text.first == "-" {
+                return d
+            }
+            return text
         }
 
         /// syslog priorities (journald's `-p`).
@@ -74,8 +97,8 @@ public final class LogControl: Sendable {
                 let prefix = control.journal ? "<\(Self.priority(event.level))>" : "\(time) "
                 control.write("\(prefix)\(event.level) \(label): \(event.message)\(fields.isEmpty ? "" : " " + fields)")
             case .json:
-                var object: [String: String] = ["time": time, "level": "\(event.level)", "logger": label, "message": "\(event.message)"]
-                for (k, v) in all where object[k] == nil { object[k] = "\(v)" }
+                var object: [String: Any] = ["time": time, "level": "\(event.level)", "logger": label, "message": "\(event.message)"]
+                for (k, v) in all where object[k] == nil { object[k] = Self.jsonValue(key: k, "\(v)") }
                 let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
                 control.write(String(decoding: data, as: UTF8.self))
             }

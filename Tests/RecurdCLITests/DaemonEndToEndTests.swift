@@ -412,6 +412,25 @@ import Testing
         #expect(Date().timeIntervalSince(stopped) < 30)
     }
 
+    /// `--log-format json`: every line the daemon writes, from start to stop and a rejected
+    /// message between, is one JSON object with its level and message.
+    @Test func jsonLogsAreOneObjectPerLine() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn", "--log-format", "json"])
+        try daemon.send(frames: [Array("bad".utf8), [1, 2, 3]])
+        #expect(try daemon.control("stats")["rejected"] != nil)
+        #expect(daemon.terminate() == 0)
+        let lines = daemon.log.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count >= 4, "\(daemon.log)")
+        var levels: Set<String> = []
+        for line in lines {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["message"] is String && object?["time"] is String, "not a JSON log line: \(line)")
+            if let level = object?["level"] as? String { levels.insert(level) }
+        }
+        #expect(levels.contains("warning") && levels.contains("notice"), "\(levels)")
+    }
+
     @Test func configFileWithFlagsWinning() throws {
         let model = try featureModel()
         let config = path("recurd.toml")
