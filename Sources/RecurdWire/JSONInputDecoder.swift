@@ -17,7 +17,13 @@ enum JSONInputDecoder {
         } catch let e as WireError {
             throw e
         } catch {
-            throw WireError(.json, "invalid JSON (\(payload.count) bytes)\(JSONSyntaxError.detail(of: error).map { ": \($0)" } ?? "")")
+            let detail = JSONSyntaxError.detail(of: error)
+            if let literal = JSONSyntaxError.unrepresentableNumber(in: detail) {
+                // A number beyond any float (1e999): a non-finite value, as the binary form's ∞ is.
+                let at = JSONSyntaxError.offset(of: literal, in: payload).map { " at byte offset \($0)" } ?? ""
+                throw WireError(.nonFinite, "the number \(literal)\(at) is not a finite float32")
+            }
+            throw WireError(.json, "invalid JSON (\(payload.count) bytes)\(detail.map { ": \($0)" } ?? "")")
         }
         if let problem = JSONStrictness.problem(in: payload) { throw WireError(.json, "invalid JSON: \(problem)") }
         if let unknown = object.keys.sorted().first(where: { !knownFields.contains($0) }) {

@@ -165,6 +165,8 @@ struct LCG: RandomNumberGenerator {
         (#"{"xs": [[1, 2], [3]]}"#, .xdim),
         (#"{"x": []}"#, .xdim),
         (#"{"x": [1e39]}"#, .nonFinite),
+        (#"{"x": [1e999]}"#, .nonFinite),
+        (#"{"y": [-1e400], "x": [1]}"#, .nonFinite),
         (#"{"seq": -1, "x": [1]}"#, .json),
         (#"{"seq": 1.5, "x": [1]}"#, .json),
         (#"{"x": [1], "ys": [[1], [2]]}"#, .json),
@@ -192,6 +194,15 @@ struct LCG: RandomNumberGenerator {
             } catch {
                 #expect(error.reason == .json && error.detail.contains("invalid JSON (\(text.utf8.count) bytes): ") && error.detail.contains(says), "\(text): \(error)")
             }
+        }
+    }
+
+    @Test func aNumberBeyondAnyFloatIsNonFiniteWithItsOffset() {
+        do {
+            _ = try decode(#"{"x": [1, 1e999]}"#)
+            Issue.record("accepted 1e999")
+        } catch {
+            #expect(error.reason == .nonFinite && error.detail == "the number 1e999 at byte offset 10 is not a finite float32", "\(error)")
         }
     }
 
