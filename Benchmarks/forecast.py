@@ -148,6 +148,14 @@ def snarimax(xs):
     return out
 
 
+def ratio(mse, base):
+    """MSE over the yardstick's; a series a baseline forecasts exactly counts as a tie when the
+    setting is exact too (to 1e-9 of the series' scale), else as a loss."""
+    if base > 0:
+        return mse / base
+    return 1.0 if mse <= 1e-9 else float("inf")
+
+
 def second_half_mse(xs, forecasts):
     n = len(xs)
     errs = [(xs[t] - forecasts[t - 1]) ** 2 for t in range(max(1, n // 2), n)]
@@ -184,7 +192,7 @@ def main():
             result[label] = (second_half_mse(xs, fc), per_step)
         rows.append(result)
         base = min(result["persistence"][0], result["running mean"][0])
-        print(name, " ".join(f"{k}={v[0] / base:.3f}" for k, v in result.items() if isinstance(v, tuple)), flush=True)
+        print(name, " ".join(f"{k}={ratio(v[0], base):.3f}" for k, v in result.items() if isinstance(v, tuple)), flush=True)
 
     labels = [c[0] for c in CONFIGS[:a.configs]] + [b[0] for b in baselines]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
@@ -199,7 +207,7 @@ def main():
         ratios, times = [], []
         for r in rows:
             base = min(r["persistence"][0], r["running mean"][0])
-            ratios.append(r[label][0] / base)
+            ratios.append(ratio(r[label][0], base))
             times.append(r[label][1])
         geo = math.exp(sum(math.log(max(v, 1e-12)) for v in ratios) / len(ratios))
         t = sum(times) / len(times)

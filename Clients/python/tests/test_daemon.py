@@ -349,3 +349,13 @@ def test_serve_helper_connects_and_names_a_rejected_probe(models):
         pub2, sub2, ctl2 = d.connect(probe={"x": [0.0, 0.0, 0.0]})
         for s in (pub2, sub2, ctl2):
             s.close()
+
+
+@needs_daemon
+def test_serve_helper_says_why_the_daemon_did_not_start(tmp_path):
+    """The daemon's own error reaches the exception (the log used to be removed first)."""
+    from recurd.serve import Serve
+    with pytest.raises(RuntimeError, match=r"exited with status 1: .*missing\.safetensors"):
+        Serve(RECURD_BIN, model=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(RuntimeError, match="no-such-flag"):
+        Serve(RECURD_BIN, args=["--no-such-flag", "1"])

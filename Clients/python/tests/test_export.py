@@ -42,7 +42,8 @@ def test_fixtures_cover_every_source():
 @pytest.mark.parametrize("name", CASES)
 def test_conversion_reproduces_the_committed_model(name, tmp_path):
     c = case(name)
-    conv = convert(os.path.join(EXPORT, name, c["source_file"]), c["convert"]["source"], c["convert"].get("head"))
+    options = {k: v for k, v in c["convert"].items() if k not in ("source", "head")}
+    conv = convert(os.path.join(EXPORT, name, c["source_file"]), c["convert"]["source"], c["convert"].get("head"), **options)
     committed = Model.load(os.path.join(EXPORT, name, "model.safetensors"))
     ours, theirs = conv.model.tensors(), committed.tensors()
     assert ours.keys() == theirs.keys()
@@ -210,3 +211,140 @@ def test_reference_maths_match_the_pytorch_reference_fixtures(c):
     expected = np.loadtxt(os.path.join(d, "expected.csv"), delimiter=",", ndmin=2)
     got = reference.run(m, x)
     assert np.max(np.abs(got - expected)) < TOL
+
+
+def _lstm(rng, prefix, n_in, h):
+    return {f"{prefix}weight_ih_l0": rng.standard_normal((4 * h, n_in)).astype(np.float32),
+            f"{prefix}weight_hh_l0": rng.standard_normal((4 * h, h)).astype(np.float32),
+            f"{prefix}bias_ih_l0": rng.standard_normal(4 * h).astype(np.float32),
+            f"{prefix}bias_hh_l0": rng.standard_normal(4 * h).astype(np.float32)}
+
+
+def test_pytorch_several_modules_need_their_order(tmp_path):
+    """A state dict does not record how forward() joins separate RNN modules (registered as
+    `second` before `first`, run first → second; or an encoder–decoder): never guessed."""
+    rng = np.random.default_rng(3)
+    tensors = {**_lstm(rng, "second.", 6, 6), **_lstm(rng, "first.", 6, 6),
+               "fc.weight": rng.standard_normal((2, 6)).astype(np.float32), "fc.bias": np.zeros(2, np.float32)}
+    p = str(tmp_path / "two.safetensors")
+    write_safetensors(p, tensors)
+    with pytest.raises(ExportError, match=r"2 separate nn.LSTM/nn.GRU modules \(first, second\).*--stack NAME,NAME"):
+        convert(p, "pytorch")
+    conv = convert(p, "pytorch", stack=["first", "second"])
+    np.testing.assert_array_equal(conv.model.layers[0][0], tensors["first.weight_ih_l0"])
+    np.testing.assert_array_equal(conv.model.layers[1][0], tensors["second.weight_ih_l0"])
+    assert any("first → second" in n for n in conv.notes)
+    with pytest.raises(ExportError, match="must name each of the modules"):
+        convert(p, "pytorch", stack=["first"])
+    with pytest.raises(ExportError, match="must name each of the modules"):
+        convert(p, "pytorch", stack=["first", "first"])
+    # one module alone is still --rnn-prefix's job (the other left out)
+    assert convert(p, "pytorch", rnn_prefix="first", ignore=["second"]).model.hidden == [6]
+    # the command line takes the order as a comma-separated list
+    out = tmp_path / "m.safetensors"
+    assert main([p, "--from", "pytorch", "--stack", "first,second", "-o", str(out), "--no-check"]) == 0
+    np.testing.assert_array_equal(Model.load(str(out)).layers[0][1], tensors["first.weight_hh_l0"])
+
+
+def test_pytorch_bias_free_linear_in_front_is_not_an_embedding(tmp_path):
+    """nn.Linear(4, 4, bias=False) → nn.GRU(4, …) has an embedding's tensors: refused unless
+    --embed-prefix says it is one; a module named like an embedding is taken as one."""
+    rng = np.random.default_rng(4)
+    gru = {"rnn.weight_ih_l0": rng.standard_normal((18, 4)).astype(np.float32), "rnn.weight_hh_l0": rng.standard_normal((18, 6)).astype(np.float32),
+           "fc.weight": rng.standard_normal((3, 6)).astype(np.float32), "fc.bias": np.zeros(3, np.float32)}
+    p = str(tmp_path / "inp.safetensors")
+    write_safetensors(p, {"inp.weight": rng.standard_normal((4, 4)).astype(np.float32), **gru})
+    with pytest.raises(ExportError, match=r"'inp.weight' \(4×4\).*--embed-prefix inp"):
+        convert(p, "pytorch")
+    assert convert(p, "pytorch", embed_prefix="inp").model.input == "tokens"
+    q = str(tmp_path / "emb.safetensors")
+    write_safetensors(q, {"embedding.weight": rng.standard_normal((40, 4)).astype(np.float32), **gru})
+    assert convert(q, "pytorch").model.vocabulary == 40
+
+
+def _torch_zip(path, monkeypatch, offset, size, stride, storage_floats=4):
+    """A torch.save zip holding {'w': tensor}, written without torch: the pickle names
+    torch._utils._rebuild_tensor_v2 and torch.FloatStorage as torch.save does."""
+    import collections
+    import io
+    import pickle
+    import types
+    import zipfile
+    utils, torch_mod = types.ModuleType("torch._utils"), types.ModuleType("torch")
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called")
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+    utils._rebuild_tensor_v2, torch_mod.FloatStorage = _rebuild_tensor_v2, FloatStorage
+    monkeypatch.setitem(sys.modules, "torch", torch_mod)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    storage = object()
+
+    class Tensor:
+        def __reduce__(self):
+            return _rebuild_tensor_v2, (storage, offset, size, stride, False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", FloatStorage, "0", "cpu", storage_floats) if obj is storage else None
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(collections.OrderedDict(w=Tensor()))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", buf.getvalue())
+        zf.writestr("archive/data/0", np.arange(storage_floats, dtype="<f4").tobytes())
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("offset,size,stride,says", [
+    (0, (2, 2), (2, 1), None),                            # a well-formed tensor reads back
+    (0, (4, 1), (536870912, 1), "reaches element"),       # a huge stride (it crashed the reader)
+    (0, (4, 1), (255, 1), "reaches element"),             # a stride past the storage (it read the heap)
+    (255, (4, 1), (1, 1), "reaches element"),             # an offset past the storage
+    (0, (2, 2), (2,), "layout is invalid"),
+    (0, (2, 2), (-1, 1), "layout is invalid"),
+])
+def test_torch_files_whose_tensors_lie_about_their_layout_are_refused(tmp_path, monkeypatch, offset, size, stride, says):
+    p = str(tmp_path / "t.pt")
+    _torch_zip(p, monkeypatch, offset, size, stride)
+    if says is None:
+        np.testing.assert_array_equal(flatten(load_torch_file(p))["w"], np.arange(4, dtype=np.float32).reshape(2, 2))
+        return
+    with pytest.raises(ValueError, match=says):
+        load_torch_file(p)
+
+
+def test_residual_models_add_the_input_back():
+    """metadata forecast=residual (recurd init --residual): prediction = features + head."""
+    rng = np.random.default_rng(5)
+    layer = (rng.standard_normal((9, 2)), rng.standard_normal((9, 3)), np.zeros(9), np.zeros(9))
+    hw, hb = rng.standard_normal((2, 3)), rng.standard_normal(2)
+    level = Model("gru", [layer], hw, hb)
+    residual = Model("gru", [layer], hw, hb, metadata={"forecast": "residual"})
+    assert residual.residual and not level.residual and "(residual)" in residual.describe()
+    x = rng.standard_normal((7, 2)).astype(np.float32)
+    np.testing.assert_allclose(reference.run(residual, x), reference.run(level, x) + x, rtol=0, atol=1e-12)
+    assert Model.load(residual.save(None)).residual
+    with pytest.raises(ModelFileError, match="as many outputs as inputs"):
+        Model("gru", [layer], hw[:1], hb[:1], metadata={"forecast": "residual"})
+    with pytest.raises(ModelFileError, match="forecast is 'trend'"):
+        Model("gru", [layer], hw, hb, metadata={"forecast": "trend"})
+
+
+@needs_daemon
+def test_reference_runs_a_trained_residual_model_as_recurd_run_does(tmp_path):
+    m, tuned, data = str(tmp_path / "m.safetensors"), str(tmp_path / "t.safetensors"), tmp_path / "x.csv"
+    recurd("init", "--cell", "lstm", "--hidden", "8", "--input-size", "2", "--output-size", "2", "--head", "linear", "--residual",
+           "--seed", "3", "-o", m)
+    t = np.arange(200)
+    rows = np.stack([np.sin(t * 0.3), np.cos(t * 0.17)], 1).astype(np.float32)
+    data.write_text("a,b\n" + "".join(f"{a:.6f},{b:.6f}\n" for a, b in rows))
+    recurd("fit", "--model", m, "--input", str(data), "--k1", "4", "--k2", "8", "--optimizer", "adam", "--lr", "0.01", "--clip", "1",
+           "--save", tuned)
+    model = Model.load(tuned)
+    assert model.residual and np.abs(model.head_weight).max() > 0   # trained away from persistence
+    out = recurd("run", "--model", tuned, "--input", str(data)).stdout
+    got = np.array([[float(v) for v in line.split(",")] for line in out.strip().splitlines()])
+    x = np.array([[float(v) for v in line.split(",")] for line in data.read_text().splitlines()[1:]], np.float32)
+    assert np.max(np.abs(reference.run(model, x, dtype=np.float32) - got)) < 1e-5

@@ -315,7 +315,7 @@ class EmbedNet(nn.Module):
 net = EmbedNet()
 torch_case("torch_embed_lstm_softmax", net, net.forward, tok300, 7,
            "nn.Embedding(300) → two nn.LSTM modules of different widths → nn.Linear; a checkpoint dict {'model': state_dict, 'epoch': 3}",
-           wrap=lambda sd: {"model": sd, "epoch": 3}, head="softmax")
+           wrap=lambda sd: {"model": sd, "epoch": 3}, head="softmax", stack=["lstm1", "lstm2"])
 
 # --------------------------------------------------------------------------------- ONNX
 class OnnxLSTM(nn.Module):

@@ -140,12 +140,19 @@ class Model:
         return self.head_weight.shape[0]
 
     @property
+    def residual(self) -> bool:
+        """Whether the head predicts the change of its input (metadata ``forecast=residual``, as
+        ``recurd init --residual`` writes): the prediction is the step's features plus the head's
+        output."""
+        return self.metadata.get("forecast", "level") == "residual"
+
+    @property
     def vocabulary(self) -> Optional[int]:
         return None if self.embed is None else self.embed.shape[0]
 
     def describe(self) -> str:
         inp = f"tokens {self.embed.shape[0]}×{self.embed.shape[1]}" if self.embed is not None else f"features {self.input_size}"
-        return f"{self.cell} {','.join(map(str, self.hidden))}, input {inp}, head {self.head} {self.output_size}"
+        return f"{self.cell} {','.join(map(str, self.hidden))}, input {inp}, head {self.head} {self.output_size}" + (" (residual)" if self.residual else "")
 
     def validate(self) -> None:
         """Raises ModelFileError naming the tensor that does not fit DESIGN §2."""
@@ -173,6 +180,11 @@ class Model:
             raise ModelFileError(f"head.weight: shape {list(self.head_weight.shape)} should have {prev} columns (the top layer's hidden size)")
         if self.head_bias.shape != (self.head_weight.shape[0],):
             raise ModelFileError(f"head.bias: shape {list(self.head_bias.shape)} should be [{self.head_weight.shape[0]}]")
+        forecast = self.metadata.get("forecast", "level")
+        if forecast not in ("level", "residual"):
+            raise ModelFileError(f"metadata forecast is '{forecast}' (expected level or residual)")
+        if self.residual and (self.embed is not None or self.head != "linear" or self.output_size != self.input_size):
+            raise ModelFileError("a residual head needs feature input, a linear head and as many outputs as inputs")
         for name, t in self.tensors().items():
             if not np.all(np.isfinite(t)):
                 i = int(np.flatnonzero(~np.isfinite(t.ravel()))[0])

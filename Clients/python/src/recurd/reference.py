@@ -97,7 +97,10 @@ def step(model: Model, x: Union[np.ndarray, int], state: State, dtype=np.float64
             h2 = (1 - z) * nn_ + z * h
             new.append((h2, None))
         inp = h2
-    return head_activation(hw @ inp + hb, model.head), new
+    y = head_activation(hw @ inp + hb, model.head)
+    if model.residual:  # the head predicts the change: the step's own features are added back
+        y = y + np.asarray(x, dtype).reshape(-1)
+    return y, new
 
 
 def run(model: Model, inputs: Union[Sequence, np.ndarray, bytes, str], state: Optional[State] = None,

@@ -53,12 +53,15 @@ class Serve:
         self.process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + startup_timeout
         while "serving" not in self.log:
+            # The log is read before stop(), which removes the folder it is in.
             if self.process.poll() is not None:
+                why = self.log.strip()
                 self.stop()
-                raise RuntimeError(f"recurd serve exited with status {self.process.returncode}: {self.log.strip()}")
+                raise RuntimeError(f"recurd serve exited with status {self.process.returncode}: {why}")
             if time.monotonic() > deadline:
+                why = self.log.strip()
                 self.stop()
-                raise TimeoutError(f"recurd serve did not start within {startup_timeout} s: {self.log.strip()}")
+                raise TimeoutError(f"recurd serve did not start within {startup_timeout} s: {why}")
             time.sleep(0.02)
 
     @property

@@ -65,7 +65,8 @@ def convert(path: str, source: Optional[str] = None, head: Optional[str] = None,
     """Converts ``path``; ``source`` is keras, pytorch or onnx (guessed from the extension when
     None); ``head`` is the activation to write (required knowledge for PyTorch state dicts, which
     do not record it; for Keras/ONNX it must agree with the model unless the model outputs logits).
-    Options (PyTorch): ``rnn_prefix``, ``head_prefix``, ``embed_prefix``, ``ignore``."""
+    Options (PyTorch): ``rnn_prefix``, ``head_prefix``, ``embed_prefix``, ``ignore``, ``stack`` (the
+    recurrent modules' prefixes in the order ``forward()`` runs them, when there are several)."""
     if not os.path.exists(path):
         raise ExportError(f"{path}: no such file")
     source = source or guess_source(path)
@@ -94,6 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--rnn-prefix", help="PyTorch: the nn.LSTM/nn.GRU module's prefix, e.g. encoder.rnn (default: found)")
     p.add_argument("--head-prefix", help="PyTorch: the nn.Linear head's prefix, e.g. fc (default: found)")
     p.add_argument("--embed-prefix", help="PyTorch: the nn.Embedding's prefix (default: found)")
+    p.add_argument("--stack", metavar="A,B,…", help="PyTorch: several nn.LSTM/nn.GRU modules, each feeding its output sequence to "
+                   "the next, in the order forward() runs them, e.g. lstm1,lstm2 (a state dict does not record it)")
     p.add_argument("--ignore", action="append", default=[], metavar="PREFIX", help="PyTorch: leave out the tensors of module PREFIX, e.g. aux_head (repeatable)")
     p.add_argument("--no-check", action="store_true", help="do not run the source framework to check the conversion")
     p.add_argument("--check-steps", type=_positive, default=12, help="length of the random check sequence (default 12)")
@@ -102,7 +105,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     try:
         conv = convert(args.input, args.source, args.head, rnn_prefix=args.rnn_prefix, head_prefix=args.head_prefix,
-                       embed_prefix=args.embed_prefix, ignore=args.ignore)
+                       embed_prefix=args.embed_prefix, ignore=args.ignore,
+                       stack=[p for p in args.stack.split(",") if p] if args.stack else None)
         print(f"{os.path.basename(args.input)} ({conv.source}): {conv.model.describe()}")
         for note in conv.notes:
             print(f"  note: {note}")

@@ -1,9 +1,11 @@
 """PyTorch state dicts (``torch.save`` files or safetensors) → recurd models.
 
 Finds ``nn.LSTM``/``nn.GRU`` tensors (``<prefix>weight_ih_l{k}`` …) under any prefix — one module
-with ``num_layers`` layers, or several stacked modules in the state dict's order — one
-``nn.Linear`` head whose input is the top layer's hidden size, and optionally one
-``nn.Embedding`` whose width is the first layer's input size. recurd's layout *is* PyTorch's, so
+with ``num_layers`` layers, or several modules stacked in the order ``stack`` gives (a state dict
+records neither the order ``forward()`` runs them in nor how it joins them, so that is never
+guessed) — one ``nn.Linear`` head whose input is the top layer's hidden size, and optionally one
+``nn.Embedding`` (a module whose name says ``emb``, or the one ``embed_prefix`` names: a
+bias-free ``nn.Linear`` in front of the recurrent layers has the same tensors). recurd's layout *is* PyTorch's, so
 the tensors are copied as they are. ``--head`` says the activation applied to the Linear's output
 (a state dict does not record it; default linear).
 """
@@ -78,7 +80,7 @@ def _shape(a: np.ndarray) -> str:
 
 def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[str] = None,
                     head_prefix: Optional[str] = None, embed_prefix: Optional[str] = None,
-                    ignore: Sequence[str] = (), **_: Any) -> Conversion:
+                    ignore: Sequence[str] = (), stack: Optional[Sequence[str]] = None, **_: Any) -> Conversion:
     where = os.path.basename(path)
     sd = load_state_dict(path)
     rnn_prefix, head_prefix, embed_prefix = _dotted(rnn_prefix), _dotted(head_prefix), _dotted(embed_prefix)
@@ -108,6 +110,22 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
     if not groups:
         raise ExportError(f"{where}: no nn.LSTM/nn.GRU tensors (…weight_ih_l0, …weight_hh_l0)"
                           + (f" under prefix '{rnn_prefix}'" if rnn_prefix is not None else ""))
+    if len(groups) > 1:
+        names = [_mod(p) for p in groups]
+        if not stack:
+            raise ExportError(f"{where}: {len(groups)} separate nn.LSTM/nn.GRU modules ({', '.join(names)}); a state dict does not "
+                              "record how forward() joins them. If it feeds each one's output sequence straight into the next, "
+                              "give the order forward() runs them in with --stack NAME,NAME… (stack= in Python); an "
+                              "encoder–decoder, a skip connection or any layer between them cannot be mapped (--rnn-prefix "
+                              "takes one module alone)")
+        order = [_pick(_dotted(p), list(groups), "nn.LSTM/nn.GRU module", where) for p in stack]
+        if sorted(order) != sorted(groups) or len(set(order)) != len(order):
+            raise ExportError(f"{where}: --stack {','.join(stack)} must name each of the modules {', '.join(names)} once "
+                              "(leave a module out with --ignore)")
+        groups = collections.OrderedDict((p, groups[p]) for p in order)
+        notes.append(f"modules stacked in the order --stack gives: {' → '.join(_mod(p) for p in order)}")
+    elif stack and len(stack) > 1:
+        raise ExportError(f"{where}: --stack names {len(stack)} modules; the state dict has one ({_mod(next(iter(groups)))})")
     layers, cell, used = [], None, set()
     for prefix, by_layer in groups.items():
         for k in range(len(by_layer)):
@@ -173,7 +191,7 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
         emb = sd[key]
         used.add(key)
     else:
-        ecands = [(p, w) for p, w in linears if p != hp and w.shape[1] == in_first and f"{p}bias" not in sd]
+        ecands = [(p, w) for p, w in linears if p != hp and w.shape[1] == in_first and f"{p}bias" not in sd and "emb" in p.lower()]
         if len(ecands) > 1:
             raise ExportError(f"{where}: several candidate embeddings ({', '.join(p + 'weight' for p, _ in ecands)}); choose with --embed-prefix")
         if ecands:
@@ -182,6 +200,12 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
     if emb is not None and (emb.ndim != 2 or emb.shape[1] != in_first):
         raise ExportError(f"the embedding has shape {_shape(emb)}; the first recurrent layer takes {in_first} inputs")
     leftover = [k for k in sd if k not in used]
+    lookalikes = [k for k in leftover if module(k) and sd[k].ndim == 2 and sd[k].shape[1] == in_first and f"{module(k)}bias" not in sd]
+    if emb is None and lookalikes:
+        k = lookalikes[0]
+        raise ExportError(f"{where}: '{k}' ({_shape(sd[k])}) feeds the first recurrent layer's {in_first} inputs and has no bias: "
+                          "a bias-free nn.Linear in front of the recurrent layers cannot be mapped; if it is an nn.Embedding, "
+                          f"say so with --embed-prefix {_mod(module(k))}")
     if leftover:
         shown = ", ".join(f"{k} ({_shape(sd[k])})" for k in leftover[:6]) + (" …" if len(leftover) > 6 else "")
         raise ExportError(f"{where}: tensors that have no place in a recurd model ([embedding] → LSTM/GRU → one linear head): "

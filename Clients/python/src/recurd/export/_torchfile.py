@@ -34,7 +34,22 @@ class _DType:
 
 def _rebuild_tensor(storage, offset, size, stride, *rest):
     arr = storage
-    size, stride = tuple(size), tuple(stride)
+    if not isinstance(arr, np.ndarray):
+        raise TorchFileError(f"a tensor's storage is a {type(arr).__name__}, not a storage")
+    try:
+        offset, size, stride = int(offset), tuple(int(n) for n in size), tuple(int(n) for n in stride)
+    except (TypeError, ValueError):
+        raise TorchFileError(f"a tensor's offset, size or stride is not whole numbers ({offset!r}, {size!r}, {stride!r})") from None
+    # Checked before any view is made: as_strided trusts its arguments, and a file that lies would
+    # otherwise read memory outside the storage (torch.load refuses such files too).
+    if len(size) != len(stride) or offset < 0 or any(n < 0 for n in size) or any(s < 0 for s in stride):
+        raise TorchFileError(f"a tensor's layout is invalid: offset {offset}, size {size}, stride {stride}")
+    if 0 in size:
+        return np.zeros(size, arr.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= arr.size:
+        raise TorchFileError(f"a tensor of size {size}, stride {stride} at offset {offset} reaches element {last} "
+                             f"of a storage of {arr.size}: the file is damaged")
     if not size:
         return arr[offset].copy()
     itemsize = arr.itemsize
