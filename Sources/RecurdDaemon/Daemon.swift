@@ -30,6 +30,7 @@ public final class Daemon: Sendable {
         self.logControl = logControl
         let logger = logControl.logger()
         self.logger = logger
+        if c.learn, let warning = c.learning.warning { logger.warning("\(warning)") }
         var directory: StateDirectory?
         var store: StreamStore?
         if let path = c.stateDirectory {

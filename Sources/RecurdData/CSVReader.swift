@@ -34,8 +34,9 @@ public enum CSVReader {
     static func read(_ b: UnsafeBufferPointer<UInt8>, columns requested: [Int]?) throws(RecordedStreamError) -> RecordedStream {
         var lines: [Line] = []
         var lineNumber = 0
-        var start = 0
         let n = b.count
+        // A UTF-8 byte-order mark (spreadsheet exports) is not part of the first field.
+        var start = n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0
         while start <= n {
             var end = start
             while end < n && b[end] != UInt8(ascii: "\n") { end += 1 }
@@ -85,7 +86,14 @@ public enum CSVReader {
         let names = chosen.map { hasHeader && $0 < first.count ? text(first[$0]) : "column \($0)" }
         var values: [Float] = []
         values.reserveCapacity((lines.count - dataStart) * chosen.count)
+        let width = lines[dataStart].fields.count
         for line in lines[dataStart...] {
+            // A row of another width is a broken file (a stray comma, a lost field): its values
+            // would be read from the wrong columns or silently left out.
+            guard line.fields.count == width else {
+                throw RecordedStreamError("line \(line.number) has \(line.fields.count) column\(line.fields.count == 1 ? "" : "s"); "
+                    + "line \(lines[dataStart].number), the first data row, has \(width)")
+            }
             for c in chosen {
                 guard c < line.fields.count else { throw RecordedStreamError("line \(line.number) has \(line.fields.count) columns; column \(c) is missing") }
                 guard let v = number(b, line.fields[c]) else {

@@ -26,4 +26,10 @@ public struct LearningConfiguration: Sendable, Equatable {
         if !(clip.isFinite && clip >= 0) { return "clip must be a finite number ≥ 0 (got \(clip))" }
         return nil
     }
+
+    /// Legal but probably not meant: with k1 > k2 an update's window does not reach back to the
+    /// previous update, so some targets are never learnt from.
+    public var warning: String? {
+        k1 > k2 ? "k1 \(k1) > k2 \(k2): each update backpropagates through the last \(k2) steps only, so \(k1 - k2) of every \(k1) targets are never learnt from (k1 ≤ k2 uses them all)" : nil
+    }
 }

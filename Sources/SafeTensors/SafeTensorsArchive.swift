@@ -93,7 +93,15 @@ public struct SafeTensorsArchive: Sendable {
             guard e.begin >= previousEnd else {
                 throw .badDataRange(tensor: e.name, reason: "data overlaps the previous tensor at byte offset \(dataStart + e.begin)")
             }
+            // The format's own library refuses holes and trailing bytes too: a file with either was
+            // not written by a safetensors writer, and its tensors may not be what they claim.
+            guard e.begin == previousEnd else {
+                throw .badDataRange(tensor: e.name, reason: "\(e.begin - previousEnd) bytes no tensor owns lie before its data, at byte offset \(dataStart + previousEnd)")
+            }
             previousEnd = e.end
+        }
+        if previousEnd != dataLength, let last = entries.last {
+            throw .badDataRange(tensor: last.name, reason: "\(dataLength - previousEnd) bytes no tensor owns follow its data, at byte offset \(dataStart + previousEnd)")
         }
         self.metadata = metadata
         self.entries = entries

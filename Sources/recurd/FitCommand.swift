@@ -36,6 +36,8 @@ struct FitCommand: ParsableCommand {
     func run() throws {
         let config = LearningConfiguration(k1: k1, k2: k2, optimizer: optimizer, learningRate: lr, clip: clip)
         if let problem = config.problem() { throw CLIError(problem) }
+        if let warning = config.warning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        try checkOutputs()
         let file = try ModelLoading.loadModel(model)
         let m = file.model
         if let problem = OnlineLearner.nextStepProblem(m.architecture) { throw CLIError("\(model): \(problem)") }
@@ -89,7 +91,27 @@ struct FitCommand: ParsableCommand {
         if let report {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            // A loss that overflowed (a learning rate far too high) is written as the string
+            // "inf" or "nan" (Python's float() reads both) instead of failing the report.
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             try FileIO.writeAtomically(Array(try encoder.encode(summary)), to: report)
+        }
+    }
+
+    /// Before the fit, not after it: an output that cannot be written, or two outputs in one file
+    /// (the report would replace the model).
+    private func checkOutputs() throws {
+        if let save, let report, URL(fileURLWithPath: save).standardizedFileURL == URL(fileURLWithPath: report).standardizedFileURL {
+            throw CLIError("--save and --report name the same file (\(save)); the report would replace the model")
+        }
+        for (flag, path) in [("--save", save), ("--report", report)] {
+            guard let path else { continue }
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw CLIError("\(flag) \(path): the folder \(folder) does not exist")
+            }
+            guard access(folder, W_OK) == 0 else { throw CLIError("\(flag) \(path): the folder \(folder) is not writable") }
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import RecurdModelFile
 import RecurdNumerics
@@ -45,8 +46,28 @@ struct InitCommand: ParsableCommand {
         let input: InputKind = if let inputSize { .features(size: inputSize) } else { .tokens(vocabulary: vocab!, embedding: embed!) }
         let architecture = ModelArchitecture(cell: cell, input: input, hidden: sizes, outputSize: outputSize, head: head, residual: residual)
         if let problem = architecture.problem() { throw CLIError(problem) }
+        try Self.checkMemory(architecture, hidden: sizes)
         let model = Model(architecture: architecture, seed: seed)
         try FileIO.writeAtomically(ModelFile(model: model).encode(), to: output)
         print("wrote \(output): \(architecture.cell.rawValue) \(sizes.map(String.init).joined(separator: ","))\(residual ? ", residual head" : ""), \(model.layout.count) parameters")
+    }
+
+    /// A failed allocation ends a Swift process with a trap and a backtrace; a model too large
+    /// for the machine is refused first, saying how much it needs. The estimate: the weights,
+    /// the file's bytes, and the largest recurrent matrix in doubles while it is orthogonalised.
+    static func checkMemory(_ architecture: ModelArchitecture, hidden: [Int]) throws {
+        let parameters = ParameterLayout(architecture).count
+        let gates = architecture.cell == .lstm ? 4 : 3
+        let largest = hidden.map { gates * $0 * $0 }.max() ?? 0
+        let needed = Double(parameters) * 8 + Double(largest) * 8
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        func gb(_ b: Double) -> String { String(format: "%.1f GB", b / 1e9) }
+        var fits = needed < available
+        if fits, let p = malloc(Int(needed)) { free(p) } else { fits = false }
+        guard fits else {
+            throw CLIError("--hidden \(hidden.map(String.init).joined(separator: ",")): a model of \(parameters) parameters "
+                + "(\(gb(Double(parameters) * 4)) of weights) needs about \(gb(needed)) of memory to create; "
+                + "this machine has \(gb(available))\(needed < available ? ", and the process may not allocate that much" : "")")
+        }
     }
 }

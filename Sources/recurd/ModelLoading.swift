@@ -36,7 +36,7 @@ enum ModelLoading {
         switch (stream, input) {
         case (.features(_, let width, let names), .features(let size)):
             guard width == size else {
-                throw CLIError("\(path): \(width) feature column\(width == 1 ? "" : "s") (\(names.joined(separator: ", "))) but the model takes \(size) input\(size == 1 ? "" : "s"); choose columns with --columns")
+                throw CLIError("\(path): \(width) feature column\(width == 1 ? "" : "s") (\(names.count > 8 ? names.prefix(8).joined(separator: ", ") + ", … \(names.count - 8) more" : names.joined(separator: ", "))) but the model takes \(size) input\(size == 1 ? "" : "s"); choose columns with --columns")
             }
         case (.tokens(let ids), .tokens(let vocabulary, _)):
             if let i = ids.firstIndex(where: { Int($0) >= vocabulary }) {

@@ -95,6 +95,14 @@ import Testing
             // A negative number is the option's value, refused for what it is (not "Missing value").
             (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "sgd", "--lr", "-1", "--clip", "0"], "learning rate"),
             (["serve", "--lr", "-1"], "learning rate"),
+            // A model too large for the machine: refused with what it needs, not a failed allocation's trap.
+            (["init", "--cell", "lstm", "--hidden", "65536,65536", "--input-size", "3", "--output-size", "1", "--head", "linear", "-o", path("x")],
+             "needs about"),
+            // Outputs are checked before the fit, not after it.
+            (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0",
+              "--save", path("same"), "--report", path("same")], "name the same file"),
+            (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0",
+              "--report", path("no/such/r.json")], "does not exist"),
         ]
         for (args, needle) in cases {
             let r = try runRecurd(args)
@@ -106,6 +114,20 @@ import Testing
         // A bad-data error is exactly one line.
         let r = try runRecurd(["run", "--model", path("m5"), "--input", csv3])
         #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+    }
+
+    /// A fit whose loss overflows still writes its report ("inf"/"nan" as strings, which JSON
+    /// cannot hold as numbers), and k1 > k2 is run but warned about.
+    @Test func fitReportsAnOverflowingLossAndWarnsOfK1AboveK2() throws {
+        _ = try runRecurd(["init", "--cell", "lstm", "--hidden", "4", "--input-size", "2", "--output-size", "2", "--head", "linear", "-o", path("m2")])
+        let csv = write("wild.csv", (0..<300).map { "\(Double($0 % 7) * 1e3),\(Double($0 % 5) * -1e3)\n" }.joined())
+        let r = try runRecurd(["fit", "--model", path("m2"), "--input", csv, "--k1", "5", "--k2", "2", "--optimizer", "sgd", "--lr", "1e30",
+                               "--clip", "0", "--report", path("wild.json"), "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("warning: k1 5 > k2 2") && r.stderr.contains("3 of every 5 targets are never learnt from"), "\(r.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("wild.json")))) as? [String: Any])
+        let mean = report["mean_loss"]
+        #expect(mean is String && ["inf", "nan"].contains(mean as? String), "\(String(describing: mean))")
     }
 
     @Test func versionAndSubcommandHelp() throws {

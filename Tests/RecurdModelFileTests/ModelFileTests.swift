@@ -174,4 +174,29 @@ import Testing
         bytes.replaceSubrange(8..<(8 + headerLength), with: Array(edited.utf8))
         #expect(refusal(bytes) != nil)
     }
+
+    /// Bytes no tensor owns, after the data or between two tensors, are refused as the format's
+    /// own library refuses them, naming the tensor and the byte offset.
+    @Test func bytesNoTensorOwnsAreRefused() throws {
+        let clean = encoded()
+        let trailing = try #require(refusal(clean + [0, 0, 0, 0]))
+        #expect("\(trailing)".contains("4 bytes no tensor owns follow its data, at byte offset \(clean.count)"), "\(trailing)")
+
+        // A hole: the last tensor's data moved 4 bytes on.
+        let headerLength = clean[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        var header = try #require(try JSONSerialization.jsonObject(with: Data(clean[8..<(8 + headerLength)])) as? [String: Any])
+        let (name, entry) = try #require(header.filter { $0.key != "__metadata__" }.max { a, b in
+            ((a.value as! [String: Any])["data_offsets"] as! [Int])[0] < ((b.value as! [String: Any])["data_offsets"] as! [Int])[0]
+        })
+        var moved = entry as! [String: Any]
+        let offsets = moved["data_offsets"] as! [Int]
+        moved["data_offsets"] = [offsets[0] + 4, offsets[1] + 4]
+        header[name] = moved
+        let json = Array(try JSONSerialization.data(withJSONObject: header))
+        let data = Array(clean[(8 + headerLength)...])
+        var holed = (0..<8).map { UInt8(truncatingIfNeeded: json.count >> (8 * $0)) } + json
+        holed += data[0..<offsets[0]] + [0, 0, 0, 0] + data[offsets[0]...]
+        let hole = try #require(refusal(holed))
+        #expect(hole.tensor == name && "\(hole)".contains("4 bytes no tensor owns lie before its data"), "\(hole)")
+    }
 }
