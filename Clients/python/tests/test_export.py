@@ -348,3 +348,18 @@ def test_reference_runs_a_trained_residual_model_as_recurd_run_does(tmp_path):
     got = np.array([[float(v) for v in line.split(",")] for line in out.strip().splitlines()])
     x = np.array([[float(v) for v in line.split(",")] for line in data.read_text().splitlines()[1:]], np.float32)
     assert np.max(np.abs(reference.run(model, x, dtype=np.float32) - got)) < 1e-5
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_weights_file_inside_a_keras_archive_is_an_export_error(tmp_path, damage):
+    import zipfile
+    src = os.path.join(EXPORT, "keras_lstm2_softmax", "source.keras")
+    bad = str(tmp_path / "bad.keras")
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for n in zin.namelist():
+            d = zin.read(n)
+            if n == "model.weights.h5":
+                d = d[: len(d) // 3] if damage == "truncated" else d[:8] + bytes(range(256)) * (len(d) // 256)
+            zout.writestr(n, d)
+    with pytest.raises(ExportError, match="model.weights.h5"):
+        convert(bad, "keras")

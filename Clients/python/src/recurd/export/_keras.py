@@ -127,6 +127,8 @@ def convert_keras(path: str, head: Optional[str] = None, **_: Any) -> Conversion
             weights = read_hdf5_any(zf.read("model.weights.h5"))
         except HDF5Unsupported as e:
             raise ExportError(f"{where}: cannot read model.weights.h5: {e}") from None
+        except Exception as e:  # a damaged file: whatever the reader (ours or h5py) tripped on
+            raise ExportError(f"{where}: model.weights.h5 is damaged ({type(e).__name__}: {e})") from None
         meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
 
     cls, layers = _layers(config, where)
