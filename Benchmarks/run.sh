@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds recurd (release) and runs the benchmarks against their peers on this machine:
-#   Benchmarks/run.sh [all|compare|load|learning|store|forecast|nab|text] [--quick]
+#   Benchmarks/run.sh [all|compare|load|learning|store|forecast|forecast-corpus|nab|text] [--quick]
 #   compare   step, batched step and fit against PyTorch and ONNX Runtime (compare.py)
 #   load      end-to-end daemon load against a pyzmq + ONNX Runtime server (load.py)
 #   learning  learning quality against PyTorch and persistence (learning.py)
 #   store     the stream store: memory per stream, a flood of keys, returning streams (store.py)
 #   forecast  published forecasts against persistence, the running mean and other baselines (forecast.py)
+#   forecast-corpus  the default setting on every series of the NAB corpus (NAB_DIR, default ../shared/tools/nab)
 #   nab       anomaly scores on the Numenta Anomaly Benchmark, scored by NAB's own scorer (nab.py);
 #             needs ../shared/tools/nab (or NAB_DIR) and makes a pandas-1.x venv under .build/nabenv
 #   text      progressive bits/byte of text streams against bzip2 and xz (text.py)
@@ -59,7 +60,7 @@ echo "run.sh: Python from $VENV" >&2
 export OPENBLAS_NUM_THREADS=1
 WHICH=all
 case "${1:-}" in
-    all|compare|load|learning|store|forecast|nab|text) WHICH=$1; shift ;;
+    all|compare|load|learning|store|forecast|forecast-corpus|nab|text) WHICH=$1; shift ;;
 esac
 if [[ "$WHICH" == nab ]]; then
     NAB_DIR="${NAB_DIR:-../shared/tools/nab}"
@@ -70,6 +71,11 @@ if [[ "$WHICH" == nab ]]; then
         "$NABENV/bin/pip" install -q "pandas==1.5.3" "numpy<2" simplejson python-dateutil >&2
     fi
     exec "$VENV/bin/python" Benchmarks/nab.py --nab "$NAB_DIR" --nab-python "$NABENV/bin/python" "$@"
+fi
+if [[ "$WHICH" == forecast-corpus ]]; then
+    NAB_DIR="${NAB_DIR:-../shared/tools/nab}"
+    mapfile -t SERIES < <(find "$NAB_DIR/data" -name '*.csv' | sort)
+    exec "$VENV/bin/python" Benchmarks/forecast.py --configs 1 --series "${SERIES[@]}" --output Benchmarks/results/forecast-corpus.md "$@"
 fi
 if [[ "$WHICH" == text ]]; then
     exec "$VENV/bin/python" Benchmarks/text.py "$@"

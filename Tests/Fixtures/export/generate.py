@@ -6,7 +6,11 @@ PyTorch or ONNX installed.
     python -m venv /tmp/venv-export
     /tmp/venv-export/bin/pip install torch keras onnx onnxruntime onnxscript safetensors h5py numpy pyzmq
     /tmp/venv-export/bin/pip install -e Clients/python
-    KERAS_BACKEND=torch /tmp/venv-export/bin/python Tests/Fixtures/export/generate.py
+    KERAS_BACKEND=torch /tmp/venv-export/bin/python Tests/Fixtures/export/generate.py [NAME ...]
+
+With NAMEs (cases, refusals, or "onnx_states"), only those are made again and manifest.json keeps
+its other entries; the entries made get the "versions" that made them when these differ from the
+manifest's (e.g. a case added later with a newer torch, without rewriting the committed ones).
 
 Made with the versions recorded in manifest.json ("versions"); at the time of writing: Python
 3.11.7, torch 2.13.0+cpu, keras 3.15.1 (torch backend), onnx 1.23.2, onnxruntime 1.32.0,
@@ -20,7 +24,9 @@ For every case in `<case>/`:
                        running the framework model on each prefix), and how to convert it
   input.csv | input.txt  the same input for `recurd run` (features; or bytes for vocab-256 models)
 `refuse/` holds models recurd-export must refuse, with the words its message must contain
-(manifest.json → "refuse").
+(manifest.json → "refuse"). `onnx_states/` holds ONNX graphs around a head on the final state
+(h_n of a multi-layer LSTM/GRU, sequence_lens): variants that must convert to a case's model
+(manifest.json → "variants") and graphs that must be refused (listed under "refuse").
 
 Weights are random (seeded) and larger than the frameworks' initialisers, biases included, so that
 every gate, bias and the reordering of gates matter. Everything is float32 and seeded: a rerun writes byte-identical
@@ -58,7 +64,12 @@ from recurd.export._torchfile import flatten, load_torch_file  # noqa: E402
 
 T = 10
 TOL = 2e-5
-cases, refusals = [], []
+cases, refusals, variants = [], [], []
+ONLY = set(sys.argv[1:])  # names to make again; empty: everything
+
+
+def wanted(name):
+    return not ONLY or name in ONLY
 
 
 def case_dir(name):
@@ -129,6 +140,8 @@ def keras_prefixes(model, x, tokens=False):
 
 
 def keras_case(name, model, x, seed, note, tokens=False, **convert_args):
+    if not wanted(name):
+        return
     randomize_keras(model, seed)
     d = case_dir(name)
     model.save(os.path.join(d, "source.keras"))
@@ -161,6 +174,8 @@ def torch_prefixes(forward, x):
 
 
 def torch_case(name, module, forward, x, seed, note, file="source.pt", wrap=None, **convert_args):
+    if not wanted(name):
+        return
     scale_torch(module, seed)
     module.eval()
     d = case_dir(name)
@@ -188,7 +203,7 @@ def flatten_torch(obj, prefix=""):
     return out
 
 
-def onnx_export(module, example, path, dynamo, dynamic=True, input_dtype=None):
+def onnx_export(module, example, path, dynamo, dynamic=True, input_dtype=None, opset=17):
     module.eval()
     if dynamo:
         dyn = {"x": {1: torch.export.Dim("T", min=1, max=4096)}} if dynamic else None
@@ -196,14 +211,16 @@ def onnx_export(module, example, path, dynamo, dynamic=True, input_dtype=None):
     else:
         torch.onnx.export(module, (example,), path, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "batch", 1: "time"}, "y": {0: "batch"}} if dynamic else None,
-                          opset_version=17, dynamo=False)
+                          opset_version=opset, dynamo=False)
 
 
-def onnx_case(name, module, example, x, seed, note, dynamo, tokens=False, **convert_args):
-    scale_torch(module, seed)
+def onnx_case(name, module, example, x, seed, note, dynamo, tokens=False, opset=17, **convert_args):
+    scale_torch(module, seed)  # also when skipped: variants of the case export the same weights
+    if not wanted(name):
+        return
     d = case_dir(name)
     path = os.path.join(d, "source.onnx")
-    onnx_export(module, example, path, dynamo)
+    onnx_export(module, example, path, dynamo, opset=opset)
     # The built-in protobuf reader reads the same initializers as onnx.
     m = onnx.load(path)
     from onnx import numpy_helper
@@ -219,8 +236,10 @@ def onnx_case(name, module, example, x, seed, note, dynamo, tokens=False, **conv
     finish(name, d, "source.onnx", "onnx", x, np.array(outs), convert_args, f"onnxruntime {ort.__version__} (onnx {onnx.__version__})", note)
 
 
-def refuse(name, make, words, source):
-    d = os.path.join(HERE, "refuse")
+def refuse(name, make, words, source, folder="refuse"):
+    if not wanted(name) and not (folder != "refuse" and wanted(folder)):
+        return
+    d = os.path.join(HERE, folder)
     os.makedirs(d, exist_ok=True)
     path = make(d)
     try:
@@ -365,6 +384,43 @@ class OnnxEmbedGRU(nn.Module):
 onnx_case("onnx_embed_gru_softmax", OnnxEmbedGRU(), torch.randint(0, 64, (1, 5)), tok64, 10,
           "Gather on an embedding → GRU → MatMul+Add → Softmax (TorchScript exporter)", dynamo=False, tokens=True)
 
+
+class OnnxLSTMHn(nn.Module):
+    """The many-to-one textbook model: the head reads the last layer's final state h_n[-1]
+    (``select`` picks how forward() writes that, for the variants in onnx_states/)."""
+    def __init__(self, select="h[-1]", cell=False):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 8, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+        self.select, self.cell = select, cell
+
+    def forward(self, x):
+        _, (h, c) = self.rnn(x)
+        if self.cell:
+            h = c
+        return self.fc(eval(self.select, {"h": h}))
+
+
+class OnnxGRUHn(nn.Module):
+    def __init__(self, select="h[-1]", features=8):
+        super().__init__()
+        self.rnn = nn.GRU(3, 8, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(features, 4)
+        self.select = select
+
+    def forward(self, x):
+        _, h = self.rnn(x)
+        return torch.softmax(self.fc(eval(self.select, {"h": h})), -1)
+
+
+lstm_hn, gru_hn = OnnxLSTMHn(), OnnxGRUHn()
+onnx_case("onnx_lstm2_hn", lstm_hn, torch.randn(1, 5, 4), xf4, 11,
+          "nn.LSTM(num_layers=2) → fc(h_n[-1]) (TorchScript exporter, opset 17): Concat of the layers' Y_h, Gather -1, Gemm; "
+          "many-to-one: expected[t] is the model's output for the prefix up to t", dynamo=False)
+onnx_case("onnx_gru2_hn", gru_hn, torch.randn(1, 5, 3), xf3, 12,
+          "nn.GRU(num_layers=2) → softmax(fc(h_n[-1])) (TorchScript exporter, opset 11): Concat of the layers' Y_h, Gather -1, "
+          "Gemm, Softmax; many-to-one", dynamo=False, opset=11)
+
 # --------------------------------------------------------------------------------- refusals
 def save_keras(name, model):
     def make(d):
@@ -489,6 +545,108 @@ refuse("onnx_gru_linear_before_reset_0", save_onnx("onnx_gru_linear_before_reset
 refuse("onnx_lstm_peepholes", save_onnx("onnx_lstm_peepholes", OneLSTM(), torch.randn(1, 5, 3), peephole), ["peephole", "LSTM node"], "onnx")
 refuse("onnx_bidirectional", save_onnx("onnx_bidirectional", Bi(), torch.randn(1, 5, 4)), ["direction=bidirectional"], "onnx")
 refuse("onnx_relu_between", save_onnx("onnx_relu_between", ReluBetween(), torch.randn(1, 5, 4)), ["Relu node", "lies between"], "onnx")
+
+
+# ------------------------------------------------------------ onnx_states: heads on h_n, sequence_lens
+def states_onnx(name, module, example, opset=17, dynamic=True, edit=None):
+    """Exports ``module`` (the weights of a case above) to onnx_states/NAME.onnx, edited by ``edit``."""
+    def make(d):
+        p = os.path.join(d, f"{name}.onnx")
+        onnx_export(module, example, p, dynamo=False, dynamic=dynamic, opset=opset)
+        if edit:
+            m = onnx.load(p)
+            edit(m)
+            onnx.checker.check_model(m)
+            onnx.save(m, p)
+        return p
+    return make
+
+
+def sequence_lens(value=None, input_name="sequence_lens"):
+    """Wires every LSTM/GRU node's sequence_lens to a constant initializer (``value``) or to a new
+    int32 graph input of shape [batch]."""
+    def edit(m):
+        from onnx import TensorProto, helper, numpy_helper
+        if value is None:
+            batch = m.graph.input[0].type.tensor_type.shape.dim[0]
+            dim = batch.dim_param or batch.dim_value
+            m.graph.input.append(helper.make_tensor_value_info(input_name, TensorProto.INT32, [dim]))
+        else:
+            m.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int32), input_name))
+        for n in m.graph.node:
+            if n.op_type in ("LSTM", "GRU"):
+                while len(n.input) < 5:
+                    n.input.append("")
+                n.input[4] = input_name
+    return edit
+
+
+def variant(name, make, case, opset, words, feeds_lengths=False):
+    """A graph that must convert to ``case``'s model (same tensors), with a note containing ``words``;
+    checked against onnxruntime on the case's input."""
+    if not wanted(name) and not wanted("onnx_states"):
+        return
+    d = os.path.join(HERE, "onnx_states")
+    os.makedirs(d, exist_ok=True)
+    path = make(d)
+    conv = convert(path, "onnx")
+    committed = conv.model.__class__.load(os.path.join(HERE, case, "model.safetensors"))
+    ours, theirs = conv.model.tensors(), committed.tensors()
+    assert ours.keys() == theirs.keys() and all(np.array_equal(ours[k], theirs[k]) for k in ours), name
+    assert conv.model.head == committed.head, name
+    for w in words:
+        assert any(w in n for n in conv.notes), f"{name}: '{w}' not in {conv.notes}"
+    with open(os.path.join(HERE, case, "case.json")) as fh:
+        c = json.load(fh)
+    x = np.array(c["input"], np.float32)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    outs = []
+    for t in range(1, len(x) + 1):
+        feeds = {"x": x[None, :t]}
+        if feeds_lengths:
+            feeds["sequence_lens"] = np.array([t], np.int32)
+        y = sess.run(None, feeds)[0]
+        outs.append(np.asarray(y, np.float64).reshape(-1, y.shape[-1])[-1])
+    diff = float(np.max(np.abs(np.array(outs) - np.array(c["expected"]))))
+    assert diff < TOL, f"{name}: {diff}"
+    check = conv.check()
+    assert check.max_diff < TOL, f"{name}: {check}"
+    variants.append({"name": name, "file": os.path.relpath(path, HERE), "same_model_as": case, "opset": opset,
+                     "note_words": words, "notes": conv.notes, "max_diff": diff})
+    print(f"variant {name:30s} = {case}, {conv.notes[0][:80]}")
+
+
+def like(case_module, cls, *args):
+    """A module of class ``cls`` (another forward()) holding the weights of ``case_module``."""
+    m = cls(*args)
+    m.load_state_dict(case_module.state_dict())
+    return m.eval()
+
+
+ex4, ex3 = torch.randn(1, 5, 4), torch.randn(1, 5, 3)
+variant("lstm2_hn_slice_opset14", states_onnx("lstm2_hn_slice_opset14", like(lstm_hn, OnnxLSTMHn, "h[-1:]"), ex4, opset=14),
+        "onnx_lstm2_hn", 14, ["Slice node", "h_n[-1:]", "many-to-one"])
+variant("gru2_hn_index1_opset14", states_onnx("gru2_hn_index1_opset14", like(gru_hn, OnnxGRUHn, "h[1]"), ex3, opset=14),
+        "onnx_gru2_hn", 14, ["Gather node", "h_n[1]", "the last layer's final state"])
+variant("lstm2_hn_sequence_lens_input", states_onnx("lstm2_hn_sequence_lens_input", lstm_hn, ex4, edit=sequence_lens()),
+        "onnx_lstm2_hn", 17, ["sequence_lens is graph input 'sequence_lens'; ignored"], feeds_lengths=True)
+variant("lstm2_hn_fixed5_sequence_lens5", states_onnx("lstm2_hn_fixed5_sequence_lens5", lstm_hn, ex4, dynamic=False,
+                                                      edit=sequence_lens([5], "seq_len_5")),
+        "onnx_lstm2_hn", 17, ["sequence_lens is the constant 'seq_len_5' = [5], the graph's fixed sequence length; ignored"])
+
+refuse("onnx_lstm2_hn0", states_onnx("lstm2_hn0", like(lstm_hn, OnnxLSTMHn, "h[0]"), ex4),
+       ["Gather node '/Gather' takes h_n[0]", "LSTM node '/rnn/LSTM' (layer 0", "last layer's final state (h_n[-1]"], "onnx", "onnx_states")
+refuse("onnx_gru2_hn0_opset11", states_onnx("gru2_hn0_opset11", like(gru_hn, OnnxGRUHn, "h[0]"), ex3, opset=11),
+       ["takes h_n[0]", "GRU node '/rnn/GRU' (layer 0", "not a lower layer's"], "onnx", "onnx_states")
+refuse("onnx_gru2_hn_all", states_onnx("gru2_hn_all", like(gru_hn, OnnxGRUHn, "h"), ex3),
+       ["MatMul node", "reads all of h_n", "h_n[-1]"], "onnx", "onnx_states")
+refuse("onnx_lstm2_cn_last", states_onnx("lstm2_cn_last", like(lstm_hn, OnnxLSTMHn, "h[-1]", True), ex4),
+       ["reads c_n", "cell states", "hidden state"], "onnx", "onnx_states")
+refuse("onnx_lstm2_sequence_lens_const", states_onnx("lstm2_sequence_lens_const", lstm_hn, ex4, edit=sequence_lens([3], "seq_len_3")),
+       ["sequence_lens is the constant 'seq_len_3' = [3]", "stops every sequence after 3 steps"], "onnx", "onnx_states")
+refuse("onnx_lstm2_fixed5_sequence_lens4", states_onnx("lstm2_fixed5_sequence_lens4", lstm_hn, ex4, dynamic=False,
+                                                       edit=sequence_lens([4], "seq_len_4")),
+       ["'seq_len_4' = [4]", "shorter than the graph's fixed sequence length 5"], "onnx", "onnx_states")
 
 versions = {"python": sys.version.split()[0], "torch": torch.__version__, "keras": keras.__version__, "keras_backend": keras.backend.backend(),
             "onnx": onnx.__version__, "onnxruntime": ort.__version__, "safetensors": safetensors.__version__, "h5py": h5py.__version__,

@@ -3,9 +3,19 @@
 Maps a graph ``input → [Gather on an embedding] → LSTM|GRU node per layer → Gemm | MatMul[+Add]
 → [Softmax | Sigmoid] → output``, with only data-movement nodes (Transpose, Reshape, Squeeze,
 Unsqueeze, Identity, Dropout, Cast) on the way, and a Gather/Slice of the last time step before
-the head (many-to-one models). ONNX LSTM gates i, o, f, c become i, f, g, o; GRU z, r, h become
+the head (many-to-one models). The head may also read the last layer's final state: its Y_h, or,
+for a multi-layer PyTorch LSTM/GRU, ``h_n[-1]`` — ``torch.onnx.export`` stacks every layer's Y_h
+into h_n with a Concat and selects the last one with a Gather (index -1 or num_layers-1) or a
+Slice; a head on another layer's state (``h_n[0]``), on all of h_n, or on the cell states c_n is
+refused. A head on the final state makes a many-to-one model: recurd predicts at every step, the
+prediction at step t being the model's output for the prefix up to t.
+ONNX LSTM gates i, o, f, c become i, f, g, o; GRU z, r, h become
 r, z, n and must have ``linear_before_reset=1`` (PyTorch's GRU; what ``torch.onnx.export`` writes).
 Initial states must be zero (absent, zero constants, ``ConstantOfShape(0)``, or graph inputs).
+``sequence_lens`` is ignored with a note when it is a graph input (recurd streams one sequence and
+steps every input; the check feeds the sequence's length) or a constant equal to the graph's fixed
+sequence length; a constant that cuts sequences short, or any constant when the sequence length is
+free, is refused.
 Refused, naming the node: bidirectional or reverse layers, peepholes, clip, input_forget,
 non-default activations, recurrent layers exported as loops, any other computation on the path.
 """
@@ -45,6 +55,20 @@ class _Graph:
                     self.consumers[i].append(n)
         self.input_names = {i.name for i in g.inputs}
         self.output_names = {o.name for o in g.outputs}
+
+    def shape_only(self, n: Node, depth: int = 0) -> bool:
+        """Whether only the shape of ``n``'s input matters: a Shape/Size node, or data movement whose
+        results only such nodes read (e.g. a Transpose read by the Shape that sizes a zero state)."""
+        if n.op_type in SHAPE_ONLY:
+            return True
+        if n.op_type not in PASS or depth > 8 or any(o in self.output_names for o in n.outputs):
+            return False
+        cs = [c for o in n.outputs if o for c in self.consumers.get(o, [])]
+        return bool(cs) and all(self.shape_only(c, depth + 1) for c in cs)
+
+    def data_consumers(self, name: str) -> List[Node]:
+        """The nodes that read the values of ``name``, not only its shape."""
+        return [n for n in self.consumers.get(name, []) if not self.shape_only(n)]
 
     def const(self, name: str, depth: int = 0) -> Optional[np.ndarray]:
         """The value of ``name`` if it is a constant, folding simple ops over constants."""
@@ -216,7 +240,7 @@ def _follow(gr: _Graph, tensor: str, labels: List[str], stops: Dict[str, Node], 
     (node it stops at or None if the chain ends, the tensor feeding it, labels there)."""
     t, seen = tensor, 0
     while True:
-        cs = [n for n in gr.consumers.get(t, []) if n.op_type not in SHAPE_ONLY]
+        cs = gr.data_consumers(t)
         if not cs:
             return None, t, labels
         if len(cs) > 1:
@@ -235,6 +259,126 @@ def _follow(gr: _Graph, tensor: str, labels: List[str], stops: Dict[str, Node], 
         seen += 1
         if seen > 1000:
             raise ExportError("graph too long")
+
+
+def _selected_layers(gr: _Graph, n: Node, axis: int, count: int) -> Optional[Tuple[List[int], bool, str]]:
+    """What a Gather/Slice node ``n`` takes along ``axis`` of a rank-3 tensor with ``count`` entries
+    there: (indices, whether the axis stays, how it reads as an index), or None when it does not
+    touch that axis. Raises when the selection is computed."""
+    if n.op_type == "Gather":
+        if int(n.attrs.get("axis", 0)) % 3 != axis:
+            return None
+        idx = gr.const(n.inputs[1]) if len(n.inputs) > 1 else None
+        if idx is None:
+            raise ExportError(f"{n.label()} selects layers' final states with computed indices")
+        flat = [int(i) for i in np.ravel(idx)]
+        if any(not -count <= i < count for i in flat):
+            raise ExportError(f"{n.label()} selects index {idx.tolist()} of {count} layers' final states")
+        text = str(flat[0]) if np.ndim(idx) == 0 else str([int(i) for i in np.ravel(idx)])
+        return [i % count for i in flat], np.ndim(idx) != 0, text
+    ins = [gr.const(i) if i else None for i in n.inputs[1:]]
+    starts, ends = (ins[0], ins[1]) if len(ins) > 1 else (None, None)
+    if starts is None or ends is None:
+        raise ExportError(f"{n.label()} slices layers' final states with computed bounds")
+    axes = ins[2] if len(ins) > 2 and ins[2] is not None else np.arange(len(np.ravel(starts)))
+    steps = ins[3] if len(ins) > 3 and ins[3] is not None else np.ones(len(np.ravel(starts)), np.int64)
+    found = None
+    for s_, e_, a_, st in zip(np.ravel(starts), np.ravel(ends), np.ravel(axes), np.ravel(steps)):
+        if int(a_) % 3 == axis:
+            found = list(range(count))[slice(int(s_), int(e_), int(st))]
+            text = f"{'' if int(s_) == 0 else int(s_)}:{'' if int(e_) >= INT_MAX // 2 else int(e_)}" + ("" if int(st) == 1 else f":{int(st)}")
+        elif not (int(s_) == 0 and int(e_) >= INT_MAX // 2 and int(st) == 1):
+            raise ExportError(f"{n.label()} slices [{s_}:{e_}:{st}] along axis {a_} of the layers' final states (h_n)")
+    return None if found is None else (found, True, text)
+
+
+def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
+    """PyTorch's h_n / c_n of a multi-layer LSTM/GRU: ``torch.onnx.export`` concatenates the layers'
+    Y_h (Y_c) along the directions axis. A head reading the last layer's entry (``h_n[-1]``: a
+    Gather with index -1 or num_layers-1, or a Slice) reads that layer's Y_h: the graph is
+    rewired so (Concat → selection) becomes a selection of the last layer's Y_h. Any other use
+    of the stacked states is refused, saying what it reads."""
+    where = {}
+    for k, r in enumerate(rnns):
+        for j in (1, 2):
+            if j < len(r.outputs) and r.outputs[j]:
+                where[r.outputs[j]] = (k, j)
+    concats = []
+    for t in where:
+        for c in gr.consumers.get(t, []):
+            if c.op_type == "Concat" and all(id(c) != id(x) for x in concats):
+                concats.append(c)
+    for cat in concats:
+        parts = []
+        for i in cat.inputs:
+            if i not in where:
+                k, j = next(where[x] for x in cat.inputs if x in where)
+                raise ExportError(f"{cat.label()} joins {rnns[k].label()}'s final state {'Y_h' if j == 1 else 'Y_c'} with "
+                                  f"'{i}', which is no recurrent layer's final state; recurd's head reads the last layer's state alone")
+            parts.append(where[i])
+        kinds = {j for _, j in parts}
+        if len(kinds) > 1:
+            raise ExportError(f"{cat.label()} joins hidden (Y_h) and cell (Y_c) final states; recurd's head reads the last layer's h")
+        j = kinds.pop()
+        name = "h_n" if j == 1 else "c_n"
+        layout = {int(rnns[k].attrs.get("layout", 0)) for k, _ in parts}
+        axis = int(cat.attrs.get("axis", 0)) % 3
+        if len(layout) > 1 or axis != (0 if 0 in layout else 1):
+            raise ExportError(f"{cat.label()} joins the final states of {', '.join(rnns[k].label() for k, _ in parts)} along axis "
+                              f"{cat.attrs.get('axis', 0)}, not the layers' axis; recurd's head reads the last layer's state alone")
+        layer_names = ", ".join(rnns[k].label() for k, _ in parts)
+        stacked = f"{name} (the final {'hidden' if j == 1 else 'cell'} states of {len(parts)} layers: {layer_names}, stacked by {cat.label()})"
+        # Follow the stacked states through nodes that change nothing to where a layer is selected.
+        t, sel = cat.outputs[0], None
+        while True:
+            cs = gr.data_consumers(t)
+            if not cs:
+                break  # an extra graph output, or unused: not recurd's business
+            if len(cs) > 1:
+                raise ExportError(f"{stacked} feeds several nodes ({', '.join(c.label() for c in cs)}); recurd's head reads the "
+                                  "last layer's final state once")
+            c = cs[0]
+            if j == 2:
+                raise ExportError(f"{c.label()} reads {stacked}; recurd's head reads the last layer's hidden state "
+                                  "(h_n[-1], or the output sequence)")
+            if c.inputs[0] == t and c.op_type in ("Identity", "Dropout", "Cast"):
+                t = c.outputs[0]
+                continue
+            got = _selected_layers(gr, c, axis, len(parts)) if c.inputs[0] == t and c.op_type in ("Gather", "Slice") else None
+            if got is None:
+                what = "the head " if c.op_type in ("Gemm", "MatMul") else ""
+                raise ExportError(f"{what}{c.label()} reads all of {stacked}, not one layer's; recurd's head reads the last layer's "
+                                  f"final state ({name}[-1])")
+            sel = (c, got)
+            break
+        if sel is None:
+            for i in cat.inputs:
+                gr.consumers[i] = [c for c in gr.consumers.get(i, []) if id(c) != id(cat)]
+            continue
+        c, (idx, keeps, text) = sel
+        if len(idx) != 1:
+            raise ExportError(f"{c.label()} takes {name}[{text}] — the final states of layers {idx} of {stacked} — not one layer's; "
+                              f"recurd's head reads the last layer's final state ({name}[-1])")
+        k, _ = parts[idx[0]]
+        if k != len(rnns) - 1:
+            raise ExportError(f"{c.label()} takes {name}[{text}]: the final state of {rnns[k].label()} (layer {k} of layers "
+                              f"0–{len(rnns) - 1}) from {stacked}; recurd's head reads the last layer's final state ({name}[-1] = "
+                              f"{rnns[-1].label()}'s Y_h), not a lower layer's")
+        last_h = cat.inputs[idx[0]]
+        zero, one = f"{c.name}::recurd_zero", f"{c.name}::recurd_one"
+        gr.consts[zero], gr.consts[one] = np.array(0 if not keeps else [0], np.int64), np.array([1], np.int64)
+        if keeps:
+            gr.consts[f"{c.name}::recurd_axis"] = np.array([axis], np.int64)
+            node = Node("Slice", c.name, [last_h, zero, one, f"{c.name}::recurd_axis"], list(c.outputs[:1]))
+        else:
+            node = Node("Gather", c.name, [last_h, zero], list(c.outputs[:1]), {"axis": axis})
+        for i in cat.inputs:
+            gr.consumers[i] = [x for x in gr.consumers.get(i, []) if id(x) != id(cat)]
+        gr.consumers[last_h].append(node)
+        gr.producer[c.outputs[0]] = node
+        notes.append(f"{c.label()} takes {name}[{text}] from {cat.label()}: the last layer's final state ({rnns[-1].label()}'s "
+                     "Y_h) — a many-to-one head: recurd predicts at every step, the prediction at step t being the model's "
+                     "output for the prefix up to t")
 
 
 def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
@@ -263,6 +407,8 @@ def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
     G, order = (4, ONNX_LSTM) if op == "LSTM" else (3, ONNX_GRU)
 
     layers = []
+    seq_inputs: set = set()
+    seq_consts: List[Tuple[Node, str, np.ndarray]] = []
     for k, n in enumerate(rnns):
         a = n.attrs
         if a.get("direction", "forward") != "forward":
@@ -294,7 +440,15 @@ def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
             if P is None or np.any(P):
                 raise ExportError(f"{n.label()}: peephole weights P; recurd's LSTM has no peepholes")
         if ins[4]:
-            notes.append(f"{n.label()}: sequence_lens is ignored (recurd steps every input)")
+            srcs = gr.sources(ins[4])
+            if srcs:
+                seq_inputs |= srcs
+                notes.append(f"{n.label()}: sequence_lens is graph input {', '.join(repr(x) for x in sorted(srcs))}; ignored — recurd "
+                             "streams one sequence and steps every input (the check feeds the sequence's length)")
+            elif gr.const(ins[4]) is not None:
+                seq_consts.append((n, ins[4], gr.const(ins[4])))
+            else:
+                notes.append(f"{n.label()}: sequence_lens is ignored (recurd steps every input)")
         for idx, what in ((5, "initial_h"), (6, "initial_c")):
             if idx < 7 or op == "LSTM":
                 ok, why = gr.is_zero_state(ins[idx])
@@ -304,6 +458,8 @@ def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
                     notes.append(f"{n.label()}: {what} is {why}")
         layers.append((permute_gates(W[0], order, G), permute_gates(R[0], order, G),
                        permute_gates(B[0, :G * H], order, G), permute_gates(B[0, G * H:], order, G)))
+
+    _stacked_states(gr, rnns, notes)
 
     # Input side: graph input → [Gather on an embedding] → data movement → layer 0's X.
     layout0 = int(rnns[0].attrs.get("layout", 0))
@@ -338,10 +494,22 @@ def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
         for i in r.inputs[5:7]:
             state_sources |= gr.sources(i)
     for vi in g.inputs:
-        if vi.name != data_input and vi.name not in state_sources:
-            raise ExportError(f"graph input '{vi.name}' is neither the sequence nor an initial state")
+        if vi.name != data_input and vi.name not in state_sources and vi.name not in seq_inputs:
+            raise ExportError(f"graph input '{vi.name}' is neither the sequence, nor an initial state, nor sequence_lens")
         if vi.name != data_input and any(c.op_type in ("LSTM", "GRU") and vi.name == c.inputs[0] for c in gr.consumers.get(vi.name, [])):
             raise ExportError(f"graph input '{vi.name}' feeds a recurrent layer's input")
+
+    fixed_t = _fixed_steps(g, data_input, input_labels, embed is not None)
+    for n, name, v in seq_consts:
+        vals = [int(x) for x in np.ravel(v)]
+        if fixed_t is None:
+            raise ExportError(f"{n.label()}: sequence_lens is the constant '{name}' = {vals}: the graph stops every sequence after "
+                              f"{min(vals) if vals else 0} steps (onnxruntime refuses shorter ones), while the sequence length is "
+                              "free and recurd steps every input of a stream; export without sequence_lens")
+        if any(x < fixed_t for x in vals) or not vals:
+            raise ExportError(f"{n.label()}: sequence_lens is the constant '{name}' = {vals}, shorter than the graph's fixed "
+                              f"sequence length {fixed_t}: the graph ignores the steps after it, recurd steps every input")
+        notes.append(f"{n.label()}: sequence_lens is the constant '{name}' = {vals}, the graph's fixed sequence length; ignored")
 
     # Between layers: Y of layer k-1 → data movement → X of layer k.
     for k in range(1, len(rnns)):
@@ -414,7 +582,7 @@ def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
             raise ExportError(f"{head_node.label()}: its weight is not a constant matrix")
         Wh = Bw.T
         out_t = head_node.outputs[0]
-        cs = [n for n in gr.consumers.get(out_t, []) if n.op_type not in SHAPE_ONLY]
+        cs = gr.data_consumers(out_t)
         bh = np.zeros(Wh.shape[0], np.float32)
         if len(cs) == 1 and cs[0].op_type == "Add":
             add = cs[0]
@@ -455,12 +623,22 @@ def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
     except ImportError:
         conv.unchecked_reason = "onnxruntime is not installed"
     else:
-        conv.checker = lambda steps, seed: _check(path, g, model, data_input, input_labels, t, source_head, steps, seed)
+        conv.checker = lambda steps, seed: _check(path, g, model, data_input, input_labels, t, source_head, steps, seed, seq_inputs)
     return conv
 
 
+def _fixed_steps(g: Graph, data_input: str, labels: Optional[List[str]], tokens: bool) -> Optional[int]:
+    """The sequence length the graph's data input fixes, or None when it is free."""
+    vi = next(i for i in g.inputs if i.name == data_input)
+    shape = vi.shape or []
+    if labels is None or len(labels) != len(shape):
+        labels = (["B", "T"] + (["H"] if not tokens else []))
+    t_axis = labels.index("T") if "T" in labels else 1
+    return shape[t_axis] if t_axis < len(shape) and isinstance(shape[t_axis], int) and shape[t_axis] > 0 else None
+
+
 def _check(path: str, g: Graph, model: Model, data_input: str, labels: Optional[List[str]], output: str, source_head: str,
-           steps: int, seed: int) -> CheckResult:
+           steps: int, seed: int, seq_inputs: Optional[set] = None) -> CheckResult:
     import onnxruntime as ort
     options = ort.SessionOptions()
     # Errors only: the check runs the graph on sequences of every length up to `steps`, and onnxruntime
@@ -493,8 +671,13 @@ def _check(path: str, g: Graph, model: Model, data_input: str, labels: Optional[
             base = np.asarray(x[:t], np.int32 if "int32" in elem else np.int64)[:, None]
         feeds = {data_input: np.ascontiguousarray(np.transpose(base, perm))}
         for name, i in info.items():
-            if name != data_input:
-                feeds[name] = np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+            if name == data_input:
+                continue
+            dims = [d if isinstance(d, int) else 1 for d in i.shape]
+            kind = {"tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(double)": np.float64,
+                    "tensor(float16)": np.float16}.get(i.type, np.float32)
+            # sequence_lens: the whole sequence; initial states: zero
+            feeds[name] = np.full(dims, t, kind) if name in (seq_inputs or ()) else np.zeros(dims, kind)
         y = sess.run([output], feeds)[0].astype(np.float64).reshape(-1, model.output_size)
         if y.shape[0] == 1:
             src_rows.append(y[0])
