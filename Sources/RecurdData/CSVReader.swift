@@ -99,7 +99,11 @@ public enum CSVReader {
                 guard let v = number(b, line.fields[c]) else {
                     throw RecordedStreamError("line \(line.number), column \(c): '\(text(line.fields[c]))' is not a number")
                 }
-                guard v.isFinite else { throw RecordedStreamError("line \(line.number), column \(c): '\(text(line.fields[c]))' is not finite") }
+                guard v.isFinite else {
+                    let written = text(line.fields[c])
+                    let why = Double(written)?.isFinite == true ? "is outside float32's range (±3.4e38)" : "is not finite"
+                    throw RecordedStreamError("line \(line.number), column \(c): '\(written)' \(why)")
+                }
                 values.append(v)
             }
         }

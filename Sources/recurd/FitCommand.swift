@@ -15,7 +15,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Model file to start from.") var model: String
     @Option(help: "Recorded stream: a CSV of features or a text file.") var input: String
     @Option(help: "csv or text (default: from the model's input kind).") var format: StreamFormat?
-    @Option(help: "0-based CSV columns to use as features.") var columns: String?
+    @Option(parsing: .unconditional, help: "0-based CSV columns to use as features.") var columns: String?
     @Option(parsing: .unconditional, help: "Steps between updates.") var k1: Int
     @Option(parsing: .unconditional, help: "Window length backpropagated through.") var k2: Int
     @Option(help: "adam or sgd.") var optimizer: OptimizerKind

@@ -19,7 +19,7 @@ struct PublishCommand: ParsableCommand {
     @Option(help: "The daemon's control endpoint, read for the stream's next seq and the summary ('' to skip).") var control = "tcp://127.0.0.1:5557"
     @Option(help: "Stream key.") var stream: String
     @Option(help: "csv or text (default: from the file name; .csv is CSV).") var format: StreamFormat?
-    @Option(help: "0-based CSV columns to send as features.") var columns: String?
+    @Option(parsing: .unconditional, help: "0-based CSV columns to send as features.") var columns: String?
     @Option(parsing: .unconditional, help: "Steps per second (0: as fast as possible).") var rate: Double = 0
     @Option(name: .customLong("steps-per-message"), parsing: .unconditional, help: "Steps in each message.") var stepsPerMessage: Int = 1
     @Option(help: "pub (to a SUB input, the default) or push (to a PULL input).") var socket: String = "pub"

@@ -87,6 +87,7 @@ import Testing
             // A malformed value is answered with the subcommand's usage, not the tool's.
             (["init", "--cell", "lstm", "--hidden", "16,abc", "--input-size", "3", "--output-size", "1", "--head", "linear", "-o", path("x")], "Usage: recurd init"),
             (["run", "--model", path("m5"), "--input", csv3, "--columns", "x"], "Usage: recurd run"),
+            (["run", "--model", path("m5"), "--input", csv3, "--columns", "-1,1"], "0-based column numbers"),
             (["fit", "--model", path("m5"), "--input", csv3, "--k1", "2", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0",
               "--text-context-bytes", "8"], "--text-context-bytes scores text models"),
             (["fit", "--model", path("m5"), "--input", csv3, "--k1", "0", "--k2", "4", "--optimizer", "sgd", "--lr", "0.1", "--clip", "0"], "k1"),

@@ -31,6 +31,7 @@ import Testing
     @Test func errorsSayWhere() {
         #expect(throws: RecordedStreamError("line 3, column 1: 'abc' is not a number")) { try read("t,v\n1,2\n3,abc\n") }
         #expect(throws: RecordedStreamError("line 2, column 1: 'nan' is not finite")) { try read("t,v\nx,nan\n") }
+        #expect(throws: RecordedStreamError("line 3, column 1: '1e308' is outside float32's range (±3.4e38)")) { try read("t,v\nx,1\ny,1e308\n") }
         #expect(throws: RecordedStreamError("line 3 has 1 column; line 2, the first data row, has 2")) { try read("a,b\n1,2\n3\n") }
         // A longer row too: its extra value would be left out without a word.
         #expect(throws: RecordedStreamError("line 2 has 3 columns; line 1, the first data row, has 2")) { try read("1,2\n3,4,5\n5,6\n") }

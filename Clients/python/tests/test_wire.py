@@ -156,6 +156,11 @@ def test_input_json_round_trip_and_forms():
     assert InputMessage.build(tokens=b"ab").tokens.tolist() == [97, 98]
     with pytest.raises(ValueError, match="UTF-8"):
         wire.encode_input_json(InputMessage.build(text=b"\xff", seq=0))
+    # A negative seq is refused as the binary encoder refuses it (the daemon would count it as json).
+    with pytest.raises(ValueError, match="negative"):
+        wire.encode_input_json(InputMessage.build(x=[1.0], seq=-1))
+    with pytest.raises(ValueError, match="u64"):
+        wire.encode_input(InputMessage.build(x=[1.0], seq=-1))
 
 
 def test_output_round_trips():

@@ -8,9 +8,10 @@ PyTorch or ONNX installed.
     /tmp/venv-export/bin/pip install -e Clients/python
     KERAS_BACKEND=torch /tmp/venv-export/bin/python Tests/Fixtures/export/generate.py [NAME ...]
 
-With NAMEs (cases, refusals, or "onnx_states"), only those are made again and manifest.json keeps
-its other entries; the entries made get the "versions" that made them when these differ from the
-manifest's (e.g. a case added later with a newer torch, without rewriting the committed ones).
+With NAMEs (cases, refusals, variants, or "onnx_states" for all of that folder), only those are
+made again and manifest.json keeps its other entries; the entries made record the versions that
+differ from the manifest's ("versions"), e.g. cases added later with a newer torch without
+rewriting the committed ones (onnx_lstm2_hn, onnx_gru2_hn and onnx_states/: torch 2.15.0).
 
 Made with the versions recorded in manifest.json ("versions"); at the time of writing: Python
 3.11.7, torch 2.13.0+cpu, keras 3.15.1 (torch backend), onnx 1.23.2, onnxruntime 1.32.0,
@@ -57,6 +58,7 @@ from safetensors.torch import save_file  # noqa: E402
 import h5py  # noqa: E402
 
 from recurd import reference  # noqa: E402
+from recurd.modelfile import Model  # noqa: E402
 from recurd.export import convert  # noqa: E402
 from recurd.export._hdf5 import read_hdf5  # noqa: E402
 from recurd.export._onnxproto import load_onnx  # noqa: E402
@@ -590,7 +592,7 @@ def variant(name, make, case, opset, words, feeds_lengths=False):
     os.makedirs(d, exist_ok=True)
     path = make(d)
     conv = convert(path, "onnx")
-    committed = conv.model.__class__.load(os.path.join(HERE, case, "model.safetensors"))
+    committed = Model.load(os.path.join(HERE, case, "model.safetensors"))
     ours, theirs = conv.model.tensors(), committed.tensors()
     assert ours.keys() == theirs.keys() and all(np.array_equal(ours[k], theirs[k]) for k in ours), name
     assert conv.model.head == committed.head, name
@@ -600,14 +602,17 @@ def variant(name, make, case, opset, words, feeds_lengths=False):
         c = json.load(fh)
     x = np.array(c["input"], np.float32)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    fixed = sess.get_inputs()[0].shape[1]
+    lengths = [fixed] if isinstance(fixed, int) else range(1, len(x) + 1)
     outs = []
-    for t in range(1, len(x) + 1):
+    for t in lengths:
         feeds = {"x": x[None, :t]}
         if feeds_lengths:
             feeds["sequence_lens"] = np.array([t], np.int32)
         y = sess.run(None, feeds)[0]
         outs.append(np.asarray(y, np.float64).reshape(-1, y.shape[-1])[-1])
-    diff = float(np.max(np.abs(np.array(outs) - np.array(c["expected"]))))
+    expected = np.array(c["expected"])[[t - 1 for t in lengths]]
+    diff = float(np.max(np.abs(np.array(outs) - expected)))
     assert diff < TOL, f"{name}: {diff}"
     check = conv.check()
     assert check.max_diff < TOL, f"{name}: {check}"
@@ -656,8 +661,22 @@ try:
     versions["onnxscript"] = onnxscript.__version__
 except ImportError:
     pass
+manifest = {"description": "recurd-export fixtures made by generate.py; tolerance of the tests: 2e-5",
+            "versions": versions, "cases": cases, "refuse": refusals, "variants": variants}
+if ONLY:
+    # Only some entries made again: keep the others (and the versions that made them).
+    with open(os.path.join(HERE, "manifest.json")) as fh:
+        old = json.load(fh)
+    for key in ("cases", "refuse", "variants"):
+        made = {e["name"]: e for e in manifest[key]}
+        changed = {k: v for k, v in versions.items() if old["versions"].get(k) != v}
+        if changed:
+            for e in made.values():
+                e["versions"] = changed
+        kept = [made.pop(e["name"], e) for e in old.get(key, [])]
+        manifest[key] = kept + list(made.values())
+    manifest["versions"] = old["versions"]
 with open(os.path.join(HERE, "manifest.json"), "w") as fh:
-    json.dump({"description": "recurd-export fixtures made by generate.py; tolerance of the tests: 2e-5",
-               "versions": versions, "cases": cases, "refuse": refusals}, fh, indent=1, ensure_ascii=False)
+    json.dump(manifest, fh, indent=1, ensure_ascii=False)
     fh.write("\n")
 print("versions:", versions)

@@ -336,6 +336,8 @@ def encode_input_json(m: InputMessage) -> bytes:
     otherwise, ``tokens`` or ``text``; ``seq`` left out when None; flags only when set. Text must
     be valid UTF-8."""
     m._check_consistent()
+    if m.seq is not None and int(m.seq) < 0:
+        raise ValueError(f"seq {m.seq} is negative; seq must fit in u64, as in the binary form")
     for name, v in (("seq", m.seq), ("ts", m.ts)):
         if v is not None and abs(int(v)) >= 9.2e18:
             raise ValueError(f"{name} {v} does not fit a JSON input (the daemon reads JSON integers below 9.2e18); use the binary form")

@@ -286,7 +286,8 @@ def _selected_layers(gr: _Graph, n: Node, axis: int, count: int) -> Optional[Tup
     for s_, e_, a_, st in zip(np.ravel(starts), np.ravel(ends), np.ravel(axes), np.ravel(steps)):
         if int(a_) % 3 == axis:
             found = list(range(count))[slice(int(s_), int(e_), int(st))]
-            text = f"{'' if int(s_) == 0 else int(s_)}:{'' if int(e_) >= INT_MAX // 2 else int(e_)}" + ("" if int(st) == 1 else f":{int(st)}")
+            text = (("" if int(s_) == 0 else str(int(s_))) + ":" + ("" if int(e_) >= INT_MAX // 2 else str(int(e_)))
+                    + ("" if int(st) == 1 else f":{int(st)}"))
         elif not (int(s_) == 0 and int(e_) >= INT_MAX // 2 and int(st) == 1):
             raise ExportError(f"{n.label()} slices [{s_}:{e_}:{st}] along axis {a_} of the layers' final states (h_n)")
     return None if found is None else (found, True, text)
@@ -313,8 +314,9 @@ def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
         for i in cat.inputs:
             if i not in where:
                 k, j = next(where[x] for x in cat.inputs if x in where)
-                raise ExportError(f"{cat.label()} joins {rnns[k].label()}'s final state {'Y_h' if j == 1 else 'Y_c'} with "
-                                  f"'{i}', which is no recurrent layer's final state; recurd's head reads the last layer's state alone")
+                raise ExportError(f"{cat.label()} joins the final state {'Y_h' if j == 1 else 'Y_c'} of {rnns[k].label()} with "
+                                  f"'{i}', which is no recurrent layer's final state; recurd's head reads the last layer's state "
+                                  "alone")
             parts.append(where[i])
         kinds = {j for _, j in parts}
         if len(kinds) > 1:
@@ -327,7 +329,8 @@ def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
             raise ExportError(f"{cat.label()} joins the final states of {', '.join(rnns[k].label() for k, _ in parts)} along axis "
                               f"{cat.attrs.get('axis', 0)}, not the layers' axis; recurd's head reads the last layer's state alone")
         layer_names = ", ".join(rnns[k].label() for k, _ in parts)
-        stacked = f"{name} (the final {'hidden' if j == 1 else 'cell'} states of {len(parts)} layers: {layer_names}, stacked by {cat.label()})"
+        stacked = (f"{name} (the final {'hidden' if j == 1 else 'cell'} states of {len(parts)} layers: {layer_names}, "
+                   f"stacked by {cat.label()})")
         # Follow the stacked states through nodes that change nothing to where a layer is selected.
         t, sel = cat.outputs[0], None
         while True:
@@ -353,7 +356,7 @@ def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
             break
         if sel is None:
             for i in cat.inputs:
-                gr.consumers[i] = [c for c in gr.consumers.get(i, []) if id(c) != id(cat)]
+                gr.consumers[i] = [x for x in gr.consumers.get(i, []) if id(x) != id(cat)]
             continue
         c, (idx, keeps, text) = sel
         if len(idx) != 1:
@@ -362,23 +365,24 @@ def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
         k, _ = parts[idx[0]]
         if k != len(rnns) - 1:
             raise ExportError(f"{c.label()} takes {name}[{text}]: the final state of {rnns[k].label()} (layer {k} of layers "
-                              f"0–{len(rnns) - 1}) from {stacked}; recurd's head reads the last layer's final state ({name}[-1] = "
-                              f"{rnns[-1].label()}'s Y_h), not a lower layer's")
-        last_h = cat.inputs[idx[0]]
-        zero, one = f"{c.name}::recurd_zero", f"{c.name}::recurd_one"
-        gr.consts[zero], gr.consts[one] = np.array(0 if not keeps else [0], np.int64), np.array([1], np.int64)
+                              f"0–{len(rnns) - 1}) from {stacked}; recurd's head reads the last layer's final state "
+                              f"({name}[-1], the Y_h of {rnns[-1].label()}), not a lower layer's")
+        # Rewire: the selection now reads the last layer's Y_h (shape [1, B, H]) directly.
+        last_h, base = cat.inputs[idx[0]], f"{c.outputs[0]}::recurd"
         if keeps:
-            gr.consts[f"{c.name}::recurd_axis"] = np.array([axis], np.int64)
-            node = Node("Slice", c.name, [last_h, zero, one, f"{c.name}::recurd_axis"], list(c.outputs[:1]))
+            gr.consts.update({f"{base}_start": np.array([0], np.int64), f"{base}_end": np.array([1], np.int64),
+                              f"{base}_axis": np.array([axis], np.int64)})
+            node = Node("Slice", c.name, [last_h, f"{base}_start", f"{base}_end", f"{base}_axis"], list(c.outputs[:1]))
         else:
-            node = Node("Gather", c.name, [last_h, zero], list(c.outputs[:1]), {"axis": axis})
+            gr.consts[f"{base}_index"] = np.array(0, np.int64)
+            node = Node("Gather", c.name, [last_h, f"{base}_index"], list(c.outputs[:1]), {"axis": axis})
         for i in cat.inputs:
             gr.consumers[i] = [x for x in gr.consumers.get(i, []) if id(x) != id(cat)]
         gr.consumers[last_h].append(node)
         gr.producer[c.outputs[0]] = node
-        notes.append(f"{c.label()} takes {name}[{text}] from {cat.label()}: the last layer's final state ({rnns[-1].label()}'s "
-                     "Y_h) — a many-to-one head: recurd predicts at every step, the prediction at step t being the model's "
-                     "output for the prefix up to t")
+        notes.append(f"{c.label()} takes {name}[{text}] from {cat.label()}: the last layer's final state (the Y_h of "
+                     f"{rnns[-1].label()}) — a many-to-one head: recurd predicts at every step, the prediction at step t "
+                     "being the model's output for the prefix up to t")
 
 
 def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:

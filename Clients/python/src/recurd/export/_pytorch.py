@@ -177,9 +177,10 @@ def convert_pytorch(path: str, head: Optional[str] = None, rnn_prefix: Optional[
     if not cands:
         raise ExportError(f"{where}: no nn.Linear head with {h_last} inputs (the top recurrent layer's size)")
     if len(cands) > 1:
-        raise ExportError(f"{where}: several candidate heads ({', '.join(p + 'weight' for p, _ in cands)}); choose with --head-prefix "
-                          "and leave the others' tensors out with --ignore PREFIX (e.g. --head-prefix "
-                          f"{_mod(cands[0][0])} --ignore {_mod(cands[1][0])})")
+        raise ExportError(f"{where}: several candidate heads ({', '.join(p + 'weight' for p, _ in cands)}). If forward() runs "
+                          "one after the other (say Linear → ReLU → Linear), the model cannot be mapped: recurd's head is one "
+                          "Linear. If only one of them reads the recurrent output and the others belong to other objects, "
+                          "choose it with --head-prefix and leave the others out with --ignore PREFIX")
     hp, hw = cands[0]
     hb = sd.get(f"{hp}bias", np.zeros(hw.shape[0], np.float32))
     used.update({f"{hp}weight", f"{hp}bias"})
