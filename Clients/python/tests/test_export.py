@@ -363,3 +363,30 @@ def test_a_damaged_weights_file_inside_a_keras_archive_is_an_export_error(tmp_pa
             zout.writestr(n, d)
     with pytest.raises(ExportError, match="model.weights.h5"):
         convert(bad, "keras")
+
+
+def test_a_recurd_model_file_with_f64_tensors_is_refused_as_the_daemon_refuses_it(tmp_path):
+    m = Model.load(os.path.join(EXPORT, "torch_lstm2_prefix", "model.safetensors"))
+    p = str(tmp_path / "f64.safetensors")
+    tensors = {k: v.astype(np.float64) for k, v in m.tensors().items()}
+    import json as _json
+    import struct as _struct
+    header, body = {}, b""
+    for k in sorted(tensors):
+        raw = tensors[k].astype("<f8").tobytes()
+        header[k] = {"dtype": "F64", "shape": list(tensors[k].shape), "data_offsets": [len(body), len(body) + len(raw)]}
+        body += raw
+    header["__metadata__"] = m.file_metadata()
+    h = _json.dumps(header).encode()
+    with open(p, "wb") as fh:
+        fh.write(_struct.pack("<Q", len(h)) + h + body)
+    with pytest.raises(ModelFileError, match="dtype is F64; recurd reads F32"):
+        Model.load(p)
+    again = Model.load(p, cast=True)
+    np.testing.assert_array_equal(again.head_weight, m.head_weight)
+    with pytest.raises(ExportError, match="cannot read.*cast=True"):
+        convert(p, "pytorch")
+    if os.path.exists(recurd_bin := os.environ.get("RECURD_BIN", "")):
+        r = subprocess.run([recurd_bin, "run", "--model", p, "--input", os.path.join(EXPORT, "torch_lstm2_prefix", "input.csv")],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and "F64" in r.stderr

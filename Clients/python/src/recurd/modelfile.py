@@ -29,8 +29,9 @@ class ModelFileError(ValueError):
     """A model file that DESIGN §2 does not allow; the message names the file and tensor."""
 
 
-def read_safetensors(path_or_bytes, *, name: str = "") -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
-    """Reads a safetensors file (path or bytes) → ({name: array}, metadata). BF16 becomes float32."""
+def read_safetensors(path_or_bytes, *, name: str = "", dtypes: Optional[Dict[str, str]] = None) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
+    """Reads a safetensors file (path or bytes) → ({name: array}, metadata). BF16 becomes float32;
+    ``dtypes``, when given, receives each tensor's dtype as the file names it."""
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         data, name = bytes(path_or_bytes), name or "<bytes>"
     else:
@@ -72,6 +73,8 @@ def read_safetensors(path_or_bytes, *, name: str = "") -> Tuple[Dict[str, np.nda
                 raise ModelFileError(f"{name}: tensor '{key}': {len(raw)} bytes for {count} {dtype} values")
             a = np.frombuffer(raw, dt)
         tensors[key] = a.reshape(shape).copy()
+        if dtypes is not None:
+            dtypes[key] = dtype
     return tensors, {str(k): str(v) for k, v in meta.items()}
 
 
@@ -212,10 +215,19 @@ class Model:
         return write_safetensors(path, self.tensors(), self.file_metadata())
 
     @classmethod
-    def load(cls, path_or_bytes, *, name: str = "") -> "Model":
-        """Reads and checks a model file (daemon checkpoints' ``optim.``/``norm.`` tensors are ignored)."""
-        tensors, meta = read_safetensors(path_or_bytes, name=name)
+    def load(cls, path_or_bytes, *, name: str = "", cast: bool = False) -> "Model":
+        """Reads and checks a model file (daemon checkpoints' ``optim.``/``norm.`` tensors are ignored).
+        Tensors must be F32, as the daemon requires; ``cast=True`` reads other float dtypes as
+        float32 instead (to write such a file again in F32)."""
+        dtypes: Dict[str, str] = {}
+        tensors, meta = read_safetensors(path_or_bytes, name=name, dtypes=dtypes)
         fname = name or (str(path_or_bytes) if not isinstance(path_or_bytes, (bytes, bytearray, memoryview)) else "<bytes>")
+        for n, d in dtypes.items():
+            if d != "F32" and not (n.startswith("optim.") or n.startswith("norm.")):
+                if not cast or d not in ("F64", "F16", "BF16"):
+                    raise ModelFileError(f"{fname}: tensor '{n}': dtype is {d}; recurd reads F32"
+                                         + (" (Model.load(path, cast=True).save(out) writes it in F32)" if d in ("F64", "F16", "BF16") else ""))
+                tensors[n] = tensors[n].astype(np.float32)
         for key in ("format", "cell", "input", "head"):
             if key not in meta:
                 raise ModelFileError(f"{fname}: metadata has no '{key}' (expected format, cell, input, head)")

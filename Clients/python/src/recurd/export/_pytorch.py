@@ -35,6 +35,10 @@ def load_state_dict(path: str) -> "collections.OrderedDict[str, np.ndarray]":
             tensors, metadata = read_safetensors(path)
             fmt = metadata.get("format", "")
             if fmt.startswith("recurd/"):
+                try:
+                    Model.load(path)
+                except ModelFileError as e:
+                    raise ExportError(f"{os.path.basename(path)}: a recurd model file ({fmt}) the daemon cannot read: {e}") from None
                 raise ExportError(f"{os.path.basename(path)}: already a recurd model file ({fmt}): serve it as it is "
                                   f"(`recurd serve --model {os.path.basename(path)}`); there is nothing to convert")
             return collections.OrderedDict(tensors)
