@@ -13,17 +13,22 @@ enum ModelLoading {
         }
     }
 
-    /// Reads `path` as `format` (csv or text; by default from the model's input kind).
+    /// Reads `path` as `format` (csv, text or tokens; by default from the model's input: csv for
+    /// features, text for a vocabulary of 256 bytes, token ids for any other vocabulary).
     static func loadStream(_ path: String, format: StreamFormat?, columns: [Int]?, for architecture: ModelArchitecture) throws -> RecordedStream {
         let bytes = try FileIO.read(path, what: "input")
-        let chosen = format ?? (architecture.input == .features(size: architecture.input.layerInputSize) ? .csv : .text)
+        let chosen = format ?? defaultFormat(for: architecture.input)
         let stream: RecordedStream
+        if chosen != .csv, columns != nil { throw CLIError("--columns applies to CSV input only") }
         switch chosen {
         case .csv:
             do { stream = try CSVReader.read(bytes, columns: columns) } catch { throw CLIError("\(path): \(error.description)") }
         case .text:
-            if columns != nil { throw CLIError("--columns applies to CSV input only") }
             stream = TextReader.read(bytes)
+        case .tokens:
+            var vocabulary: Int?
+            if case .tokens(let v, _) = architecture.input { vocabulary = v }
+            do { stream = try TokenReader.read(bytes, vocabulary: vocabulary) } catch { throw CLIError("\(path): \(error.description)") }
         }
         try check(stream, from: path, against: architecture.input)
         guard stream.count > 0 else { throw CLIError("\(path): the input has no steps") }
@@ -42,15 +47,28 @@ enum ModelLoading {
             if let i = ids.firstIndex(where: { Int($0) >= vocabulary }) {
                 throw CLIError("\(path): byte offset \(i): token \(ids[i]) is outside the model's vocabulary of \(vocabulary)")
             }
-        case (.features, .tokens):
-            throw CLIError("\(path): the model takes tokens (text) but the input is CSV features; use --format text")
+        case (.features, .tokens(let vocabulary, _)):
+            throw CLIError("\(path): the model takes tokens but the input is CSV features; use "
+                + (vocabulary == 256 ? "--format text (one token per byte) or --format tokens (token ids)" : "--format tokens (token ids)"))
         case (.tokens, .features):
             throw CLIError("\(path): the model takes feature vectors but the input is text; use --format csv")
         }
     }
 }
 
+extension ModelLoading {
+    static func defaultFormat(for input: InputKind) -> StreamFormat {
+        switch input {
+        case .features: .csv
+        case .tokens(let vocabulary, _): vocabulary == 256 ? .text : .tokens
+        }
+    }
+}
+
+/// How a recorded stream is written: CSV feature rows, text (one token per byte), or token ids
+/// (whole numbers separated by commas, spaces or line breaks).
 enum StreamFormat: String, CaseIterable, Sendable {
     case csv
     case text
+    case tokens
 }

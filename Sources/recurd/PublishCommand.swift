@@ -18,7 +18,7 @@ struct PublishCommand: ParsableCommand {
     @Option(help: "Endpoint of the daemon's input.") var connect = "tcp://127.0.0.1:5555"
     @Option(help: "The daemon's control endpoint, read for the stream's next seq and the summary ('' to skip).") var control = "tcp://127.0.0.1:5557"
     @Option(help: "Stream key.") var stream: String
-    @Option(help: "csv or text (default: from the file name; .csv is CSV).") var format: StreamFormat?
+    @Option(help: "csv, text (a token per byte) or tokens (token ids separated by commas, spaces or lines; default: from the file name, .csv is CSV, else text).") var format: StreamFormat?
     @Option(parsing: .unconditional, help: "0-based CSV columns to send as features.") var columns: String?
     @Option(parsing: .unconditional, help: "Steps per second (0: as fast as possible).") var rate: Double = 0
     @Option(name: .customLong("steps-per-message"), parsing: .unconditional, help: "Steps in each message.") var stepsPerMessage: Int = 1
@@ -50,6 +50,8 @@ struct PublishCommand: ParsableCommand {
             do { data = try CSVReader.read(bytes, columns: try columns.map { try parseColumns($0) }) } catch let e as RecordedStreamError { throw CLIError("\(file): \(e)") }
         case .text:
             data = TextReader.read(bytes)
+        case .tokens:
+            do { data = try TokenReader.read(bytes) } catch { throw CLIError("\(file): \(error)") }
         }
         let total = data.count
         guard total > 0 else { throw CLIError("\(file): no steps to publish") }
@@ -99,7 +101,8 @@ struct PublishCommand: ParsableCommand {
             var flags: WireFlags = []
             if reset && start == 0 { flags.insert(.reset) }
             if end && start + n == total { flags.insert(.end) }
-            let payload = Self.payload(data, start: start, count: n, seq: unnumbered ? nil : first + UInt64(start), flags: flags, json: json || unnumbered)
+            let payload = Self.payload(data, start: start, count: n, seq: unnumbered ? nil : first + UInt64(start), flags: flags, json: json || unnumbered,
+                                       asIDs: chosen == .tokens)
             _ = try s.send(frames: [key, payload])
             sent += 1
             start += n
@@ -254,7 +257,8 @@ struct PublishCommand: ParsableCommand {
     private func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
     /// One message of `n` steps from `start`; `seq` nil leaves it out (JSON only).
-    static func payload(_ data: RecordedStream, start: Int, count n: Int, seq: UInt64?, flags: WireFlags, json: Bool) -> [UInt8] {
+    /// `asIDs`: token ids (the token input kind) rather than the bytes of a text.
+    static func payload(_ data: RecordedStream, start: Int, count n: Int, seq: UInt64?, flags: WireFlags, json: Bool, asIDs: Bool = false) -> [UInt8] {
         precondition(json || seq != nil, "only JSON can leave out seq")
         let ts = Int64(Date().timeIntervalSince1970 * 1e9)
         let seqField = seq.map { "\"seq\":\($0)," } ?? ""
@@ -268,6 +272,10 @@ struct PublishCommand: ParsableCommand {
             return InputEncoder.encode(InputMessage(inputKind: .features, flags: flags, xdim: width, steps: n, seq: seq ?? 0, timestamp: ts, features: slice))
         case .tokens(let ids):
             let slice = ids[start..<(start + n)].map { UInt32($0) }
+            if asIDs {
+                if json { return Array("{\(seqField)\"ts\":\(ts),\"tokens\":[\(slice.map(String.init).joined(separator: ","))]\(jsonFlags(flags))}".utf8) }
+                return InputEncoder.encode(InputMessage(inputKind: .token, flags: flags, xdim: 1, steps: n, seq: seq ?? 0, timestamp: ts, tokens: slice))
+            }
             if json {
                 // As text when the chunk is whole UTF-8 (the same input kind as the binary form);
                 // a chunk that splits a character goes as token ids.

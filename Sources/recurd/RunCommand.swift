@@ -9,7 +9,7 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: "Model file.") var model: String
     @Option(help: "Recorded stream: a CSV of features or a text file.") var input: String
-    @Option(help: "csv or text (default: from the model's input kind).") var format: StreamFormat?
+    @Option(help: "csv, text (a token per byte) or tokens (token ids; default: from the model's input: csv for features, text for 256 tokens, tokens for other vocabularies).") var format: StreamFormat?
     @Option(parsing: .unconditional, help: "0-based CSV columns to use as features, e.g. 1,2.") var columns: String?
     @Option(help: "Write predictions here instead of standard output.") var output: String?
     @Flag(help: "Standardise each feature with its running mean and variance and print predictions in the stream's units, as `recurd serve` does by default (for a model trained with it).") var normalize = false

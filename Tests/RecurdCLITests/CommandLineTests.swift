@@ -131,6 +131,29 @@ import Testing
         #expect(mean is String && ["inf", "nan"].contains(mean as? String), "\(String(describing: mean))")
     }
 
+    /// A token model whose vocabulary is not the 256 bytes of text reads token ids (commas,
+    /// spaces or lines between them) by default; run and fit agree, and an id outside the
+    /// vocabulary is named by line and place.
+    @Test func tokenIDsForAVocabularyOtherThanBytes() throws {
+        let model = path("v40")
+        #expect(try runRecurd(["init", "--cell", "gru", "--hidden", "8", "--vocab", "40", "--embed", "4", "--output-size", "40", "--head", "softmax",
+                               "-o", model]).status == 0)
+        let ids = (0..<60).map { ($0 * 7) % 40 }
+        let file = write("ids.txt", ids[0..<30].map(String.init).joined(separator: " ") + "\n" + ids[30...].map(String.init).joined(separator: ",") + "\n")
+        let run = try runRecurd(["run", "--model", model, "--input", file])
+        #expect(run.status == 0, "\(run.stderr)")
+        let rows = run.stdout.split(separator: "\n")
+        #expect(rows.count == 60 && rows[0].split(separator: ",").count == 40, "\(rows.count)")
+        #expect(try runRecurd(["run", "--model", model, "--input", file, "--format", "tokens"]).stdout == run.stdout)
+        let fit = try runRecurd(["fit", "--model", model, "--input", file, "--k1", "4", "--k2", "8", "--optimizer", "adam", "--lr", "0.01",
+                                 "--clip", "1", "--quiet"])
+        #expect(fit.status == 0 && fit.stdout.contains("steps 60  targets 59"), "\(fit.stdout) \(fit.stderr)")
+        let outside = try runRecurd(["run", "--model", model, "--input", write("bad.txt", "1 2\n3 40 5\n")])
+        #expect(outside.status != 0 && outside.stderr.contains("line 2, token 2: 40 is outside the model's vocabulary of 40"), "\(outside.stderr)")
+        let word = try runRecurd(["run", "--model", model, "--input", write("word.txt", "1 two\n")])
+        #expect(word.status != 0 && word.stderr.contains("line 1, token 2: 'two' is not a token id"), "\(word.stderr)")
+    }
+
     @Test func versionAndSubcommandHelp() throws {
         let v = try runRecurd(["--version"])
         #expect(v.status == 0 && v.stdout.hasPrefix("recurd ") && v.stdout.contains("wire protocol v1"), "\(v.stdout)\(v.stderr)")
