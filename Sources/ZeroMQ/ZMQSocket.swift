@@ -117,6 +117,10 @@ public final class ZMQSocket {
     public func setReceiveHighWaterMark(_ n: Int32) throws(ZMQError) { try set(ZMQ_RCVHWM, n, "ZMQ_RCVHWM") }
     /// Peers sending a bigger message are disconnected by libzmq (-1: no limit).
     public func setMaxMessageSize(_ bytes: Int64) throws(ZMQError) { try set(ZMQ_MAXMSGSIZE, bytes, "ZMQ_MAXMSGSIZE") }
+
+    /// Which of the context's I/O threads serve connections made from now on (bit i: thread i;
+    /// 0, the default, lets libzmq choose the least loaded).
+    public func setAffinity(_ mask: UInt64) throws(ZMQError) { try set(ZMQ_AFFINITY, Int64(bitPattern: mask), "ZMQ_AFFINITY") }
     /// SUB: receive messages whose first frame starts with `prefix` (empty: everything).
     public func subscribe(_ prefix: [UInt8]) throws(ZMQError) { try set(ZMQ_SUBSCRIBE, bytes: prefix, "ZMQ_SUBSCRIBE") }
     /// ZMTP heartbeats: ping every `interval` ms, drop the peer after `timeout` ms of silence.

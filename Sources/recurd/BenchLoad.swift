@@ -42,17 +42,22 @@ struct BenchLoad: ParsableCommand {
     }
 
     func run() throws {
-        let context = try ZMQContext()
+        // With CURVE the generator encrypts every message and decrypts every prediction, as much
+        // crypto as the server does: on one I/O thread it, not the server, would set the limit.
+        let secured = curve.curveCert != nil
+        let context = try ZMQContext(ioThreads: secured ? 2 : 1)
         let push = try ZMQSocket(context: context, type: .push)
         try push.setSendHighWaterMark(100_000)
         try push.setLinger(milliseconds: 0)
         try curve.apply(to: push)
+        if secured { try push.setAffinity(1) }
         try push.connect(input)
         let sub = try ZMQSocket(context: context, type: .sub)
         try sub.setReceiveHighWaterMark(10_000_000)
         try sub.subscribe([])
         try sub.setReceiveTimeout(milliseconds: 200)
         try curve.apply(to: sub)
+        if secured { try sub.setAffinity(2) }
         try sub.connect(output)
         let keys = (0..<streams).map { Array("stream-\($0)".utf8) }
         var seqs = [UInt64](repeating: 0, count: streams)
