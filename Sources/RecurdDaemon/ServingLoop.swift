@@ -189,6 +189,21 @@ final class ServingLoop {
         if c.learn && c.targets == .next, let problem = OnlineLearner.nextStepProblem(file.model.architecture) {
             logger.warning("\(problem): with --targets next this model learns and scores only from targets that messages carry (see --targets explicit)")
         }
+        if layout.textBuckets > 0 {
+            // Each text stream's context model fills up to its full size as it reads text; with
+            // many text streams the sum can pass what the process may use, and the kernel's OOM
+            // killer ends it without a checkpoint.
+            let perStream = UInt64(layout.textBytes)
+            let worst = UInt64(c.maxStreams) * perStream
+            let limit = MemoryLimit.current()
+            if worst > limit.bytes {
+                logger.warning("""
+                    max-streams (\(c.maxStreams)) text streams with full context models would take \(worst >> 20) MiB, more than \
+                    \(limit.source) (\(limit.bytes >> 20) MiB): fine for a few text streams; if many may be active, lower \
+                    max-streams or text-context-bytes
+                    """, metadata: ["max_streams": "\(c.maxStreams)", "text_context_bytes": "\(perStream)"])
+            }
+        }
         if checkpointed { runtime.checkpointedVersion = version }
         runtime.startCheckpoint = checkpointPath
         runtime.seed = seed

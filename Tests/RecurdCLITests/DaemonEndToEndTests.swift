@@ -431,6 +431,17 @@ import Testing
         #expect(levels.contains("warning") && levels.contains("notice"), "\(levels)")
     }
 
+    /// Text streams' context models can add up past the memory the process may use: said at
+    /// start when max-streams of them could, not when they fit.
+    @Test func textContextMemoryBeyondTheMachineIsWarnedAbout() throws {
+        let many = try DaemonHarness(arguments: ["--no-learn", "--max-streams", "1000000"], probeText: true)
+        #expect(many.log.contains("text streams with full context models would take"), "\(many.log)")
+        #expect(many.terminate() == 0)
+        let few = try DaemonHarness(arguments: ["--no-learn", "--max-streams", "4096", "--text-context-bytes", "65536"], probeText: true)
+        #expect(!few.log.contains("text streams with full context models"), "\(few.log)")
+        #expect(few.terminate() == 0)
+    }
+
     @Test func configFileWithFlagsWinning() throws {
         let model = try featureModel()
         let config = path("recurd.toml")
