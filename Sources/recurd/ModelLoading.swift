@@ -30,14 +30,15 @@ enum ModelLoading {
             if case .tokens(let v, _) = architecture.input { vocabulary = v }
             do { stream = try TokenReader.read(bytes, vocabulary: vocabulary) } catch { throw CLIError("\(path): \(error.description)") }
         }
-        try check(stream, from: path, against: architecture.input)
+        try check(stream, from: path, format: chosen, against: architecture.input)
         guard stream.count > 0 else { throw CLIError("\(path): the input has no steps") }
         return stream
     }
 
     /// Refuses a recorded stream the model cannot take (`run`, and `publish` against the
-    /// daemon's model), saying why.
-    static func check(_ stream: RecordedStream, from path: String, against input: InputKind) throws {
+    /// daemon's model), saying why. Token ids were checked against the vocabulary as they were
+    /// read (with their line and place).
+    static func check(_ stream: RecordedStream, from path: String, format: StreamFormat, against input: InputKind) throws {
         switch (stream, input) {
         case (.features(_, let width, let names), .features(let size)):
             guard width == size else {
@@ -45,13 +46,14 @@ enum ModelLoading {
             }
         case (.tokens(let ids), .tokens(let vocabulary, _)):
             if let i = ids.firstIndex(where: { Int($0) >= vocabulary }) {
-                throw CLIError("\(path): byte offset \(i): token \(ids[i]) is outside the model's vocabulary of \(vocabulary)")
+                throw CLIError("\(path): byte offset \(i): byte \(ids[i]) is outside the model's vocabulary of \(vocabulary)"
+                    + (format == .text ? "; a file of token ids takes --format tokens" : ""))
             }
         case (.features, .tokens(let vocabulary, _)):
             throw CLIError("\(path): the model takes tokens but the input is CSV features; use "
                 + (vocabulary == 256 ? "--format text (one token per byte) or --format tokens (token ids)" : "--format tokens (token ids)"))
         case (.tokens, .features):
-            throw CLIError("\(path): the model takes feature vectors but the input is text; use --format csv")
+            throw CLIError("\(path): the model takes feature vectors but the input is \(format == .tokens ? "token ids" : "text"); use --format csv")
         }
     }
 }

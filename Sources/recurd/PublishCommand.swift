@@ -43,18 +43,7 @@ struct PublishCommand: ParsableCommand {
 
     func run() throws {
         let bytes = try FileIO.read(file, what: "input")
-        let chosen = format ?? (file.lowercased().hasSuffix(".csv") ? .csv : .text)
-        let data: RecordedStream
-        switch chosen {
-        case .csv:
-            do { data = try CSVReader.read(bytes, columns: try columns.map { try parseColumns($0) }) } catch let e as RecordedStreamError { throw CLIError("\(file): \(e)") }
-        case .text:
-            data = TextReader.read(bytes)
-        case .tokens:
-            do { data = try TokenReader.read(bytes) } catch { throw CLIError("\(file): \(error)") }
-        }
-        let total = data.count
-        guard total > 0 else { throw CLIError("\(file): no steps to publish") }
+        guard !bytes.isEmpty else { throw CLIError("\(file): no steps to publish") }
         let context = try ZMQContext()
         let daemon = control.isEmpty ? nil : ControlClient(endpoint: control, timeout: 1, context: context, curve: curve)
         var before: [String: Any]?
@@ -69,9 +58,30 @@ struct PublishCommand: ParsableCommand {
                 note("\(error); publishing blind (--control '' skips asking the daemon)")
             }
         }
-        if before != nil, let daemon, let input = Self.modelInput(daemon.request("model")) {
+        let input = before == nil ? nil : Self.modelInput(daemon?.request("model"))
+        // Without --format: a .csv file is CSV; any other is text, unless the daemon's model reads
+        // token ids of a vocabulary other than the 256 bytes.
+        var idsModel = false
+        if case .tokens(let v, _)? = input, v != 256 { idsModel = true }
+        let chosen = format ?? (file.lowercased().hasSuffix(".csv") ? .csv : idsModel ? .tokens : .text)
+        let data: RecordedStream
+        switch chosen {
+        case .csv:
+            do { data = try CSVReader.read(bytes, columns: try columns.map { try parseColumns($0) }) } catch let e as RecordedStreamError { throw CLIError("\(file): \(e)") }
+        case .text:
+            data = TextReader.read(bytes)
+        case .tokens:
+            var vocabulary: Int?
+            if case .tokens(let v, _)? = input { vocabulary = v }
+            do { data = try TokenReader.read(bytes, vocabulary: vocabulary) } catch {
+                throw CLIError("\(file): \(error)\(vocabulary != nil ? " (the model the daemon at \(control) serves; nothing was sent)" : "")")
+            }
+        }
+        let total = data.count
+        guard total > 0 else { throw CLIError("\(file): no steps to publish") }
+        if let input {
             // The daemon would reject every step, counted but unexplained here: say why first.
-            do { try ModelLoading.check(data, from: file, against: input) } catch let e as CLIError {
+            do { try ModelLoading.check(data, from: file, format: chosen, against: input) } catch let e as CLIError {
                 throw CLIError("\(e.message) (the model the daemon at \(control) serves; nothing was sent)")
             }
         }

@@ -85,6 +85,26 @@ import Testing
         #expect(d.terminate() == 0)
     }
 
+    /// Against a token model of 1,000 ids, a file that is not CSV is read as token ids (not its
+    /// bytes as text), and an id outside the vocabulary is named by line and place before
+    /// anything is sent.
+    @Test func tokenIDsGoToAModelOfAnotherVocabulary() throws {
+        let model = path("v1000.safetensors")
+        #expect(try runRecurd(["init", "--cell", "gru", "--hidden", "8", "--vocab", "1000", "--embed", "4", "--output-size", "1000",
+                               "--head", "softmax", "-o", model]).status == 0)
+        let d = try DaemonHarness(arguments: ["--model", model, "--no-learn"], inputSocket: "sub", probeText: true)
+        try "1, 2, 3\n999 4\n".write(toFile: path("ids.txt"), atomically: true, encoding: .utf8)
+        let sent = try publish(d, path("ids.txt"))
+        #expect(sent.status == 0 && sent.stdout.contains("published 5 steps"), "\(sent.stdout) \(sent.stderr)")
+        #expect(try d.control("stream s")["next_seq"] as? Int == 5)
+        try "1 2\n1200 4\n".write(toFile: path("big.txt"), atomically: true, encoding: .utf8)
+        let big = try publish(d, path("big.txt"))
+        #expect(big.status != 0 && big.stderr.contains("line 2, token 1: 1200 is outside the model's vocabulary of 1000")
+                && big.stderr.contains("nothing was sent"), "\(big.stderr)")
+        #expect(try d.control("stream s")["next_seq"] as? Int == 5)
+        #expect(d.terminate() == 0)
+    }
+
     /// Some of a run's messages refused (here too large) while the last one is taken: the
     /// stream still ends at the right seq, but the run did not deliver, and says so.
     @Test func aRunWithRejectedMessagesFails() throws {
