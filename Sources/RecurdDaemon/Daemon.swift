@@ -35,6 +35,10 @@ public final class Daemon: Sendable {
         var store: StreamStore?
         if let path = c.stateDirectory {
             do { directory = try StateDirectory(path: path) } catch { throw DaemonError("\(error)") }
+            if let why = directory?.directoryLockProblem {
+                logger.warning("the state directory itself cannot be locked (\(why)); only its lock file keeps a second daemon out, so do not delete it while recurd runs",
+                               metadata: ["path": "\(path)"])
+            }
         }
         let initial = try Self.chooseModel(c, directory: directory, logger: logger)
         if let directory {

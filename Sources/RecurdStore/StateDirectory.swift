@@ -6,6 +6,8 @@ public final class StateDirectory {
     public let path: String
     private var lockDescriptor: Int32 = -1
     private var directoryDescriptor: Int32 = -1
+    /// Why the directory itself could not be locked (only the lock file is), or nil.
+    public private(set) var directoryLockProblem: String?
 
     public var storePath: String { (path as NSString).appendingPathComponent("streams.sqlite") }
     public var storeFiles: [String] { [storePath, storePath + "-wal", storePath + "-shm"] }
@@ -34,10 +36,16 @@ public final class StateDirectory {
             close(fd)
             throw CheckpointError("state directory \(path): \(String(cString: strerror(errno)))")
         }
-        guard flock(dfd, LOCK_EX | LOCK_NB) == 0 else {
-            close(dfd)
-            close(fd)
-            throw CheckpointError("\(path) is in use by another recurd (the directory is locked); give each daemon its own --state-dir")
+        if flock(dfd, LOCK_EX | LOCK_NB) != 0 {
+            let e = errno
+            guard e != EWOULDBLOCK else {
+                close(dfd)
+                close(fd)
+                throw CheckpointError("\(path) is in use by another recurd (the directory is locked); give each daemon its own --state-dir")
+            }
+            // Some filesystems cannot lock a directory (NFS emulates flock with write locks, which
+            // need a file open for writing): the lock file alone keeps a second daemon out there.
+            directoryLockProblem = String(cString: strerror(e))
         }
         directoryDescriptor = dfd
     }

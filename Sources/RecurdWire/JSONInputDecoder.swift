@@ -18,10 +18,18 @@ enum JSONInputDecoder {
             throw e
         } catch {
             let detail = JSONSyntaxError.detail(of: error)
-            if let literal = JSONSyntaxError.unrepresentableNumber(in: detail) {
-                // A number beyond any float (1e999): a non-finite value, as the binary form's ∞ is.
-                let at = JSONSyntaxError.offset(of: literal, in: payload).map { " at byte offset \($0)" } ?? ""
-                throw WireError(.nonFinite, "the number \(literal)\(at) is not a finite float32")
+            if let literal = JSONSyntaxError.unrepresentableNumber(in: detail), let at = JSONSyntaxError.offset(of: literal, in: payload),
+               literal.utf8.count >= 5 {
+                // A number beyond any Double (1e999): Foundation refuses the whole text. Put a
+                // float32-overflowing number of the same length in its place (byte offsets stay)
+                // and decode again, so that the field decides, as for 1e39: non_finite in x/y,
+                // json where a number cannot be (seq, an unknown field).
+                var copy = Array(payload)
+                let stand = Array(("-1e39" .padding(toLength: literal.utf8.count, withPad: " ", startingAt: 0)).utf8)
+                let positive = Array(("1e39" .padding(toLength: literal.utf8.count, withPad: " ", startingAt: 0)).utf8)
+                copy.replaceSubrange(at..<(at + literal.utf8.count), with: literal.hasPrefix("-") ? stand : positive)
+                let again: Result<InputMessage, WireError> = copy.withUnsafeBytes { b in Result { () throws(WireError) in try decode(b) } }
+                return try again.get()
             }
             throw WireError(.json, "invalid JSON (\(payload.count) bytes)\(detail.map { ": \($0)" } ?? "")")
         }

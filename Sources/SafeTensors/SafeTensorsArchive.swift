@@ -72,7 +72,9 @@ public struct SafeTensorsArchive: Sendable {
         }
         let dataStart = 8 + Int(length)
         let dataLength = bytes.count - dataStart
-        entries.sort { ($0.begin, $0.name) < ($1.begin, $1.name) }
+        // By offsets then name, as the format's own library orders them (an empty tensor at the
+        // offset of a non-empty one comes first and overlaps nothing).
+        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
         var previousEnd = 0
         for e in entries {
             guard e.begin >= 0, e.end >= e.begin else {

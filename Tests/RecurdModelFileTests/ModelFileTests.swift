@@ -199,4 +199,18 @@ import Testing
         let hole = try #require(refusal(holed))
         #expect(hole.tensor == name && "\(hole)".contains("4 bytes no tensor owns lie before its data"), "\(hole)")
     }
+
+    /// An empty tensor at the offset of a non-empty one overlaps nothing (the format's library
+    /// accepts it): the entries are ordered by begin, then end.
+    @Test func anEmptyTensorSharingAnOffsetIsNotAnOverlap() throws {
+        let clean = encoded()
+        let archive = try SafeTensorsArchive(bytes: clean)
+        let headerLength = clean[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        var header = try #require(try JSONSerialization.jsonObject(with: Data(clean[8..<(8 + headerLength)])) as? [String: Any])
+        header["aaa.empty"] = ["dtype": "F32", "shape": [0], "data_offsets": [0, 0]]
+        let json = Array(try JSONSerialization.data(withJSONObject: header))
+        let bytes = (0..<8).map { UInt8(truncatingIfNeeded: json.count >> (8 * $0)) } + json + Array(clean[(8 + headerLength)...])
+        let reread = try SafeTensorsArchive(bytes: bytes)
+        #expect(reread.entries.count == archive.entries.count + 1)
+    }
 }
