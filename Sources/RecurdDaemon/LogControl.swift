@@ -60,18 +60,18 @@ public final class LogControl: Sendable {
         /// (a stream called "42" stays "42"), so that each field has one JSON type.
         static let textFields: Set<String> = [
             "stream", "key", "file", "path", "model", "checkpoint", "config", "folder", "retired", "bundled", "store",
-            "endpoint", "input", "output", "control", "address", "peer", "server_key", "producers", "consumers", "operators", "trainers",
+            "endpoint", "input", "output", "control", "address", "peer", "server_key",
+            // A count of keys, or "all producers": always a string, so the field keeps one type.
+            "trainers",
             "error", "reason", "why", "zmq", "setting", "from", "to", "new", "running", "mode", "level", "message", "cell", "head", "hidden",
         ]
 
         /// A counter, size or version as a JSON number; everything else as the text it is.
         static func jsonValue(key: String, _ text: String) -> Any {
             guard !textFields.contains(key) else { return text }
+            // Only what reads back as the same text: "007" or "1.50" stay strings.
             if let n = Int64(text), String(n) == text { return n }
-            if let d = Double(text), d.isFinite, text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "e" || $0 == "+" }),
-               text.first?.isNumber == true || text.first == "-" {
-                return d
-            }
+            if text.contains("."), let d = Double(text), d.isFinite, "\(d)" == text { return d }
             return text
         }
 
@@ -99,7 +99,7 @@ public final class LogControl: Sendable {
             case .json:
                 var object: [String: Any] = ["time": time, "level": "\(event.level)", "logger": label, "message": "\(event.message)"]
                 for (k, v) in all where object[k] == nil { object[k] = Self.jsonValue(key: k, "\(v)") }
-                let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+                let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
                 control.write(String(decoding: data, as: UTF8.self))
             }
         }

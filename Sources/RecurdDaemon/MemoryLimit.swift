@@ -2,8 +2,9 @@ import Foundation
 
 /// The memory this process may use: its cgroup's `memory.max` (systemd's `MemoryMax=`, cgroup v2)
 /// when one is set, else the machine's physical memory.
-enum MemoryLimit {
-    static func current() -> (bytes: UInt64, source: String) {
+public enum MemoryLimit {
+    /// The limit in bytes, and what it is (for messages).
+    public static func current() -> (bytes: UInt64, source: String) {
         if let own = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
            let line = own.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
             let file = "/sys/fs/cgroup" + line.dropFirst(3) + "/memory.max"

@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import RecurdDaemon
 import RecurdModelFile
 import RecurdNumerics
 
@@ -53,21 +54,21 @@ struct InitCommand: ParsableCommand {
     }
 
     /// A failed allocation ends a Swift process with a trap and a backtrace; a model too large
-    /// for the machine is refused first, saying how much it needs. The estimate: the weights,
-    /// the file's bytes, and the largest recurrent matrix in doubles while it is orthogonalised.
+    /// for the process is refused first, saying how much it needs. The estimate: the weights
+    /// are alive three times over while the file is made (the model, the tensors' copies, the
+    /// file's bytes) plus the largest recurrent matrix in doubles while it is orthogonalised;
+    /// the limit is the cgroup's (MemoryMax=) or the machine's memory.
     static func checkMemory(_ architecture: ModelArchitecture, hidden: [Int]) throws {
         let parameters = ParameterLayout(architecture).count
         let gates = architecture.cell == .lstm ? 4 : 3
         let largest = hidden.map { gates * $0 * $0 }.max() ?? 0
-        let needed = Double(parameters) * 8 + Double(largest) * 8
-        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        let needed = Double(parameters) * 16 + Double(largest) * 8
+        let limit = MemoryLimit.current()
         func gb(_ b: Double) -> String { String(format: "%.1f GB", b / 1e9) }
-        var fits = needed < available
-        if fits, let p = malloc(Int(needed)) { free(p) } else { fits = false }
-        guard fits else {
+        guard needed < Double(limit.bytes) else {
             throw CLIError("--hidden \(hidden.map(String.init).joined(separator: ",")): a model of \(parameters) parameters "
                 + "(\(gb(Double(parameters) * 4)) of weights) needs about \(gb(needed)) of memory to create; "
-                + "this machine has \(gb(available))\(needed < available ? ", and the process may not allocate that much" : "")")
+                + "\(limit.source) is \(gb(Double(limit.bytes)))")
         }
     }
 }

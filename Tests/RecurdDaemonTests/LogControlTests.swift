@@ -35,7 +35,8 @@ import Testing
         let lines = Lines()
         let control = LogControl(level: .info, format: .json, environment: ["JOURNAL_STREAM": "8:1234"], sink: lines.append)
         control.logger().warning("dropped", metadata: ["stream": "42", "messages": "17", "version": "3", "bytes": "-5", "ratio": "0.25",
-                                                        "hidden": "[64, 64]", "error": "7", "file": "/tmp/x"])
+                                                        "hidden": "[64, 64]", "error": "7", "file": "/tmp/x",
+                                                        "producers": "3", "trainers": "all producers", "checksum": "007"])
         let line = try #require(lines.all.first)
         #expect(!line.hasPrefix("<"), "JSON lines carry no priority prefix: \(line)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -44,7 +45,9 @@ import Testing
         #expect(object["hidden"] as? String == "[64, 64]")
         #expect(object["messages"] as? Int == 17 && object["version"] as? Int == 3 && object["bytes"] as? Int == -5)
         #expect(object["ratio"] as? Double == 0.25)
+        #expect(object["producers"] as? Int == 3 && object["trainers"] as? String == "all producers" && object["checksum"] as? String == "007")
         #expect(line.contains("\"messages\":17") && line.contains("\"stream\":\"42\""), "\(line)")
+        #expect(line.contains("\"file\":\"/tmp/x\""), "paths keep their slashes: \(line)")
         #expect((object["time"] as? String).flatMap { try? Date($0, strategy: .iso8601) } != nil, "\(line)")
     }
 
