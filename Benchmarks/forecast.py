@@ -148,12 +148,13 @@ def snarimax(xs):
     return out
 
 
-def ratio(mse, base):
-    """MSE over the yardstick's; a series a baseline forecasts exactly counts as a tie when the
-    setting is exact too (to 1e-9 of the series' scale), else as a loss."""
+def ratio(mse, base, scale=1.0):
+    """MSE over the yardstick's. A series a baseline forecasts exactly (base 0) counts as even when
+    the setting is exact too, to 1e-12 of the series' variance (`scale`), and is left out of the
+    geometric mean otherwise (reported as inf, and as worse)."""
     if base > 0:
         return mse / base
-    return 1.0 if mse <= 1e-9 else float("inf")
+    return 1.0 if mse <= 1e-12 * max(scale, 1e-300) else float("inf")
 
 
 def second_half_mse(xs, forecasts):
@@ -182,7 +183,8 @@ def main():
     for path in a.series:
         xs = load(path)
         name = os.path.splitext(os.path.basename(path))[0]
-        result = {"series": name, "n": len(xs)}
+        mean = sum(xs) / len(xs)
+        result = {"series": name, "n": len(xs), "variance": sum((x - mean) ** 2 for x in xs) / len(xs)}
         for label, f in baselines:
             t0 = time.process_time()
             fc = f(xs)
@@ -192,7 +194,7 @@ def main():
             result[label] = (second_half_mse(xs, fc), per_step)
         rows.append(result)
         base = min(result["persistence"][0], result["running mean"][0])
-        print(name, " ".join(f"{k}={ratio(v[0], base):.3f}" for k, v in result.items() if isinstance(v, tuple)), flush=True)
+        print(name, " ".join(f"{k}={ratio(v[0], base, result['variance']):.3f}" for k, v in result.items() if isinstance(v, tuple)), flush=True)
 
     labels = [c[0] for c in CONFIGS[:a.configs]] + [b[0] for b in baselines]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
@@ -208,16 +210,17 @@ def main():
         lines = lines[:-2] + ["| series | steps | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
         for r in rows:
             base = min(r["persistence"][0], r["running mean"][0])
-            lines.append(f"| {r['series']} | {r['n']} | " + " | ".join(f"{ratio(r[l][0], base):.3f}" for l in labels) + " |")
+            lines.append(f"| {r['series']} | {r['n']} | " + " | ".join(f"{ratio(r[l][0], base, r['variance']):.3f}" for l in labels) + " |")
         lines += ["", "| setting | geometric mean | worst | better than both (< 0.9995) | even (±0.0005) | worse | time per step |",
                   "|---|---|---|---|---|---|---|"]
     for label in labels:
         ratios, times = [], []
         for r in rows:
             base = min(r["persistence"][0], r["running mean"][0])
-            ratios.append(ratio(r[label][0], base))
+            ratios.append(ratio(r[label][0], base, r["variance"]))
             times.append(r[label][1])
-        geo = math.exp(sum(math.log(max(v, 1e-12)) for v in ratios) / len(ratios))
+        finite = [v for v in ratios if math.isfinite(v)]
+        geo = math.exp(sum(math.log(max(v, 1e-12)) for v in finite) / max(1, len(finite)))
         t = sum(times) / len(times)
         if wide:
             better = sum(v < 0.9995 for v in ratios)

@@ -15,8 +15,9 @@ import Darwin
 ///   without, when some field is not a number but the same field of the next row is.
 /// - Feature columns: `columns` (0-based), or else every column whose first data value parses as
 ///   a number.
-/// - Every chosen field of every data row must be a finite number; the error names the line
-///   and column.
+/// - Every data row has as many fields as the first data row; every chosen field of every data
+///   row must be a finite number (within float32's range); the error names the line and column.
+/// - A UTF-8 byte-order mark at the start is skipped.
 public enum CSVReader {
     /// A line's fields as byte ranges (trimmed).
     struct Line {
@@ -36,7 +37,7 @@ public enum CSVReader {
         var lineNumber = 0
         let n = b.count
         // A UTF-8 byte-order mark (spreadsheet exports) is not part of the first field.
-        var start = n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0
+        var start = ByteOrderMark.length(b)
         while start <= n {
             var end = start
             while end < n && b[end] != UInt8(ascii: "\n") { end += 1 }
@@ -142,6 +143,14 @@ public enum CSVReader {
         while lo < hi && skip(b[lo]) { lo += 1 }
         while hi > lo && skip(b[hi - 1]) { hi -= 1 }
         return lo..<hi
+    }
+}
+
+/// A UTF-8 byte-order mark, which spreadsheets and editors put at the start of text files.
+enum ByteOrderMark {
+    /// 3 when `b` starts with one, else 0.
+    static func length(_ b: UnsafeBufferPointer<UInt8>) -> Int {
+        b.count >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0
     }
 }
 

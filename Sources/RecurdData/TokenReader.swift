@@ -9,7 +9,8 @@ public enum TokenReader {
         var i = 0
         var start = 0
         // A UTF-8 byte-order mark, as in CSV.
-        if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { i = 3 }
+        i = bytes.withUnsafeBufferPointer(ByteOrderMark.length)
+        start = i
         func isSeparator(_ c: UInt8) -> Bool { c == UInt8(ascii: ",") || c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\n") }
         while i <= bytes.count {
             if i == bytes.count || isSeparator(bytes[i]) {

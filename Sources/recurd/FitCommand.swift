@@ -13,7 +13,7 @@ struct FitCommand: ParsableCommand {
     )
 
     @Option(help: "Model file to start from.") var model: String
-    @Option(help: "Recorded stream: a CSV of features or a text file.") var input: String
+    @Option(help: "Recorded stream: a CSV of features, a text file, or token ids (see --format).") var input: String
     @Option(help: "csv, text (a token per byte) or tokens (token ids; default: from the model's input: csv for features, text for 256 tokens, tokens for other vocabularies).") var format: StreamFormat?
     @Option(parsing: .unconditional, help: "0-based CSV columns to use as features.") var columns: String?
     @Option(parsing: .unconditional, help: "Steps between updates.") var k1: Int

@@ -8,7 +8,7 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Step-wise predictions of one recorded stream.")
 
     @Option(help: "Model file.") var model: String
-    @Option(help: "Recorded stream: a CSV of features or a text file.") var input: String
+    @Option(help: "Recorded stream: a CSV of features, a text file, or token ids (see --format).") var input: String
     @Option(help: "csv, text (a token per byte) or tokens (token ids; default: from the model's input: csv for features, text for 256 tokens, tokens for other vocabularies).") var format: StreamFormat?
     @Option(parsing: .unconditional, help: "0-based CSV columns to use as features, e.g. 1,2.") var columns: String?
     @Option(help: "Write predictions here instead of standard output.") var output: String?

@@ -150,6 +150,8 @@ import Testing
         #expect(fit.status == 0 && fit.stdout.contains("steps 60  targets 59"), "\(fit.stdout) \(fit.stderr)")
         let outside = try runRecurd(["run", "--model", model, "--input", write("bad.txt", "1 2\n3 40 5\n")])
         #expect(outside.status != 0 && outside.stderr.contains("line 2, token 2: 40 is outside the model's vocabulary of 40"), "\(outside.stderr)")
+        // A byte-order mark is skipped, as in CSV.
+        #expect(try runRecurd(["run", "--model", model, "--input", write("bom.txt", "\u{FEFF}1 2 3\n")]).stdout.split(separator: "\n").count == 3)
         let word = try runRecurd(["run", "--model", model, "--input", write("word.txt", "1 two\n")])
         #expect(word.status != 0 && word.stderr.contains("line 1, token 2: 'two' is not a token id"), "\(word.stderr)")
     }

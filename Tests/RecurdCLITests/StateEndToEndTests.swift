@@ -463,11 +463,19 @@ import ZeroMQ
         let ro = try runCommand("/usr/bin/nsenter", nsenter + ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", state])
         #expect(ro.status == 0, "\(ro.stderr)")
         try serve(20)
+        // Another filesystem over the state directory: what is written now would not be found by
+        // the next start, and /healthz says so (from the daemon's next once-a-second check).
+        var unhealthy = Date().addingTimeInterval(5)
+        while try daemon.http("/healthz").0 == 200 && Date() < unhealthy { usleep(100_000) }
+        #expect(try daemon.http("/healthz").0 == 503 && daemon.log.contains("was replaced by another directory"), "\(daemon.log)")
         let readOnly = try daemon.control("checkpoint")
         #expect(readOnly["ok"] as? Bool == false && (readOnly["error"] as? String ?? "").contains("Read-only"), "\(readOnly)")
         #expect((try store()["checkpoint_failures"] as? Int ?? 0) >= 2)
         let rw = try runCommand("/usr/bin/nsenter", nsenter + ["umount", state])
         #expect(rw.status == 0, "\(rw.stderr)")
+        unhealthy = Date().addingTimeInterval(5)
+        while try daemon.http("/healthz").0 != 200 && Date() < unhealthy { usleep(100_000) }
+        #expect(try daemon.http("/healthz").0 == 200)
         #expect(CheckpointProbe.readsBack(inside + "/model.safetensors"))
         deadline = Date().addingTimeInterval(40)
         recovered = try daemon.control("checkpoint")
@@ -510,6 +518,15 @@ import ZeroMQ
         while try daemon.http("/healthz").0 != 200 && Date() < deadline { usleep(100_000) }
         #expect(try daemon.http("/healthz").0 == 200)
         #expect(daemon.log.contains("the state directory is in place again"), "\(daemon.log)")
+        // The store's file deleted from under it: SQLite would write on into the unlinked file.
+        let store = state + "/streams.sqlite"
+        #expect(rename(store, store + ".aside") == 0)
+        deadline = Date().addingTimeInterval(10)
+        while try daemon.http("/healthz").0 == 200 && Date() < deadline { usleep(100_000) }
+        #expect(try daemon.http("/healthz").0 == 503 && daemon.log.contains("the stream store \(store) is gone"), "\(daemon.log)")
+        #expect(rename(store + ".aside", store) == 0)
+        deadline = Date().addingTimeInterval(10)
+        while try daemon.http("/healthz").0 != 200 && Date() < deadline { usleep(100_000) }
         #expect(daemon.terminate() == 0)
 
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: state + "/streams.sqlite" + suffix) }
