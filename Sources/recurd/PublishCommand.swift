@@ -128,7 +128,7 @@ struct PublishCommand: ParsableCommand {
         }
         print("published \(total) steps of '\(stream)' (\(unnumbered ? "without seq" : "seq \(first)…\(first + UInt64(total) - 1)")) in \(sent) messages to \(connect)")
         if let daemon, let before {
-            try summarise(daemon, before: before, expectedNext: unnumbered ? nil : first + UInt64(total), stepsBefore: stepsBefore, total: total)
+            try summarise(daemon, before: before, expectedNext: unnumbered ? nil : first + UInt64(total), stepsBefore: stepsBefore, total: total, perToken: idsModel)
         }
     }
 
@@ -197,7 +197,7 @@ struct PublishCommand: ParsableCommand {
     /// Waits (up to a few seconds) for the daemon to reach the end of what was sent, then says
     /// what it took: steps, duplicates and rejections, the stream's loss, and the trained share.
     /// `expectedNext` nil: the steps went without seq, so where the stream should end is not known.
-    private func summarise(_ daemon: ControlClient, before: [String: Any], expectedNext: UInt64?, stepsBefore: UInt64?, total: Int) throws {
+    private func summarise(_ daemon: ControlClient, before: [String: Any], expectedNext: UInt64?, stepsBefore: UInt64?, total: Int, perToken: Bool) throws {
         // The daemon numbers a step when it admits it and counts it when it has stepped it; the
         // trainer runs behind both. Wait until the stream is at the end and the counts settle.
         var info: [String: Any]?
@@ -237,7 +237,8 @@ struct PublishCommand: ParsableCommand {
             if let info, info["ok"] as? Bool == true {
                 let next = (info["next_seq"] as? NSNumber)?.uint64Value ?? 0
                 var s = "stream '\(stream)': next seq \(next)"
-                if let bits = info["bits_per_byte"] as? NSNumber { s += String(format: ", %.3f bits/byte progressive", bits.doubleValue) } else if let m = info["mean_loss"] as? NSNumber { s += String(format: ", mean progressive loss %.4g", m.doubleValue) }
+                // The daemon's bits_per_byte is the mean loss in bits per token: per byte for text.
+                if let bits = info["bits_per_byte"] as? NSNumber { s += String(format: ", %.3f bits/%@ progressive", bits.doubleValue, perToken ? "token" : "byte") } else if let m = info["mean_loss"] as? NSNumber { s += String(format: ", mean progressive loss %.4g", m.doubleValue) }
                 print(s)
                 if let expectedNext, next < expectedNext {
                     note("warning: the daemon has '\(stream)' at seq \(next), not \(expectedNext): \(expectedNext - next) steps are still queued, were dropped as duplicates or were lost (`recurd ctl stats` tells which)")

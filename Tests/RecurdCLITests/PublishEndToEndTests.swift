@@ -95,7 +95,7 @@ import Testing
         let d = try DaemonHarness(arguments: ["--model", model, "--no-learn"], inputSocket: "sub", probeText: true)
         try "1, 2, 3\n999 4\n".write(toFile: path("ids.txt"), atomically: true, encoding: .utf8)
         let sent = try publish(d, path("ids.txt"))
-        #expect(sent.status == 0 && sent.stdout.contains("published 5 steps"), "\(sent.stdout) \(sent.stderr)")
+        #expect(sent.status == 0 && sent.stdout.contains("published 5 steps") && sent.stdout.contains("bits/token"), "\(sent.stdout) \(sent.stderr)")
         #expect(try d.control("stream s")["next_seq"] as? Int == 5)
         try "1 2\n1200 4\n".write(toFile: path("big.txt"), atomically: true, encoding: .utf8)
         let big = try publish(d, path("big.txt"))
