@@ -34,6 +34,8 @@ final class ServingLoop {
     private let control: ControlHandler
     /// Per-event warnings of the loop itself (connections, messages before a model exists), rate-limited per kind.
     private lazy var connectionLog = RateLimitedLog(logger: logger, interval: 10)
+    /// The output's re-bind after a consumer key's removal, retried every second while it fails.
+    private lazy var bindLog = RateLimitedLog(logger: logger, interval: 30)
     private var endpoints: ServingEndpoints?
     private let startedAt = Clock.seconds
     private let startedAtWall = Date().timeIntervalSince1970
@@ -167,7 +169,6 @@ final class ServingLoop {
             }
         }
     }
-    private lazy var bindLog = RateLimitedLog(logger: logger, interval: 30)
 
     /// An empty trainers/ folder is easy to make by accident (it turns learning off for every
     /// producer), so it is said loudly, not only as "trainers=0".

@@ -109,7 +109,7 @@ final class StreamResidency {
     /// Installs a record the store returned (or a new one when it had none); returns the slot and
     /// the messages parked for it, in arrival order; nil when no slot can be freed now (every
     /// stream in memory has queued work), with nothing changed: the caller tries again later.
-    func arrived(key: [UInt8], record bytes: [UInt8]?, unreadable: Bool = false, now: Double) -> (slot: Int, parked: [ParkedMessage])? {
+    func arrived(key: [UInt8], record bytes: [UInt8]?, unreadable: Bool, now: Double) -> (slot: Int, parked: [ParkedMessage])? {
         guard makeRoom() else { return nil }
         let parked = loading.removeValue(forKey: key) ?? []
         parkedBytes -= parked.reduce(0) { $0 + $1.payload.count }

@@ -88,6 +88,11 @@ public enum CSVReader {
         var values: [Float] = []
         values.reserveCapacity((lines.count - dataStart) * chosen.count)
         let width = lines[dataStart].fields.count
+        // Every data row has `width` fields (checked below), so a chosen column beyond it is
+        // missing from all of them: said once, for the first.
+        if let c = chosen.first(where: { $0 >= width }) {
+            throw RecordedStreamError("line \(lines[dataStart].number) has \(width) columns; column \(c) is missing")
+        }
         for line in lines[dataStart...] {
             // A row of another width is a broken file (a stray comma, a lost field): its values
             // would be read from the wrong columns or silently left out.
@@ -96,7 +101,6 @@ public enum CSVReader {
                     + "line \(lines[dataStart].number), the first data row, has \(width)")
             }
             for c in chosen {
-                guard c < line.fields.count else { throw RecordedStreamError("line \(line.number) has \(line.fields.count) columns; column \(c) is missing") }
                 guard let v = number(b, line.fields[c]) else {
                     throw RecordedStreamError("line \(line.number), column \(c): '\(text(line.fields[c]))' is not a number")
                 }

@@ -6,11 +6,9 @@ public enum TokenReader {
     public static func read(_ bytes: [UInt8], vocabulary: Int? = nil) throws(RecordedStreamError) -> RecordedStream {
         var ids: [Int32] = []
         var line = 1, onLine = 0
-        var i = 0
-        var start = 0
         // A UTF-8 byte-order mark, as in CSV.
-        i = bytes.withUnsafeBufferPointer(ByteOrderMark.length)
-        start = i
+        var i = bytes.withUnsafeBufferPointer(ByteOrderMark.length)
+        var start = i
         func isSeparator(_ c: UInt8) -> Bool { c == UInt8(ascii: ",") || c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\r") || c == UInt8(ascii: "\n") }
         while i <= bytes.count {
             if i == bytes.count || isSeparator(bytes[i]) {

@@ -32,6 +32,11 @@ public enum InputKind: Sendable, Equatable {
         }
     }
 
+    /// The number of token ids, or nil for features.
+    public var vocabulary: Int? {
+        if case .tokens(let v, _) = self { v } else { nil }
+    }
+
     /// `features` or `tokens`, as the model file's metadata spells it.
     public var name: String {
         switch self {

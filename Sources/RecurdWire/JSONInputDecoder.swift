@@ -25,9 +25,8 @@ enum JSONInputDecoder {
                 // and decode again, so that the field decides, as for 1e39: non_finite in x/y,
                 // json where a number cannot be (seq, an unknown field).
                 var copy = Array(payload)
-                let stand = Array(("-1e39" .padding(toLength: literal.utf8.count, withPad: " ", startingAt: 0)).utf8)
-                let positive = Array(("1e39" .padding(toLength: literal.utf8.count, withPad: " ", startingAt: 0)).utf8)
-                copy.replaceSubrange(at..<(at + literal.utf8.count), with: literal.hasPrefix("-") ? stand : positive)
+                let stand = (literal.hasPrefix("-") ? "-1e39" : "1e39").padding(toLength: literal.utf8.count, withPad: " ", startingAt: 0)
+                copy.replaceSubrange(at..<(at + literal.utf8.count), with: Array(stand.utf8))
                 let again: Result<InputMessage, WireError> = copy.withUnsafeBytes { b in Result { () throws(WireError) in try decode(b) } }
                 return try again.get()
             }

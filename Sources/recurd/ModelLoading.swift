@@ -18,21 +18,25 @@ enum ModelLoading {
     static func loadStream(_ path: String, format: StreamFormat?, columns: [Int]?, for architecture: ModelArchitecture) throws -> RecordedStream {
         let bytes = try FileIO.read(path, what: "input")
         let chosen = format ?? defaultFormat(for: architecture.input)
-        let stream: RecordedStream
         if chosen != .csv, columns != nil { throw CLIError("--columns applies to CSV input only") }
-        switch chosen {
-        case .csv:
-            do { stream = try CSVReader.read(bytes, columns: columns) } catch { throw CLIError("\(path): \(error.description)") }
-        case .text:
-            stream = TextReader.read(bytes)
-        case .tokens:
-            var vocabulary: Int?
-            if case .tokens(let v, _) = architecture.input { vocabulary = v }
-            do { stream = try TokenReader.read(bytes, vocabulary: vocabulary) } catch { throw CLIError("\(path): \(error.description)") }
-        }
+        let stream = try read(bytes, from: path, format: chosen, columns: columns, vocabulary: architecture.input.vocabulary)
         try check(stream, from: path, format: chosen, against: architecture.input)
         guard stream.count > 0 else { throw CLIError("\(path): the input has no steps") }
         return stream
+    }
+
+    /// A recorded stream's bytes as `format` (`run`, `fit` and `publish`); token ids must be below
+    /// `vocabulary` when it is known. Errors name the file and the place in it.
+    static func read(_ bytes: [UInt8], from path: String, format: StreamFormat, columns: [Int]?, vocabulary: Int?) throws -> RecordedStream {
+        do throws(RecordedStreamError) {
+            switch format {
+            case .csv: return try CSVReader.read(bytes, columns: columns)
+            case .text: return TextReader.read(bytes)
+            case .tokens: return try TokenReader.read(bytes, vocabulary: vocabulary)
+            }
+        } catch {
+            throw CLIError("\(path): \(error.description)")
+        }
     }
 
     /// Refuses a recorded stream the model cannot take (`run`, and `publish` against the
@@ -60,9 +64,10 @@ enum ModelLoading {
 
 extension ModelLoading {
     static func defaultFormat(for input: InputKind) -> StreamFormat {
-        switch input {
-        case .features: .csv
-        case .tokens(let vocabulary, _): vocabulary == 256 ? .text : .tokens
+        switch input.vocabulary {
+        case nil: .csv
+        case 256?: .text
+        default: .tokens
         }
     }
 }

@@ -61,21 +61,14 @@ struct PublishCommand: ParsableCommand {
         let input = before == nil ? nil : Self.modelInput(daemon?.request("model"))
         // Without --format: a .csv file is CSV; any other is text, unless the daemon's model reads
         // token ids of a vocabulary other than the 256 bytes.
-        var idsModel = false
-        if case .tokens(let v, _)? = input, v != 256 { idsModel = true }
+        let vocabulary = input?.vocabulary
+        let idsModel = vocabulary.map { $0 != 256 } ?? false
         let chosen = format ?? (file.lowercased().hasSuffix(".csv") ? .csv : idsModel ? .tokens : .text)
         let data: RecordedStream
-        switch chosen {
-        case .csv:
-            do { data = try CSVReader.read(bytes, columns: try columns.map { try parseColumns($0) }) } catch let e as RecordedStreamError { throw CLIError("\(file): \(e)") }
-        case .text:
-            data = TextReader.read(bytes)
-        case .tokens:
-            var vocabulary: Int?
-            if case .tokens(let v, _)? = input { vocabulary = v }
-            do { data = try TokenReader.read(bytes, vocabulary: vocabulary) } catch {
-                throw CLIError("\(file): \(error)\(vocabulary != nil ? " (the model the daemon at \(control) serves; nothing was sent)" : "")")
-            }
+        do {
+            data = try ModelLoading.read(bytes, from: file, format: chosen, columns: try columns.map { try parseColumns($0) }, vocabulary: vocabulary)
+        } catch let e as CLIError where chosen == .tokens && vocabulary != nil {
+            throw CLIError("\(e.message) (the model the daemon at \(control) serves; nothing was sent)")
         }
         let total = data.count
         guard total > 0 else { throw CLIError("\(file): no steps to publish") }

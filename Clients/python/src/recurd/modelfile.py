@@ -25,6 +25,10 @@ _DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "BF16": None, "I64": "<i8",
            "U8": "u1", "BOOL": "?"}
 
 
+# Tensors a daemon checkpoint carries beside the model's (optimizer moments, standardisation).
+_CHECKPOINT_EXTRAS = ("optim.", "norm.")
+
+
 class ModelFileError(ValueError):
     """A model file that DESIGN §2 does not allow; the message names the file and tensor."""
 
@@ -223,7 +227,7 @@ class Model:
         tensors, meta = read_safetensors(path_or_bytes, name=name, dtypes=dtypes)
         fname = name or (str(path_or_bytes) if not isinstance(path_or_bytes, (bytes, bytearray, memoryview)) else "<bytes>")
         for n, d in dtypes.items():
-            if d != "F32" and not (n.startswith("optim.") or n.startswith("norm.")):
+            if d != "F32" and not n.startswith(_CHECKPOINT_EXTRAS):
                 if not cast or d not in ("F64", "F16", "BF16"):
                     raise ModelFileError(f"{fname}: tensor '{n}': dtype is {d}; recurd reads F32"
                                          + (" (Model.load(path, cast=True).save(out) writes it in F32)" if d in ("F64", "F16", "BF16") else ""))
@@ -249,7 +253,7 @@ class Model:
         hw, hb = tensors.pop("head.weight"), tensors.pop("head.bias")
         embed = tensors.pop("embed.weight") if meta["input"] == "tokens" else None
         for n in tensors:
-            if not (n.startswith("optim.") or n.startswith("norm.")):
+            if not n.startswith(_CHECKPOINT_EXTRAS):
                 raise ModelFileError(f"{fname}: tensor '{n}': unexpected for a {k}-layer {meta['cell']} {meta['input']} model")
         try:
             return cls(meta["cell"], layers, hw, hb, head=meta["head"], embed=embed, metadata=meta)

@@ -274,7 +274,7 @@ def _selected_layers(gr: _Graph, n: Node, axis: int, count: int) -> Optional[Tup
         flat = [int(i) for i in np.ravel(idx)]
         if any(not -count <= i < count for i in flat):
             raise ExportError(f"{n.label()} selects index {idx.tolist()} of {count} layers' final states")
-        text = str(flat[0]) if np.ndim(idx) == 0 else str([int(i) for i in np.ravel(idx)])
+        text = str(flat[0]) if np.ndim(idx) == 0 else str(flat)
         return [i % count for i in flat], np.ndim(idx) != 0, text
     ins = [gr.const(i) if i else None for i in n.inputs[1:]]
     starts, ends = (ins[0], ins[1]) if len(ins) > 1 else (None, None)
@@ -304,6 +304,11 @@ def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
         for j in (1, 2):
             if j < len(r.outputs) and r.outputs[j]:
                 where[r.outputs[j]] = (k, j)
+    def detach(cat: Node) -> None:
+        """The Concat no longer reads the layers' states: they feed the selection (or nothing)."""
+        for i in cat.inputs:
+            gr.consumers[i] = [x for x in gr.consumers.get(i, []) if id(x) != id(cat)]
+
     concats = []
     for t in where:
         for c in gr.consumers.get(t, []):
@@ -355,8 +360,7 @@ def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
             sel = (c, got)
             break
         if sel is None:
-            for i in cat.inputs:
-                gr.consumers[i] = [x for x in gr.consumers.get(i, []) if id(x) != id(cat)]
+            detach(cat)
             continue
         c, (idx, keeps, text) = sel
         if len(idx) != 1:
@@ -376,8 +380,7 @@ def _stacked_states(gr: _Graph, rnns: List[Node], notes: List[str]) -> None:
         else:
             gr.consts[f"{base}_index"] = np.array(0, np.int64)
             node = Node("Gather", c.name, [last_h, f"{base}_index"], list(c.outputs[:1]), {"axis": axis})
-        for i in cat.inputs:
-            gr.consumers[i] = [x for x in gr.consumers.get(i, []) if id(x) != id(cat)]
+        detach(cat)
         gr.consumers[last_h].append(node)
         gr.producer[c.outputs[0]] = node
         notes.append(f"{c.label()} takes {name}[{text}] from {cat.label()}: the last layer's final state (the Y_h of "
