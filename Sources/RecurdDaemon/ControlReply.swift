@@ -119,6 +119,8 @@ enum ControlReply {
         let duplicates: UInt64
         let gaps: UInt64
         let streams: Int
+        /// Streams that may stay in memory: max-streams, or fewer for text (text-context-memory).
+        let streams_limit: Int
         let evictions: [String: UInt64]
         let deleted: [String: UInt64]
         let model_version: UInt64

@@ -114,6 +114,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Bytes of each text stream's context model, which sharpens the network's next-byte
     /// distribution (0: publish the network's as it is).
     public var textContextBytes: Int = 4 << 20
+    /// Bytes the context models of all text streams in memory may take together; 0: half of
+    /// what the process may use (`MemoryLimit`).
+    public var textContextMemory: Int = 0
 
     // The model created when there is no model file.
     /// A text stream's created model starts from the bundled pre-trained byte model, when the
@@ -140,6 +143,18 @@ public struct ServeConfiguration: Sendable, Equatable {
         LearningConfiguration(k1: k1, k2: k2, optimizer: optimizer, learningRate: learningRate, clip: clip)
     }
 
+    /// Streams kept in memory for records whose text context model may grow to `textBytes`
+    /// (0: none): `max-streams`, and no more text streams than `text-context-memory` holds at
+    /// their full size (0: half of `memoryLimit`). Without this bound the defaults, 10,000 × 4 MiB,
+    /// let a few thousand busy text streams take the process past `MemoryMax=`, and the OOM
+    /// killer ends it without a checkpoint; with it the least recently used go to the store.
+    public func residentStreams(textBytes: Int, memoryLimit: UInt64) -> Int {
+        guard textBytes > 0 else { return maxStreams }
+        let budget = textContextMemory > 0 ? UInt64(textContextMemory) : memoryLimit / 2
+        let fit = budget / UInt64(textBytes)
+        return max(1, fit >= UInt64(maxStreams) ? maxStreams : Int(fit))
+    }
+
     /// The first invalid setting, or nil.
     public func problem() -> String? {
         if let p = learning.problem() { return p }
@@ -148,6 +163,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         if maxStreams < 1 { return "max-streams must be at least 1" }
         if maxBatch < 1 { return "max-batch must be at least 1" }
         if textContextBytes < 0 || textContextBytes > 1 << 30 { return "text-context-bytes must be between 0 and 1073741824" }
+        if textContextMemory < 0 { return "text-context-memory must be ≥ 0 (0: half of what the process may use)" }
         if maxStreams <= maxBatch { return "max-streams (\(maxStreams)) must exceed max-batch (\(maxBatch))" }
         if maxMessageBytes < 64 { return "max-message-bytes must be at least 64" }
         if maxMessageBytes > 256 << 20 { return "max-message-bytes must be at most 256 MiB" }

@@ -48,6 +48,7 @@ public enum ServeSettings {
             .bool("anomaly-scores", \.anomalyScores, "Outputs carry a per-step anomaly score in [0, 1]"),
             .float("anomaly-alert-level", \.anomalyAlertLevel, "Scores at or above this count as alerts (stats, metrics)", reloadable: true),
             .integer("text-context-bytes", \.textContextBytes, "Memory of each text stream's context model, which sharpens the network's next-byte distribution (0: off; --no-combine turns it off too)"),
+            .integer("text-context-memory", \.textContextMemory, "Memory for the context models of all text streams in memory together: no more text streams stay in memory than fit at text-context-bytes each; the least recently used beyond go to the store (0: half of what the process may use: MemoryMax=, else the machine's memory)", reloadable: true),
             .choice("forecast", \.forecast, "Head of a created feature model: residual (predicts the change; starts as persistence) or level"),
             .bool("pretrained-text", \.pretrainedText, "A text stream's created model starts from the bundled byte model pre-trained on Shakespeare, when the new-model settings are its shape (the defaults)"),
             .choice("new-model-cell", \.newModelCell, "Cell of a model created from the first stream"),

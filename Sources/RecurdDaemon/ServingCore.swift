@@ -25,6 +25,8 @@ final class ServingCore {
     let logger: Logger
     private let log: RateLimitedLog
     let tokenModel: Bool
+    /// Bytes a stream's text context model may grow to (0: not a text model, or none).
+    private let textBytes: Int
 
     /// Seconds (monotonic) of the last periodic flush.
     private var lastFlush = Clock.seconds
@@ -69,6 +71,7 @@ final class ServingCore {
         log = RateLimitedLog(logger: logger)
         let a = runtime.architecture
         tokenModel = if case .tokens = a.input { true } else { false }
+        textBytes = layout.textBytes
         table = StreamTable(layout: layout, capacity: c.maxStreams)
         residency = StreamResidency(table: table, worker: stateDirectory == nil ? nil : worker, maxStreams: c.maxStreams, counters: counters,
                                     metrics: metrics, logger: logger)
@@ -82,6 +85,7 @@ final class ServingCore {
         scheduler.alertLevel = c.anomalyAlertLevel
         residency.willForget = { [unowned scheduler] slot in scheduler.cancel(slot) }
         lastCheckpointVersion = runtime.checkpointedVersion
+        applyStreamLimit(c)
     }
 
     // MARK: Admission
@@ -120,8 +124,33 @@ final class ServingCore {
     }
 
     private func busy() -> WireError {
-        WireError(.busy, "all \(configuration.maxStreams) streams in memory have work in flight; raise max-streams")
+        let what = residency.maxStreams < configuration.maxStreams ? "raise text-context-memory or lower text-context-bytes" : "raise max-streams"
+        return WireError(.busy, "all \(residency.maxStreams) streams in memory have work in flight; \(what)")
     }
+
+    /// Sets how many streams stay in memory: `max-streams`, or fewer for text streams whose
+    /// context models would not fit `text-context-memory` (said once per change).
+    private func applyStreamLimit(_ c: ServeConfiguration) {
+        let memory = MemoryLimit.current()
+        let limit = c.residentStreams(textBytes: textBytes, memoryLimit: memory.bytes)
+        if limit != residency.maxStreams { residency.setMaxStreams(limit) }
+        if limit >= c.maxStreams { textStreamLimitSaid = -1 }
+        guard textBytes > 0, limit < c.maxStreams, limit != textStreamLimitSaid else { return }
+        textStreamLimitSaid = limit
+        func size(_ bytes: UInt64) -> String { bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB" }
+        let budget = c.textContextMemory > 0 ? "text-context-memory (\(size(UInt64(c.textContextMemory))))"
+            : "half of \(memory.source) (\(size(memory.bytes / 2)))"
+        let metadata: Logger.Metadata = ["streams_in_memory": "\(limit)", "max_streams": "\(c.maxStreams)", "text_context_bytes": "\(textBytes)"]
+        let message = "at most \(limit) text streams stay in memory, not max-streams (\(c.maxStreams)): that many context models of \(size(UInt64(textBytes))) fill \(budget)"
+        if stateDirectory != nil {
+            logger.notice("\(message); the least recently used beyond go to the store and come back when they speak", metadata: metadata)
+        } else {
+            logger.warning("\(message); with no state directory the least recently used beyond are forgotten, their state lost (set state-dir to keep them)",
+                           metadata: metadata)
+        }
+    }
+    /// The text-stream limit last logged, so that a reload that keeps it says nothing.
+    private var textStreamLimitSaid = -1
 
     private func accept(_ header: InputHeader, slot: Int, key: UnsafeRawBufferPointer, receivedAt: UInt64, now: Double) {
         let r = table.record(slot)
@@ -187,6 +216,9 @@ final class ServingCore {
                 // after the store was slow): the record waits for the scheduler to free a slot,
                 // its messages parked (bounded: see `park`), rather than being refused as busy.
                 // Once one found no room, the rest of this call's would not either.
+                // Likewise once this pass has gathered a hand-over's worth of evicted records
+                // (text streams': 4 MiB each), so that a burst of returns cannot copy gigabytes.
+                if residency.gatheredBytes >= StreamResidency.handoverBytes { noRoom = true }
                 guard !noRoom, let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970) else {
                     noRoom = true
                     waitingForRoom.append(c)
@@ -238,18 +270,51 @@ final class ServingCore {
         residency.submit()
     }
 
-    /// Starts a flush: the model checkpoint (if asked), every changed stream, then a barrier whose
-    /// token is returned.
+    /// Starts a flush: the model checkpoint (if asked), every stream changed by now, then a
+    /// barrier whose token is returned. The streams go over a pass at a time (`continueFlush`).
+    /// A flush asked for while one is still handing over its streams joins it.
     @discardableResult
     func flush(checkpointModel: Bool, waiter: Waiter) -> UInt64? {
         guard let worker, stateDirectory != nil else { return nil }
-        worker.submit(.beginFlush)
-        let t = token(waiter)
-        if checkpointModel { worker.submit(.checkpoint(runtime.checkpointSource(metadata: runtime.seed.map { [ModelSeed.key: $0] } ?? [:]), token: t)) }
-        while residency.writeChanged(limit: 4096) > 0 { residency.submit() }
-        residency.submit()
-        worker.submit(.barrier(token: t))
+        let t: UInt64
+        if let running = flushing {
+            t = running.token
+            if waiter == .control { waiters[t] = .control }
+        } else {
+            worker.submit(.beginFlush)
+            t = token(waiter)
+            flushing = (t, table.dirtySlots, false)
+        }
+        if checkpointModel && !flushing!.modelCheckpointed {
+            flushing!.modelCheckpointed = true
+            worker.submit(.checkpoint(runtime.checkpointSource(metadata: runtime.seed.map { [ModelSeed.key: $0] } ?? [:]), token: t))
+        }
+        continueFlush()
         return t
+    }
+
+    /// The flush handing over its streams: its token, the streams changed when it began that
+    /// are still to go, and whether the model checkpoint is in it.
+    private var flushing: (token: UInt64, slots: [Int32], modelCheckpointed: Bool)?
+    /// A flush is handing over its streams, or returned records wait for the next pass (the
+    /// serving loop then does not sleep long).
+    var isHandingOver: Bool { flushing != nil || !waitingForRoom.isEmpty }
+
+    /// Hands the running flush's next changed streams to the store, up to
+    /// `StreamResidency.handoverBytes` a pass and only while the store keeps up, then its barrier.
+    /// In one go, a flush of a few hundred text streams (4 MiB each with their context models)
+    /// copied gigabytes at once, and the store lost what it could not hold. The serving loop
+    /// calls this every pass.
+    func continueFlush() {
+        guard var f = flushing, let worker else { return }
+        if !worker.isBehind(limit: StreamResidency.handoverBytes * 4) { residency.writeChanged(from: &f.slots) }
+        residency.submit()
+        if f.slots.isEmpty {
+            worker.submit(.barrier(token: f.token))
+            flushing = nil
+        } else {
+            flushing = f
+        }
     }
 
     private func finishFlush(token: UInt64, written: Bool) {
@@ -360,7 +425,7 @@ final class ServingCore {
         publisher.topK = c.topK
         scheduler.chunkSteps = Self.chunkSteps(c, runtime.architecture)
         scheduler.alertLevel = c.anomalyAlertLevel
-        if c.maxStreams != residency.maxStreams { residency.setMaxStreams(c.maxStreams) }
+        applyStreamLimit(c)
         worker?.submit(.limit(maxStored: c.maxStoredStreams))
         return needsRestart
     }

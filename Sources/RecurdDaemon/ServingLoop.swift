@@ -190,21 +190,6 @@ final class ServingLoop {
         if c.learn && c.targets == .next, let problem = OnlineLearner.nextStepProblem(file.model.architecture) {
             logger.warning("\(problem): with --targets next this model learns and scores only from targets that messages carry (see --targets explicit)")
         }
-        if layout.textBuckets > 0 {
-            // Each text stream's context model fills up to its full size as it reads text; with
-            // many text streams the sum can pass what the process may use, and the kernel's OOM
-            // killer ends it without a checkpoint.
-            let perStream = UInt64(layout.textBytes)
-            let worst = UInt64(c.maxStreams) * perStream
-            let limit = MemoryLimit.current()
-            if worst > limit.bytes {
-                logger.warning("""
-                    max-streams (\(c.maxStreams)) text streams with full context models would take \(worst >> 20) MiB, more than \
-                    \(limit.source) (\(limit.bytes >> 20) MiB): fine for a few text streams; if many may be active, lower \
-                    max-streams or text-context-bytes
-                    """, metadata: ["max_streams": "\(c.maxStreams)", "text_context_bytes": "\(perStream)"])
-            }
-        }
         if checkpointed { runtime.checkpointedVersion = version }
         runtime.startCheckpoint = checkpointPath
         runtime.seed = seed
@@ -297,7 +282,9 @@ final class ServingLoop {
                 break
             }
             let busy = core?.scheduler.hasWork ?? false
-            do { try poller.poll(timeoutMilliseconds: busy || unread.contains(true) ? 0 : 100, into: &ready) } catch {
+            // A flush handing over its streams goes on a pass at a time: a short wait, not 100 ms.
+            let wait: Int32 = busy || unread.contains(true) ? 0 : (core?.isHandingOver == true ? 2 : 100)
+            do { try poller.poll(timeoutMilliseconds: wait, into: &ready) } catch {
                 logger.error("poll failed", metadata: ["error": "\(error)"])
                 break
             }
@@ -350,6 +337,8 @@ final class ServingLoop {
             } else {
                 core?.residency.submit()
             }
+            core?.residency.trim()
+            core?.continueFlush()
         }
         finish(e)
     }
@@ -361,14 +350,22 @@ final class ServingLoop {
     private var lastStoreWaitLog = 0.0
 
     /// Drains what is waiting on the input (up to `max-batch` messages) into the core; returns
-    /// whether more may be waiting: it stopped at `max-batch`, or a signal interrupted it.
+    /// whether more may be waiting: it stopped at `max-batch`, held input back, or a signal
+    /// interrupted it.
     private func drain(_ input: ZMQSocket, _ parts: ZMQMultipart) -> Bool {
         // One clock read per drain: the latency histogram measures from when the daemon took the
         // batch in, which is when its own work on every message of the batch starts.
         let drainStart = Clock.nanoseconds
         var drained = 0
-        var interrupted = false
+        var interrupted = false, heldBack = false
         while drained < configuration.maxBatch {
+            // Input waits in ZeroMQ (producers feel it) rather than be refused: when no stream can
+            // come into memory, or when this pass has gathered as many records for the store as
+            // one hand-over takes (evictions of text streams, 4 MiB each with their context models).
+            if let core, core.residency.isFullOfWork || core.residency.gatheredBytes >= StreamResidency.handoverBytes {
+                heldBack = true
+                break
+            }
             let got: Bool
             do { got = try parts.receive(from: input, dontWait: true) } catch {
                 interrupted = error.interrupted
@@ -383,7 +380,7 @@ final class ServingLoop {
         if drained > 0 { metrics.messages.increment(by: drained) }
         // A big drain means messages queued while the last batch ran: serving is at its limit.
         pressure = drained >= min(256, configuration.maxBatch)
-        return drained >= configuration.maxBatch || interrupted
+        return drained >= configuration.maxBatch || interrupted || heldBack
     }
 
     private func admit(_ parts: ZMQMultipart, receivedAt: UInt64) {
@@ -596,6 +593,7 @@ final class ServingLoop {
             core.handleCompletions()
             core.scheduler.run(pressure: taking)
             core.residency.submit()
+            core.continueFlush()
             // Waiting on the store, not on a record that waits for the scheduler to free a slot.
             if core.residency.loadsInFlight > 0 && !core.scheduler.hasWork { _ = try? poller.poll(timeoutMilliseconds: 50); handle.wake.drain() }
         }
@@ -605,9 +603,10 @@ final class ServingLoop {
                 let token = core.flush(checkpointModel: core.runtime.version != core.lastCheckpointVersion, waiter: .flush)
                 let deadline = Clock.seconds + 20
                 while let token, !core.flushed.contains(token), Clock.seconds < deadline {
-                    _ = try? poller.poll(timeoutMilliseconds: 100)
+                    _ = try? poller.poll(timeoutMilliseconds: core.isHandingOver ? 2 : 100)
                     handle.wake.drain()
                     core.handleCompletions()
+                    core.continueFlush()
                 }
                 if let token, !core.flushed.contains(token) { logger.error("the store did not finish the final flush in 20 s") }
             }

@@ -45,6 +45,10 @@ final class StoreWorker: @unchecked Sendable {
 
     /// Pending writes kept while the disk refuses them; beyond, the oldest are lost (counted).
     static let maxPendingBytes = 256 << 20
+    /// A flush's writes wait for its barrier to commit in one transaction, unless this much waits:
+    /// below the backlog at which the serving thread stops handing records over (64 MiB), or a
+    /// flush of large records would wait on itself.
+    static let holdBytes = 32 << 20
 
     /// Counters the serving thread reads for `stats` (the metrics carry the same).
     let loads = Atomic<Int>(0)
@@ -179,7 +183,12 @@ final class StoreWorker: @unchecked Sendable {
             let (record, unreadable) = load(key)
             complete(.loaded(key: key, record: record, unreadable: unreadable))
         case .write(let rows):
-            for row in rows { enqueue(row) }
+            for row in rows {
+                enqueue(row)
+                // Large records (text streams' context models) fill the pending set fast: commit
+                // on the way, flush or not, rather than hold more than the bound below.
+                if pendingBytes > Self.holdBytes { commit() }
+            }
         case .delete(let keys):
             for key in keys {
                 if let old = pending.removeValue(forKey: key) {
@@ -210,8 +219,9 @@ final class StoreWorker: @unchecked Sendable {
         }
         pendingBytes += row.record.count
         deletes.remove(row.key)
-        // Only a failing disk lets this grow: serving stops taking input while the store is merely behind.
-        while pendingBytes > Self.maxPendingBytes, let victim = pending.keys.first {
+        // Only a failing disk lets this grow (`write` commits on the way otherwise, and serving
+        // stops taking input while the store is merely behind): only then are records given up.
+        while pendingBytes > Self.maxPendingBytes, failing.load(ordering: .relaxed), let victim = pending.keys.first {
             let bytes = pending.removeValue(forKey: victim)!.record.count
             pendingBytes -= bytes
             backlog.subtract(bytes, ordering: .relaxed)
@@ -240,7 +250,7 @@ final class StoreWorker: @unchecked Sendable {
         lastCommit = Clock.seconds
         guard let store, !pending.isEmpty || !deletes.isEmpty else { return }
         guard force || Clock.seconds >= retryAt else { return }
-        guard !holding || pendingBytes > Self.maxPendingBytes / 2 || stopping.load(ordering: .relaxed) else { return }
+        guard !holding || pendingBytes > Self.holdBytes || stopping.load(ordering: .relaxed) else { return }
         let rows = Array(pending.values)
         do {
             if !deletes.isEmpty { try store.delete(Array(deletes)) }

@@ -34,6 +34,11 @@ final class StreamResidency {
     private var writtenBeforeFilter: [[UInt8]] = []
     private var writes: [StoreRow] = []
     private var deletes: [[UInt8]] = []
+    /// Bytes of the records in `writes`: callers hand them over (`submit`) and stop making more
+    /// in one pass past `handoverBytes` — a text stream's record carries its context model, 4 MiB
+    /// by default, so a pass that evicted or flushed a few hundred would otherwise copy gigabytes.
+    private(set) var gatheredBytes = 0
+    static let handoverBytes = 16 << 20
 
     init(table: StreamTable, worker: StoreWorker?, maxStreams: Int, counters: DaemonCounters, metrics: DaemonMetrics, logger: Logger) {
         self.table = table
@@ -73,6 +78,8 @@ final class StreamResidency {
 
     /// Streams whose records are being read.
     var loadsInFlight: Int { loading.count }
+    /// The store's keys have arrived (until then every stream not in memory is looked up).
+    var hasKeyFilter: Bool { filter != nil }
 
     /// Bytes of the messages parked; beyond `maxParkedBytes` a message is refused (busy), so
     /// that streams waiting for room while every slot has queued work cannot grow memory.
@@ -91,10 +98,12 @@ final class StreamResidency {
     }
 
     /// Asks the store for a stream's record, unless asked already (a control request asks with
-    /// no message waiting).
+    /// no message waiting). The writes and deletes gathered so far go first: the stream may have
+    /// been evicted earlier in this pass, and the store must answer with that newest record.
     func requestLoad(_ key: [UInt8]) {
         guard loading[key] == nil else { return }
         loading[key] = []
+        submit()
         worker?.submit(.load(key: key))
     }
 
@@ -163,7 +172,7 @@ final class StreamResidency {
         if worker != nil {
             let key = table.key(slot)
             if reason.keepsRecord {
-                if table.isDirty(slot) { writes.append(row(slot, key: key)) }
+                if table.isDirty(slot) { gather(row(slot, key: key)) }
             } else {
                 forgetStored(key)
             }
@@ -179,8 +188,21 @@ final class StreamResidency {
     /// may keep the key; a later load finds nothing.
     func forgetStored(_ key: [UInt8]) {
         // A write of the same key not yet handed over would land after the delete.
-        writes.removeAll { $0.key == key }
+        writes.removeAll { row in
+            guard row.key == key else { return false }
+            gatheredBytes -= row.record.count
+            return true
+        }
         deletes.append(key)
+    }
+
+    /// Adds a record to the writes for the store. Its key goes into the filter at once: a message
+    /// of the stream later in this same pass must ask the store (`requestLoad` hands this write
+    /// over first), not start the stream afresh.
+    private func gather(_ row: StoreRow) {
+        writes.append(row)
+        gatheredBytes += row.record.count
+        if filter != nil { filter!.insert(row.key) } else { writtenBeforeFilter.append(row.key) }
     }
 
     /// Frees the slot of a stream that never got a message in (nothing to count or store).
@@ -200,20 +222,34 @@ final class StreamResidency {
         for slot in table.idle(before: now - timeout, limit: 10_000) { forget(slot, reason: .idle) }
     }
 
-    /// A new `max-streams`: the table grows to it, or streams are evicted down to it.
+    /// A new limit of streams in memory: the table grows to it, or `trim` evicts down to it, a
+    /// few at a time.
     func setMaxStreams(_ n: Int) {
         maxStreams = n
         if n > table.capacity { table.grow(to: n) }
-        while table.count > n, let victim = table.evictionCandidate { forget(victim, reason: .lru) }
+        trim()
     }
 
-    /// Encodes up to `limit` changed records for the store; returns how many.
-    @discardableResult
-    func writeChanged(limit: Int) -> Int {
-        guard worker != nil else { return 0 }
-        let slots = table.takeDirty(limit: limit)
-        for slot in slots { writes.append(row(slot, key: table.key(slot))) }
-        return slots.count
+    /// Evicts streams beyond the limit (after it was lowered), at most `handoverBytes` of records
+    /// a pass; the serving loop calls it every pass.
+    func trim() {
+        while table.count > maxStreams && gatheredBytes < Self.handoverBytes, let victim = table.evictionCandidate {
+            forget(victim, reason: .lru)
+        }
+    }
+
+    /// No stream could be admitted now: the limit is reached and every stream in memory has
+    /// work in flight. The serving loop then leaves input queued rather than refuse it as busy.
+    var isFullOfWork: Bool { table.count >= maxStreams && table.pinnedSlots >= table.count }
+
+    /// Encodes the changed records of `slots` (taken from its end) for the store, stopping once
+    /// `handoverBytes` are gathered.
+    func writeChanged(from slots: inout [Int32]) {
+        guard worker != nil else { slots = []; return }
+        while gatheredBytes < Self.handoverBytes, let s = slots.popLast() {
+            let slot = Int(s)
+            if table.takeDirty(slot) { gather(row(slot, key: table.key(slot))) }
+        }
     }
 
     /// Changed records not yet handed to the store.
@@ -227,11 +263,9 @@ final class StreamResidency {
             deletes.removeAll(keepingCapacity: true)
         }
         if !writes.isEmpty {
-            for row in writes {
-                if filter != nil { filter!.insert(row.key) } else { writtenBeforeFilter.append(row.key) }
-            }
             worker.submit(.write(writes))
             writes.removeAll(keepingCapacity: true)
+            gatheredBytes = 0
         }
     }
 }

@@ -111,6 +111,9 @@ public final class StreamTable {
     public func forget(_ slot: Int, reason: ForgetReason) {
         guard live[slot] else { return }
         precondition(pins[slot] == 0, "forgetting a stream with work in flight (\(reason))")
+        // A large record (a text stream's context model, 4 MiB) gives its pages back now rather
+        // than when the slot is next used, which after the limit of streams was lowered is never.
+        if cores.slotBytes >= 64 * RecordSlab.pageSize { RecordSlab.zero(cores.pointer(slot), count: cores.slotBytes) }
         index.remove(slot: slot)
         live[slot] = false
         if dirty[slot] { dirtyCount -= 1 }
@@ -129,8 +132,16 @@ public final class StreamTable {
     }
 
     /// Work in flight for `slot` (a queued message): it cannot be evicted until unpinned.
-    public func pin(_ slot: Int) { pins[slot] += 1 }
-    public func unpin(_ slot: Int) { pins[slot] -= 1 }
+    public func pin(_ slot: Int) {
+        if pins[slot] == 0 { pinnedSlots += 1 }
+        pins[slot] += 1
+    }
+    public func unpin(_ slot: Int) {
+        pins[slot] -= 1
+        if pins[slot] == 0 { pinnedSlots -= 1 }
+    }
+    /// Live slots with work in flight.
+    public private(set) var pinnedSlots = 0
     public func isPinned(_ slot: Int) -> Bool { pins[slot] > 0 }
 
     /// The least recently used stream with no work in flight.
@@ -177,6 +188,18 @@ public final class StreamTable {
     }
 
     public func isDirty(_ slot: Int) -> Bool { dirty[slot] }
+
+    /// The slots whose records changed since last written (some may have been written or
+    /// forgotten since; `takeDirty(_:)` tells).
+    public var dirtySlots: [Int32] { dirtyList.filter { live[Int($0)] && dirty[Int($0)] } }
+
+    /// Marks `slot` clean if it is live and dirty (its record is about to be written); whether it was.
+    public func takeDirty(_ slot: Int) -> Bool {
+        guard live[slot] && dirty[slot] else { return false }
+        dirty[slot] = false
+        dirtyCount -= 1
+        return true
+    }
 
     /// Up to `limit` dirty live slots, now marked clean (their records are about to be written).
     public func takeDirty(limit: Int) -> [Int] {

@@ -431,15 +431,52 @@ import Testing
         #expect(levels.contains("warning") && levels.contains("notice"), "\(levels)")
     }
 
-    /// Text streams' context models can add up past the memory the process may use: said at
-    /// start when max-streams of them could, not when they fit.
-    @Test func textContextMemoryBeyondTheMachineIsWarnedAbout() throws {
+    /// Text streams' context models could add up past the memory the process may use: no more
+    /// text streams stay in memory than their full-size context models fit in half of it (said
+    /// at start), and with a store the rest leave and come back exactly as they were.
+    @Test func textStreamsInMemoryAreBoundedByTheirContextModels() throws {
         let many = try DaemonHarness(arguments: ["--no-learn", "--max-streams", "1000000"], probeText: true)
-        #expect(many.log.contains("text streams with full context models would take"), "\(many.log)")
+        let limit = try many.control("stats")["streams_limit"] as? Int ?? -1
+        #expect(limit >= 1 && limit < 1_000_000, "\(limit)")
+        #expect(many.log.contains("at most \(limit) text streams stay in memory") && many.log.contains("forgotten"), "\(many.log)")
         #expect(many.terminate() == 0)
-        let few = try DaemonHarness(arguments: ["--no-learn", "--max-streams", "4096", "--text-context-bytes", "65536"], probeText: true)
-        #expect(!few.log.contains("text streams with full context models"), "\(few.log)")
+        // 2 GiB holds 8,192 context models of 256 KiB: max-streams, 4,096, is the limit.
+        let few = try DaemonHarness(arguments: ["--no-learn", "--max-streams", "4096", "--text-context-bytes", "262144",
+                                                "--text-context-memory", "2147483648"], probeText: true)
+        #expect(try few.control("stats")["streams_limit"] as? Int == 4096)
+        #expect(!few.log.contains("text streams stay in memory"), "\(few.log)")
         #expect(few.terminate() == 0)
+
+        // Six text streams, three rounds, lock-step: through three slots (the harness's probe
+        // stream takes one of them) they leave for the store and come back, and what they publish
+        // is what a daemon with room for all of them publishes, bit for bit — the context models
+        // included, which learn with learning off.
+        let text = Array("Now is the winter of our discontent made glorious summer by this sun of York; and all the clouds".utf8)
+        func run(_ d: DaemonHarness) throws -> [String: [Float]] {
+            var out: [String: [Float]] = [:]
+            for round in 0..<3 {
+                for s in 0..<6 {
+                    let start = (round * 8 + s * 5) % (text.count - 8)
+                    let m = InputMessage(inputKind: .text, xdim: 1, steps: 8, seq: UInt64(round * 8), tokens: text[start..<(start + 8)].map(UInt32.init))
+                    out["t\(s)", default: []] += try d.step(key: "t\(s)", m).values
+                }
+            }
+            return out
+        }
+        // 256 KiB context models (64 KiB is below the size of one), three of them in the budget.
+        let base = ["--no-learn", "--text-context-bytes", "262144"]
+        let roomy = try DaemonHarness(arguments: base + ["--state-dir", path("roomy")], probeText: true)
+        let expected = try run(roomy)
+        let tight = try DaemonHarness(arguments: base + ["--state-dir", path("tight"), "--text-context-memory", "786432"], probeText: true)
+        #expect(tight.log.contains("at most 3 text streams stay in memory") && tight.log.contains("go to the store"), "\(tight.log)")
+        let got = try run(tight)
+        for s in 0..<6 { #expect(got["t\(s)"] == expected["t\(s)"] && got["t\(s)"]?.count == 3 * 8 * 256, "stream t\(s)") }
+        let stats = try tight.control("stats")
+        let evictions = (stats["evictions"] as? [String: Int])?["lru"] ?? 0
+        let restored = (stats["store"] as? [String: Any])?["records_restored"] as? Int ?? 0
+        #expect(stats["streams_limit"] as? Int == 3 && (stats["streams"] as? Int ?? 99) <= 3, "\(stats)")
+        #expect(evictions >= 12 && restored >= 12, "\(stats)")
+        #expect(tight.terminate() == 0 && roomy.terminate() == 0)
     }
 
     @Test func configFileWithFlagsWinning() throws {

@@ -162,6 +162,24 @@ import ZeroMQ
         #expect(stats["streams"] as? Int ?? 99 <= 3)
     }
 
+    /// Text streams' records carry their context models (8 MiB each here): a checkpoint of forty
+    /// of them is 320 MiB of records, which the store used to take in one piece and, past its
+    /// 256 MiB bound, partly drop (`records_lost`) with a healthy disk. Now the flush hands them
+    /// over a few at a time and the store commits on the way: every one is written.
+    @Test func aCheckpointOfManyTextStreamsLosesNone() throws {
+        let daemon = try DaemonHarness(arguments: ["--no-learn", "--text-context-bytes", "8388608", "--state-dir", path("texts")], probeText: true)
+        let text = Array("It is a truth universally acknowledged, that a single man in possession of a good fortune".utf8)
+        for s in 0..<40 {
+            let start = (s * 7) % (text.count - 16)
+            _ = try daemon.step(key: "t\(s)", InputMessage(inputKind: .text, xdim: 1, steps: 16, seq: 0, tokens: text[start..<(start + 16)].map(UInt32.init)))
+        }
+        let ack = try daemon.control("checkpoint")
+        #expect(ack["ok"] as? Bool == true, "\(ack)")
+        let store = try daemon.control("stats")["store"] as? [String: Any] ?? [:]
+        #expect(store["records_lost"] as? Int == 0 && (store["streams_stored"] as? Int ?? 0) >= 40, "\(store)")
+        #expect(daemon.terminate() == 0)
+    }
+
     @Test func idleStreamsGoToTheStoreAndComeBack() throws {
         let flags = try flags(learning: true)
         let whole = try DaemonHarness(arguments: flags + ["--state-dir", path("awake")])

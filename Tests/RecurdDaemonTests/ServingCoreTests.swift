@@ -3,6 +3,7 @@ import Logging
 @testable import RecurdDaemon
 import RecurdModelFile
 import RecurdNumerics
+import RecurdStore
 import RecurdStreams
 import RecurdTestSupport
 import RecurdWire
@@ -20,7 +21,9 @@ import Testing
 
     let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [6], outputSize: 2, head: .linear)
 
-    func core(_ configure: (inout ServeConfiguration) -> Void = { _ in }) -> (ServingCore, Collector, Model) {
+    /// A core over `worker` (default: one with no store) and `stateDirectory`.
+    func core(worker: StoreWorker? = nil, stateDirectory: String? = nil,
+              _ configure: (inout ServeConfiguration) -> Void = { _ in }) -> (ServingCore, Collector, Model) {
         var c = ServeConfiguration()
         c.learn = false
         c.normalize = false
@@ -31,12 +34,12 @@ import Testing
         let model = makeModel(arch, seed: 5)
         let logger = Logger(label: "test")
         let metrics = DaemonMetrics()
-        let worker = StoreWorker(store: nil, checkpoints: nil, maxStored: 10, logger: logger, metrics: metrics, wake: WakeSignal())
+        let worker = worker ?? StoreWorker(store: nil, checkpoints: nil, maxStored: 10, logger: logger, metrics: metrics, wake: WakeSignal())
         let layout = StreamRecordLayoutFor(c, arch)
         let runtime = ModelRuntime(model: model, modelPath: nil, startVersion: 0, configuration: c, window: layout.window, optimizerState: nil,
                                    logger: logger, metrics: metrics)
         let sink = Collector()
-        let core = ServingCore(configuration: c, layout: layout, runtime: runtime, sink: sink, worker: worker, stateDirectory: nil,
+        let core = ServingCore(configuration: c, layout: layout, runtime: runtime, sink: sink, worker: worker, stateDirectory: stateDirectory,
                                counters: DaemonCounters(), metrics: metrics, logger: logger)
         return (core, sink, model)
     }
@@ -50,6 +53,47 @@ import Testing
         core.beginCycle()
         body()
         core.scheduler.run(pressure: false)
+    }
+
+    /// A stream evicted and heard from again in the same pass comes back from the store with the
+    /// state it left with: the eviction's write reaches the store before the load, and the key
+    /// filter knows the key at once. Before, a stream never written yet started afresh, and one
+    /// written before came back with its older record.
+    @Test func evictedAndBackInOnePassIsExact() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let worker = StoreWorker(store: try StreamStore(path: dir.appendingPathComponent("streams.sqlite").path), checkpoints: nil, maxStored: 100,
+                                 logger: Logger(label: "test"), metrics: DaemonMetrics(), wake: WakeSignal())
+        worker.start()
+        defer { worker.stop() }
+        let (core, sink, _) = self.core(worker: worker, stateDirectory: dir.path) {
+            $0.maxStreams = 2
+            $0.maxBatch = 1
+        }
+        func pump(until done: () -> Bool) {
+            let deadline = Date().addingTimeInterval(10)
+            while !done() && Date() < deadline {
+                cycle(core) { core.handleCompletions() }
+                core.residency.submit()
+                usleep(1000)
+            }
+        }
+        pump { core.residency.hasKeyFilter }
+        #expect(core.residency.hasKeyFilter)
+        let x: [[Float]] = [[0.5, -1], [1, 0.25], [-0.75, 2]]
+        let (roomy, roomySink, _) = self.core()
+        // A and B in memory; then, in one pass, C (A, least recently used, leaves) and A again.
+        for (t, keys) in [(0, ["A", "B"]), (1, ["C", "A"])] {
+            cycle(core) { for k in keys { send(core, k, InputMessage(inputKind: .features, xdim: 2, steps: 1, seq: UInt64(t), features: x[t])) } }
+            cycle(roomy) { for k in keys { send(roomy, k, InputMessage(inputKind: .features, xdim: 2, steps: 1, seq: UInt64(t), features: x[t])) } }
+            core.residency.submit()
+        }
+        pump { sink.outputs.filter { $0.key == "A" }.count == 2 }
+        let a = sink.outputs.filter { $0.key == "A" }.map(\.message)
+        let expected = roomySink.outputs.filter { $0.key == "A" }.map(\.message)
+        #expect(a.count == 2 && expected.count == 2)
+        #expect(a.last?.flags.contains(.newState) == false, "A started afresh")
+        #expect(a.last?.values == expected.last?.values && a.last?.values.isEmpty == false)
     }
 
     /// Predictions equal the step engine's for each stream, interleaved, one and many steps a message.

@@ -132,6 +132,23 @@ import Testing
         #expect(throws: (any Error).self) { _ = try SettingsSource.parse(arguments: ["--max-streams", "0"]).resolve() }
     }
 
+    /// How many streams stay in memory: max-streams, unless text streams' context models at full
+    /// size would not fit the text budget (text-context-memory, or half the process's limit).
+    @Test func textContextModelsBoundTheStreamsInMemory() throws {
+        var c = ServeConfiguration()
+        let mib = 1 << 20, mibU: UInt64 = 1 << 20
+        #expect(c.residentStreams(textBytes: 0, memoryLimit: 1 << 30) == 10_000, "no text model: max-streams")
+        #expect(c.residentStreams(textBytes: 4 * mib, memoryLimit: 4 << 30) == 512, "4 GiB limit: 2 GiB of 4 MiB models")
+        #expect(c.residentStreams(textBytes: 4 * mib, memoryLimit: 1 << 50) == 10_000, "a large machine: max-streams")
+        #expect(c.residentStreams(textBytes: 4 * mib, memoryLimit: mibU) == 1, "never below one")
+        c.textContextMemory = 64 * mib
+        #expect(c.residentStreams(textBytes: 4 * mib, memoryLimit: 1 << 50) == 16, "the setting, not the machine")
+        c.maxStreams = 10
+        #expect(c.residentStreams(textBytes: 4 * mib, memoryLimit: 1 << 50) == 10)
+        c.textContextMemory = -1
+        #expect(c.problem()?.contains("text-context-memory") == true)
+    }
+
     /// The example config and the README's table list exactly the declared settings.
     @Test func documentationListsExactlyTheDeclaredSettings() throws {
         let declared = Set(ServeSettings.all.map(\.key))
