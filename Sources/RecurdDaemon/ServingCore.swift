@@ -92,6 +92,7 @@ final class ServingCore {
 
     /// Starts a serving cycle (before admitting its messages).
     func beginCycle() {
+        residency.beginTurn()
         scheduler.beginCycle()
         runtime.pin()
     }
@@ -218,7 +219,7 @@ final class ServingCore {
                 // Once one found no room, the rest of this call's would not either.
                 // Likewise once this pass has gathered a hand-over's worth of evicted records
                 // (text streams': 4 MiB each), so that a burst of returns cannot copy gigabytes.
-                if residency.gatheredBytes >= StreamResidency.handoverBytes { noRoom = true }
+                if residency.turnBytes >= StreamResidency.handoverBytes { noRoom = true }
                 guard !noRoom, let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970) else {
                     noRoom = true
                     waitingForRoom.append(c)
@@ -271,19 +272,27 @@ final class ServingCore {
     }
 
     /// Starts a flush: the model checkpoint (if asked), every stream changed by now, then a
-    /// barrier whose token is returned. The streams go over a pass at a time (`continueFlush`).
-    /// A flush asked for while one is still handing over its streams joins it.
+    /// barrier whose token is returned. The streams go over a turn at a time (`continueFlush`).
+    /// A flush asked for while one is still handing over its streams joins it: a periodic one
+    /// adds nothing (a slow store must not keep one flush growing), a `fresh` one (a control
+    /// `checkpoint`, the final flush) adds the streams changed since and a new model checkpoint.
     @discardableResult
-    func flush(checkpointModel: Bool, waiter: Waiter) -> UInt64? {
+    func flush(checkpointModel: Bool, waiter: Waiter, fresh: Bool = false) -> UInt64? {
         guard let worker, stateDirectory != nil else { return nil }
         let t: UInt64
         if let running = flushing {
             t = running.token
             if waiter == .control { waiters[t] = .control }
+            if fresh {
+                flushing!.slots += table.dirtySlots
+                flushing!.modelCheckpointed = false
+                flushStartedAt[t] = Date().timeIntervalSince1970
+            }
         } else {
             worker.submit(.beginFlush)
             t = token(waiter)
             flushing = (t, table.dirtySlots, false)
+            flushStartedAt[t] = Date().timeIntervalSince1970
         }
         if checkpointModel && !flushing!.modelCheckpointed {
             flushing!.modelCheckpointed = true
@@ -296,6 +305,18 @@ final class ServingCore {
     /// The flush handing over its streams: its token, the streams changed when it began that
     /// are still to go, and whether the model checkpoint is in it.
     private var flushing: (token: UInt64, slots: [Int32], modelCheckpointed: Bool)?
+    /// When each flush took its list of changed streams: what it leaves up to date.
+    private var flushStartedAt: [UInt64: Double] = [:]
+    /// Gives up the running flush's streams not yet handed over (the final flush ran out of
+    /// time): counted as lost records, and returned.
+    func abandonFlush() -> Int {
+        guard let f = flushing else { return 0 }
+        flushing = nil
+        let lost = f.slots.reduce(0) { $0 + (table.isLive(Int($1)) && table.isDirty(Int($1)) ? 1 : 0) }
+        worker?.countLost(lost)
+        return lost
+    }
+
     /// A flush is handing over its streams, or returned records wait for the next pass (the
     /// serving loop then does not sleep long).
     var isHandingOver: Bool { flushing != nil || !waitingForRoom.isEmpty }
@@ -307,7 +328,7 @@ final class ServingCore {
     /// calls this every pass.
     func continueFlush() {
         guard var f = flushing, let worker else { return }
-        if !worker.isBehind(limit: StreamResidency.handoverBytes * 4) { residency.writeChanged(from: &f.slots) }
+        if !worker.isBehind(limit: StreamResidency.backlogLimit) { residency.writeChanged(from: &f.slots) }
         residency.submit()
         if f.slots.isEmpty {
             worker.submit(.barrier(token: f.token))
@@ -323,7 +344,8 @@ final class ServingCore {
         flushed.insert(token)
         var checkpointFailed = false
         if case .failure? = checkpoint { checkpointFailed = true }
-        if written && !checkpointFailed { upToDateAt = Date().timeIntervalSince1970 }
+        let startedAt = flushStartedAt.removeValue(forKey: token)
+        if written && !checkpointFailed { upToDateAt = startedAt ?? Date().timeIntervalSince1970 }
         guard waiter == .control else { return }
         switch checkpoint {
         case .failure(let e)?:
@@ -361,7 +383,7 @@ final class ServingCore {
     func checkpoint() -> ControlOutcome {
         guard stateDirectory != nil else { return .reply(ControlReply.failure("no state directory (set --state-dir)")) }
         // Always write the model on request, so `checkpoint` leaves a file even if unchanged.
-        _ = flush(checkpointModel: true, waiter: .control)
+        _ = flush(checkpointModel: true, waiter: .control, fresh: true)
         return .deferred
     }
 

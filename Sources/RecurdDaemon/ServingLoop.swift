@@ -310,7 +310,7 @@ final class ServingLoop {
                 if handleControl(c, controlMessage) { unread[controlIndex] = true }
             }
             if ready[0] {
-                if stateDirectory != nil, worker.isBehind(limit: Self.storeBacklogLimit) {
+                if stateDirectory != nil, worker.isBehind(limit: StreamResidency.backlogLimit) {
                     // The store is behind: leave the input queued (producers feel the pace) rather than lose records.
                     storeWaits += 1
                     metrics.storeWaits.increment()
@@ -325,6 +325,7 @@ final class ServingLoop {
                 }
             }
             core?.scheduler.run(pressure: pressure)
+            core?.residency.trim()
             if sendReadyReplies(e.control), controlIndex >= 0 { unread[controlIndex] = true }
             let now = Clock.seconds
             if now - lastHousekeeping >= 1 {
@@ -337,15 +338,12 @@ final class ServingLoop {
             } else {
                 core?.residency.submit()
             }
-            core?.residency.trim()
             core?.continueFlush()
         }
         finish(e)
     }
 
     private var pressure = false
-    /// Record bytes the store may have waiting before input waits for it.
-    static let storeBacklogLimit = 64 << 20
     private var storeWaits = 0
     private var lastStoreWaitLog = 0.0
 
@@ -362,7 +360,7 @@ final class ServingLoop {
             // Input waits in ZeroMQ (producers feel it) rather than be refused: when no stream can
             // come into memory, or when this pass has gathered as many records for the store as
             // one hand-over takes (evictions of text streams, 4 MiB each with their context models).
-            if let core, core.residency.isFullOfWork || core.residency.gatheredBytes >= StreamResidency.handoverBytes {
+            if let core, core.residency.isFullOfWork || core.residency.turnBytes >= StreamResidency.handoverBytes {
                 heldBack = true
                 break
             }
@@ -584,8 +582,8 @@ final class ServingLoop {
         while true {
             if taking {
                 let before = counters.messages
-                _ = drain(e.input, parts)
-                taking = counters.messages > before && Clock.seconds < drainDeadline
+                let more = drain(e.input, parts)
+                taking = (counters.messages > before || more) && Clock.seconds < drainDeadline
             }
             guard let core else { if taking { continue } else { break } }
             guard taking || core.hasPendingWork else { break }
@@ -600,7 +598,7 @@ final class ServingLoop {
         if let core {
             core.runtime.stop()
             if stateDirectory != nil {
-                let token = core.flush(checkpointModel: core.runtime.version != core.lastCheckpointVersion, waiter: .flush)
+                let token = core.flush(checkpointModel: core.runtime.version != core.lastCheckpointVersion, waiter: .flush, fresh: true)
                 let deadline = Clock.seconds + 20
                 while let token, !core.flushed.contains(token), Clock.seconds < deadline {
                     _ = try? poller.poll(timeoutMilliseconds: core.isHandingOver ? 2 : 100)
@@ -608,7 +606,10 @@ final class ServingLoop {
                     core.handleCompletions()
                     core.continueFlush()
                 }
-                if let token, !core.flushed.contains(token) { logger.error("the store did not finish the final flush in 20 s") }
+                if let token, !core.flushed.contains(token) {
+                    let lost = core.abandonFlush()
+                    logger.error("the store did not finish the final flush in 20 s", metadata: ["streams_not_written": "\(lost)"])
+                }
             }
             sendReadyReplies(e.control)
         }

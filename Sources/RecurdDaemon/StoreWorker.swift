@@ -102,6 +102,14 @@ final class StoreWorker: @unchecked Sendable {
         t.start()
     }
 
+    /// Counts records the serving thread gave up before handing them over (a final flush out of
+    /// time).
+    func countLost(_ n: Int) {
+        guard n > 0 else { return }
+        recordsLost.add(n, ordering: .relaxed)
+        metrics.storeRecordsLost.increment(by: n)
+    }
+
     /// Queues `request` (serving thread; never waits).
     func submit(_ request: StoreRequest) {
         if case .write(let rows) = request { backlog.add(rows.reduce(0) { $0 + $1.record.count }, ordering: .relaxed) }

@@ -38,7 +38,14 @@ final class StreamResidency {
     /// in one pass past `handoverBytes` — a text stream's record carries its context model, 4 MiB
     /// by default, so a pass that evicted or flushed a few hundred would otherwise copy gigabytes.
     private(set) var gatheredBytes = 0
+    /// Bytes gathered this turn of the serving loop (a load's hand-over does not reset it).
+    private(set) var turnBytes = 0
     static let handoverBytes = 16 << 20
+    /// The store's backlog beyond which no more records are made for it (input waits too).
+    static let backlogLimit = 64 << 20
+
+    /// A new turn of the serving loop: a new `handoverBytes` budget.
+    func beginTurn() { turnBytes = 0 }
 
     init(table: StreamTable, worker: StoreWorker?, maxStreams: Int, counters: DaemonCounters, metrics: DaemonMetrics, logger: Logger) {
         self.table = table
@@ -157,6 +164,12 @@ final class StreamResidency {
 
     /// Evicts least recently used streams until one more fits; false when all have work in flight.
     private func makeRoom() -> Bool {
+        // Above a lowered limit `trim` evicts the excess a few a turn; one eviction makes room.
+        if table.count > maxStreams {
+            guard let victim = table.evictionCandidate else { return false }
+            forget(victim, reason: .lru)
+            return true
+        }
         while table.count >= maxStreams || table.isFull {
             guard let victim = table.evictionCandidate else { return false }
             forget(victim, reason: .lru)
@@ -202,6 +215,7 @@ final class StreamResidency {
     private func gather(_ row: StoreRow) {
         writes.append(row)
         gatheredBytes += row.record.count
+        turnBytes += row.record.count
         if filter != nil { filter!.insert(row.key) } else { writtenBeforeFilter.append(row.key) }
     }
 
@@ -233,7 +247,8 @@ final class StreamResidency {
     /// Evicts streams beyond the limit (after it was lowered), at most `handoverBytes` of records
     /// a pass; the serving loop calls it every pass.
     func trim() {
-        while table.count > maxStreams && gatheredBytes < Self.handoverBytes, let victim = table.evictionCandidate {
+        guard table.count > maxStreams, worker?.isBehind(limit: Self.backlogLimit) != true else { return }
+        while table.count > maxStreams && turnBytes < Self.handoverBytes, let victim = table.evictionCandidate {
             forget(victim, reason: .lru)
         }
     }
@@ -246,7 +261,7 @@ final class StreamResidency {
     /// `handoverBytes` are gathered.
     func writeChanged(from slots: inout [Int32]) {
         guard worker != nil else { slots = []; return }
-        while gatheredBytes < Self.handoverBytes, let s = slots.popLast() {
+        while turnBytes < Self.handoverBytes, let s = slots.popLast() {
             let slot = Int(s)
             if table.takeDirty(slot) { gather(row(slot, key: table.key(slot))) }
         }

@@ -24,7 +24,6 @@ public final class StreamTable {
     private var pins: [UInt32]
     private var dirty: [Bool]
     /// Slots marked dirty since the last `takeDirty` (may repeat or name since-freed slots).
-    private var dirtyList: [Int32] = []
     /// Live slots marked dirty.
     public private(set) var dirtyCount = 0
 
@@ -183,15 +182,19 @@ public final class StreamTable {
         if !dirty[slot] {
             dirty[slot] = true
             dirtyCount += 1
-            dirtyList.append(Int32(slot))
         }
     }
 
     public func isDirty(_ slot: Int) -> Bool { dirty[slot] }
 
-    /// The slots whose records changed since last written (some may have been written or
-    /// forgotten since; `takeDirty(_:)` tells).
-    public var dirtySlots: [Int32] { dirtyList.filter { live[Int($0)] && dirty[Int($0)] } }
+    /// The slots whose records changed since last written: a scan of the flags, once per flush
+    /// (about a millisecond for a million slots), so that no list of them grows between flushes.
+    public var dirtySlots: [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(dirtyCount)
+        for slot in 0..<capacity where dirty[slot] && live[slot] { out.append(Int32(slot)) }
+        return out
+    }
 
     /// Marks `slot` clean if it is live and dirty (its record is about to be written); whether it was.
     public func takeDirty(_ slot: Int) -> Bool {
@@ -199,20 +202,6 @@ public final class StreamTable {
         dirty[slot] = false
         dirtyCount -= 1
         return true
-    }
-
-    /// Up to `limit` dirty live slots, now marked clean (their records are about to be written).
-    public func takeDirty(limit: Int) -> [Int] {
-        var out: [Int] = []
-        while out.count < limit, let s = dirtyList.popLast() {
-            let slot = Int(s)
-            if live[slot] && dirty[slot] {
-                dirty[slot] = false
-                dirtyCount -= 1
-                out.append(slot)
-            }
-        }
-        return out
     }
 
 

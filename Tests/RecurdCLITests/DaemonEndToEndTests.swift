@@ -476,6 +476,16 @@ import Testing
         let restored = (stats["store"] as? [String: Any])?["records_restored"] as? Int ?? 0
         #expect(stats["streams_limit"] as? Int == 3 && (stats["streams"] as? Int ?? 99) <= 3, "\(stats)")
         #expect(evictions >= 12 && restored >= 12, "\(stats)")
+        // Lowered live: the streams beyond the new limit leave memory, and come back as they were.
+        _ = try tight.control("set text-context-memory=524288")
+        var lowered = try tight.control("stats")
+        let deadline = Date().addingTimeInterval(10)
+        while (lowered["streams"] as? Int ?? 99) > 2 && Date() < deadline { usleep(50_000); lowered = try tight.control("stats") }
+        #expect(lowered["streams_limit"] as? Int == 2 && (lowered["streams"] as? Int ?? 99) <= 2, "\(lowered)")
+        let next = InputMessage(inputKind: .text, xdim: 1, steps: 8, seq: 24, tokens: text[0..<8].map(UInt32.init))
+        let after = try tight.step(key: "t0", next).values
+        #expect(after == (try roomy.step(key: "t0", next).values), "t0 after the limit was lowered")
+        #expect((try tight.control("stats")["store"] as? [String: Any])?["records_lost"] as? Int == 0)
         #expect(tight.terminate() == 0 && roomy.terminate() == 0)
     }
 
