@@ -42,7 +42,8 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case token
         /// Explicit targets the model's head cannot take (size or kind).
         case target
-        /// Every stream in memory has work in flight, so a new one has no room (raise max-streams).
+        /// No room for the message: messages parked for streams on their way back from the store
+        /// are at their bound (input otherwise waits in ZeroMQ while every stream in memory is busy).
         case busy
 
         /// The reasons an input message can be refused for: the daemon's counter labels.
