@@ -284,7 +284,7 @@ final class ServingCore {
             t = running.token
             if waiter == .control { waiters[t] = .control }
             if fresh {
-                flushing!.slots += table.dirtySlots
+                flushing!.slots = table.dirtySlots   // every slot of the old list still dirty, and the rest
                 flushing!.modelCheckpointed = false
                 flushStartedAt[t] = Date().timeIntervalSince1970
             }
@@ -312,6 +312,7 @@ final class ServingCore {
     func abandonFlush() -> Int {
         guard let f = flushing else { return 0 }
         flushing = nil
+        flushStartedAt[f.token] = nil
         let lost = f.slots.reduce(0) { $0 + (table.isLive(Int($1)) && table.isDirty(Int($1)) ? 1 : 0) }
         worker?.countLost(lost)
         return lost

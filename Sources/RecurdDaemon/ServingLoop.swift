@@ -582,6 +582,7 @@ final class ServingLoop {
         while true {
             if taking {
                 let before = counters.messages
+                core?.residency.beginTurn()   // drain's budget of records for the store
                 let more = drain(e.input, parts)
                 taking = (counters.messages > before || more) && Clock.seconds < drainDeadline
             }
@@ -603,12 +604,15 @@ final class ServingLoop {
                 while let token, !core.flushed.contains(token), Clock.seconds < deadline {
                     _ = try? poller.poll(timeoutMilliseconds: core.isHandingOver ? 2 : 100)
                     handle.wake.drain()
+                    // A turn's budget of records per wait, without starting a serving cycle.
+                    core.residency.beginTurn()
                     core.handleCompletions()
                     core.continueFlush()
                 }
                 if let token, !core.flushed.contains(token) {
                     let lost = core.abandonFlush()
-                    logger.error("the store did not finish the final flush in 20 s", metadata: ["streams_not_written": "\(lost)"])
+                    logger.error("the final flush did not finish in 20 s: changed streams not handed to the store are lost (counted); what it has is still written as it stops",
+                                 metadata: ["streams_not_written": "\(lost)"])
                 }
             }
             sendReadyReplies(e.control)

@@ -23,7 +23,6 @@ public final class StreamTable {
     private var tail: Int32 = -1
     private var pins: [UInt32]
     private var dirty: [Bool]
-    /// Slots marked dirty since the last `takeDirty` (may repeat or name since-freed slots).
     /// Live slots marked dirty.
     public private(set) var dirtyCount = 0
 

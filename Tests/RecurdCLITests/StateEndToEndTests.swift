@@ -177,7 +177,17 @@ import ZeroMQ
         #expect(ack["ok"] as? Bool == true, "\(ack)")
         let store = try daemon.control("stats")["store"] as? [String: Any] ?? [:]
         #expect(store["records_lost"] as? Int == 0 && (store["streams_stored"] as? Int ?? 0) >= 40, "\(store)")
+        // Changed again, then stopped: the final flush writes all forty (320 MiB, a few streams a
+        // turn), and a restart finds every one at 32 steps.
+        for s in 0..<40 {
+            let start = (s * 3) % (text.count - 16)
+            _ = try daemon.step(key: "t\(s)", InputMessage(inputKind: .text, xdim: 1, steps: 16, seq: 16, tokens: text[start..<(start + 16)].map(UInt32.init)))
+        }
         #expect(daemon.terminate() == 0)
+        #expect(!daemon.log.contains("final flush did not finish"), "\(daemon.log)")
+        let again = try DaemonHarness(arguments: ["--no-learn", "--text-context-bytes", "8388608", "--state-dir", path("texts")], probeText: true)
+        for s in [0, 17, 39] { #expect(try again.control("stream t\(s)")["steps"] as? Int == 32, "t\(s)") }
+        #expect(again.terminate() == 0)
     }
 
     @Test func idleStreamsGoToTheStoreAndComeBack() throws {
