@@ -130,17 +130,16 @@ final class ServingCore {
     }
 
     /// Sets how many streams stay in memory: `max-streams`, or fewer for text streams whose
-    /// context models would not fit `text-context-memory` (said once per change).
+    /// context models would not fit `text-context-memory` (said when it binds and when it changes).
     private func applyStreamLimit(_ c: ServeConfiguration) {
-        let memory = MemoryLimit.current()
-        let limit = c.residentStreams(textBytes: textBytes, memoryLimit: memory.bytes)
-        if limit != residency.maxStreams { residency.setMaxStreams(limit) }
-        if limit >= c.maxStreams { textStreamLimitSaid = -1 }
-        guard textBytes > 0, limit < c.maxStreams, limit != textStreamLimitSaid else { return }
-        textStreamLimitSaid = limit
+        // The process's memory limit (files under /proc and /sys) is read only where it decides.
+        let memory = textBytes > 0 && c.textContextMemory == 0 ? MemoryLimit.current() : nil
+        let limit = c.residentStreams(textBytes: textBytes, memoryLimit: memory?.bytes ?? 0)
+        let previous = residency.maxStreams
+        if limit != previous { residency.setMaxStreams(limit) }
+        guard limit < c.maxStreams, limit != previous else { return }
         func size(_ bytes: UInt64) -> String { bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB" }
-        let budget = c.textContextMemory > 0 ? "text-context-memory (\(size(UInt64(c.textContextMemory))))"
-            : "half of \(memory.source) (\(size(memory.bytes / 2)))"
+        let budget = memory.map { "half of \($0.source) (\(size($0.bytes / 2)))" } ?? "text-context-memory (\(size(UInt64(c.textContextMemory))))"
         let metadata: Logger.Metadata = ["streams_in_memory": "\(limit)", "max_streams": "\(c.maxStreams)", "text_context_bytes": "\(textBytes)"]
         let message = "at most \(limit) text streams stay in memory, not max-streams (\(c.maxStreams)): that many context models of \(size(UInt64(textBytes))) fill \(budget)"
         if stateDirectory != nil {
@@ -150,8 +149,6 @@ final class ServingCore {
                            metadata: metadata)
         }
     }
-    /// The text-stream limit last logged, so that a reload that keeps it says nothing.
-    private var textStreamLimitSaid = -1
 
     private func accept(_ header: InputHeader, slot: Int, key: UnsafeRawBufferPointer, receivedAt: UInt64, now: Double) {
         let r = table.record(slot)

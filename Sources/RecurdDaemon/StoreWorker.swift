@@ -102,8 +102,8 @@ final class StoreWorker: @unchecked Sendable {
         t.start()
     }
 
-    /// Counts records the serving thread gave up before handing them over (a final flush out of
-    /// time).
+    /// Counts records given up: by the store (a failing disk), or by the serving thread before
+    /// handing them over (a final flush out of time).
     func countLost(_ n: Int) {
         guard n > 0 else { return }
         recordsLost.add(n, ordering: .relaxed)
@@ -176,8 +176,7 @@ final class StoreWorker: @unchecked Sendable {
                 if !pending.isEmpty {
                     logger.error("stream records could not be written at shutdown; they are lost", metadata: ["records": "\(pending.count)"])
                     backlog.subtract(pendingBytes, ordering: .relaxed)
-                    recordsLost.add(pending.count, ordering: .relaxed)
-                    metrics.storeRecordsLost.increment(by: pending.count)
+                    countLost(pending.count)
                 }
                 break
             }
@@ -233,8 +232,7 @@ final class StoreWorker: @unchecked Sendable {
             let bytes = pending.removeValue(forKey: victim)!.record.count
             pendingBytes -= bytes
             backlog.subtract(bytes, ordering: .relaxed)
-            recordsLost.add(1, ordering: .relaxed)
-            metrics.storeRecordsLost.increment()
+            countLost(1)
             log.warning("lost", now: Clock.seconds, "the store cannot write and holds too much; stream records are lost", metadata: ["stream": "\(String(decoding: victim, as: UTF8.self))"])
         }
     }

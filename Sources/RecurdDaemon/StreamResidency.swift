@@ -34,11 +34,9 @@ final class StreamResidency {
     private var writtenBeforeFilter: [[UInt8]] = []
     private var writes: [StoreRow] = []
     private var deletes: [[UInt8]] = []
-    /// Bytes of the records in `writes`: callers hand them over (`submit`) and stop making more
-    /// in one pass past `handoverBytes` — a text stream's record carries its context model, 4 MiB
-    /// by default, so a pass that evicted or flushed a few hundred would otherwise copy gigabytes.
-    private(set) var gatheredBytes = 0
-    /// Bytes gathered this turn of the serving loop (a load's hand-over does not reset it).
+    /// Bytes of records gathered for the store this turn of the serving loop: callers make no
+    /// more past `handoverBytes` — a text stream's record carries its context model, 4 MiB by
+    /// default, so a turn that evicted or flushed a few hundred would otherwise copy gigabytes.
     private(set) var turnBytes = 0
     static let handoverBytes = 16 << 20
     /// The store's backlog beyond which no more records are made for it (input waits too).
@@ -165,12 +163,8 @@ final class StreamResidency {
     /// Evicts least recently used streams until one more fits; false when all have work in flight.
     private func makeRoom() -> Bool {
         // Above a lowered limit `trim` evicts the excess a few a turn; one eviction makes room.
-        if table.count > maxStreams {
-            guard let victim = table.evictionCandidate else { return false }
-            forget(victim, reason: .lru)
-            return true
-        }
-        while table.count >= maxStreams || table.isFull {
+        let keep = max(maxStreams, table.count) - 1
+        while table.count > keep || table.isFull {
             guard let victim = table.evictionCandidate else { return false }
             forget(victim, reason: .lru)
         }
@@ -201,11 +195,7 @@ final class StreamResidency {
     /// may keep the key; a later load finds nothing.
     func forgetStored(_ key: [UInt8]) {
         // A write of the same key not yet handed over would land after the delete.
-        writes.removeAll { row in
-            guard row.key == key else { return false }
-            gatheredBytes -= row.record.count
-            return true
-        }
+        writes.removeAll { $0.key == key }
         deletes.append(key)
     }
 
@@ -214,7 +204,6 @@ final class StreamResidency {
     /// over first), not start the stream afresh.
     private func gather(_ row: StoreRow) {
         writes.append(row)
-        gatheredBytes += row.record.count
         turnBytes += row.record.count
         if filter != nil { filter!.insert(row.key) } else { writtenBeforeFilter.append(row.key) }
     }
@@ -280,7 +269,6 @@ final class StreamResidency {
         if !writes.isEmpty {
             worker.submit(.write(writes))
             writes.removeAll(keepingCapacity: true)
-            gatheredBytes = 0
         }
     }
 }

@@ -41,9 +41,11 @@ struct BenchLoad: ParsableCommand {
         /// now and then, seen at the same moment by an unrelated process that sleeps 1 ms at a
         /// time), and the whole trial's percentiles are reported as they are.
         var sustained: Bool { lost == 0 && achieved >= 0.98 * rate && tailP99 < 50_000_000 }
-        func percentile(_ p: Double) -> UInt64 {
-            guard !latencies.isEmpty else { return .max }
-            return latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+        func percentile(_ p: Double) -> UInt64 { Self.percentile(latencies, p) }
+        /// The `p` quantile of `sorted` (`.max` when it is empty).
+        static func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {
+            guard !sorted.isEmpty else { return .max }
+            return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
         }
     }
 
@@ -204,8 +206,7 @@ struct BenchLoad: ParsableCommand {
         while !reader.isFinished { usleep(1000) }
         trial.received = received.load(ordering: .relaxed)
         let inOrder = latencies.withLock { $0 }
-        let tail = inOrder[(inOrder.count - inOrder.count / 4)...].sorted()
-        if !tail.isEmpty { trial.tailP99 = tail[min(tail.count - 1, tail.count * 99 / 100)] }
+        trial.tailP99 = Trial.percentile(inOrder[(inOrder.count - inOrder.count / 4)...].sorted(), 0.99)
         trial.latencies = inOrder.sorted()
         return trial
     }

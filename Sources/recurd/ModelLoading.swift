@@ -50,8 +50,8 @@ enum ModelLoading {
             }
         case (.tokens(let ids), .tokens(let vocabulary, _)):
             if let i = ids.firstIndex(where: { Int($0) >= vocabulary }) {
-                throw CLIError("\(path): byte offset \(i): byte \(ids[i]) is outside the model's vocabulary of \(vocabulary)"
-                    + (format == .text ? "; a file of token ids takes --format tokens" : ""))
+                // Token ids were checked against the vocabulary as they were read: this is text.
+                throw CLIError("\(path): byte offset \(i): byte \(ids[i]) is outside the model's vocabulary of \(vocabulary); a file of token ids takes --format tokens")
             }
         case (.features, .tokens(let vocabulary, _)):
             throw CLIError("\(path): the model takes tokens but the input is CSV features; use "

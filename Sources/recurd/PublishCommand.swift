@@ -64,19 +64,18 @@ struct PublishCommand: ParsableCommand {
         let vocabulary = input?.vocabulary
         let idsModel = vocabulary.map { $0 != 256 } ?? false
         let chosen = format ?? (file.lowercased().hasSuffix(".csv") ? .csv : idsModel ? .tokens : .text)
+        func served(_ e: CLIError) -> CLIError { CLIError("\(e.message) (the model the daemon at \(control) serves; nothing was sent)") }
         let data: RecordedStream
         do {
             data = try ModelLoading.read(bytes, from: file, format: chosen, columns: try columns.map { try parseColumns($0) }, vocabulary: vocabulary)
         } catch let e as CLIError where chosen == .tokens && vocabulary != nil {
-            throw CLIError("\(e.message) (the model the daemon at \(control) serves; nothing was sent)")
+            throw served(e)
         }
         let total = data.count
         guard total > 0 else { throw CLIError("\(file): no steps to publish") }
         if let input {
             // The daemon would reject every step, counted but unexplained here: say why first.
-            do { try ModelLoading.check(data, from: file, format: chosen, against: input) } catch let e as CLIError {
-                throw CLIError("\(e.message) (the model the daemon at \(control) serves; nothing was sent)")
-            }
+            do { try ModelLoading.check(data, from: file, format: chosen, against: input) } catch let e as CLIError { throw served(e) }
         }
         // Where the daemon has the stream: its next seq (to continue it) and the steps it has taken,
         // to tell at the end whether all of this run was (not with --reset, which may start the
