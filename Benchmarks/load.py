@@ -196,7 +196,7 @@ lines += [
     f"Learning on / learning off throughput: **{learn_ratio:.0%}** (target ≥ 70 %). During the learning-on run the trainer applied "
     f"{stats(runs['recurd-learning']).get('updates', '?')} updates; {stats(runs['recurd-learning']).get('windows_dropped', '?')} due windows were "
     f"dropped and {stats(runs['recurd-learning']).get('windows_coalesced', '?')} coalesced because it could not keep up at these rates "
-    f"(it runs at SCHED_IDLE, in the CPU time serving leaves).",
+    f"(it runs at SCHED_IDLE, and at nice 19 while a quarter of its queue waits and serving keeps up).",
     f"Store on / store off throughput: **{store_ratio:.0%}** (target ≥ 90 %).",
     f"CURVE on / off throughput: **{best(runs['recurd-curve']) / best(runs['recurd']):.0%}** (target ≥ 70 %); p99 at 20k/s "
     f"{at20k(runs['recurd-curve'])['p99_us']:.0f} µs with CURVE, {at20k(runs['recurd'])['p99_us']:.0f} µs without.",
@@ -204,7 +204,7 @@ lines += [
     f"Forecast combination on / off: **{best(runs['recurd-defaults']) / best(runs['recurd']):.0%}** (it runs per feature: 8 here; "
     "the other rows turn it off so that recurd does the same work as the peer).",
     "",
-    "Learning that keeps up: 1,000 streams, learning on (background trainer at SCHED_IDLE), 5 s per rate; the share of due",
+    "Learning that keeps up: 1,000 streams, learning on (the default `--trainer-priority background`), 5 s per rate; the share of due",
     "TBPTT windows the trainer trained (target: all of them up to half the max serving rate):",
     "",
     "| rate (msg/s) | windows due | trained | share | dropped | coalesced | serving p99 |",

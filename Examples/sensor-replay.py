@@ -151,7 +151,7 @@ def main():
         from recurd.serve import Serve
         try:
             # --sync-learning: updates happen between the steps (deterministic; the background trainer
-            # runs at SCHED_IDLE and may get no CPU on a busy machine).
+            # runs at SCHED_IDLE until it is far behind and may get little CPU on a busy machine).
             daemon = Serve(args.recurd, model=args.model, args=["--sync-learning"])
         except (FileNotFoundError, RuntimeError, TimeoutError) as e:
             sys.exit(f"Error: {e}")

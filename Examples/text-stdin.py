@@ -94,7 +94,7 @@ def main():
     if args.serve:
         from recurd.serve import Serve
         # --sync-learning: updates happen between the steps (deterministic; the background trainer
-        # runs at SCHED_IDLE and may get no CPU on a busy machine).
+        # runs at SCHED_IDLE until it is far behind and may get little CPU on a busy machine).
         extra = ["--top-k", str(args.top_k)] + (["--no-learn"] if args.no_learn else ["--sync-learning"])
         try:
             daemon = Serve(args.recurd, model=args.model, args=extra)

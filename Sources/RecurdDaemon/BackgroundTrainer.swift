@@ -3,7 +3,7 @@ import Logging
 import RecurdNumerics
 import Synchronization
 
-/// Online learning on a thread of its own (DESIGN §3, daemon form).
+/// Online learning on threads of its own (DESIGN §3, daemon form).
 ///
 /// The serving thread hands over snapshots of due windows (`submit`); the trainer takes up to
 /// `train-batch` of them, oldest first and at most one per stream, runs one batched
@@ -11,6 +11,15 @@ import Synchronization
 /// its own copy of the weights and publishes a new `WeightSnapshot`. The queue is bounded: when
 /// it is full, a newer window of a stream already queued replaces the older one (coalesced),
 /// otherwise it is dropped; both are counted. The serving thread never waits for training.
+///
+/// With the `background` priority two threads share the work, one at a time: one at SCHED_IDLE,
+/// which takes only CPU time nothing else wants, and one at nice 19, which takes over once a
+/// quarter of the queue waits (the trainer is falling behind) while serving has no backlog.
+/// Linux does not let an unprivileged thread leave SCHED_IDLE, hence two threads. At SCHED_IDLE
+/// alone the trainer got too little of a 2-core machine under load: the kernel places a waking
+/// thread on a CPU that runs only SCHED_IDLE work as if it were idle, so serving's threads kept
+/// preempting the trainer while the other core sat idle. At nice 19 alone, serving's p99 at
+/// light load grew by a few hundred µs: a waking serving thread waits for the trainer's slice.
 final class BackgroundTrainer: @unchecked Sendable {
     enum Submission { case queued, coalesced, dropped }
 
@@ -18,7 +27,6 @@ final class BackgroundTrainer: @unchecked Sendable {
         var queued: [Int] = []
         var free: [Int]
         var bySlot: [Int: Int] = [:]
-        var stop = false
     }
 
     let layout: ParameterLayout
@@ -31,16 +39,30 @@ final class BackgroundTrainer: @unchecked Sendable {
     private let jobs: [TrainingWindow]
     private var jobSlot: [Int]
     private let queue: Mutex<Queue>
-    private let wake = DispatchSemaphore(value: 0)
+    /// The trainer threads' wake-ups, by `Role`.
+    private let wakes = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
+    /// The `Role` whose thread trains now.
+    private let active = Atomic<Int>(Role.idle.rawValue)
     private let stateLock = NSLock()
     private let trainBatch: Int
+    /// Queued windows at which the nice-19 thread takes over (`background`).
+    private let boostBacklog: Int
     private let learningRateBits: Atomic<UInt32>
     private let clipBits: Atomic<UInt32>
     private let logger: Logger
     private let skippedLog: RateLimitedLog
     private let metrics: DaemonMetrics
-    private var thread: Thread?
+    /// Set by `start` and read by `stop`, both on the thread that owns the trainer.
+    private var threads: [Thread] = []
+    private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
+
+    /// Which of the trainer's threads (see the type's comment).
+    enum Role: Int { case idle = 0, boost = 1 }
+    /// The thread that trains now.
+    var activeRole: Role { Role(rawValue: active.load(ordering: .acquiring))! }
+    /// Updates applied on the nice-19 thread (`background`).
+    let boostedUpdates = Atomic<Int>(0)
 
     private(set) var version: UInt64
     let updates = Atomic<Int>(0)
@@ -49,9 +71,14 @@ final class BackgroundTrainer: @unchecked Sendable {
     let skipped = Atomic<Int>(0)
 
     private let priority: ServeConfiguration.TrainerPriority
+    /// When serving last handed over a window while it had a backlog (uptime ns; 0: never).
+    private let backlogSeen = Atomic<UInt64>(0)
+    /// The nice-19 thread gives the work back while serving had a backlog this recently: a
+    /// backlog comes and goes between drains, and a few ms cover the gaps.
+    static let servingBacklogNanoseconds: UInt64 = 5_000_000
 
     init(model: Model, configuration: LearningConfiguration, window: WindowLayout, trainBatch: Int, queueCapacity: Int,
-         optimizerRestore: (Optimizer) -> Void, startVersion: UInt64, priority: ServeConfiguration.TrainerPriority = .idle,
+         optimizerRestore: (Optimizer) -> Void, startVersion: UInt64, priority: ServeConfiguration.TrainerPriority = .background,
          logger: Logger, metrics: DaemonMetrics) {
         self.priority = priority
         layout = model.layout
@@ -67,6 +94,7 @@ final class BackgroundTrainer: @unchecked Sendable {
         jobSlot = Array(repeating: -1, count: queueCapacity)
         queue = Mutex(Queue(free: Array((0..<queueCapacity).reversed())))
         self.trainBatch = trainBatch
+        boostBacklog = min(queueCapacity, max(4 * trainBatch, queueCapacity / 4))
         learningRateBits = Atomic(configuration.learningRate.bitPattern)
         clipBits = Atomic(configuration.clip.bitPattern)
         self.logger = logger
@@ -83,17 +111,19 @@ final class BackgroundTrainer: @unchecked Sendable {
     }
 
     func start() {
-        let t = Thread { [self] in run() }
-        t.name = "recurd-trainer"
-        thread = t
-        t.start()
+        for role in priority == .background ? [Role.idle, .boost] : [.idle] {
+            let t = Thread { [self] in run(role) }
+            t.name = role == .idle ? "recurd-trainer" : "recurd-trainer2"
+            threads.append(t)
+            t.start()
+        }
     }
 
-    /// Stops after the update in progress and waits for the thread.
+    /// Stops after the update in progress and waits for the threads.
     func stop() {
-        queue.withLock { $0.stop = true }
-        wake.signal()
-        if thread != nil { finished.wait() }
+        if stopping.exchange(true, ordering: .acquiringAndReleasing) { return }
+        for w in wakes { w.signal() }
+        for _ in threads { finished.wait() }
     }
 
     var learningRate: Float {
@@ -110,95 +140,141 @@ final class BackgroundTrainer: @unchecked Sendable {
     /// (serving has a backlog) a full queue drops the window rather than spend a copy on
     /// coalescing it.
     func submit(slot: Int, window: TrainingWindow, pressure: Bool = false) -> Submission {
-        let result: Submission = queue.withLock { q in
+        if pressure { backlogSeen.store(Clock.nanoseconds, ordering: .relaxed) }
+        let (result, waiting): (Submission, Int) = queue.withLock { q in
             if let job = q.free.popLast() {
                 jobs[job].copy(from: window)
                 jobSlot[job] = slot
                 q.bySlot[slot] = job
                 q.queued.append(job)
-                return .queued
+                return (.queued, q.queued.count)
             }
             // Behind: the newest window of a stream still queued replaces it, else this one goes.
             if !pressure, let latest = q.bySlot[slot] {
                 jobs[latest].copy(from: window)
-                return .coalesced
+                return (.coalesced, q.queued.count)
             }
-            return .dropped
+            return (.dropped, q.queued.count)
         }
-        if result == .queued { wake.signal() }
+        if result == .queued {
+            wakes[active.load(ordering: .acquiring)].signal()
+            // The queue grows one window at a time, so it passes this mark exactly once on its way up.
+            if priority == .background && waiting == boostBacklog { wakes[Role.boost.rawValue].signal() }
+        }
         return result
     }
 
-    private func run() {
-        // Serving comes first (see `ServeConfiguration.TrainerPriority`); on Linux scheduling
-        // policy and nice value are per thread, and 0 names the calling thread.
+    private func run(_ role: Role) {
+        setSchedulingPolicy(role)
+        while true {
+            _ = wakes[role.rawValue].wait(timeout: .now() + .milliseconds(100))
+            if stopping.load(ordering: .acquiring) { break }
+            if active.load(ordering: .acquiring) != role.rawValue {
+                // The SCHED_IDLE thread can be starved by the very load that puts it behind, and
+                // then never gets to hand the work over: the nice-19 thread takes it.
+                guard role == .boost, queuedCount() >= boostBacklog, !servingHadBacklog(),
+                      active.compareExchange(expected: Role.idle.rawValue, desired: Role.boost.rawValue, ordering: .acquiringAndReleasing).exchanged
+                else { continue }
+            }
+            trainOnce(role)
+            if priority == .background {
+                // A quarter of the queue behind: the nice-19 thread, until the queue is nearly
+                // empty or serving has a backlog. Below that the SCHED_IDLE thread may fall behind
+                // for a while (it does for 100 ms and more even at light load) at no cost, and a
+                // running nice-19 thread costs serving latency: waking, it waits for its slice.
+                let waiting = queuedCount()
+                let next = Self.nextRole(role, waiting: waiting, trainBatch: trainBatch, boostBacklog: boostBacklog,
+                                         servingHadBacklog: servingHadBacklog())
+                // Only while this thread still has the work: the other may have taken it meanwhile.
+                if next != role { _ = active.compareExchange(expected: role.rawValue, desired: next.rawValue, ordering: .acquiringAndReleasing) }
+            }
+            // More work may already be waiting; loop (or hand over) without sleeping. Counted
+            // after any hand-over, so a window queued meanwhile wakes the thread now active.
+            if queuedCount() > 0 { wakes[active.load(ordering: .acquiring)].signal() }
+        }
+        finished.signal()
+    }
+
+    /// The thread to train next, after an update on `current`'s with `waiting` windows left.
+    static func nextRole(_ current: Role, waiting: Int, trainBatch: Int, boostBacklog: Int, servingHadBacklog: Bool) -> Role {
+        if servingHadBacklog || waiting < trainBatch { return .idle }
+        return waiting >= boostBacklog ? .boost : current
+    }
+
+    private func queuedCount() -> Int { queue.withLock { $0.queued.count } }
+
+    /// Whether serving handed over a window with a backlog within `servingBacklogNanoseconds`.
+    private func servingHadBacklog() -> Bool {
+        let seen = backlogSeen.load(ordering: .relaxed)
+        let now = Clock.nanoseconds
+        return seen != 0 && (seen >= now || now - seen < Self.servingBacklogNanoseconds)
+    }
+
+    /// Serving comes first (see `ServeConfiguration.TrainerPriority`); on Linux scheduling policy
+    /// and nice value are per thread, and 0 names the calling thread.
+    private func setSchedulingPolicy(_ role: Role) {
         #if os(Linux)
-        switch priority {
-        case .idle:
+        func nice(_ n: Int32) { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, n) }
+        switch (priority, role) {
+        case (.idle, _), (.background, .idle):
             var parameters = sched_param(sched_priority: 0)
             let schedIdle: Int32 = 5   // SCHED_IDLE; Glibc's module does not export the constant
-            if sched_setscheduler(0, schedIdle, &parameters) != 0 {
-                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-            }
-        case .low:
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
-        case .normal:
+            if sched_setscheduler(0, schedIdle, &parameters) != 0 { nice(19) }
+        case (.background, .boost):
+            nice(19)
+        case (.low, _):
+            nice(10)
+        case (.normal, _):
             break
         }
         #endif
-        while true {
-            // No standing aside while serving has a backlog: at SCHED_IDLE the scheduler already
-            // gives serving the CPU whenever it wants it, and pausing the trainer besides only
-            // left CPU idle (interleaved A/B on 2 cores at 100k msg/s: 78, 88, 61 % of due
-            // windows trained without the pause, 65, 56, 42 % with it; the max rate with
-            // learning on was the same within noise).
-            _ = wake.wait(timeout: .now() + .milliseconds(100))
-            var taken: [Int] = []
-            taken.reserveCapacity(trainBatch)
-            let stop: Bool = queue.withLock { q in
-                // Oldest first, at most one window per stream: a stream's windows are successive
-                // updates, as in `fit` (DESIGN §3), never averaged into one. The serving thread
-                // waits for this lock to submit, so the scan is short: the oldest 4 batches' worth.
-                let scan = min(q.queued.count, 4 * trainBatch)
-                var kept = 0
-                for read in 0..<scan {
-                    let job = q.queued[read], slot = jobSlot[job]
-                    if taken.count < trainBatch && !taken.contains(where: { jobSlot[$0] == slot }) {
-                        taken.append(job)
-                        if q.bySlot[slot] == job { q.bySlot[slot] = nil }
-                    } else {
-                        q.queued[kept] = job
-                        kept += 1
-                    }
+    }
+
+    /// Takes up to `train-batch` queued windows, oldest first and at most one per stream, and
+    /// applies one update. Taking and training hold `stateLock` together, so that a stream's
+    /// windows are applied in the order they came even when the work passes between threads.
+    private func trainOnce(_ role: Role) {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        var taken: [Int] = []
+        taken.reserveCapacity(trainBatch)
+        queue.withLock { q in
+            // Oldest first, at most one window per stream: a stream's windows are successive
+            // updates, as in `fit` (DESIGN §3), never averaged into one. The serving thread
+            // waits for this lock to submit, so the scan is short: the oldest 4 batches' worth.
+            let scan = min(q.queued.count, 4 * trainBatch)
+            var kept = 0
+            for read in 0..<scan {
+                let job = q.queued[read], slot = jobSlot[job]
+                if taken.count < trainBatch && !taken.contains(where: { jobSlot[$0] == slot }) {
+                    taken.append(job)
+                    if q.bySlot[slot] == job { q.bySlot[slot] = nil }
+                } else {
+                    q.queued[kept] = job
+                    kept += 1
                 }
-                q.queued.removeSubrange(kept..<scan)
-                return q.stop
             }
-            if stop { break }
-            if taken.isEmpty { continue }
-            stateLock.lock()
-            trainer.optimizer.learningRate = learningRate
-            trainer.clip = clip
-            let loss = trainer.update(windows: taken.map { jobs[$0] }, weights: master.pointer)
-            if loss != nil {
-                version += 1
-                store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
-                updates.add(1, ordering: .relaxed)
-                windowsTrained.add(taken.count, ordering: .relaxed)
-                metrics.updates.increment()
-                metrics.windowsTrained.increment(by: taken.count)
-                metrics.modelVersion.record(Int64(version))
-            } else {
-                skipped.add(1, ordering: .relaxed)
-                metrics.skippedUpdates.increment()
-                skippedLog.warning("skipped", now: Clock.seconds, "skipped an update: non-finite loss or gradient", metadata: ["windows": "\(taken.count)"])
-            }
-            stateLock.unlock()
-            queue.withLock { q in q.free.append(contentsOf: taken) }
-            // More work may already be waiting; loop without sleeping.
-            if queue.withLock({ !$0.queued.isEmpty }) { wake.signal() }
+            q.queued.removeSubrange(kept..<scan)
         }
-        finished.signal()
+        if taken.isEmpty { return }
+        trainer.optimizer.learningRate = learningRate
+        trainer.clip = clip
+        let loss = trainer.update(windows: taken.map { jobs[$0] }, weights: master.pointer)
+        if loss != nil {
+            version += 1
+            store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
+            updates.add(1, ordering: .relaxed)
+            if role == .boost { boostedUpdates.add(1, ordering: .relaxed) }
+            windowsTrained.add(taken.count, ordering: .relaxed)
+            metrics.updates.increment()
+            metrics.windowsTrained.increment(by: taken.count)
+            metrics.modelVersion.record(Int64(version))
+        } else {
+            skipped.add(1, ordering: .relaxed)
+            metrics.skippedUpdates.increment()
+            skippedLog.warning("skipped", now: Clock.seconds, "skipped an update: non-finite loss or gradient", metadata: ["windows": "\(taken.count)"])
+        }
+        queue.withLock { q in q.free.append(contentsOf: taken) }
     }
 
     /// A consistent copy of the weights and optimiser at the latest update (for checkpoints);

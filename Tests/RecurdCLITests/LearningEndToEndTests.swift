@@ -153,7 +153,7 @@ import Testing
         #expect(try daemon.control("set lr=-1")["ok"] as? Bool == false)
         #expect(try daemon.control("learning off")["ok"] as? Bool == true)
         // Let the trainer finish the windows already handed over: then every due window has been
-        // trained, coalesced or dropped. The trainer runs at SCHED_IDLE, so on a busy machine it can
+        // trained, coalesced or dropped. The trainer runs at SCHED_IDLE until it is far behind, so on a busy machine it can
         // stand still for longer than any fixed pause; a skipped update would leave windows
         // unaccounted, hence the deadline.
         var before = -1, settled = false

@@ -58,8 +58,9 @@ import Testing
         }
         reader.start()
         var rng = SeededGenerator(seed: 11)
-        // The trainer runs at SCHED_IDLE, so on a busy machine (a parallel test run) it gets time
-        // only now and then: keep feeding it until it has published enough, within a bound.
+        // The trainer runs at SCHED_IDLE until it is far behind, so on a busy machine (a parallel
+        // test run) it gets time only now and then: keep feeding it until it has published
+        // enough, within a bound.
         let deadline = Date().addingTimeInterval(60)
         var submitted = 0
         while Date() < deadline && (trainer.updates.load(ordering: .relaxed) < 20 || versionsSeen.withLock({ $0.count }) < 5) {
@@ -107,6 +108,56 @@ import Testing
         _ = reference.update(windows: [second.window], weights: weights.pointer)
         let worst = zip(trainer.store.load().weights.array, weights.array).map { abs($0 - $1) }.max() ?? .infinity
         #expect(worst == 0, "weights differ from two successive updates by up to \(worst)")
+    }
+
+    /// `background`: a quarter of the queue behind, the nice-19 thread takes over, and gives the
+    /// work back once the queue is empty; the updates are the same, in the same order, as one
+    /// thread's.
+    @Test func backgroundHandsTheWorkToItsSecondThreadWhenBehind() throws {
+        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
+        let model = Model(architecture: arch, seed: 5)
+        let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
+        // Queue 32, batches of 4: the second thread takes over at 16 waiting.
+        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 4, queueCapacity: 32,
+                                        optimizerRestore: { _ in }, startVersion: 0, priority: .background,
+                                        logger: Logger(label: "test"), metrics: DaemonMetrics())
+        var rng = SeededGenerator(seed: 21)
+        let windows = (0..<32).map { _ in window(arch, &rng, capacity: 4, stride: 2) }
+        // One window per stream, all queued before the threads start: eight batches, oldest first.
+        for (slot, w) in windows.enumerated() { #expect(trainer.submit(slot: slot, window: w.window) == .queued) }
+        trainer.start()
+        // The thread that trains decides who trains next after counting its update: wait for both.
+        // (The second thread takes the work itself, so a SCHED_IDLE thread starved by a parallel
+        // test run does not hold this up.)
+        let deadline = Date().addingTimeInterval(30)
+        while (trainer.windowsTrained.load(ordering: .relaxed) < 32 || trainer.activeRole != .idle) && Date() < deadline { usleep(1_000) }
+        trainer.stop()
+        #expect(trainer.windowsTrained.load(ordering: .relaxed) == 32)
+        #expect(trainer.boostedUpdates.load(ordering: .relaxed) >= 1, "the second thread never took over with 16 or more of 32 windows waiting")
+        #expect(trainer.activeRole == .idle, "the work stayed with the second thread after the queue emptied")
+
+        let reference = Trainer(layout: model.layout, configuration: config, maxWindows: 4)
+        let weights = FloatBuffer(count: model.layout.count)
+        weights.copy(from: model.weights)
+        // The windows' memory belongs to `windows`, which must outlive the views taken from it.
+        withExtendedLifetime(windows) {
+            for batch in stride(from: 0, to: 32, by: 4) {
+                _ = reference.update(windows: windows[batch..<batch + 4].map(\.window), weights: weights.pointer)
+            }
+        }
+        let worst = zip(trainer.store.load().weights.array, weights.array).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst == 0, "weights differ from one thread's successive updates by up to \(worst)")
+    }
+
+    @Test func theSecondThreadTakesOverOnlyWhenFarBehindAndServingKeepsUp() {
+        typealias T = BackgroundTrainer
+        #expect(T.nextRole(.idle, waiting: 15, trainBatch: 4, boostBacklog: 16, servingHadBacklog: false) == .idle)
+        #expect(T.nextRole(.idle, waiting: 16, trainBatch: 4, boostBacklog: 16, servingHadBacklog: false) == .boost)
+        #expect(T.nextRole(.idle, waiting: 16, trainBatch: 4, boostBacklog: 16, servingHadBacklog: true) == .idle)
+        // Between the marks the thread that has the work keeps it.
+        #expect(T.nextRole(.boost, waiting: 4, trainBatch: 4, boostBacklog: 16, servingHadBacklog: false) == .boost)
+        #expect(T.nextRole(.boost, waiting: 3, trainBatch: 4, boostBacklog: 16, servingHadBacklog: false) == .idle)
+        #expect(T.nextRole(.boost, waiting: 30, trainBatch: 4, boostBacklog: 16, servingHadBacklog: true) == .idle)
     }
 
     @Test func fullQueueCoalescesPerStreamThenDrops() throws {
