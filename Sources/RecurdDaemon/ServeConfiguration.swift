@@ -15,7 +15,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         /// takes over while a quarter of the training queue waits and serving has no backlog.
         /// On 2 cores it trains (nearly) every due window up to about half the max serving rate
         /// where `idle` trained half of them, with `idle`'s latency at light load; the top rate
-        /// with learning on comes out some 15 % lower (see `BackgroundTrainer`, README).
+        /// with learning on comes out some 20 % lower (see `BackgroundTrainer`, README).
         case background
         /// Linux SCHED_IDLE: only CPU time nothing else wants. Serving keeps its full throughput;
         /// on a busy small machine the trainer drops more windows (counted).

@@ -216,7 +216,7 @@ final class ServingCore {
                 // Once one found no room, the rest of this call's would not either.
                 // Likewise once this pass has gathered a hand-over's worth of evicted records
                 // (text streams': 4 MiB each), so that a burst of returns cannot copy gigabytes.
-                if residency.turnBytes >= StreamResidency.handoverBytes { noRoom = true }
+                if residency.turnIsFull { noRoom = true }
                 guard !noRoom, let (slot, parked) = residency.arrived(key: key, record: record, unreadable: unreadable, now: Date().timeIntervalSince1970) else {
                     noRoom = true
                     waitingForRoom.append(c)
@@ -326,7 +326,7 @@ final class ServingCore {
     /// calls this every pass.
     func continueFlush() {
         guard var f = flushing, let worker else { return }
-        if !worker.isBehind(limit: StreamResidency.backlogLimit) { residency.writeChanged(from: &f.slots) }
+        if !residency.storeIsBehind { residency.writeChanged(from: &f.slots) }
         residency.submit()
         if f.slots.isEmpty {
             worker.submit(.barrier(token: f.token))

@@ -360,7 +360,7 @@ final class ServingLoop {
             // Input waits in ZeroMQ (producers feel it) rather than be refused: when no stream can
             // come into memory, or when this pass has gathered as many records for the store as
             // one hand-over takes (evictions of text streams, 4 MiB each with their context models).
-            if let core, core.residency.isFullOfWork || core.residency.turnBytes >= StreamResidency.handoverBytes {
+            if let core, core.residency.isFullOfWork || core.residency.turnIsFull {
                 heldBack = true
                 break
             }

@@ -37,13 +37,17 @@ final class StreamResidency {
     /// Bytes of records gathered for the store this turn of the serving loop: callers make no
     /// more past `handoverBytes` — a text stream's record carries its context model, 4 MiB by
     /// default, so a turn that evicted or flushed a few hundred would otherwise copy gigabytes.
-    private(set) var turnBytes = 0
+    private var turnBytes = 0
     static let handoverBytes = 16 << 20
     /// The store's backlog beyond which no more records are made for it (input waits too).
     static let backlogLimit = 64 << 20
 
     /// A new turn of the serving loop: a new `handoverBytes` budget.
     func beginTurn() { turnBytes = 0 }
+    /// This turn has gathered a hand-over's worth of records: make no more until the next.
+    var turnIsFull: Bool { turnBytes >= Self.handoverBytes }
+    /// The store has `backlogLimit` or more waiting (false without a store).
+    var storeIsBehind: Bool { worker?.isBehind(limit: Self.backlogLimit) == true }
 
     init(table: StreamTable, worker: StoreWorker?, maxStreams: Int, counters: DaemonCounters, metrics: DaemonMetrics, logger: Logger) {
         self.table = table
@@ -236,8 +240,8 @@ final class StreamResidency {
     /// Evicts streams beyond the limit (after it was lowered), at most `handoverBytes` of records
     /// a pass; the serving loop calls it every pass.
     func trim() {
-        guard table.count > maxStreams, worker?.isBehind(limit: Self.backlogLimit) != true else { return }
-        while table.count > maxStreams && turnBytes < Self.handoverBytes, let victim = table.evictionCandidate {
+        guard table.count > maxStreams, !storeIsBehind else { return }
+        while table.count > maxStreams && !turnIsFull, let victim = table.evictionCandidate {
             forget(victim, reason: .lru)
         }
     }
@@ -250,7 +254,7 @@ final class StreamResidency {
     /// `handoverBytes` are gathered.
     func writeChanged(from slots: inout [Int32]) {
         guard worker != nil else { slots = []; return }
-        while turnBytes < Self.handoverBytes, let s = slots.popLast() {
+        while !turnIsFull, let s = slots.popLast() {
             let slot = Int(s)
             if table.takeDirty(slot) { gather(row(slot, key: table.key(slot))) }
         }

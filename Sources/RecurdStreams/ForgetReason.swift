@@ -6,8 +6,8 @@ public enum ForgetReason: String, Sendable, CaseIterable {
     /// The `drop KEY` control command: deleted from the store too.
     case drop
     /// Least recently used while memory is full (`max-streams`, or `text-context-memory` for text
-    /// streams): written to the store, to come
-    /// back when the stream speaks again (forgotten when there is no store).
+    /// streams): written to the store, to come back when the stream speaks again (forgotten when
+    /// there is no store).
     case lru
     /// Silent longer than `idle-timeout`: written to the store (forgotten when there is none).
     case idle

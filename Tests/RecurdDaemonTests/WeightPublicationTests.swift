@@ -22,13 +22,27 @@ import Testing
         WindowLayout(architecture: arch, k1: c.k1, k2: c.k2, impliedTargets: false)
     }
 
+    func makeTrainer(_ model: Model, _ c: LearningConfiguration, batch: Int, queue: Int,
+                 priority: ServeConfiguration.TrainerPriority = .background) -> BackgroundTrainer {
+        BackgroundTrainer(model: model, configuration: c, window: layout(model.architecture, c), trainBatch: batch, queueCapacity: queue,
+                          optimizerRestore: { _ in }, startVersion: 0, priority: priority, logger: Logger(label: "test"), metrics: DaemonMetrics())
+    }
+
+    /// How far `trainer`'s weights are from `model`'s after one thread's successive updates of
+    /// `batches`, in order.
+    func distance(_ trainer: BackgroundTrainer, fromUpdatesOf model: Model, _ c: LearningConfiguration, batches: [[OwnedWindow]]) -> Float {
+        let reference = Trainer(layout: model.layout, configuration: c, maxWindows: batches.map(\.count).max() ?? 1)
+        let weights = FloatBuffer(count: model.layout.count)
+        weights.copy(from: model.weights)
+        for batch in batches { _ = reference.update(windows: batch.map(\.window), weights: weights.pointer) }
+        return zip(trainer.store.load().weights.array, weights.array).map { abs($0 - $1) }.max() ?? .infinity
+    }
+
     @Test func publishedWeightsNeverTear() throws {
         let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [32], outputSize: 2, head: .linear)
         let model = Model(architecture: arch, seed: 3)
         let config = LearningConfiguration(k1: 4, k2: 8, optimizer: .adam, learningRate: 0.01, clip: 1)
-        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 4, queueCapacity: 16,
-                                        optimizerRestore: { _ in },
-                                        startVersion: 0, logger: Logger(label: "test"), metrics: DaemonMetrics())
+        let trainer = makeTrainer(model, config, batch: 4, queue: 16)
         trainer.start()
         let stop = Atomic<Bool>(false)
         let problems = Mutex<[String]>([])
@@ -84,9 +98,7 @@ import Testing
         let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
         let model = Model(architecture: arch, seed: 5)
         let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
-        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 4, queueCapacity: 8,
-                                        optimizerRestore: { _ in }, startVersion: 0, priority: .normal,
-                                        logger: Logger(label: "test"), metrics: DaemonMetrics())
+        let trainer = makeTrainer(model, config, batch: 4, queue: 8, priority: .normal)
         var rng = SeededGenerator(seed: 9)
         let first = window(arch, &rng, capacity: 4, stride: 2), second = window(arch, &rng, capacity: 4, stride: 2)
         let other = window(arch, &rng, capacity: 4, stride: 2)
@@ -101,12 +113,7 @@ import Testing
         #expect(trainer.windowsTrained.load(ordering: .relaxed) == 3)
         #expect(trainer.updates.load(ordering: .relaxed) == 2)
 
-        let reference = Trainer(layout: model.layout, configuration: config, maxWindows: 4)
-        let weights = FloatBuffer(count: model.layout.count)
-        weights.copy(from: model.weights)
-        _ = reference.update(windows: [first.window, other.window], weights: weights.pointer)
-        _ = reference.update(windows: [second.window], weights: weights.pointer)
-        let worst = zip(trainer.store.load().weights.array, weights.array).map { abs($0 - $1) }.max() ?? .infinity
+        let worst = distance(trainer, fromUpdatesOf: model, config, batches: [[first, other], [second]])
         #expect(worst == 0, "weights differ from two successive updates by up to \(worst)")
     }
 
@@ -118,9 +125,7 @@ import Testing
         let model = Model(architecture: arch, seed: 5)
         let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
         // Queue 32, batches of 4: the second thread takes over at 16 waiting.
-        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 4, queueCapacity: 32,
-                                        optimizerRestore: { _ in }, startVersion: 0, priority: .background,
-                                        logger: Logger(label: "test"), metrics: DaemonMetrics())
+        let trainer = makeTrainer(model, config, batch: 4, queue: 32)
         var rng = SeededGenerator(seed: 21)
         let windows = (0..<32).map { _ in window(arch, &rng, capacity: 4, stride: 2) }
         // One window per stream, all queued before the threads start: eight batches, oldest first.
@@ -136,16 +141,7 @@ import Testing
         #expect(trainer.boostedUpdates.load(ordering: .relaxed) >= 1, "the second thread never took over with 16 or more of 32 windows waiting")
         #expect(trainer.activeRole == .idle, "the work stayed with the second thread after the queue emptied")
 
-        let reference = Trainer(layout: model.layout, configuration: config, maxWindows: 4)
-        let weights = FloatBuffer(count: model.layout.count)
-        weights.copy(from: model.weights)
-        // The windows' memory belongs to `windows`, which must outlive the views taken from it.
-        withExtendedLifetime(windows) {
-            for batch in stride(from: 0, to: 32, by: 4) {
-                _ = reference.update(windows: windows[batch..<batch + 4].map(\.window), weights: weights.pointer)
-            }
-        }
-        let worst = zip(trainer.store.load().weights.array, weights.array).map { abs($0 - $1) }.max() ?? .infinity
+        let worst = distance(trainer, fromUpdatesOf: model, config, batches: stride(from: 0, to: 32, by: 4).map { Array(windows[$0..<$0 + 4]) })
         #expect(worst == 0, "weights differ from one thread's successive updates by up to \(worst)")
     }
 
@@ -165,9 +161,7 @@ import Testing
         let model = Model(architecture: arch, seed: 3)
         let config = LearningConfiguration(k1: 2, k2: 2, optimizer: .sgd, learningRate: 0.01, clip: 0)
         // Not started: nothing drains the queue of two.
-        let trainer = BackgroundTrainer(model: model, configuration: config, window: layout(arch, config), trainBatch: 2, queueCapacity: 2,
-                                        optimizerRestore: { _ in },
-                                        startVersion: 0, logger: Logger(label: "test"), metrics: DaemonMetrics())
+        let trainer = makeTrainer(model, config, batch: 2, queue: 2)
         var rng = SeededGenerator(seed: 1)
         let owned = window(arch, &rng, capacity: 2, stride: 2)
         let w = owned.window
