@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
         .testTarget(
             name: "RecurdDaemonTests",
-            dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdStore", "RecurdStreams", "RecurdForecast", "RecurdTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RecurdDaemon", "RecurdNumerics", "RecurdStore", "RecurdStreams", "RecurdForecast", "RecurdTestSupport", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "RecurdCLITests", dependencies: ["RecurdTestSupport", "RecurdWire", "ZeroMQ", "RecurdModelFile", "RecurdNumerics", "RecurdStore"],

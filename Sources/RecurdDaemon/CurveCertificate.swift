@@ -24,7 +24,8 @@ public struct CurveCertificate: Sendable, Equatable {
     /// Parses certificate text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws(DaemonError) -> CurveCertificate {
         var pub: String?, sec: String?
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // isNewline: "\r\n" (a certificate written on Windows) is one Character, not "\n".
+        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             for (name, slot) in [("public-key", 0), ("secret-key", 1)] where line.hasPrefix(name) {
                 let rest = line.dropFirst(name.count).trimmingCharacters(in: .whitespaces)

@@ -37,12 +37,12 @@ public struct CurveRoles: Sendable, Equatable {
     public func trains(_ key: CurveKey) -> Bool { trainers?.contains(key) ?? true }
 
     /// Reads DIR: producers/, consumers/ and operators/ must exist (they may be empty);
-    /// trainers/ is optional. Every regular file in them is read as a certificate (its public
-    /// key counts); hidden files, editors' backups (~) and secret certificates (NAME.key_secret,
-    /// which `recurd keygen --dir` writes beside the public one) are skipped. A file that is not
-    /// a public certificate (a README, a `.bak`, an unreadable file, a secret key under another
-    /// name) grants nothing and is named in `skipped` with why: refusing the whole folder for it
-    /// would keep the old lists, and a key removed beside it would keep its access.
+    /// trainers/ is optional. Every regular file named NAME.key in them is read as a certificate
+    /// (its public key counts); hidden files, editors' backups (~) and secret certificates
+    /// (NAME.key_secret, which `recurd keygen --dir` writes beside the public one) are skipped
+    /// quietly. Any other file (a README, a `.key.revoked`, an unreadable file, a secret key under
+    /// another name) grants nothing and is named in `skipped` with why: refusing the whole folder
+    /// for it would keep the old lists, and a key removed beside it would keep its access.
     public static func load(directory: String, skipped: inout [String]) throws(DaemonError) -> CurveRoles {
         func folder(_ name: String, required: Bool) throws(DaemonError) -> Set<CurveKey>? {
             let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
@@ -65,8 +65,15 @@ public struct CurveRoles: Sendable, Equatable {
             var keys: Set<CurveKey> = []
             for n in names where !n.hasPrefix(".") && !n.hasSuffix("~") && !n.hasSuffix("_secret") {
                 let file = URL(fileURLWithPath: path).appendingPathComponent(n).path
-                var isDir: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: file, isDirectory: &isDir), !isDir.boolValue else { continue }
+                // Only regular files: reading a FIFO would block the serving thread on SIGHUP.
+                var info = stat()
+                guard stat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+                // Only NAME.key, as pyzmq's load_certificates: renaming a key's file (x.key.revoked,
+                // x.key.bak) is how many revoke it, and must not leave it granted.
+                guard n.hasSuffix(".key") else {
+                    skipped.append("\(file) is not named NAME.key, so it grants nothing (rename it to grant it)")
+                    continue
+                }
                 let cert: CurveCertificate
                 do throws(DaemonError) { cert = try CurveCertificate.load(file) } catch {
                     skipped.append("\(error.description); it grants nothing")

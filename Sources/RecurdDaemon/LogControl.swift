@@ -75,6 +75,24 @@ public final class LogControl: Sendable {
             return text
         }
 
+        /// `text` with its control characters escaped (\n, \r, \t, \u{…}): a stream key or a JSON
+        /// field name is the sender's text, and a newline in it would start a log line of its
+        /// own, which journald would read with whatever `<N>` priority it begins with.
+        static func escaped(_ text: String) -> String {
+            guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+            var out = ""
+            for u in text.unicodeScalars {
+                switch u {
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where u.properties.generalCategory == .control: out += "\\u{\(String(u.value, radix: 16))}"
+                default: out.unicodeScalars.append(u)
+                }
+            }
+            return out
+        }
+
         /// syslog priorities (journald's `-p`).
         static func priority(_ level: Logger.Level) -> Int {
             switch level {
@@ -93,9 +111,9 @@ public final class LogControl: Sendable {
             let time = Date().ISO8601Format()
             switch control.format {
             case .text:
-                let fields = all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
+                let fields = all.keys.sorted().map { "\(Self.escaped($0))=\(Self.escaped("\(all[$0]!)"))" }.joined(separator: " ")
                 let prefix = control.journal ? "<\(Self.priority(event.level))>" : "\(time) "
-                control.write("\(prefix)\(event.level) \(label): \(event.message)\(fields.isEmpty ? "" : " " + fields)")
+                control.write("\(prefix)\(event.level) \(label): \(Self.escaped("\(event.message)"))\(fields.isEmpty ? "" : " " + fields)")
             case .json:
                 var object: [String: Any] = ["time": time, "level": "\(event.level)", "logger": label, "message": "\(event.message)"]
                 for (k, v) in all where object[k] == nil { object[k] = Self.jsonValue(key: k, "\(v)") }

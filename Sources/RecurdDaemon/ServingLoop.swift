@@ -86,6 +86,11 @@ final class ServingLoop {
             guard let sec = cert.secretKey, let bytes = ZMQCurve.decode(sec) else {
                 throw DaemonError("\(certPath): no secret-key line; curve-server-cert is the server's secret certificate (NAME.key_secret)")
             }
+            // A hand-edited certificate whose halves differ would announce a public key no
+            // client can authenticate against.
+            guard ZMQCurve.publicKey(ofSecret: sec) == cert.publicKey else {
+                throw DaemonError("\(certPath): its public-key is not the public half of its secret-key (give a certificate as `recurd keygen` writes)")
+            }
             if let mode = (try? FileManager.default.attributesOfItem(atPath: certPath))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
                 logger.warning("the server's secret certificate can be read by other users; chmod 600 it",
                                metadata: ["file": "\(certPath)", "mode": "\(String(mode, radix: 8))"])

@@ -109,6 +109,8 @@ final class StepScheduler {
 
     /// The last queued message of `slot`, if any.
     func lastQueued(_ slot: Int) -> ScheduledMessage? {
+        // The table may have grown since the cycle began (`set max-streams` from control).
+        if slot >= queueTail.count { fitTable() }
         let t = queueTail[slot]
         return t >= 0 ? messages[Int(t)] : nil
     }
@@ -127,6 +129,7 @@ final class StepScheduler {
         }
         arenaUses[currentArena] += 1
         table.pin(slot)
+        if slot >= queueTail.count { fitTable() }
         if queueTail[slot] >= 0 {
             messages[Int(queueTail[slot])].next = index
         } else {
@@ -138,6 +141,7 @@ final class StepScheduler {
 
     /// Drops `slot`'s queued messages unanswered (the stream is dropped by control).
     func cancel(_ slot: Int) {
+        guard slot < queueHead.count else { return }   // a slot added since the cycle began has nothing queued
         var i = queueHead[slot]
         while i >= 0 {
             let next = messages[Int(i)].next

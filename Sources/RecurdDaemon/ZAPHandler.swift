@@ -68,7 +68,8 @@ final class ZAPHandler: Sendable {
 
     private func run() {
         let s = socket.socket
-        var lastLog: [String: Double] = [:]
+        var lastLog: [CurveRoles.Domain: Double] = [:]
+        var suppressed: [CurveRoles.Domain: Int] = [:]
         while !stopping.load(ordering: .relaxed) {
             guard let frames = try? s.receiveFrames(), frames.count >= 6 else { continue }
             // version, request id, domain, address, routing id, mechanism, credentials…
@@ -89,11 +90,17 @@ final class ZAPHandler: Sendable {
                 }
                 if userId == nil {
                     countDenied(domain)
+                    // At most a line a second per endpoint, whatever the key: anyone with the
+                    // server's public key can make a new key pair per handshake.
                     let now = Date().timeIntervalSince1970
-                    let kind = "\(domainName) \(reason)"
-                    if now - (lastLog[kind] ?? 0) >= 1 {
-                        lastLog[kind] = now
-                        logger.warning("connection refused", metadata: ["endpoint": "\(domainName)", "reason": "\(reason)", "peer": "\(address)"])
+                    if now - (lastLog[domain] ?? 0) >= 1 {
+                        lastLog[domain] = now
+                        let more = suppressed[domain, default: 0]
+                        suppressed[domain] = 0
+                        logger.warning("connection refused", metadata: ["endpoint": "\(domainName)", "reason": "\(reason)", "peer": "\(address)",
+                                                                        "refused_since_last_line": "\(more)"])
+                    } else {
+                        suppressed[domain, default: 0] += 1
                     }
                 }
             }

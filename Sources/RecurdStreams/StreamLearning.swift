@@ -14,8 +14,9 @@ import RecurdNumerics
 ///    keep s_{t−1} if step t's entry can start a window; with an explicit target, resolve it now
 ///    (loss; the entry (x_t, y_t, s_{t−1}) joins the window).
 ///
-/// A step that cannot be learnt from (NO_LEARN, learning off, an explicit target under next-step
-/// targets) ends the window's run: the window restarts at the next learnable step, so a window
+/// A step that cannot be learnt from (NO_LEARN, learning off, a producer outside `trainers/`, an
+/// explicit target under next-step targets) is neither an input nor a target of any window: it
+/// ends the window's run: the window restarts at the next learnable step, so a window
 /// always replays consecutive steps.
 public final class StreamLearning {
     public let layout: StreamRecordLayout
@@ -109,7 +110,11 @@ public final class StreamLearning {
             }
         }
         if layout.nextStepTargets, layout.window != nil {
-            if resolves && flags.contains(.previousLearnable), let w = r.windowIfInUse, w.isStarted {
+            // x_t becomes step t−1's target only if step t is learnable too: a NO_LEARN step, or
+            // one from a producer outside `trainers/`, must not choose what the model learns,
+            // as input or as target. Otherwise the run ends here and restarts at the next
+            // learnable step.
+            if resolves && learnable && flags.contains(.previousLearnable), let w = r.windowIfInUse, w.isStarted {
                 out.due = w.pushTarget(features: x, token: token)
             } else if learnable && !explicitTarget, let w = r.window {
                 w.restart(features: x, token: token)

@@ -8,6 +8,10 @@ enum JSONInputDecoder {
     static let knownFields: Set<String> = ["seq", "ts", "x", "xs", "tokens", "text", "y", "ys", "label", "labels", "reset", "end", "no_learn", "no_predict"]
 
     static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> InputMessage {
+        try decode(payload, clampHugeNumbers: true)
+    }
+
+    private static func decode(_ payload: UnsafeRawBufferPointer, clampHugeNumbers: Bool) throws(WireError) -> InputMessage {
         let object: [String: Any]
         do {
             guard let o = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] else {
@@ -18,16 +22,14 @@ enum JSONInputDecoder {
             throw e
         } catch {
             let detail = JSONSyntaxError.detail(of: error)
-            if let literal = JSONSyntaxError.unrepresentableNumber(in: detail), let at = JSONSyntaxError.offset(of: literal, in: payload),
-               literal.utf8.count >= 5 {
-                // A number beyond any Double (1e999): Foundation refuses the whole text. Put a
-                // float32-overflowing number of the same length in its place (byte offsets stay)
-                // and decode again, so that the field decides, as for 1e39: non_finite in x/y,
-                // json where a number cannot be (seq, an unknown field).
-                var copy = Array(payload)
-                let stand = (literal.hasPrefix("-") ? "-1e39" : "1e39").padding(toLength: literal.utf8.count, withPad: " ", startingAt: 0)
-                copy.replaceSubrange(at..<(at + literal.utf8.count), with: Array(stand.utf8))
-                let again: Result<InputMessage, WireError> = copy.withUnsafeBytes { b in Result { () throws(WireError) in try decode(b) } }
+            if clampHugeNumbers, JSONSyntaxError.unrepresentableNumber(in: detail) != nil, let copy = clampingHugeNumbers(payload) {
+                // A number beyond any Double (1e999): Foundation refuses the whole text. Every such
+                // number, in one pass, becomes a float32-overflowing one of the same length (byte
+                // offsets stay), and the copy is decoded once more, so that the field decides, as
+                // for 1e39: non_finite in x/y, json where a number cannot be (seq, an unknown field).
+                let again: Result<InputMessage, WireError> = copy.withUnsafeBytes { b in
+                    Result { () throws(WireError) in try decode(b, clampHugeNumbers: false) }
+                }
                 return try again.get()
             }
             throw WireError(.json, "invalid JSON (\(payload.count) bytes)\(detail.map { ": \($0)" } ?? "")")
@@ -142,5 +144,43 @@ enum JSONInputDecoder {
             row.append(f)
         }
         return row
+    }
+
+    /// A copy of `payload` with every number literal outside strings that overflows a Double
+    /// replaced by ±1e39 padded with spaces to its length, or nil if there is none. One pass, so
+    /// that a payload of many such numbers costs what one costs.
+    static func clampingHugeNumbers(_ payload: UnsafeRawBufferPointer) -> [UInt8]? {
+        var copy: [UInt8]?
+        var i = 0, inString = false
+        let n = payload.count
+        while i < n {
+            let b = payload[i]
+            if inString {
+                if b == UInt8(ascii: "\\") { i += 2; continue }
+                if b == UInt8(ascii: "\"") { inString = false }
+                i += 1
+                continue
+            }
+            if b == UInt8(ascii: "\"") { inString = true; i += 1; continue }
+            guard b == UInt8(ascii: "-") || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) else { i += 1; continue }
+            var j = i + 1
+            while j < n, Self.isNumberByte(payload[j]) { j += 1 }
+            // The shortest literal beyond a Double's range is 1e309.
+            if j - i >= 5 {
+                let literal = String(decoding: UnsafeRawBufferPointer(rebasing: payload[i..<j]), as: UTF8.self)
+                if let v = Double(literal), v.isInfinite {
+                    if copy == nil { copy = Array(payload) }
+                    let stand = (b == UInt8(ascii: "-") ? "-1e39" : "1e39").padding(toLength: j - i, withPad: " ", startingAt: 0)
+                    copy!.replaceSubrange(i..<j, with: Array(stand.utf8))
+                }
+            }
+            i = j
+        }
+        return copy
+    }
+
+    private static func isNumberByte(_ b: UInt8) -> Bool {
+        (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: ".") || b == UInt8(ascii: "e") || b == UInt8(ascii: "E")
+            || b == UInt8(ascii: "+") || b == UInt8(ascii: "-")
     }
 }

@@ -25,7 +25,8 @@ struct CurveClientOptions: ParsableArguments {
             throw CLIError("\(curveCert): no secret-key line; --curve-cert is this client's secret certificate (NAME.key_secret)")
         }
         let server: [UInt8]
-        if let key = ZMQCurve.decode(serverKey) {
+        // A file first: a 40-character path (/etc/recurd/keys/server01.key) can decode as Z85.
+        if !FileManager.default.fileExists(atPath: serverKey), let key = ZMQCurve.decode(serverKey) {
             server = key
         } else {
             let cert: CurveCertificate

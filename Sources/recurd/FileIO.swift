@@ -40,4 +40,27 @@ enum FileIO {
             throw CLIError("\(path): cannot write: \(error.localizedDescription)")
         }
     }
+
+    /// Writes a secret: a new temporary file opened 0600 (O_EXCL, O_NOFOLLOW), so that no other
+    /// user can open it at any moment, written, synced, then renamed over `path` (a symlink there
+    /// is replaced, not followed).
+    static func writeSecret(_ bytes: [UInt8], to path: String) throws {
+        let tmp = "\(path).tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CLIError("\(tmp): cannot create (\(String(cString: strerror(errno))))") }
+        var ok = true
+        var done = 0
+        while ok && done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { ok = false } else { done += n }
+        }
+        let reason = String(cString: strerror(errno))
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw CLIError("\(path): cannot write (\(ok ? String(cString: strerror(errno)) : reason))")
+        }
+    }
 }

@@ -33,14 +33,7 @@ struct KeygenCommand: ParsableCommand {
         let pair = try ZMQCurve.keyPair()
         let cert = CurveCertificate(publicKey: pair.publicKey, secretKey: pair.secretKey)
         let created = ISO8601DateFormatter().string(from: Date())
-        // The secret file is created 0600 before a byte of it is written.
-        _ = FileManager.default.createFile(atPath: secretPath, contents: nil, attributes: [.posixPermissions: 0o600])
-        guard chmod(secretPath, 0o600) == 0, let handle = FileHandle(forWritingAtPath: secretPath) else {
-            throw CLIError("\(secretPath): cannot write it")
-        }
-        try handle.truncate(atOffset: 0)
-        try handle.write(contentsOf: Data(cert.text(name: name, secret: true, created: created).utf8))
-        try handle.close()
+        try FileIO.writeSecret(Array(cert.text(name: name, secret: true, created: created).utf8), to: secretPath)
         try FileIO.writeAtomically(Array(cert.text(name: name, secret: false, created: created).utf8), to: publicPath)
         print("wrote \(publicPath) (public key \(pair.publicKey)) and \(secretPath) (mode 0600)")
     }

@@ -2,6 +2,7 @@ import Foundation
 import RecurdTestSupport
 import RecurdWire
 import Testing
+import ZeroMQ
 
 /// `recurd serve` as a real process over real sockets; predictions checked against `recurd run`.
 @Suite(.serialized) struct DaemonEndToEndTests {
@@ -355,6 +356,29 @@ import Testing
         while later["streams"] as? Int != 0 && Date() < deadline { usleep(200_000); later = try daemon.control("stats") }
         #expect(later["streams"] as? Int == 0)
         #expect((later["evictions"] as? [String: Int])?["idle"] == 4)
+    }
+
+    /// `set max-streams` to more while the table is full and new keys keep arriving: a new key
+    /// admitted in the same pass as the request took a slot the queues had no room for yet (a
+    /// crash), so the limit goes up many times under a flood of new keys.
+    @Test func raisingMaxStreamsWhileFullOfNewKeys() throws {
+        let daemon = try DaemonHarness(arguments: ["--no-learn", "--max-streams", "2", "--max-batch", "1", "--high-water-mark", "100000"],
+                                       probeWidth: 1)
+        let context = try ZMQContext()
+        let push = try ZMQSocket(context: context, type: .push)
+        try push.connect(daemon.inputEndpoint)
+        let payload = InputEncoder.encode(InputMessage(inputKind: .features, xdim: 1, steps: 1, seq: 0, features: [0.5]))
+        var sent = 0
+        for limit in 3...60 {
+            for _ in 0..<200 {
+                _ = try push.send(frames: [Array("new-\(sent)".utf8), payload])
+                sent += 1
+            }
+            #expect(try daemon.control("set max-streams=\(limit)")["ok"] as? Bool == true, "limit \(limit)")
+        }
+        let stats = try daemon.control("stats")
+        #expect(stats["ok"] as? Bool == true && (stats["streams"] as? Int ?? 0) <= 60)
+        #expect(daemon.waitForExit(timeout: 0) == nil, "the daemon exited")
     }
 
     @Test func newModelFromTheFirstStream() throws {

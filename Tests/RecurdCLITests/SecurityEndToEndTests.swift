@@ -103,6 +103,24 @@ import ZeroMQ
         return false
     }
 
+    /// keygen refuses to replace a pair without --force, and with it replaces a symlink where the
+    /// secret goes instead of writing through it.
+    @Test func keygenReplacesOnlyWithForceAndNeverFollowsALink() throws {
+        _ = try keygen("k", roles: [])
+        let first = try Self.load(path("keys/k.key_secret"))
+        let again = try runRecurd(["keygen", "k", "--dir", path("keys")])
+        #expect(again.status != 0 && again.stderr.contains("exists; pass --force"), "\(again.stderr)")
+        try FileManager.default.removeItem(atPath: path("keys/k.key_secret"))
+        try FileManager.default.createSymbolicLink(atPath: path("keys/k.key_secret"), withDestinationPath: path("elsewhere"))
+        let forced = try runRecurd(["keygen", "k", "--dir", path("keys"), "--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: path("elsewhere")), "the secret was written through the link")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path("keys/k.key_secret"))
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular && (attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(try Self.load(path("keys/k.key_secret")).secretKey != first.secretKey)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: path("keys")).sorted() == ["k.key", "k.key_secret"])
+    }
+
     @Test func allowedProducerAndConsumerAreServedExactly() throws {
         let s = try start(["--no-learn", "--no-normalize", "--no-combine"])
         let rows: [[Float]] = (0..<20).map { t in [Float(t) * 0.1, sin(Float(t)), 1] }
@@ -250,6 +268,27 @@ import ZeroMQ
         for name in ["harness", "trainer"] { try FileManager.default.removeItem(atPath: path("clients/trainers/\(name).key")) }
         s.daemon.signal(SIGHUP)
         #expect(eventually(10) { s.daemon.log.contains("trainers/ is empty: no producer's steps are learnt from") }, "\(s.daemon.log)")
+        producer.close()
+        trainer.close()
+        #expect(s.daemon.terminate() == 0)
+    }
+
+    /// A producer outside `trainers/` sending on a trainer's stream key: its steps are never the
+    /// targets of the trainer's steps either (with next-step targets, x_t is step t−1's target).
+    /// With k1 = 1 every such target would be an update of its own.
+    @Test func producersOutsideTrainersChooseNoTargetsOnATrainersStream() throws {
+        let s = try start(["--sync-learning", "--k1", "1", "--k2", "2", "--lr", "0.05"], trainers: true)
+        let producer = try socket(s, .push, "producer", endpoint: s.daemon.inputEndpoint)
+        let trainer = try socket(s, .push, "trainer", endpoint: s.daemon.inputEndpoint)
+        // Lock-step, so that the two alternate on the stream: trainer, producer, trainer, …
+        for t in 0..<40 {
+            _ = try (t % 2 == 0 ? trainer : producer).send(frames: [Array("shared".utf8), step(t)])
+            #expect(try eventually(10) { (try s.daemon.control("stream shared")["steps"] as? Int) == t + 1 }, "step \(t)")
+        }
+        #expect(try s.daemon.control("stats")["model_version"] as? Int == 0, "a producer outside trainers/ supplied a trained target")
+        // The trainer's own consecutive steps do train.
+        for t in 40..<44 { _ = try trainer.send(frames: [Array("shared".utf8), step(t)]) }
+        #expect(try eventually(10) { (try s.daemon.control("stats")["model_version"] as? Int ?? 0) > 0 }, "a trainer's steps train the model")
         producer.close()
         trainer.close()
         #expect(s.daemon.terminate() == 0)

@@ -24,6 +24,15 @@ import Testing
         #expect(lines.all == ["<4>warning recurd: bad message bytes=12 stream=s1", "<3>error recurd: store failed", "<6>info recurd: serving"])
     }
 
+    /// A stream key is the sender's text: a newline in it must not start a line of its own, which
+    /// journald would read at the priority the sender wrote after it.
+    @Test func controlCharactersInTextLogsAreEscaped() {
+        let lines = Lines()
+        let control = LogControl(level: .info, format: .text, environment: ["JOURNAL_STREAM": "8:1234"], sink: lines.append)
+        control.logger().warning("unknown field 'a\nb'", metadata: ["stream": "k\n<0>forged\r\t\u{1b}[31m"])
+        #expect(lines.all == [#"<4>warning recurd: unknown field 'a\nb' stream=k\n<0>forged\r\t\u{1b}[31m"#])
+    }
+
     @Test func textOutsideJournaldStartsWithTheTime() throws {
         let lines = Lines()
         LogControl(level: .info, format: .text, environment: [:], sink: lines.append).logger().notice("up")

@@ -216,6 +216,20 @@ struct LCG: RandomNumberGenerator {
         }
     }
 
+    /// 20,000 numbers beyond a Double in one payload: refused as non_finite at the first, in one
+    /// pass (the fallback once re-decoded itself per number, 20,000 calls deep).
+    @Test func manyNumbersBeyondAnyFloatAreRefusedInOnePass() {
+        let text = #"{"xs":["# + Array(repeating: "[1e999]", count: 20_000).joined(separator: ",") + "]}"
+        do {
+            _ = try decode(text)
+            Issue.record("accepted 20,000 × 1e999")
+        } catch {
+            #expect(error.reason == .nonFinite && error.detail.contains("step 0 element 0"), "\(error)")
+        }
+        // Inside a string the same characters are text, not a number.
+        #expect((try? decode(#"{"text":"1e999 \"1e999"}"#))?.steps == 12)
+    }
+
     /// What Foundation lets through and RFC 8259 does not: refused, saying what and where.
     @Test func repeatedFieldsAndTrailingCommasAreRefused() {
         for (text, says) in [
