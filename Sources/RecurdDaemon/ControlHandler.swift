@@ -180,6 +180,7 @@ struct ControlHandler {
             uptime_seconds: Clock.seconds - startedAt, messages: counters.messages, steps: counters.steps, predictions: counters.predictions,
             output_messages: counters.outputMessages, output_dropped: counters.outputDropped, batches: counters.batches, rejected: rejected,
             rejected_total: rejected.values.reduce(0, +), duplicates: counters.duplicates, gaps: counters.gaps, streams: core?.table.count ?? 0,
+            queued_messages: core?.scheduler.queuedMessages ?? 0, queued_input_bytes: core?.scheduler.queuedInputBytes ?? 0,
             streams_limit: core?.residency.maxStreams ?? c.maxStreams,
             evictions: evictions, deleted: deleted, model_version: core?.runtime.version ?? 0, learning: c.learn,
             learning_mode: c.syncLearning ? "sync" : "background",

@@ -119,6 +119,10 @@ enum ControlReply {
         let duplicates: UInt64
         let gaps: UInt64
         let streams: Int
+        /// Messages taken from the input and not yet served, and their decoded values' bytes
+        /// (bounded: past 65,536 messages or 64 MiB the input waits in ZeroMQ).
+        let queued_messages: Int
+        let queued_input_bytes: Int
         /// Streams that may stay in memory: max-streams, or fewer for text (text-context-memory).
         let streams_limit: Int
         let evictions: [String: UInt64]

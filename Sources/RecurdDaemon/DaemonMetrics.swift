@@ -91,7 +91,7 @@ final class DaemonMetrics: Sendable {
         windowsTrained = CoreMetrics.Counter(label: "recurd_training_windows_trained_total", factory: factory)
         outputSubscriptions = CoreMetrics.Gauge(label: "recurd_output_subscriptions", factory: factory)
         var events: [String: CoreMetrics.Counter] = [:]
-        for e in ["accepted", "connected", "disconnected", "handshake_failed"] {
+        for e in ["accepted", "connected", "disconnected", "handshake_failed", "auth_failed"] {
             events[e] = CoreMetrics.Counter(label: "recurd_input_connection_events_total", dimensions: [("event", e)], factory: factory)
         }
         connectionEvents = events

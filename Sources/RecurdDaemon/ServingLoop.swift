@@ -365,7 +365,13 @@ final class ServingLoop {
             // Input waits in ZeroMQ (producers feel it) rather than be refused: when no stream can
             // come into memory, or when this pass has gathered as many records for the store as
             // one hand-over takes (evictions of text streams, 4 MiB each with their context models).
-            if let core, core.residency.isFullOfWork || core.residency.turnIsFull {
+            // So does input past the queue's bound, and past 50 ms of decoding in one drain (a
+            // batch of large JSON messages), so that the loop turns and publishes between.
+            if let core, core.residency.isFullOfWork || core.residency.turnIsFull || core.scheduler.isFull {
+                heldBack = true
+                break
+            }
+            if drained & 15 == 15, Clock.nanoseconds - drainStart > 50_000_000 {
                 heldBack = true
                 break
             }
@@ -460,7 +466,7 @@ final class ServingLoop {
 
     private func deny(_ domain: CurveRoles.Domain, _ event: ZMQMonitorEvent) {
         zap?.countDenied(domain)
-        connectionLog.warning("plaintext \(domain.rawValue)", now: Clock.seconds, "connection refused: not a CURVE client (plaintext, or another mechanism)",
+        connectionLog.warning("plaintext \(domain.rawValue)", now: Clock.seconds, "connection refused: no CURVE handshake (a plaintext client, another mechanism, a wrong server key, or a connection closed before its handshake)",
                               metadata: ["endpoint": "\(domain.rawValue)", "peer": "\(event.endpoint)"])
     }
 
@@ -478,6 +484,11 @@ final class ServingLoop {
         if let core {
             needsRestart = core.apply(new)
         } else {
+            // No model yet (the core logs these once there is one): said here, so that a `set` or
+            // `learning off` before the first stream leaves a line too.
+            for s in ServeSettings.all where s.reloadable && s.value(in: new) != s.value(in: configuration) {
+                logger.notice("setting changed", metadata: ["setting": "\(s.key)", "from": "\(s.value(in: configuration))", "to": "\(s.value(in: new))"])
+            }
             needsRestart = ServeSettings.all.filter { !$0.reloadable && !$0.flagOnly && $0.value(in: new) != $0.value(in: configuration) }.map(\.key)
         }
         for key in needsRestart {
@@ -583,6 +594,9 @@ final class ServingLoop {
         // acknowledgements).
         let parts = ZMQMultipart(capacity: 2)
         let drainDeadline = Clock.seconds + 5
+        // Serving what was taken in stops after 8 s, so that the final flush (up to 20 s) ends
+        // within the unit's TimeoutStopSec=30 rather than be killed half-way.
+        let serveDeadline = Clock.seconds + 8
         var taking = true
         while true {
             if taking {
@@ -593,6 +607,11 @@ final class ServingLoop {
             }
             guard let core else { if taking { continue } else { break } }
             guard taking || core.hasPendingWork else { break }
+            if Clock.seconds > serveDeadline, core.scheduler.hasWork {
+                let dropped = core.scheduler.cancelAll()
+                logger.warning("stopping: queued messages left unserved", metadata: ["messages": "\(dropped)"])
+                continue
+            }
             core.beginCycle()
             core.handleCompletions()
             core.scheduler.run(pressure: taking)

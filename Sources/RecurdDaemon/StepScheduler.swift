@@ -80,6 +80,42 @@ final class StepScheduler {
     /// Messages queued (all streams).
     var queuedMessages: Int { messages.count - freeMessages.count }
 
+    /// Bytes of decoded input held by queued messages.
+    var queuedInputBytes: Int {
+        var bytes = 0
+        for (i, a) in arenas.enumerated() where arenaUses[i] > 0 || i == currentArena { bytes += a.byteCount }
+        return bytes
+    }
+
+    /// Queued input past which the serving loop leaves the rest in ZeroMQ (producers then feel
+    /// the pace): without it, a producer sending faster than serving would grow memory without
+    /// limit, and a stop would have that much to serve first.
+    static let maxQueuedInputBytes = 64 << 20
+    static let maxQueuedMessages = 65_536
+    /// A free arena larger than this is replaced by a new one rather than kept for reuse.
+    static let keptArenaBytes = 16 << 20
+
+    /// The queue is at its bound: take no more input until it shrinks.
+    var isFull: Bool { queuedMessages >= Self.maxQueuedMessages || queuedInputBytes >= Self.maxQueuedInputBytes }
+
+    /// Drops every queued message unanswered (a stop past its deadline); returns how many.
+    func cancelAll() -> Int {
+        let dropped = queuedMessages
+        for slot in active {
+            var i = queueHead[slot]
+            while i >= 0 {
+                let next = messages[Int(i)].next
+                release(Int(i))
+                table.unpin(slot)
+                i = next
+            }
+            queueHead[slot] = -1
+            queueTail[slot] = -1
+        }
+        active.removeAll()
+        return dropped
+    }
+
     private func fitTable() {
         if queueHead.count < table.capacity {
             let added = table.capacity - queueHead.count
@@ -93,6 +129,8 @@ final class StepScheduler {
     /// Starts a cycle's decoding: the arena new messages go into.
     func beginCycle() {
         fitTable()
+        // An arena a burst of long messages grew lets its memory go once it is free again.
+        for i in arenas.indices where arenaUses[i] == 0 && arenas[i].capacityBytes > Self.keptArenaBytes { arenas[i] = InputArena() }
         if arenaUses[currentArena] == 0 {
             arenas[currentArena].removeAll()
             return
@@ -215,10 +253,13 @@ final class StepScheduler {
         let r = table.record(messages[i].slot)
         if messages[i].resetFirst { r.resetState() }
         if messages[i].breakFirst { r.breakSequence() }
-        if r.announcesNewState {
-            messages[i].flags.insert(.newState)
-            if messages[i].header.steps > 0 && !messages[i].header.flags.contains(.noPredict) { r.announcesNewState = false }
-        }
+        // A message that publishes nothing (NO_PREDICT, no steps) hands its new-state and gap
+        // flags on to the stream's next output; one that publishes takes those handed to it.
+        let publishes = messages[i].header.steps > 0 && !messages[i].header.flags.contains(.noPredict)
+        if r.announcesNewState { messages[i].flags.insert(.newState) }
+        if r.announcesGap { messages[i].flags.insert(.gap) }
+        r.announcesNewState = !publishes && messages[i].flags.contains(.newState)
+        r.announcesGap = !publishes && messages[i].flags.contains(.gap)
     }
 
     /// One batched step of the messages in `batch`.
@@ -381,6 +422,10 @@ final class StepScheduler {
                 flags.insert(.newState)
                 r.announcesNewState = false
             }
+            if r.announcesGap {
+                flags.insert(.gap)
+                r.announcesGap = false
+            }
         }
         if !final { flags.insert(.more) }
         let sent = table.withKey(m.slot) { key in
@@ -402,6 +447,10 @@ final class StepScheduler {
         } else {
             counters.outputDropped += 1
             metrics.outputDropped.increment()
+            // The stream's next output says what this one would have.
+            let r = table.record(m.slot)
+            if flags.contains(.newState) { r.announcesNewState = true }
+            if flags.contains(.gap) { r.announcesGap = true }
         }
     }
 

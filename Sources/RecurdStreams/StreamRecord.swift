@@ -31,6 +31,8 @@ public struct StreamRecord {
         static let anySeq = Flags(rawValue: 1 << 4)
         /// Created and not yet spoken to (a stream new to the daemon and to its store).
         static let fresh = Flags(rawValue: 1 << 5)
+        /// The next output carries the gap flag (the message after the gap published nothing).
+        static let announceGap = Flags(rawValue: 1 << 6)
     }
 
     // MARK: Bookkeeping
@@ -81,6 +83,12 @@ public struct StreamRecord {
     public var announcesNewState: Bool {
         get { flags.contains(.announceNew) }
         nonmutating set { if newValue { flags.insert(.announceNew) } else { flags.remove(.announceNew) } }
+    }
+
+    /// The next output carries the gap flag.
+    public var announcesGap: Bool {
+        get { flags.contains(.announceGap) }
+        nonmutating set { if newValue { flags.insert(.announceGap) } else { flags.remove(.announceGap) } }
     }
 
     /// The stream is new: no message has been admitted for it yet.

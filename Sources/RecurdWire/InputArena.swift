@@ -26,6 +26,12 @@ public struct InputArena: Sendable {
 
     public init() {}
 
+    /// Bytes of decoded values it holds.
+    public var byteCount: Int { 4 * (features.count + tokens.count + targetValues.count + targetClasses.count) }
+
+    /// Bytes its arrays have room for (kept across `removeAll`).
+    public var capacityBytes: Int { 4 * (features.capacity + tokens.capacity + targetValues.capacity + targetClasses.capacity) }
+
     public mutating func removeAll() {
         features.removeAll(keepingCapacity: true)
         tokens.removeAll(keepingCapacity: true)

@@ -381,6 +381,53 @@ import ZeroMQ
         #expect(daemon.waitForExit(timeout: 0) == nil, "the daemon exited")
     }
 
+    /// One key flooded with one-step messages faster than its steps (one per round) can be
+    /// served: the daemon's queue stays within its bound (the rest waits in ZeroMQ), and every
+    /// message is still served.
+    @Test func aFloodWaitsInZeroMQBeyondTheQueuesBound() throws {
+        let daemon = try DaemonHarness(arguments: ["--no-learn", "--high-water-mark", "1000000"], probeWidth: 1)
+        let context = try ZMQContext()
+        let push = try ZMQSocket(context: context, type: .push)
+        try push.setSendHighWaterMark(1_000_000)
+        try push.connect(daemon.inputEndpoint)
+        let total = 150_000
+        for t in 0..<total {
+            let m = InputMessage(inputKind: .features, xdim: 1, steps: 1, seq: UInt64(t), features: [Float(t % 7)])
+            _ = try push.send(frames: [Array("flood".utf8), InputEncoder.encode(m)])
+        }
+        var peak = 0
+        let deadline = Date() + 120
+        var stats = try daemon.control("stats")
+        while (stats["steps"] as? Int ?? 0) < total && Date() < deadline {
+            peak = max(peak, stats["queued_messages"] as? Int ?? 0)
+            #expect((stats["queued_input_bytes"] as? Int ?? 0) <= 64 << 20)
+            usleep(20_000)
+            stats = try daemon.control("stats")
+        }
+        #expect(try eventually(10) { (try daemon.control("stream flood")["steps"] as? Int) == total }, "every message served")
+        print("flood: peak queue \(peak) messages")
+        #expect(peak <= 65_536, "queued \(peak) messages")
+        #expect(try daemon.control("stats")["queued_messages"] as? Int == 0)
+    }
+
+    /// A message that publishes nothing (NO_PREDICT) hands its new-state and gap flags on to
+    /// the stream's next output, which would otherwise not say them at all.
+    @Test func noPredictMessagesHandTheirFlagsOn() throws {
+        let model = try featureModel()
+        let daemon = try DaemonHarness(arguments: ["--model", model, "--no-learn"])
+        let data = rows(stream: 1, count: 8)
+        // A new stream primed with NO_PREDICT: the first output says the state was new.
+        try daemon.send(key: "np", features(data[0...0], seq: 0, flags: .noPredict))
+        let first = try daemon.step(key: "np", features(data[1...1], seq: 1))
+        #expect(first.flags.contains(.newState) && !first.flags.contains(.gap), "\(first.flags)")
+        #expect(!(try daemon.step(key: "np", features(data[2...2], seq: 2))).flags.contains(.newState))
+        // A gap before a NO_PREDICT message: the next output says there was one.
+        try daemon.send(key: "np", features(data[3...3], seq: 7, flags: .noPredict))
+        let after = try daemon.step(key: "np", features(data[4...4], seq: 8))
+        #expect(after.flags.contains(.gap) && !after.flags.contains(.newState), "\(after.flags)")
+        #expect(!(try daemon.step(key: "np", features(data[5...5], seq: 9))).flags.contains(.gap))
+    }
+
     @Test func newModelFromTheFirstStream() throws {
         let daemon = try DaemonHarness(arguments: ["--no-learn", "--no-normalize", "--no-combine", "--no-combine"], probeWidth: 5)
         #expect(daemon.log.contains("created a new model from the first stream"))

@@ -93,16 +93,6 @@ import ZeroMQ
         ((try s.daemon.control("stats")["auth_denied"] as? [String: Any])?[endpoint] as? Int) ?? -1
     }
 
-    /// Waits until `body` holds or `seconds` pass.
-    func eventually(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if try body() { return true }
-            usleep(50_000)
-        } while Date() < deadline
-        return false
-    }
-
     /// keygen refuses to replace a pair without --force, and with it replaces a symlink where the
     /// secret goes instead of writing through it.
     @Test func keygenReplacesOnlyWithForceAndNeverFollowsALink() throws {

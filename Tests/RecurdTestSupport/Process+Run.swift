@@ -59,3 +59,13 @@ public final class ScratchDirectory: Sendable {
     public init() { url = temporaryDirectory() }
     deinit { try? FileManager.default.removeItem(at: url) }
 }
+
+/// Waits until `body` holds or `seconds` pass.
+public func eventually(_ seconds: Double, _ body: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    repeat {
+        if try body() { return true }
+        usleep(50_000)
+    } while Date() < deadline
+    return false
+}
