@@ -9,6 +9,7 @@ public final class DaemonHandle: Sendable {
     private let heartbeatNanoseconds = Atomic<UInt64>(0)
     private let outputUnbound = Atomic<Bool>(false)
     private let stateDirectoryLost = Atomic<Bool>(false)
+    private let storeStalled = Atomic<Bool>(false)
     private let statusLine = Mutex("starting")
     private let reloads = Mutex<[(generation: UInt64, configuration: ServeConfiguration)]>([])
     private let appliedGeneration = Atomic<UInt64>(0)
@@ -44,8 +45,15 @@ public final class DaemonHandle: Sendable {
     func setStateDirectoryLost(_ lost: Bool) { stateDirectoryLost.store(lost, ordering: .relaxed) }
     var isStateDirectoryLost: Bool { stateDirectoryLost.load(ordering: .relaxed) }
 
-    /// `/healthz`: the loop turns, the output is bound and the state directory is in place.
-    public var isHealthy: Bool { isLoopAlive && !isOutputUnbound && !isStateDirectoryLost }
+    /// Input has waited for the store without a break for longer than `storeStallSeconds` (a
+    /// store thread stuck in a write): the loop turns, but serves nothing.
+    func setStoreStalled(_ stalled: Bool) { storeStalled.store(stalled, ordering: .relaxed) }
+    var isStoreStalled: Bool { storeStalled.load(ordering: .relaxed) }
+    static let storeStallSeconds: Double = 30
+
+    /// `/healthz`: the loop turns, the output is bound, the state directory is in place and the
+    /// store is not holding the input back for long.
+    public var isHealthy: Bool { isLoopAlive && !isOutputUnbound && !isStateDirectoryLost && !isStoreStalled }
 
     /// One line for systemd's STATUS=.
     public var status: String { statusLine.withLock { $0 } }

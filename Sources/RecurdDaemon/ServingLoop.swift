@@ -317,6 +317,12 @@ final class ServingLoop {
             if ready[0] {
                 if stateDirectory != nil, worker.isBehind(limit: StreamResidency.backlogLimit) {
                     // The store is behind: leave the input queued (producers feel the pace) rather than lose records.
+                    if storeBehindSince == 0 { storeBehindSince = Clock.seconds }
+                    if Clock.seconds - storeBehindSince > DaemonHandle.storeStallSeconds, !handle.isStoreStalled {
+                        handle.setStoreStalled(true)
+                        logger.error("the store has held the input back for over \(Int(DaemonHandle.storeStallSeconds)) s; /healthz reports unhealthy until it catches up",
+                                     metadata: ["backlog_bytes": "\(worker.backlogBytes)"])
+                    }
                     storeWaits += 1
                     metrics.storeWaits.increment()
                     if storeWaits == 1 || Clock.seconds - lastStoreWaitLog > 10 {
@@ -325,8 +331,15 @@ final class ServingLoop {
                     }
                     usleep(200)
                     unread[0] = true
-                } else if drain(e.input, multipart) {
-                    unread[0] = true
+                } else {
+                    if storeBehindSince != 0 {
+                        storeBehindSince = 0
+                        if handle.isStoreStalled {
+                            handle.setStoreStalled(false)
+                            logger.notice("the store caught up; input is read again")
+                        }
+                    }
+                    if drain(e.input, multipart) { unread[0] = true }
                 }
             }
             core?.scheduler.run(pressure: pressure)
@@ -350,6 +363,8 @@ final class ServingLoop {
 
     private var pressure = false
     private var storeWaits = 0
+    /// When input began to wait for the store without a break (0: it does not).
+    private var storeBehindSince = 0.0
     private var lastStoreWaitLog = 0.0
 
     /// Drains what is waiting on the input (up to `max-batch` messages) into the core; returns
