@@ -115,6 +115,7 @@ struct ControlHandler {
                 return .reply(ControlReply.failure(error.description))
             }
             if let problem = c.problem() { return .reply(ControlReply.failure(problem)) }
+            if let core, let problem = Publisher.widthProblem(core.runtime.architecture, topK: c.topK) { return .reply(ControlReply.failure(problem)) }
             apply(c)
             return .reply(ControlReply.encode(ControlReply.Set(name: setting.key, value: setting.value(in: c))))
         case .model:

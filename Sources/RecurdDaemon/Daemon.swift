@@ -41,6 +41,7 @@ public final class Daemon: Sendable {
             }
         }
         let initial = try Self.chooseModel(c, directory: directory, logger: logger)
+        if let a = initial?.file.model.architecture, let problem = Publisher.widthProblem(a, topK: c.topK) { throw DaemonError(problem) }
         if let directory {
             if initial?.fromCheckpoint == true, !FileManager.default.fileExists(atPath: directory.storePath) {
                 logger.warning("""

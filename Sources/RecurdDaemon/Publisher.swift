@@ -17,6 +17,15 @@ final class Publisher {
     private var topIds: [UInt32] = []
     private var topValues: [Float] = []
 
+    /// Why `a`'s outputs cannot be published with `topK`, or nil: an output message's odim is a
+    /// u16 (DESIGN §4), so a step publishes at most 65,535 values.
+    static func widthProblem(_ a: ModelArchitecture, topK: Int) -> String? {
+        let odim = a.head == .softmax && topK > 0 ? min(topK, a.outputSize) : a.outputSize
+        guard odim > 65_535 else { return nil }
+        let fix = a.head == .softmax ? "serve it with top-k K (K ≤ 65535)" : "give it at most 65535 outputs"
+        return "the model has \(a.outputSize) outputs, more than an output message's odim (u16) can carry: \(fix)"
+    }
+
     init(sink: any OutputSink, configuration c: ServeConfiguration, architecture a: ModelArchitecture) {
         self.sink = sink
         prefix = Array(c.outputPrefix.utf8)

@@ -135,6 +135,10 @@ enum JSONInputDecoder {
 
     private static func floatRow(_ v: Any, field: String, step: Int) throws(WireError) -> [Float] {
         guard let items = v as? [Any] else { throw WireError(.json, "'\(field)' step \(step) must be an array of numbers") }
+        // The binary form's xdim and ydim are u16: no model takes wider rows.
+        guard items.count <= 65_535 else {
+            throw WireError(field.hasPrefix("x") ? .xdim : .ydim, "'\(field)' step \(step) has \(items.count) values, more than 65535")
+        }
         var row: [Float] = []
         row.reserveCapacity(items.count)
         for (j, item) in items.enumerated() {

@@ -192,10 +192,10 @@ public enum OutputCodec {
             flags.insert(.anomaly)
         }
         var values: [Float] = [], ids: [UInt32] = []
-        var kind = WireOutputKind.vector, odim = 0
+        var kind = WireOutputKind.vector, odim = 0, first = true
         func row(_ r: Any, _ name: String) throws(WireError) -> [Any] {
             guard let list = r as? [Any] else { throw WireError(.json, "'\(name)' rows must be arrays") }
-            if values.isEmpty && ids.isEmpty { odim = list.count }
+            if first { odim = list.count; first = false }
             guard list.count == odim else { throw WireError(.json, "'\(name)' rows have different lengths") }
             return list
         }

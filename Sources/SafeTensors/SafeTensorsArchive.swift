@@ -84,12 +84,13 @@ public struct SafeTensorsArchive: Sendable {
                 throw .badDataRange(tensor: e.name, reason: "data ends at byte offset \(dataStart + e.end) but the file has \(bytes.count) bytes (truncated)")
             }
             if let size = Self.elementSize(e.dtype) {
-                let (product, overflow) = e.shape.reduce((1, false)) { acc, d in
+                // In bytes, every product checked: a crafted shape must be refused, not trap.
+                let (bytes, overflow) = e.shape.reduce((size, false)) { acc, d in
                     let r = acc.0.multipliedReportingOverflow(by: d)
                     return (r.partialValue, acc.1 || r.overflow)
                 }
-                guard !overflow, product * size == e.end - e.begin else {
-                    throw .badDataRange(tensor: e.name, reason: "shape \(e.shape) of \(e.dtype) needs \(overflow ? -1 : product * size) bytes but data_offsets give \(e.end - e.begin)")
+                guard !overflow, bytes == e.end - e.begin else {
+                    throw .badDataRange(tensor: e.name, reason: "shape \(e.shape) of \(e.dtype) needs \(overflow ? "more than 2^63" : "\(bytes)") bytes but data_offsets give \(e.end - e.begin)")
                 }
             }
             guard e.begin >= previousEnd else {

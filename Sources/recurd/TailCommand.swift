@@ -54,7 +54,7 @@ struct TailCommand: ParsableCommand {
                 }
                 let loss = m.losses[s].isNaN ? "-" : format6(Double(m.losses[s]))
                 let score = s < m.anomaly.count ? (m.anomaly[s].isNaN ? "\tanomaly=-" : "\tanomaly=\(format6(Double(m.anomaly[s])))") : ""
-                out += "\(key)\t\(m.seq + UInt64(s))\tv\(m.modelVersion)\t\(values)\tloss=\(loss)\(score)\n"
+                out += "\(key)\t\(m.seq &+ UInt64(s))\tv\(m.modelVersion)\t\(values)\tloss=\(loss)\(score)\n"
                 printed += 1
                 if count > 0 && printed >= count { break }
             }

@@ -201,6 +201,16 @@ import ZeroMQ
         outs = try daemon.receive(count: 1)
         #expect(outs[0].message.flags == [.newState])
         #expect(zip(outs[0].message.values, whole[0]).allSatisfy { abs($0 - $1) < 1e-6 })
+        // A zero-step END forgets the stream whatever its seq: not a duplicate (seq 0 after 1),
+        // nor a gap (seq 500).
+        let counts = try daemon.control("stats")
+        for (key, seq) in [("k", UInt64(0)), ("z", UInt64(500))] {
+            if key == "z" { _ = try daemon.step(key: "z", features(data[0...0], seq: 0)) }
+            try daemon.send(key: key, InputMessage(inputKind: .features, flags: [.end], xdim: 0, steps: 0, seq: seq))
+            #expect(eventually(10) { (try? daemon.control("stream \(key)")["ok"] as? Bool) == false }, "\(key) forgotten")
+        }
+        let after = try daemon.control("stats")
+        #expect(after["duplicates"] as? Int == counts["duplicates"] as? Int && after["gaps"] as? Int == counts["gaps"] as? Int)
     }
 
     @Test func gapPolicyReset() throws {
@@ -567,6 +577,17 @@ import ZeroMQ
         #expect(after == (try whole(roomy, "t0", next)), "t0 after the limit was lowered")
         #expect((try tight.control("stats")["store"] as? [String: Any])?["records_lost"] as? Int == 0)
         #expect(tight.terminate() == 0 && roomy.terminate() == 0)
+    }
+
+    /// An output message's odim is a u16: a model with more outputs is refused at start (with
+    /// what to do), not served with headers that say a wrong width.
+    @Test func modelsWiderThanTheOutputHeaderAreRefused() throws {
+        let wide = path("wide.safetensors")
+        let made = try runRecurd(["init", "--cell", "gru", "--hidden", "4", "--input-size", "1", "--output-size", "70000", "--head", "linear", "-o", wide])
+        #expect(made.status == 0, "\(made.stderr)")
+        let r = try runRecurd(["serve", "--model", wide, "--input", "ipc://\(path("in"))", "--output", "ipc://\(path("out"))", "--control", "", "--http", ""])
+        #expect(r.status != 0 && r.stderr.contains("70000 outputs, more than an output message's odim (u16) can carry: give it at most 65535 outputs"),
+                "\(r.stderr)")
     }
 
     @Test func configFileWithFlagsWinning() throws {

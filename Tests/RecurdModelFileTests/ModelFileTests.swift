@@ -175,6 +175,19 @@ import Testing
         #expect(refusal(bytes) != nil)
     }
 
+    /// A shape whose element count fits an Int but whose byte count does not: refused, naming
+    /// the tensor (the byte count was once multiplied unchecked, a trap).
+    @Test func aShapeBeyondAnyByteCountIsRefused() throws {
+        let header = Array(#"{"t":{"dtype":"F32","shape":[3000000000,1000000000],"data_offsets":[0,0]}}"#.utf8)
+        let bytes = (0..<8).map { UInt8(truncatingIfNeeded: header.count >> (8 * $0)) } + header
+        do {
+            _ = try SafeTensorsArchive(bytes: bytes)
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)".contains("more than 2^63"), "\(error)")
+        }
+    }
+
     /// Bytes no tensor owns, after the data or between two tensors, are refused as the format's
     /// own library refuses them, naming the tensor and the byte offset.
     @Test func bytesNoTensorOwnsAreRefused() throws {

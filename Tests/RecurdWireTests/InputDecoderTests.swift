@@ -230,6 +230,19 @@ struct LCG: RandomNumberGenerator {
         #expect((try? decode(#"{"text":"1e999 \"1e999"}"#))?.steps == 12)
     }
 
+    /// Rows wider than the binary form's u16 xdim/ydim are refused in JSON too.
+    @Test func jsonRowsWiderThanAU16AreRefused() {
+        let wide = "[" + Array(repeating: "0", count: 65_536).joined(separator: ",") + "]"
+        for (text, reason) in [("{\"x\":\(wide)}", WireError.Reason.xdim), ("{\"x\":[1],\"y\":\(wide)}", .ydim)] {
+            do {
+                _ = try decode(text)
+                Issue.record("accepted a row of 65536")
+            } catch {
+                #expect(error.reason == reason && error.detail.contains("more than 65535"), "\(error)")
+            }
+        }
+    }
+
     /// What Foundation lets through and RFC 8259 does not: refused, saying what and where.
     @Test func repeatedFieldsAndTrailingCommasAreRefused() {
         for (text, says) in [
