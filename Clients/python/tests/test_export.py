@@ -174,6 +174,8 @@ def test_model_file_checks(tmp_path):
     assert Model.load(data).tensors().keys() == m.tensors().keys()
     with pytest.raises(ModelFileError, match="truncated|does not fit|outside"):
         Model.load(data[:-10])
+    with pytest.raises(ModelFileError, match="4 bytes no tensor owns follow the data"):
+        Model.load(data + b"\0\0\0\0")
     t = m.tensors()
     t["head.weight"] = t["head.weight"][:, :3]
     with pytest.raises(ModelFileError, match="head.weight"):

@@ -237,3 +237,19 @@ def test_json_decoder_matches_swift_rules():
         wire.decode_input(b'{"x": [1], "y": [1], "label": 1}')
     m = wire.decode_input(b'{"end": true}')
     assert (m.steps, m.xdim, int(m.flags)) == (0, 1, int(InputFlags.END))
+
+
+def test_zero_step_reset_or_end_fits_any_dims_as_in_swift():
+    # RESET, features, xdim 0, no steps: accepted (its dims say nothing); without RESET/END: empty first.
+    header = struct.pack("<BBBBHHHHIQq", 0x52, 1, 1, 0, int(InputFlags.RESET), 0, 0, 0, 0, 0, 0)
+    m = wire.decode_input(header)
+    assert (m.steps, int(m.flags)) == (0, int(InputFlags.RESET))
+    with pytest.raises(WireError, match="zero steps") as e:
+        wire.decode_input(struct.pack("<BBBBHHHHIQq", 0x52, 1, 1, 0, 0, 0, 0, 5, 0, 0, 0))
+    assert e.value.reason == "empty"
+
+
+def test_json_field_given_twice_is_refused_as_in_swift():
+    with pytest.raises(WireError, match="field 'x' given twice"):
+        wire.decode_input(b'{"x": [1], "x": [2]}')
+

@@ -190,7 +190,7 @@ class Publisher:
             self._next.pop(k, None)
             self._shape.pop(k, None)
         else:
-            self._next[k] = int(m.seq) + m.steps
+            self._next[k] = (int(m.seq) + m.steps) % (1 << 64)   # wraps, as the daemon's seq does
         return int(m.seq)
 
     def send_message(self, key: KeyLike, message: InputMessage, json_form: Optional[bool] = None) -> None:
@@ -243,7 +243,7 @@ class Prediction:
     @property
     def seqs(self) -> np.ndarray:
         """The seq of every step."""
-        return np.arange(self.seq, self.seq + self.steps, dtype=np.uint64)
+        return np.uint64(self.seq) + np.arange(self.steps, dtype=np.uint64)   # wraps at 2^64, as the daemon's
 
     @property
     def new_state(self) -> bool:
@@ -261,7 +261,7 @@ class Prediction:
 
     def continued_by(self, nxt: "Prediction") -> bool:
         """Whether ``nxt`` is the next chunk of this answer: same stream, the next seq, no new state."""
-        return nxt.key == self.key and nxt.seq == self.seq + self.steps and not nxt.new_state
+        return nxt.key == self.key and nxt.seq == (self.seq + self.steps) % (1 << 64) and not nxt.new_state
 
     def followed_by(self, nxt: "Prediction") -> "Prediction":
         """This output joined with the next output of the same input message (``self.more`` was

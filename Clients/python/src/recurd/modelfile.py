@@ -56,6 +56,9 @@ def read_safetensors(path_or_bytes, *, name: str = "", dtypes: Optional[Dict[str
     meta = header.pop("__metadata__", None) or {}
     body = memoryview(data)[8 + n:]
     tensors = {}
+    # As the daemon (and the format's own library): tensors' data in order, each range a whole
+    # run of bytes right after the previous one, and nothing after the last.
+    spans = []
     for key, entry in header.items():
         try:
             dtype, shape, (begin, end) = entry["dtype"], [int(d) for d in entry["shape"]], entry["data_offsets"]
@@ -77,8 +80,18 @@ def read_safetensors(path_or_bytes, *, name: str = "", dtypes: Optional[Dict[str
                 raise ModelFileError(f"{name}: tensor '{key}': {len(raw)} bytes for {count} {dtype} values")
             a = np.frombuffer(raw, dt)
         tensors[key] = a.reshape(shape).copy()
+        spans.append((begin, end, key))
         if dtypes is not None:
             dtypes[key] = dtype
+    previous = 0
+    for begin, end, key in sorted(spans, key=lambda t: (t[0], t[1])):
+        if begin < previous:
+            raise ModelFileError(f"{name}: tensor '{key}': data overlaps the previous tensor at byte offset {8 + n + begin}")
+        if begin > previous:
+            raise ModelFileError(f"{name}: tensor '{key}': {begin - previous} bytes no tensor owns lie before its data")
+        previous = end
+    if previous != len(body):
+        raise ModelFileError(f"{name}: {len(body) - previous} bytes no tensor owns follow the data, at byte offset {8 + n + previous}")
     return tensors, {str(k): str(v) for k, v in meta.items()}
 
 

@@ -391,21 +391,23 @@ def decode_input(payload: Union[bytes, bytearray, memoryview]) -> InputMessage:
     if flags & ~_KNOWN_INPUT_FLAGS:
         raise WireError("flags", f"byte 4: flags 0x{flags:x} set unknown bits (known: 0xf)", 4)
     kind, tkind, flags = InputKind(kind), TargetKind(tkind), InputFlags(flags)
-    if kind == InputKind.FEATURES:
-        if xdim < 1:
-            raise WireError("xdim", "byte 6: xdim is 0 for f32 vector input", 6)
-    elif xdim != 1:
-        raise WireError("xdim", f"byte 6: xdim is {xdim}; it must be 1 for token and text input", 6)
-    if tkind == TargetKind.NONE and ydim != 0:
-        raise WireError("ydim", f"byte 8: ydim is {ydim} but there are no targets (must be 0)", 8)
-    if tkind == TargetKind.VALUES and ydim < 1:
-        raise WireError("ydim", "byte 8: ydim is 0 for f32 vector targets", 8)
-    if tkind == TargetKind.CLASSES and ydim != 1:
-        raise WireError("ydim", f"byte 8: ydim is {ydim}; it must be 1 for class targets", 8)
-    if reserved != 0:
-        raise WireError("reserved", f"byte 10: reserved field is {reserved}, must be 0", 10)
     if steps == 0 and not flags & (InputFlags.RESET | InputFlags.END):
         raise WireError("empty", "byte 12: zero steps is allowed only with RESET or END", 12)
+    # A zero-step RESET or END carries no values: its kinds and dims say nothing and are not checked.
+    if steps > 0:
+        if kind == InputKind.FEATURES:
+            if xdim < 1:
+                raise WireError("xdim", "byte 6: xdim is 0 for f32 vector input", 6)
+        elif xdim != 1:
+            raise WireError("xdim", f"byte 6: xdim is {xdim}; it must be 1 for token and text input", 6)
+        if tkind == TargetKind.NONE and ydim != 0:
+            raise WireError("ydim", f"byte 8: ydim is {ydim} but there are no targets (must be 0)", 8)
+        if tkind == TargetKind.VALUES and ydim < 1:
+            raise WireError("ydim", "byte 8: ydim is 0 for f32 vector targets", 8)
+        if tkind == TargetKind.CLASSES and ydim != 1:
+            raise WireError("ydim", f"byte 8: ydim is {ydim}; it must be 1 for class targets", 8)
+    if reserved != 0:
+        raise WireError("reserved", f"byte 10: reserved field is {reserved}, must be 0", 10)
     input_bytes = {InputKind.FEATURES: steps * xdim * 4, InputKind.TOKENS: steps * 4, InputKind.TEXT: steps}[kind]
     target_bytes = steps * 4 if tkind == TargetKind.CLASSES else steps * ydim * 4
     body = len(p) - HEADER_SIZE
@@ -495,9 +497,25 @@ def _float_rows(v: Any, field: str, dim_reason: str) -> tuple:
     return rows, max(width, 1)
 
 
+class _RepeatedField(Exception):
+    pass
+
+
+def _unique_fields(pairs):
+    """A JSON object as a dict, refusing a field given twice (RFC 8259 leaves it open; the daemon refuses it)."""
+    o = {}
+    for k, v in pairs:
+        if k in o:
+            raise _RepeatedField(k)
+        o[k] = v
+    return o
+
+
 def _decode_input_json(p: bytes) -> InputMessage:
     try:
-        o = json.loads(p.decode("utf-8"), parse_constant=_reject_constant)
+        o = json.loads(p.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_fields)
+    except _RepeatedField as e:
+        raise WireError("json", f"invalid JSON: field '{e.args[0]}' given twice in one object") from None
     except (ValueError, UnicodeDecodeError):
         raise WireError("json", f"invalid JSON ({len(p)} bytes)") from None
     if not isinstance(o, dict):
