@@ -98,10 +98,17 @@ final class StepScheduler {
     /// The queue is at its bound: take no more input until it shrinks.
     var isFull: Bool { queuedMessages >= Self.maxQueuedMessages || queuedInputBytes >= Self.maxQueuedInputBytes }
 
-    /// Drops every queued message unanswered (a stop past its deadline); returns how many.
+    /// Drops every queued message unanswered (a stop past its deadline); returns how many. Each
+    /// stream's next seq goes back to its first step not taken, so that the record the stop
+    /// flushes does not count the dropped steps as served (a resend would be a duplicate).
     func cancelAll() -> Int {
         let dropped = queuedMessages
         for slot in active {
+            let head = messages[Int(queueHead[slot])]
+            if let seq = head.header.seq {
+                table.record(slot).nextSeq = seq &+ UInt64(head.started ? head.nextStep : 0)
+                table.markDirty(slot)
+            }
             var i = queueHead[slot]
             while i >= 0 {
                 let next = messages[Int(i)].next
@@ -253,6 +260,9 @@ final class StepScheduler {
         let r = table.record(messages[i].slot)
         if messages[i].resetFirst { r.resetState() }
         if messages[i].breakFirst { r.breakSequence() }
+        // A flush may have taken the stream's changes between admission and now: what starting
+        // changes (a reset, a broken sequence, the flags handed on) is written again.
+        table.markDirty(messages[i].slot)
         // A message that publishes nothing (NO_PREDICT, no steps) hands its new-state and gap
         // flags on to the stream's next output; one that publishes takes those handed to it.
         let publishes = messages[i].header.steps > 0 && !messages[i].header.flags.contains(.noPredict)
@@ -463,7 +473,10 @@ final class StepScheduler {
         if m.next < 0 { queueTail[slot] = -1 }
         release(i)
         table.unpin(slot)
-        if m.header.steps == 0 && m.header.flags.contains(.reset) { table.record(slot).announcesNewState = true }
+        if m.header.steps == 0 && m.header.flags.contains(.reset) {
+            table.record(slot).announcesNewState = true
+            table.markDirty(slot)
+        }
         metrics.latency.recordNanoseconds(Int64(Clock.nanoseconds &- m.receivedAt))
         if m.header.flags.contains(.end) && m.next < 0 { forget(slot, .end) }
     }

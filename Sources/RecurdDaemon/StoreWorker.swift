@@ -244,10 +244,20 @@ final class StoreWorker: @unchecked Sendable {
         guard let store else { return (nil, false) }
         loads.add(1, ordering: .relaxed)
         metrics.storeLoads.increment()
-        do { return (try store.load(key), false) } catch {
-            log.warning("load", now: Clock.seconds, "cannot read a stream's record; it starts afresh: \(error)",
-                        metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
-            return (nil, true)
+        // A passing fault (busy, an I/O error that clears) is tried again before the record counts
+        // as unreadable: the stream would start afresh and its next write replace the good row.
+        var attempt = 0
+        while true {
+            do { return (try store.load(key), false) } catch {
+                attempt += 1
+                if error.isTransientDiskFault && attempt < 4 {
+                    usleep(UInt32(50_000 << (2 * (attempt - 1))))   // 50, 200, 800 ms: the store's own thread
+                    continue
+                }
+                log.warning("load", now: Clock.seconds, "cannot read a stream's record; it starts afresh: \(error)",
+                            metadata: ["stream": "\(String(decoding: key, as: UTF8.self))"])
+                return (nil, true)
+            }
         }
     }
 

@@ -280,7 +280,8 @@ public enum TextContextModel {
             let slot = Int(contextHash(m.load(as: UInt64.self), order: minMatch) % UInt64(buckets * tableEntriesPerBucket))
             let stored = table[slot], low = UInt32(truncatingIfNeeded: written)
             let distance = UInt64(low &- stored)
-            if length == 0 && stored != 0 && distance >= 1 && distance < size {
+            // distance < written always holds for a table this model wrote; a damaged record's may not.
+            if length == 0 && stored != 0 && distance >= 1 && distance < size && distance < written {
                 let candidate = written - distance
                 var agree: UInt64 = 0
                 while agree < UInt64(verifyLength) && agree < candidate && candidate - 1 - agree + size >= written

@@ -201,8 +201,18 @@ public struct TrainingWindow {
         }
         guard let a = take(UInt64.self), let n = take(UInt32.self), let p = take(UInt32.self), let br = take(UInt32.self), let k = take(UInt32.self),
               Int(n) <= layout.inputCapacity else { initialize(); return nil }
+        // What a damaged record could hold and training would trust: more entries than were
+        // appended, more pending than appended, ids outside the model.
+        let entries = layout.impliedTargets ? max(Int(n) - 1, 0) : Int(n)
+        guard a >= UInt64(entries), UInt64(p) <= a else { initialize(); return nil }
         let inputs = Int(n) * layout.inputStride, targets = layout.impliedTargets ? 0 : Int(n) * layout.targetStride
         guard at + inputs + targets <= b.count else { initialize(); return nil }
+        if layout.tokenInput {
+            for i in 0..<Int(n) where Int(b.loadUnaligned(fromByteOffset: at + 4 * i, as: UInt32.self)) >= layout.tokenLimit { initialize(); return nil }
+        }
+        if targets > 0 && layout.classTarget {
+            for i in 0..<Int(n) where Int(b.loadUnaligned(fromByteOffset: at + inputs + 4 * i, as: UInt32.self)) >= layout.classLimit { initialize(); return nil }
+        }
         (base + layout.inputsOffset).copyMemory(from: b.baseAddress! + at, byteCount: inputs)
         at += inputs
         if targets > 0 { (base + layout.targetsOffset).copyMemory(from: b.baseAddress! + at, byteCount: targets) }
@@ -228,16 +238,24 @@ public struct TrainingWindow {
 
     // MARK: Training
 
-    /// The saved state of the window's first entry.
-    func initialState() -> UnsafePointer<Float> {
-        let first = appended - UInt64(count) + 1
+    /// The saved state of the window's first entry; nil only for a window read back damaged
+    /// (a due window's first entry always has one).
+    func initialState() -> UnsafePointer<Float>? {
+        let first = appended &- UInt64(count) &+ 1
         for s in 0..<layout.savedStates where tag(s) == first { return UnsafePointer(state(s)) }
-        preconditionFailure("window has no saved state for its first entry \(first)")
+        return nil
     }
 
     /// Loads the window (oldest entry first) into window `w` of `engine`, which has `begin` called.
     func load(into engine: WindowEngine, window w: Int) {
-        engine.setInitialState(window: w, from: initialState())
+        if let s = initialState() {
+            engine.setInitialState(window: w, from: s)
+        } else {
+            // Damaged: a zero state rather than a read of whatever memory (this module has no
+            // runtime checks).
+            let zeros = [Float](repeating: 0, count: layout.stateSize)
+            zeros.withUnsafeBufferPointer { engine.setInitialState(window: w, from: $0.baseAddress!) }
+        }
         let cap = layout.inputCapacity
         for i in 0..<count {
             let r = (start + i) % cap

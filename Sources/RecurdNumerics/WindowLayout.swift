@@ -36,6 +36,10 @@ public struct WindowLayout: Sendable, Equatable {
     public let inputCapacity: Int
 
     static let headerBytes = 32
+    /// Token ids below this (the vocabulary; token input) and class ids below this (the outputs;
+    /// class targets): a stored window holding others is damaged.
+    let tokenLimit: Int
+    let classLimit: Int
     let inputStride: Int
     let targetStride: Int
     let inputsOffset: Int
@@ -63,6 +67,8 @@ public struct WindowLayout: Sendable, Equatable {
         targetSize = impliedTargets || classTarget ? 0 : a.outputSize
         self.savedStates = savedStates
         inputCapacity = impliedTargets ? k2 + 1 : k2
+        if case .tokens(let vocabulary, _) = a.input { tokenLimit = vocabulary } else { tokenLimit = 0 }
+        classLimit = a.outputSize
         inputStride = tokenInput ? 4 : inputSize * 4
         targetStride = impliedTargets ? 0 : (classTarget ? 4 : targetSize * 4)
         inputsOffset = Self.headerBytes

@@ -31,7 +31,7 @@ public enum RecordCompression {
                 compress2(o.baseAddress!.assumingMemoryBound(to: Bytef.self) + 4, &length, s.baseAddress!.assumingMemoryBound(to: Bytef.self), uLong(n), 1)
             }
         }
-        guard rc == Z_OK, Int(length) + 4 < n else { return (.raw, record) }
+        guard rc == Z_OK, Int(length) + 4 < n, n <= Int(UInt32.max) else { return (.raw, record) }
         withUnsafeBytes(of: UInt32(n).littleEndian) { for i in 0..<4 { out[i] = $0[i] } }
         out.removeLast(out.count - Int(length) - 4)
         return (.shuffledDeflate, out)
@@ -45,7 +45,10 @@ public enum RecordCompression {
         case .shuffledDeflate:
             guard stored.count >= 4 else { return nil }
             let n = Int(UInt32(littleEndian: stored.loadUnaligned(as: UInt32.self)))
-            guard n <= 1 << 26 else { return nil }
+            // Deflate expands at most about 1032:1, so a length beyond that of these bytes is damage
+            // (refused before allocating it), while a large record (a text stream's context model
+            // of up to 1 GiB) still reads back.
+            guard n <= 1032 * (stored.count - 4) + 64 else { return nil }
             var shuffled = [UInt8](repeating: 0, count: n)
             var length = uLong(n)
             let rc = shuffled.withUnsafeMutableBytes { d in

@@ -19,10 +19,13 @@ public final class StreamStore {
     /// Opens or creates the store at `path`.
     public init(path: String) throws(SQLiteError) {
         connection = try SQLiteConnection(path: path)
+        // synchronous FULL: under WAL, NORMAL syncs the log only at its checkpoints, so a power
+        // cut could roll back many flushes, not just the last; commits come in batches, so FULL
+        // costs one fsync per batch.
         try connection.execute("""
             PRAGMA page_size = 16384;
             PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = NORMAL;
+            PRAGMA synchronous = FULL;
             PRAGMA cache_size = -16384;
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS streams (

@@ -232,6 +232,25 @@ import Testing
         #expect(zip(long, long.dropFirst()).allSatisfy { $0.seq + UInt64($0.steps) == $1.seq })
     }
 
+    /// A stop past its deadline drops what is queued: each stream's next seq goes back to its
+    /// first step not taken, so that a resend after the restart is not a duplicate.
+    @Test func messagesLeftAtAStopAreNotCountedAsServed() throws {
+        let (core, _, _) = core()
+        core.scheduler.maxRounds = 3
+        cycle(core) {
+            send(core, "long", InputMessage(inputKind: .features, xdim: 2, steps: 10, seq: 100, features: (0..<20).map(Float.init)))
+            send(core, "long", InputMessage(inputKind: .features, xdim: 2, steps: 2, seq: 110, features: [1, 2, 3, 4]))
+            send(core, "later", InputMessage(inputKind: .features, xdim: 2, steps: 1, seq: 7, features: [1, 1]))
+        }
+        // "long" took 3 steps of its first message; "later" was served.
+        let long = try #require(core.table.slot(for: Array("long".utf8)))
+        #expect(core.table.record(long).nextSeq == 112)
+        #expect(core.scheduler.cancelAll() == 2)
+        #expect(core.table.record(long).nextSeq == 103)
+        #expect(core.table.isDirty(long))
+        #expect(!core.scheduler.hasWork)
+    }
+
     /// A control `reset` in the middle of a long message: the chunk that starts after it carries
     /// the new-state flag and no loss for its first step, and the next message does not.
     @Test func resetMidMessageFlagsTheChunkAfterIt() throws {

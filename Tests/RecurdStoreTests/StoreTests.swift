@@ -52,6 +52,19 @@ import Testing
         #expect(Array(stored.prefix(10)).withUnsafeBytes { RecordCompression.decompress($0, encoding: .shuffledDeflate) } == nil)
     }
 
+    /// A record past 64 MiB (a text stream with a large context model) reads back; a damaged
+    /// length beyond what deflate could give from the stored bytes is refused before allocating.
+    @Test func largeRecordsRoundTripAndAbsurdLengthsAreRefused() {
+        var big = [UInt8](repeating: 0, count: 70 << 20)
+        big[12345] = 7
+        let (encoding, stored) = RecordCompression.compress(big)
+        #expect(encoding == .shuffledDeflate)
+        #expect(stored.withUnsafeBytes { RecordCompression.decompress($0, encoding: encoding) } == big)
+        var damaged = Array(stored.prefix(64))
+        withUnsafeBytes(of: UInt32.max.littleEndian) { for i in 0..<4 { damaged[i] = $0[i] } }
+        #expect(damaged.withUnsafeBytes { RecordCompression.decompress($0, encoding: .shuffledDeflate) } == nil)
+    }
+
     func model(seed: UInt64) -> ModelFile {
         ModelFile(model: Model(architecture: ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [5], outputSize: 2, head: .linear), seed: seed))
     }

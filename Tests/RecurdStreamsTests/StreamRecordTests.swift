@@ -132,6 +132,24 @@ import Testing
         }
     }
 
+    /// A stored window holding a token the model does not have is refused (training would read
+    /// past the embedding; this module runs without bounds checks).
+    @Test func aWindowHoldingATokenOutsideTheVocabularyIsRefused() throws {
+        let layout = Self.layouts[1]   // tokens, vocabulary 20
+        let table = StreamTable(layout: layout, capacity: 2)
+        let slot = try #require(Array("t".utf8).withUnsafeBytes { table.insert($0, now: 0) })
+        drive(table, slot, steps: 12, seed: 4)
+        var encoded = StreamRecordCodec.encode(table.record(slot))
+        func u32(_ at: Int) -> UInt32 { encoded.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) } }
+        // The window is the last section: its length field is followed by exactly its body.
+        let lengthAt = try #require((0..<(encoded.count - 4)).last { Int(u32($0)) == encoded.count - $0 - 4 })
+        let firstToken = lengthAt + 4 + StreamRecordCodec.descriptor(try #require(layout.window)).count * 4 + 24
+        #expect(u32(firstToken) < 20)
+        withUnsafeBytes(of: UInt32(1_000_000).littleEndian) { for i in 0..<4 { encoded[firstToken + i] = $0[i] } }
+        let copy = try #require(Array("c".utf8).withUnsafeBytes { table.insertUninitialized($0) })
+        #expect(throws: StreamRecordCodecError.self) { try StreamRecordCodec.decode(encoded, into: table.record(copy), now: 0) }
+    }
+
     /// A window read back trains exactly as the original: same loss, same gradient.
     @Test func restoredWindowTrainsTheSame() throws {
         let layout = Self.layouts[0]
