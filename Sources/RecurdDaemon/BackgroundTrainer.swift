@@ -119,11 +119,18 @@ final class BackgroundTrainer: @unchecked Sendable {
         }
     }
 
-    /// Stops after the update in progress and waits for the threads.
-    func stop() {
-        if stopping.exchange(true, ordering: .acquiringAndReleasing) { return }
+    /// Stops after the update in progress and waits for the threads, then trains what is still
+    /// queued on the calling thread for up to `drainSeconds` (the streams' records, flushed next,
+    /// no longer hold these windows: untrained now, they are never trained). Returns how many
+    /// windows were left untrained.
+    @discardableResult
+    func stop(drainSeconds: Double = 0) -> Int {
+        if stopping.exchange(true, ordering: .acquiringAndReleasing) { return 0 }
         for w in wakes { w.signal() }
         for _ in threads { finished.wait() }
+        let deadline = Clock.seconds + drainSeconds
+        while queuedCount() > 0 && Clock.seconds < deadline { trainOnce(.idle) }
+        return queuedCount()
     }
 
     var learningRate: Float {
@@ -268,7 +275,8 @@ final class BackgroundTrainer: @unchecked Sendable {
             windowsTrained.add(taken.count, ordering: .relaxed)
             metrics.updates.increment()
             metrics.windowsTrained.increment(by: taken.count)
-            metrics.modelVersion.record(Int64(version))
+            // recurd_model_version is the serving thread's to record (at each pin): two writers
+            // could move the gauge backwards.
         } else {
             skipped.add(1, ordering: .relaxed)
             metrics.skippedUpdates.increment()

@@ -196,5 +196,12 @@ final class ModelRuntime {
     }
 
     /// Stops the background trainer (after its update in progress).
-    func stop() { backgroundTrainer?.stop() }
+    /// Stops the background trainer, training what it still holds for up to `drainSeconds`;
+    /// returns the windows left untrained. The pinned version is then the trainer's last.
+    @discardableResult
+    func stop(drainSeconds: Double = 0) -> Int {
+        let left = backgroundTrainer?.stop(drainSeconds: drainSeconds) ?? 0
+        pin()
+        return left
+    }
 }

@@ -14,6 +14,8 @@ final class ReadySignal: Sendable {
         var info: ReadyInfo?
         var failure: (any Error)?
         var httpPending: Bool
+        /// Kept apart: HTTP may bind before the serving thread reports.
+        var httpPort: Int?
         var waiters: [CheckedContinuation<ReadyInfo, any Error>] = []
     }
     private let state = Mutex(State(httpPending: false))
@@ -21,14 +23,14 @@ final class ReadySignal: Sendable {
     func expectHTTP() { state.withLock { $0.httpPending = true } }
 
     func serving(_ info: ReadyInfo) { update { $0.info = info } }
-    func http(port: Int) { update { $0.httpPending = false; $0.info?.httpPort = port } }
+    func http(port: Int) { update { $0.httpPending = false; $0.httpPort = port } }
     func fail(_ error: any Error) { update { $0.failure = error } }
 
     private func update(_ change: (inout State) -> Void) {
         let (waiters, result): ([CheckedContinuation<ReadyInfo, any Error>], Result<ReadyInfo, any Error>?) = state.withLock { s in
             change(&s)
             if let f = s.failure { defer { s.waiters = [] }; return (s.waiters, .failure(f)) }
-            if let i = s.info, !s.httpPending { defer { s.waiters = [] }; return (s.waiters, .success(i)) }
+            if var i = s.info, !s.httpPending { defer { s.waiters = [] }; i.httpPort = s.httpPort; return (s.waiters, .success(i)) }
             return ([], nil)
         }
         if let result { for w in waiters { w.resume(with: result) } }
@@ -38,7 +40,7 @@ final class ReadySignal: Sendable {
         try await withCheckedThrowingContinuation { c in
             let result: Result<ReadyInfo, any Error>? = state.withLock { s in
                 if let f = s.failure { return .failure(f) }
-                if let i = s.info, !s.httpPending { return .success(i) }
+                if var i = s.info, !s.httpPending { i.httpPort = s.httpPort; return .success(i) }
                 s.waiters.append(c)
                 return nil
             }

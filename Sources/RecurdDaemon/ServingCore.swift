@@ -251,8 +251,8 @@ final class ServingCore {
                 checkpointResults[token] = result
             case .keyFilter(let filter):
                 residency.filterArrived(filter)
-            case .modelRead(let token, let result):
-                finishReload(token: token, result)
+            case .modelRead(let token, let result, let installed):
+                finishReload(token: token, result, installed: installed)
             case .barrier(let token, let written):
                 finishFlush(token: token, written: written)
             }
@@ -411,11 +411,11 @@ final class ServingCore {
             return .reply(ControlReply.failure("no model file to reload (the model was created in memory)"))
         }
         guard let worker else { return .reply(ControlReply.failure("no store thread")) }
-        worker.submit(.readModel(path: path, token: token(.control)))
+        worker.submit(.readModel(path: path, token: token(.control), architecture: runtime.architecture, trainer: runtime.backgroundTrainer))
         return .deferred
     }
 
-    private func finishReload(token: UInt64, _ result: Result<(file: ModelFile, seed: String), CheckpointError>) {
+    private func finishReload(token: UInt64, _ result: Result<(file: ModelFile, seed: String), CheckpointError>, installed: UInt64?) {
         waiters.removeValue(forKey: token)
         switch result {
         case .failure(let e):
@@ -425,7 +425,7 @@ final class ServingCore {
                 readyReplies.append(ControlReply.failure("\(runtime.modelPath ?? configuration.model ?? "model"): the architecture differs from the running model's; restart (with --reset-model) to change it"))
                 return
             }
-            runtime.replaceWeights(file.model.weights)
+            if installed != nil { runtime.pin() } else { runtime.replaceWeights(file.model.weights) }
             runtime.seed = seed
             runtime.startCheckpoint = nil
             logger.notice("model reloaded", metadata: ["file": "\(runtime.modelPath ?? configuration.model ?? "")", "version": "\(runtime.version)"])

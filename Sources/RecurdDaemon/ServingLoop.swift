@@ -609,9 +609,10 @@ final class ServingLoop {
         // acknowledgements).
         let parts = ZMQMultipart(capacity: 2)
         let drainDeadline = Clock.seconds + 5
-        // Serving what was taken in stops after 8 s, so that the final flush (up to 20 s) ends
-        // within the unit's TimeoutStopSec=30 rather than be killed half-way.
-        let serveDeadline = Clock.seconds + 8
+        // Serving what was taken in stops after 6 s, so that the trainer's last windows (2 s),
+        // the final flush (up to 18 s) and closing the sockets end within the unit's
+        // TimeoutStopSec=30 rather than be killed half-way.
+        let serveDeadline = Clock.seconds + 6
         var taking = true
         while true {
             if taking {
@@ -636,10 +637,17 @@ final class ServingLoop {
             if core.residency.loadsInFlight > 0 && !core.scheduler.hasWork { _ = try? poller.poll(timeoutMilliseconds: 50); handle.wake.drain() }
         }
         if let core {
-            core.runtime.stop()
+            // Queued windows are trained (2 s at most) before the checkpoint, which then holds
+            // every update: the records flushed below no longer hold those windows.
+            let untrained = core.runtime.stop(drainSeconds: 2)
+            if untrained > 0 {
+                counters.windowsDropped += UInt64(untrained)
+                metrics.windowsDropped.increment(by: untrained)
+                logger.warning("stopping: queued training windows left untrained", metadata: ["windows": "\(untrained)"])
+            }
             if stateDirectory != nil {
                 let token = core.flush(checkpointModel: core.runtime.version != core.lastCheckpointVersion, waiter: .flush, fresh: true)
-                let deadline = Clock.seconds + 20
+                let deadline = Clock.seconds + 18
                 while let token, !core.flushed.contains(token), Clock.seconds < deadline {
                     _ = try? poller.poll(timeoutMilliseconds: core.isHandingOver ? 2 : 100)
                     handle.wake.drain()
@@ -650,7 +658,7 @@ final class ServingLoop {
                 }
                 if let token, !core.flushed.contains(token) {
                     let lost = core.abandonFlush()
-                    logger.error("the final flush did not finish in 20 s: changed streams not handed to the store are lost (counted); what it has is still written as it stops",
+                    logger.error("the final flush did not finish in 18 s: changed streams not handed to the store are lost (counted); what it has is still written as it stops",
                                  metadata: ["streams_not_written": "\(lost)"])
                 }
             }

@@ -10,7 +10,8 @@ enum StoreCompletion: Sendable {
     case checkpointed(token: UInt64, Result<CheckpointInfo, CheckpointError>)
     /// A model file read for `reload`, with its `ModelSeed` fingerprint (made here, off the
     /// serving thread).
-    case modelRead(token: UInt64, Result<(file: ModelFile, seed: String), CheckpointError>)
+    /// `installed`: the trainer's new version when this thread installed the weights.
+    case modelRead(token: UInt64, Result<(file: ModelFile, seed: String), CheckpointError>, installed: UInt64?)
     /// Everything before the barrier is committed (`written`), or still waits for a retry.
     /// The keys in the store at start, as a filter (sent once, first).
     case keyFilter(KeyFilter)

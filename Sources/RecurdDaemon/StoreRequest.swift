@@ -1,4 +1,5 @@
 import RecurdModelFile
+import RecurdNumerics
 
 /// Work the serving thread hands the store's thread.
 enum StoreRequest: Sendable {
@@ -10,8 +11,10 @@ enum StoreRequest: Sendable {
     case delete([[UInt8]])
     /// Write a model checkpoint; `token` comes back with the result.
     case checkpoint(CheckpointSource, token: UInt64)
-    /// Read and check a model file for `reload`; `token` comes back with the result.
-    case readModel(path: String, token: UInt64)
+    /// Read and check a model file for `reload`; `token` comes back with the result. With a
+    /// background `trainer`, a file of `architecture` is installed into it here, on this thread:
+    /// that waits for the update in progress, which the serving thread must never do.
+    case readModel(path: String, token: UInt64, architecture: ModelArchitecture, trainer: BackgroundTrainer?)
     /// A flush begins: writes are held and committed together at its `barrier`.
     case beginFlush
     /// Answer once everything before it is committed (a flush's end).

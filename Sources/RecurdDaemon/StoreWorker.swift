@@ -206,8 +206,13 @@ final class StoreWorker: @unchecked Sendable {
             }
         case .checkpoint(let source, let token):
             complete(.checkpointed(token: token, writeCheckpoint(source)))
-        case .readModel(let path, let token):
-            complete(.modelRead(token: token, readModel(path)))
+        case .readModel(let path, let token, let architecture, let trainer):
+            let result = readModel(path)
+            var installed: UInt64?
+            if case .success(let (file, _)) = result, let trainer, file.model.architecture == architecture {
+                installed = trainer.replaceWeights(file.model.weights)
+            }
+            complete(.modelRead(token: token, result, installed: installed))
         case .beginFlush:
             holding = true
         case .barrier(let token):

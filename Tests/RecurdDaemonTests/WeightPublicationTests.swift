@@ -145,6 +145,26 @@ import Testing
         #expect(worst == 0, "weights differ from one thread's successive updates by up to \(worst)")
     }
 
+    /// At a stop the windows still queued are trained (the streams' records, flushed next, no
+    /// longer hold them), in order, on the stopping thread: none is lost unseen.
+    @Test func stopTrainsWhatIsStillQueued() throws {
+        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
+        let model = Model(architecture: arch, seed: 5)
+        let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
+        let trainer = makeTrainer(model, config, batch: 4, queue: 16, priority: .idle)
+        var rng = SeededGenerator(seed: 33)
+        let windows = (0..<12).map { _ in window(arch, &rng, capacity: 4, stride: 2) }
+        for (slot, w) in windows.enumerated() { #expect(trainer.submit(slot: slot, window: w.window) == .queued) }
+        // Never started: only the stop's drain trains them.
+        #expect(trainer.stop(drainSeconds: 30) == 0)
+        #expect(trainer.windowsTrained.load(ordering: .relaxed) == 12 && trainer.updates.load(ordering: .relaxed) == 3)
+        let worst = distance(trainer, fromUpdatesOf: model, config, batches: stride(from: 0, to: 12, by: 4).map { Array(windows[$0..<$0 + 4]) })
+        #expect(worst == 0, "weights differ from one thread's successive updates by up to \(worst)")
+        let idle = makeTrainer(model, config, batch: 4, queue: 16, priority: .idle)
+        for (slot, w) in windows.prefix(5).enumerated() { _ = idle.submit(slot: slot, window: w.window) }
+        #expect(idle.stop() == 5, "a stop without time to drain reports what it left")
+    }
+
     @Test func theSecondThreadTakesOverOnlyWhenFarBehindAndServingKeepsUp() {
         typealias T = BackgroundTrainer
         #expect(T.nextRole(.idle, waiting: 15, trainBatch: 4, boostBacklog: 16, servingHadBacklog: false) == .idle)
