@@ -4,7 +4,7 @@ import TOMLKit
 /// same). Sections are refused rather than ignored, as are unknown keys and values of the wrong
 /// kind; every error names the file and the key (or line, for syntax).
 public enum ConfigFile {
-    /// The settings the text sets, in file order.
+    /// The settings the text sets (in the parser's order: its tables are sorted maps).
     public static func read(_ text: String, file: String) throws(SettingError) -> [(Setting, SettingValue)] {
         // The TOML parser reads a C string: it would stop at a NUL and take the rest as absent.
         let bytes = text.utf8
@@ -21,6 +21,7 @@ public enum ConfigFile {
             throw SettingError("\(file): \(error)")
         }
         var out: [(Setting, SettingValue)] = []
+        var spelled: [String: String] = [:]
         for (rawKey, node) in table {
             if node.table != nil {
                 throw SettingError("\(file): [\(rawKey)]: recurd's config has no sections; write the settings at the top level")
@@ -30,6 +31,9 @@ public enum ConfigFile {
                 throw SettingError("\(file): unknown setting '\(rawKey)'\(hint)")
             }
             guard !setting.flagOnly else { throw SettingError("\(file): '\(setting.key)' is a one-off command-line flag, not a config setting") }
+            // max_streams and max-streams are one setting: given both ways, neither silently wins.
+            if let other = spelled[setting.key] { throw SettingError("\(file): '\(other)' and '\(rawKey)' are the same setting, given twice") }
+            spelled[setting.key] = rawKey
             let value: SettingValue
             do { value = try setting.coerce(Self.value(node, key: setting.key)) } catch { throw SettingError("\(file): \(error.description)") }
             out.append((setting, value))

@@ -168,11 +168,15 @@ public final class Daemon: Sendable {
     /// Waits until the sockets are bound; returns the resolved endpoints.
     public func waitUntilReady() async throws -> ReadyInfo { try await ready.wait() }
 
+    /// HOST:PORT; an IPv6 host in brackets ([::1]:9464), which getaddrinfo takes without them.
     static func hostPort(_ s: String) throws -> (String, Int) {
         guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else {
             throw DaemonError("http: '\(s)' is not HOST:PORT")
         }
-        return (String(s[..<colon]), port)
+        var host = String(s[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw DaemonError("http: '\(s)' has no host (127.0.0.1, or 0.0.0.0 for every interface)") }
+        return (host, port)
     }
 }
 

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 import NIOHTTP1
 import NIOPosix
 
@@ -14,6 +15,7 @@ final class HTTPServer: Sendable {
     /// Binds `host:port`. `metrics` renders the exposition; `healthy` says whether to answer 200.
     init(host: String, port: Int, metrics: @escaping @Sendable () -> [UInt8], healthy: @escaping @Sendable () -> Bool) async throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let open = Self.openConnections
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -21,7 +23,16 @@ final class HTTPServer: Sendable {
                 // A client that opens a connection and never finishes its request (or says
                 // nothing) is closed after `idleSeconds`: otherwise each holds a file
                 // descriptor for good, and enough of them leave none for ZeroMQ's connections.
-                channel.eventLoop.makeCompletedFuture {
+                // At most `maxConnections` at once, each for at most `lifetimeSeconds`: the idle
+                // timeout alone is reset by every byte, so a client sending one byte every few
+                // seconds would hold its connection (and a descriptor) for days.
+                guard open.connections.add(1, ordering: .relaxed).newValue <= Self.maxConnections else {
+                    open.connections.subtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in open.connections.subtract(1, ordering: .relaxed) }
+                channel.eventLoop.scheduleTask(in: .seconds(Self.lifetimeSeconds)) { channel.close(promise: nil) }
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(readTimeout: .seconds(Self.idleSeconds)))
                     try sync.configureHTTPServerPipeline()
@@ -39,6 +50,14 @@ final class HTTPServer: Sendable {
 
     /// How long a connection may send nothing before it is closed.
     static let idleSeconds: Int64 = 10
+    /// How long any connection may stay open (a scrape takes milliseconds).
+    static let lifetimeSeconds: Int64 = 30
+    /// Connections open at once; more are closed as they come.
+    static let maxConnections = 64
+
+    /// The count of open connections, shared by the child channels' initialisers.
+    final class Connections: Sendable { let connections = Atomic<Int>(0) }
+    private static let openConnections = Connections()
 
     func shutdown() async {
         try? await channel.close().get()
@@ -70,7 +89,7 @@ final class HTTPServer: Sendable {
             case ("/healthz", true):
                 let ok = healthy()
                 (status, contentType, body) = (ok ? .ok : .serviceUnavailable, "text/plain",
-                                               Array((ok ? "ok\n" : "unhealthy: the serving loop is stalled, the output is not bound, or the state directory is gone (the log says which)\n").utf8))
+                                               Array((ok ? "ok\n" : "unhealthy: the serving loop is stalled, the output is not bound, the state directory is gone, or the store holds the input back (the log says which)\n").utf8))
             case ("/metrics", false), ("/healthz", false):
                 (status, contentType, body) = (.methodNotAllowed, "text/plain", Array("\(path) answers GET and HEAD\n".utf8))
             default:

@@ -167,7 +167,10 @@ public struct ServeConfiguration: Sendable, Equatable {
         if trainBatch < 1 { return "train-batch must be at least 1" }
         if trainQueue < trainBatch { return "train-queue (\(trainQueue)) must be at least train-batch (\(trainBatch))" }
         if maxStreams < 1 { return "max-streams must be at least 1" }
+        // Slots and batch rows are allocated up front.
+        if maxStreams > 10_000_000 { return "max-streams must be at most 10000000 (each slot is allocated up front; more streams live in the store)" }
         if maxBatch < 1 { return "max-batch must be at least 1" }
+        if maxBatch > 65_536 { return "max-batch must be at most 65536" }
         if textContextBytes < 0 || textContextBytes > 1 << 30 { return "text-context-bytes must be between 0 and 1073741824" }
         if textContextMemory < 0 { return "text-context-memory must be ≥ 0 (0: half of what the process may use)" }
         if maxStreams <= maxBatch { return "max-streams (\(maxStreams)) must exceed max-batch (\(maxBatch))" }
@@ -177,7 +180,9 @@ public struct ServeConfiguration: Sendable, Equatable {
         if idleTimeout < 0 || !idleTimeout.isFinite { return "idle-timeout must be ≥ 0 seconds" }
         if topK < 0 { return "top-k must be ≥ 0" }
         if inputBind.isEmpty && inputConnect.isEmpty { return "no input endpoint (give --input or --input-connect)" }
-        if newModelHidden.isEmpty || newModelHidden.contains(where: { $0 < 1 }) { return "new-model-hidden must be positive sizes" }
+        if newModelHidden.isEmpty || newModelHidden.contains(where: { $0 < 1 || $0 > 65_536 }) { return "new-model-hidden must be sizes in 1…65536" }
+        if newModelEmbedding < 1 || newModelEmbedding > 65_536 { return "new-model-embedding must be in 1…65536" }
+        if !http.isEmpty, (try? Daemon.hostPort(http)) == nil { return "http: '\(http)' is not HOST:PORT (IPv6: [::1]:9464)" }
         if !(checkpointInterval >= 1 && checkpointInterval <= 86_400) { return "checkpoint-interval must be between 1 and 86400 seconds" }
         if maxStoredStreams < 1 { return "max-stored-streams must be at least 1" }
         if learningRate > 1 { return "lr \(learningRate) is above 1, which destroys a model's weights; use a value in [0, 1]" }

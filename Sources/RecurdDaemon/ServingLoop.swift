@@ -495,6 +495,14 @@ final class ServingLoop {
 
     /// Applies a reloaded configuration: live settings now, the rest logged as waiting for a restart.
     private func apply(_ new: ServeConfiguration) {
+        // The live settings of `new` over the running rest: valid each on its own, the mix may not
+        // be (max-streams from the file against the running max-batch); then nothing changes.
+        var merged = configuration
+        for s in ServeSettings.all where s.reloadable { try? s.apply(s.value(in: new), to: &merged) }
+        if let problem = merged.problem() {
+            logger.error("settings not reloaded: with the running settings that need a restart, \(problem)")
+            return
+        }
         let needsRestart: [String]
         if let core {
             needsRestart = core.apply(new)

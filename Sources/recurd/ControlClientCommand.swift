@@ -11,6 +11,10 @@ struct ControlClientCommand: ParsableCommand {
 
     @Option(help: "Control endpoint.") var connect = "tcp://127.0.0.1:5557"
     @Option(parsing: .unconditional, help: "Seconds to wait for the reply.") var timeout: Double = 5
+
+    func validate() throws {
+        if !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
+    }
     @OptionGroup var curve: CurveClientOptions
     @Argument(parsing: .remaining, help: "The command and its argument.") var command: [String]
 

@@ -13,6 +13,10 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: "CSV to stream (default: the bundled NAB machine temperature series).") var data: String?
     @Option(parsing: .unconditional, help: "Print a line every this many steps.") var every: Int = 1_000
+
+    func validate() throws {
+        if every < 1 { throw ValidationError("--every must be at least 1") }
+    }
     @Option(parsing: .unconditional, help: "Steps per second (0: each step as soon as the previous prediction is back).") var rate: Double = 0
     @Option(parsing: .unconditional, help: "Stop after this many steps (0: the whole series).") var steps: Int = 0
     @Flag(inversion: .prefixedNo, help: "Learn online while serving (default on).") var learn = true

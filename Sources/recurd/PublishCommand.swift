@@ -34,6 +34,7 @@ struct PublishCommand: ParsableCommand {
 
     func validate() throws {
         if stepsPerMessage < 1 { throw ValidationError("--steps-per-message must be at least 1") }
+        if !(wait > 0 && wait <= 86_400) { throw ValidationError("--wait must be between 0 and 86400 seconds") }
         if !["pub", "push"].contains(socket) { throw ValidationError("--socket is pub (the daemon's default SUB input) or push (an input with --input-socket pull)") }
         if stream.utf8.isEmpty || stream.utf8.count > 255 { throw ValidationError("--stream must be 1–255 bytes") }
         if rate < 0 || !rate.isFinite { throw ValidationError("--rate must be 0 (as fast as possible) or a positive number of steps per second") }

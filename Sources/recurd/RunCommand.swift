@@ -29,8 +29,11 @@ struct RunCommand: ParsableCommand {
         let packed = PackedStepWeights(layout: m.layout, weights: m.weights.pointer, tiles: true, panels: false)
         let o = m.architecture.outputSize
         var out: [UInt8] = []
-        out.reserveCapacity(stream.count * o * 12)
+        // The output goes out every MiB: room for that, not for the whole stream's.
+        out.reserveCapacity(min(stream.count * o * 12, 2 << 20))
         let sink = OutputSink(path: output)
+        // Said before the stream is computed, not after.
+        if let problem = sink.openProblem { throw CLIError(problem) }
         if normalize {
             guard case .features(let n) = m.architecture.input, m.architecture.head == .linear, o == n else {
                 throw CLIError("\(model): --normalize applies to feature models whose linear head predicts their own input (\(m.architecture.head) head, \(o) outputs)")
@@ -95,6 +98,8 @@ final class OutputSink {
     private let temporary: String?
     private let fd: Int32
     private var failed = false
+    /// Why the output file could not be opened, if it could not.
+    private(set) var openProblem: String?
 
     init(path: String?) {
         self.path = path
@@ -102,6 +107,7 @@ final class OutputSink {
             let tmp = path + ".tmp-\(getpid())"
             temporary = tmp
             fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if fd < 0 { openProblem = "\(path): cannot write output: \(String(cString: strerror(errno)))" }
         } else {
             temporary = nil
             fd = 1

@@ -29,6 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
             print(Self.help)
             return
         }
+        // A reload asked for while the daemon starts (opening the store, reading a checkpoint)
+        // must not end it: SIGHUP's default action until the reload service takes it over.
+        signal(SIGHUP, SIG_IGN)
         let source: SettingsSource
         let config: ServeConfiguration
         do {

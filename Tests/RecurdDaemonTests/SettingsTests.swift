@@ -58,6 +58,8 @@ import Testing
         ("[learning]\nk1 = 4", "recurd.toml: [learning]: recurd's config has no sections; write the settings at the top level"),
         ("reset-model = true", "recurd.toml: 'reset-model' is a one-off command-line flag, not a config setting"),
         ("k1 = 1.5", "recurd.toml: k1 takes an integer, not 1.5"),
+        // One setting, two spellings: neither silently wins.
+        ("max_streams = 5000\nmax-streams = 20000", "recurd.toml: 'max-streams' and 'max_streams' are the same setting, given twice"),
         // The parser would stop at a NUL and take the rest as absent: refused, with where.
         ("lr = 0.3\n\u{0}clip = \"x\"", "recurd.toml:2: a NUL byte at byte offset 9; a config file is text"),
     ])
@@ -130,6 +132,25 @@ import Testing
         }
         #expect(throws: (any Error).self) { _ = try SettingsSource.parse(arguments: ["--lr", "-1"]).resolve() }
         #expect(throws: (any Error).self) { _ = try SettingsSource.parse(arguments: ["--max-streams", "0"]).resolve() }
+    }
+
+    /// Values that passed the checks and failed later, once a stream arrived or memory was
+    /// allocated: refused at start, saying the range.
+    @Test func valuesThatWouldFailLaterAreRefused() throws {
+        for (flags, says) in [(["--new-model-embedding", "-1"], "new-model-embedding must be in 1…65536"),
+                              (["--new-model-hidden", "70000"], "new-model-hidden must be sizes in 1…65536"),
+                              (["--max-streams", "20000000"], "max-streams must be at most 10000000"),
+                              (["--max-batch", "100000", "--max-streams", "200000"], "max-batch must be at most 65536"),
+                              (["--http", ":9464"], "http: ':9464' is not HOST:PORT")] {
+            do {
+                _ = try SettingsSource.parse(arguments: flags).resolve()
+                Issue.record("accepted \(flags)")
+            } catch {
+                #expect("\(error)".contains(says), "\(flags): \(error)")
+            }
+        }
+        #expect(try Daemon.hostPort("[::1]:9464") == ("::1", 9464))
+        #expect(try Daemon.hostPort("127.0.0.1:0") == ("127.0.0.1", 0))
     }
 
     /// How many streams stay in memory: max-streams, unless text streams' context models at full
