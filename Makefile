@@ -20,7 +20,8 @@ deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq || echo "warning: apt-get update failed; installing from the package lists there are"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; \
 	fi
 
 build: deps
@@ -31,13 +32,14 @@ release: deps
 
 # pyzmq, numpy and pytest for the Python client's tests; Debian's python3 needs python3-venv
 # for `-m venv`, installed only when the first attempt fails.
-python-deps:
+python-deps: deps
 	@if [ ! -x $(PYVENV)/bin/pytest ]; then \
 	  rm -rf $(PYVENV); \
 	  $(PYTHON) -m venv $(PYVENV) 2>/dev/null || { rm -rf $(PYVENV); \
-	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv && \
+	    { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq || true; } && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv && \
 	    $(PYTHON) -m venv $(PYVENV); }; \
-	  $(PYVENV)/bin/pip install -q --disable-pip-version-check pyzmq numpy pytest; \
+	  $(PYVENV)/bin/pip install -q --disable-pip-version-check --retries 10 --timeout 60 pyzmq numpy pytest; \
 	fi
 
 # The suite runs on the release build: the configuration that ships (the numerics without

@@ -84,7 +84,7 @@ public final class DaemonHarness {
     }
 
     deinit {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        if process.isRunning { _ = terminate() }
         input.close()
         output.close()
         try? FileManager.default.removeItem(at: directory)
@@ -173,9 +173,14 @@ public final class DaemonHarness {
         try httpGet(port: httpPort, path: path)
     }
 
-    /// Sends SIGTERM and waits; returns the exit status.
+    /// Sends SIGTERM and waits (60 s, then SIGKILL: a daemon stuck at its stop fails its test
+    /// instead of holding the whole run); returns the exit status.
     public func terminate() -> Int32 {
         process.terminate()
+        if waitForExit(timeout: 60) == nil {
+            FileHandle.standardError.write(Data("daemon \(pid) did not stop within 60 s of SIGTERM; killed\n".utf8))
+            signal(SIGKILL)
+        }
         process.waitUntilExit()
         return process.terminationStatus
     }

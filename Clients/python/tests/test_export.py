@@ -166,6 +166,13 @@ def test_pytorch_options_and_errors(tmp_path):
     assert conv.model.hidden == [16, 16]
     with pytest.raises(ExportError, match="no nn.Linear module 'nothing'; candidates: fc"):
         convert(src, "pytorch", head_prefix="nothing")
+    # weights the model file refuses (non-finite) are an ExportError naming the source, not a traceback
+    bad = dict(tensors)
+    bad[next(k for k in bad if "weight_hh" in k)] = np.full_like(bad[next(k for k in bad if "weight_hh" in k)], np.nan)
+    p = str(tmp_path / "nan.safetensors")
+    write_safetensors(p, bad)
+    with pytest.raises(ExportError, match="nan.safetensors.*not valid.*non-finite"):
+        convert(p, "pytorch", head_prefix="head.", ignore=["aux."])
 
 
 def test_model_file_checks(tmp_path):

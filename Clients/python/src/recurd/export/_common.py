@@ -5,7 +5,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from ..modelfile import Model
+from ..modelfile import Model, ModelFileError
 from .. import reference
 
 HEADS = ("linear", "softmax", "sigmoid")
@@ -20,6 +20,16 @@ ONNX_GRU = [1, 0, 2]        # ONNX  z, r, h     -> r, z, n
 class ExportError(ValueError):
     """The source model cannot be mapped exactly onto a recurd model; the message says which
     layer or node and why."""
+
+
+def build_model(where: str, *args, **kwargs) -> Model:
+    """``Model(*args, **kwargs)``, its refusals (non-finite weights, shapes that do not fit) as an
+    ExportError naming the source ``where``, so that the command line reports them as it does
+    every other refusal."""
+    try:
+        return Model(*args, **kwargs)
+    except ModelFileError as e:
+        raise ExportError(f"{where}: the converted model is not valid: {e}") from None
 
 
 def permute_gates(a: np.ndarray, order: List[int], gates: int) -> np.ndarray:

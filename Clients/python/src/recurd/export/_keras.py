@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..modelfile import Model
-from ._common import KERAS_GRU, KERAS_LSTM, CheckResult, Conversion, ExportError, compare, permute_gates, random_inputs, resolve_head
+from ._common import KERAS_GRU, KERAS_LSTM, CheckResult, Conversion, ExportError, build_model, compare, permute_gates, random_inputs, resolve_head
 from ._hdf5 import HDF5Unsupported, read_hdf5_any
 
 # Identity at inference: skipped.
@@ -256,7 +256,7 @@ def convert_keras(path: str, head: Optional[str] = None, **_: Any) -> Conversion
     else:
         raise ExportError(f"{where}: {last_error}")
 
-    model = Model(cell.lower(), layer_weights, dk.T, db, head=out_head, embed=emb,
+    model = build_model(where, cell.lower(), layer_weights, dk.T, db, head=out_head, embed=emb,
                   metadata={"source": f"keras {meta.get('keras_version', '?')}: {where}"})
     conv = Conversion(model=model, source=f"keras {meta.get('keras_version', '')}".strip(), notes=notes)
     try:

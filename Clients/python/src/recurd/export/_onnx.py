@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..modelfile import Model
-from ._common import ONNX_GRU, ONNX_LSTM, CheckResult, Conversion, ExportError, permute_gates, random_inputs, resolve_head
+from ._common import ONNX_GRU, ONNX_LSTM, CheckResult, Conversion, ExportError, build_model, permute_gates, random_inputs, resolve_head
 from ._onnxproto import Graph, Node, ONNXFileError, load_onnx
 
 PASS = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast"}
@@ -622,7 +622,7 @@ def convert_onnx(path: str, head: Optional[str] = None, **_: Any) -> Conversion:
     if t not in gr.output_names:
         raise ExportError(f"the head's result '{t}' is not a graph output")
     out_head = resolve_head(source_head, head, f"{head_node.label()}", notes)
-    model = Model(op.lower(), layers, Wh.astype(np.float32), bh.astype(np.float32), head=out_head, embed=embed,
+    model = build_model(where, op.lower(), layers, Wh.astype(np.float32), bh.astype(np.float32), head=out_head, embed=embed,
                   metadata={"source": f"onnx (opset {g.opset}): {where}"})
     conv = Conversion(model=model, source=f"onnx opset {g.opset}", notes=notes)
     try:
