@@ -43,7 +43,7 @@ public enum ServeSettings {
             .integer("train-queue", \.trainQueue, "Windows waiting for the trainer before newer ones coalesce or drop"),
             .choice("trainer-priority", \.trainerPriority, "background (SCHED_IDLE, and nice 19 when behind while serving keeps up), idle (SCHED_IDLE), low (nice 10) or normal"),
             .bool("sync-learning", \.syncLearning, "Train inline on the serving thread, deterministically"),
-            .bool("normalize", \.normalize, "Standardise feature streams per stream"),
+            .bool("normalize", \.normalize, "Standardise feature streams per stream (models whose linear head predicts their next input, with next-step targets)"),
             .bool("combine", \.combine, "Publish the network's output combined online with simple models: forecasters for feature streams, the context model for text (--no-combine: the network's own outputs)"),
             .bool("anomaly-scores", \.anomalyScores, "Outputs carry a per-step anomaly score in [0, 1]"),
             .float("anomaly-alert-level", \.anomalyAlertLevel, "Scores at or above this count as alerts (stats, metrics)", reloadable: true),

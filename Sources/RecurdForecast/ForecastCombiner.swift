@@ -22,6 +22,13 @@ public enum ForecastCombiner {
     public static let experts = 10
     static let eta1 = 0.25, gamma1 = 0.98, clip1 = 16.0
     static let eta2 = 1.0, gamma2 = 0.9995
+    /// Level 2's per-step loss cap: only so that no loss becomes infinite (it never binds on real
+    /// data; 0.9995·∞ would stay ∞ for good).
+    static let clip2 = 1e6
+    /// The loss scale's floor: float32's resolution of x (relative), and an absolute one. After a
+    /// long constant run persistence's running MSE decays towards 0, and every tiny error of the
+    /// other forecasters would look enormous, locking level 2 onto persistence for a long time.
+    static let scaleFloorRelative = 1e-12, scaleFloorAbsolute = 1e-30
     static let prior: (Double, Double, Double) = (0.25, 0.5, 0.25)
     static let scaleRate = 0.01
     static let arOrder = 8, arLambda = 0.999, arDelta = 10.0, arTraceCap = 1e3, arClip = 5.0
@@ -51,11 +58,11 @@ public enum ForecastCombiner {
             // The losses of the forecasts made for x; persistence's squared error sets the scale.
             let e0 = (x - s[forecasts]) * (x - s[forecasts])
             s[scale] += (e0 - s[scale]) * max(scaleRate, 1 / Double(n))
-            let sc = s[scale] > 0 ? s[scale] : 1
+            let sc = max(s[scale], scaleFloorRelative * x * x, scaleFloorAbsolute)
             learn(s, losses: loss1, weights: weight1, inputs: forecasts, count: experts, x: x, scale: sc,
                   eta: eta1, gamma: gamma1, clip: clip1, offsets: (0, 0, 0))
             learn(s, losses: loss2, weights: weight2, inputs: mixInputs, count: 3, x: x, scale: sc,
-                  eta: eta2, gamma: gamma2, clip: .infinity, offsets: priorLosses)
+                  eta: eta2, gamma: gamma2, clip: clip2, offsets: priorLosses)
         }
         updateExperts(s, x: x, n: n)
         s[forecasts + 9] = network.isNaN ? x : network

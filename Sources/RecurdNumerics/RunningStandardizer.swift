@@ -34,7 +34,10 @@ public enum RunningStandardizer {
     @inline(__always)
     public static func destandardize(_ p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Double,
                                      mean: UnsafePointer<Double>, m2: UnsafePointer<Double>, n: Int) {
-        for j in 0..<n { y[j] = Float(Double(p[j]) * sigma(count, m2[j]) + mean[j]) }
+        // Within float's range: a stream whose statistics took in a sentinel such as -3.4e38 would
+        // otherwise publish ±∞.
+        let limit = Double(Float.greatestFiniteMagnitude)
+        for j in 0..<n { y[j] = Float(min(limit, max(-limit, Double(p[j]) * sigma(count, m2[j]) + mean[j]))) }
     }
 
     @inline(__always)

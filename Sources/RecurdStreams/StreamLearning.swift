@@ -156,7 +156,8 @@ public final class StreamLearning {
         }
         out.loss = Loss.value(layout.architecture.head, logits: logits, count: outputs, values: y, classIndex: Int(targetClass),
                               scratch: lossScratch.pointer)
-        if layout.anomalyScorers > 0, let loss = out.loss { out.anomaly = score(r, loss: loss) }
+        // A forecasting stream's scorers are its features' (fed in `prepare`), not the loss's.
+        if layout.anomalyScorers > 0, !layout.forecasting, let loss = out.loss { out.anomaly = score(r, loss: loss) }
         if !layout.nextStepTargets, layout.window != nil {
             if learnable, let w = r.window {
                 w.saveState(stateBefore)
@@ -186,7 +187,8 @@ public final class StreamLearning {
         if layout.combine, let features {
             for j in 0..<outputs {
                 let combined = ForecastCombiner.step(r.combinerState(j), x: Double(features[j]), network: Double(y[j]))
-                if combined.isFinite { y[j] = Float(combined) }
+                // Never a non-finite forecast: the network's, else persistence.
+                if combined.isFinite && Float(combined).isFinite { y[j] = Float(combined) } else if !y[j].isFinite { y[j] = features[j] }
             }
         }
         if layout.publishedCount > 0 { r.published.update(from: y, count: outputs) }

@@ -61,7 +61,9 @@ public struct StreamRecordLayout: Sendable, Equatable {
         let implied = nextStepTargets && nextAllowed
         self.nextStepTargets = implied
         let tokenInput: Bool = if case .tokens = a.input { true } else { false }
-        self.standardize = standardize && !tokenInput && a.head == .linear && nextAllowed
+        // Only with next-step targets: explicit targets are not the input's units, and would be
+        // scaled by the input's statistics (by 1e6 on a stream's first step).
+        self.standardize = standardize && !tokenInput && a.head == .linear && implied
         window = learning.map { WindowLayout(architecture: a, k1: $0.k1, k2: $0.k2, impliedTargets: implied) }
         stateOffset = Self.headerBytes
         logitsOffset = stateOffset + a.stateSize * 4

@@ -47,6 +47,28 @@ import Testing
         #expect(alarms > 0, "\(name): the reference fires on this series; the port should too")
     }
 
+    /// A sensor stuck for 60,000 steps, then noise around its level again: the combination goes
+    /// back to the running mean within a thousand steps. (The loss scale, persistence's running
+    /// MSE, decayed towards 0 over the run, every tiny error of the others looked enormous, and
+    /// level 2 stayed on persistence for hundreds of thousands of steps: MSE 0.67 against 0.34.)
+    @Test func aLongConstantRunDoesNotLockTheCombinationOntoPersistence() {
+        var rng = SeededGenerator(seed: 3)
+        let noise = { (n: Int, rng: inout SeededGenerator) in (0..<n).map { _ in 5 + Double.random(in: -1...1, using: &rng) } }
+        let xs = noise(2000, &rng) + Array(repeating: 5.0, count: 60_000) + noise(3000, &rng)
+        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        defer { s.deallocate() }
+        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
+        var published = 0.0, combined = 0.0, persistence = 0.0
+        for (t, x) in xs.enumerated() {
+            if t >= 63_000 {
+                combined += (x - published) * (x - published)
+                persistence += (x - xs[t - 1]) * (x - xs[t - 1])
+            }
+            published = ForecastCombiner.step(s, x: x, network: .nan)
+        }
+        #expect(combined < 0.6 * persistence, "combined MSE \(combined / 2000), persistence \(persistence / 2000)")
+    }
+
     /// On a series where each simple forecaster wins in turn, the combination stays close to the
     /// best member of each stretch and is never much worse than the best member overall.
     @Test func combinationFollowsWhicheverMemberIsWinning() {

@@ -37,6 +37,12 @@ AR_ORDER, AR_LAM, AR_DELTA, AR_PCAP, AR_CLIP = 8, 0.999, 10.0, 1e3, 5.0
 ROBUST_C, ROBUST_A = 3.0, 0.02
 
 
+# level 2's per-step loss is capped only so that no loss becomes infinite (it never binds on
+# real data); the scale's floor, relative to x and absolute
+CLIP2 = 1e6
+SCALE_FLOOR_REL, SCALE_FLOOR_ABS = 1e-12, 1e-30
+
+
 class _Hedge:
     def __init__(self, m, eta, gamma, clip, w0=None):
         self.eta, self.gamma, self.clip = eta, gamma, clip
@@ -64,7 +70,7 @@ class Combiner:
         self.m = 9 + (1 if network else 0)
         self.t = 0
         self.h1 = _Hedge(self.m, ETA1, GAMMA1, CLIP1)
-        self.h2 = _Hedge(3, ETA2, GAMMA2, math.inf, [(1 - PRIOR) / 2, PRIOR, (1 - PRIOR) / 2])
+        self.h2 = _Hedge(3, ETA2, GAMMA2, CLIP2, [(1 - PRIOR) / 2, PRIOR, (1 - PRIOR) / 2])
         self.sc = 0.0
         self.f = None          # expert forecasts of the coming value
         self.g = None          # level-2 inputs for the coming value
@@ -87,7 +93,9 @@ class Combiner:
             # losses of the forecasts made for x (persistence's squared error sets the scale)
             e0 = (x - self.f[0]) ** 2
             self.sc += (e0 - self.sc) * max(A_SC, 1.0 / t)
-            s = self.sc if self.sc > 0 else 1.0
+            # floored at float32's resolution of x (and 1e-30): after a long constant run the
+            # running MSE decays towards 0, and every tiny error would look enormous
+            s = max(self.sc, SCALE_FLOOR_REL * x * x, SCALE_FLOOR_ABS)
             self.h1.learn(x, self.f, s)
             self.h2.learn(x, self.g, s)
         f = self._experts(x, t)
