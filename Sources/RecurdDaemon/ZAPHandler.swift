@@ -71,7 +71,14 @@ final class ZAPHandler: Sendable {
         var lastLog: [CurveRoles.Domain: Double] = [:]
         var suppressed: [CurveRoles.Domain: Int] = [:]
         while !stopping.load(ordering: .relaxed) {
-            guard let frames = try? s.receiveFrames(), frames.count >= 6 else { continue }
+            guard let frames = try? s.receiveFrames() else { continue }
+            guard frames.count >= 6 else {
+                // Only libzmq sends here, and always six frames or more; still, a REP socket that
+                // does not answer a request can take no other, which would stall every handshake.
+                let requestId = frames.count >= 2 ? frames[1] : []
+                _ = try? s.send(frames: [Array("1.0".utf8), requestId, Array("500".utf8), Array("malformed ZAP request".utf8), [], []])
+                continue
+            }
             // version, request id, domain, address, routing id, mechanism, credentials…
             let requestId = frames[1]
             let domainName = String(decoding: frames[2], as: UTF8.self)
