@@ -41,7 +41,7 @@ public enum ServeSettings {
             .float("clip", \.clip, "Clip the global gradient norm to this (0: no clipping)", reloadable: true),
             .integer("train-batch", \.trainBatch, "Most windows in one batched update"),
             .integer("train-queue", \.trainQueue, "Windows waiting for the trainer before newer ones coalesce or drop"),
-            .choice("trainer-priority", \.trainerPriority, "background (SCHED_IDLE, and nice 19 when behind while serving keeps up), idle (SCHED_IDLE), low (nice 10) or normal"),
+            .choice("trainer-priority", \.trainerPriority, "background (SCHED_IDLE, and a nice-19 thread while the trainer is a quarter of its queue behind and serving keeps up), idle (SCHED_IDLE only), low (nice 10) or normal"),
             .bool("sync-learning", \.syncLearning, "Train inline on the serving thread, deterministically"),
             .bool("normalize", \.normalize, "Standardise feature streams per stream (models whose linear head predicts their next input, with next-step targets)"),
             .bool("combine", \.combine, "Publish the network's output combined online with simple models: forecasters for feature streams, the context model for text (--no-combine: the network's own outputs)"),
