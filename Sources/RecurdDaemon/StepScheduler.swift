@@ -109,15 +109,7 @@ final class StepScheduler {
                 table.record(slot).nextSeq = seq &+ UInt64(head.started ? head.nextStep : 0)
                 table.markDirty(slot)
             }
-            var i = queueHead[slot]
-            while i >= 0 {
-                let next = messages[Int(i)].next
-                release(Int(i))
-                table.unpin(slot)
-                i = next
-            }
-            queueHead[slot] = -1
-            queueTail[slot] = -1
+            releaseQueue(slot)
         }
         active.removeAll()
         return dropped
@@ -187,6 +179,12 @@ final class StepScheduler {
     /// Drops `slot`'s queued messages unanswered (the stream is dropped by control).
     func cancel(_ slot: Int) {
         guard slot < queueHead.count else { return }   // a slot added since the cycle began has nothing queued
+        releaseQueue(slot)
+        active.removeAll { $0 == slot }
+    }
+
+    /// Frees every message queued for `slot` (unanswered) and empties its queue.
+    private func releaseQueue(_ slot: Int) {
         var i = queueHead[slot]
         while i >= 0 {
             let next = messages[Int(i)].next
@@ -196,7 +194,6 @@ final class StepScheduler {
         }
         queueHead[slot] = -1
         queueTail[slot] = -1
-        active.removeAll { $0 == slot }
     }
 
     private func release(_ i: Int) {

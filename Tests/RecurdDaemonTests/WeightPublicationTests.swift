@@ -22,6 +22,12 @@ import Testing
         WindowLayout(architecture: arch, k1: c.k1, k2: c.k2, impliedTargets: false)
     }
 
+    /// The small LSTM, model and Adam settings the trainer tests share.
+    func smallLSTM() -> (ModelArchitecture, Model, LearningConfiguration) {
+        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
+        return (arch, Model(architecture: arch, seed: 5), LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1))
+    }
+
     func makeTrainer(_ model: Model, _ c: LearningConfiguration, batch: Int, queue: Int,
                  priority: ServeConfiguration.TrainerPriority = .background) -> BackgroundTrainer {
         BackgroundTrainer(model: model, configuration: c, window: layout(model.architecture, c), trainBatch: batch, queueCapacity: queue,
@@ -95,9 +101,7 @@ import Testing
     /// Two windows of one stream are two successive updates (as `fit` applies them), never one
     /// averaged step; windows of different streams share an update.
     @Test func aStreamsWindowsAreSuccessiveUpdates() throws {
-        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
-        let model = Model(architecture: arch, seed: 5)
-        let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
+        let (arch, model, config) = smallLSTM()
         let trainer = makeTrainer(model, config, batch: 4, queue: 8, priority: .normal)
         var rng = SeededGenerator(seed: 9)
         let first = window(arch, &rng, capacity: 4, stride: 2), second = window(arch, &rng, capacity: 4, stride: 2)
@@ -121,9 +125,7 @@ import Testing
     /// work back once the queue is empty; the updates are the same, in the same order, as one
     /// thread's.
     @Test func backgroundHandsTheWorkToItsSecondThreadWhenBehind() throws {
-        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
-        let model = Model(architecture: arch, seed: 5)
-        let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
+        let (arch, model, config) = smallLSTM()
         // Queue 32, batches of 4: the second thread takes over at 16 waiting.
         let trainer = makeTrainer(model, config, batch: 4, queue: 32)
         var rng = SeededGenerator(seed: 21)
@@ -148,9 +150,7 @@ import Testing
     /// At a stop the windows still queued are trained (the streams' records, flushed next, no
     /// longer hold them), in order, on the stopping thread: none is lost unseen.
     @Test func stopTrainsWhatIsStillQueued() throws {
-        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [8], outputSize: 2, head: .linear)
-        let model = Model(architecture: arch, seed: 5)
-        let config = LearningConfiguration(k1: 2, k2: 4, optimizer: .adam, learningRate: 0.01, clip: 1)
+        let (arch, model, config) = smallLSTM()
         let trainer = makeTrainer(model, config, batch: 4, queue: 16, priority: .idle)
         var rng = SeededGenerator(seed: 33)
         let windows = (0..<12).map { _ in window(arch, &rng, capacity: 4, stride: 2) }
