@@ -272,9 +272,15 @@ final class BackgroundTrainer: @unchecked Sendable {
             store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
             updates.add(1, ordering: .relaxed)
             if role == .boost { boostedUpdates.add(1, ordering: .relaxed) }
-            windowsTrained.add(taken.count, ordering: .relaxed)
+            // Windows whose own loss was not finite were left out (logged): not trained.
+            let trained = taken.count - trainer.lastExcludedWindows
+            windowsTrained.add(trained, ordering: .relaxed)
             metrics.updates.increment()
-            metrics.windowsTrained.increment(by: taken.count)
+            metrics.windowsTrained.increment(by: trained)
+            if trainer.lastExcludedWindows > 0 {
+                skippedLog.warning("excluded", now: Clock.seconds, "windows with a non-finite loss or gradient left out of an update",
+                                   metadata: ["windows": "\(trainer.lastExcludedWindows)"])
+            }
             // recurd_model_version is the serving thread's to record (at each pin): two writers
             // could move the gauge backwards.
         } else {

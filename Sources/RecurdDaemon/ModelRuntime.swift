@@ -149,7 +149,7 @@ final class ModelRuntime {
                 version += 1
                 weightsChanged()
                 out.updates = 1
-                out.trained = windows.count
+                out.trained = windows.count - t.lastExcludedWindows   // a window with a non-finite loss is left out
                 metrics.modelVersion.record(Int64(version))
             } else {
                 out.skipped = 1

@@ -16,6 +16,8 @@ public final class Trainer {
     public private(set) var lastGradientNorm: Float = 0
     /// Updates skipped because the loss or the gradient was not finite.
     public private(set) var skippedUpdates = 0
+    /// Windows left out of the last update because their own loss or gradient was not finite.
+    public private(set) var lastExcludedWindows = 0
 
     public init(layout: ParameterLayout, configuration: LearningConfiguration, maxWindows: Int = 1) {
         self.layout = layout
@@ -55,9 +57,25 @@ public final class Trainer {
     @discardableResult
     public func update(windows: [TrainingWindow], weights: UnsafeMutablePointer<Float>) -> Double? {
         gradients.zero()
-        let loss = accumulateGradient(windows: windows, weights: weights)
+        var loss = accumulateGradient(windows: windows, weights: weights)
+        var norm = GradientClipping.norm(gradients.pointer, count: layout.count)
+        lastExcludedWindows = 0
+        if !(loss.isFinite && norm.isFinite) && windows.count > 1 {
+            // One stream's overflow must not cost every other stream its update: the windows
+            // that are finite on their own make the update (each tried alone, only in this case).
+            let finite = windows.filter { w in
+                gradients.zero()
+                let l = accumulateGradient(windows: [w], weights: weights)
+                return l.isFinite && GradientClipping.norm(gradients.pointer, count: layout.count).isFinite
+            }
+            if !finite.isEmpty {
+                lastExcludedWindows = windows.count - finite.count
+                gradients.zero()
+                loss = accumulateGradient(windows: finite, weights: weights)
+                norm = GradientClipping.norm(gradients.pointer, count: layout.count)
+            }
+        }
         for w in windows { w.pending = 0 }
-        let norm = GradientClipping.norm(gradients.pointer, count: layout.count)
         lastGradientNorm = norm
         guard loss.isFinite, norm.isFinite else {
             skippedUpdates += 1

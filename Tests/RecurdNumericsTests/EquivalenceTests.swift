@@ -205,6 +205,27 @@ import Testing
         #expect(trainer.optimizer.step == 0)
         #expect(model.weights.array == before)
     }
+
+    /// One window whose loss overflows does not cost the others their update: it is left out,
+    /// and the update is exactly the one the others make alone.
+    @Test func aNonFiniteWindowIsLeftOutOfABatch() {
+        let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [4], outputSize: 2, head: .linear)
+        let config = LearningConfiguration(k1: 1, k2: 2, optimizer: .adam, learningRate: 0.1, clip: 1)
+        let layout = WindowLayout(architecture: arch, k1: 1, k2: 2, impliedTargets: false)
+        let zeros = [Float](repeating: 0, count: arch.stateSize)
+        let good = OwnedWindow(layout), other = OwnedWindow(layout), bad = OwnedWindow(layout)
+        good.append(x: [1, 2], y: [0.5, -0.5], state: zeros)
+        other.append(x: [-1, 0.5], y: [0.2, 0.1], state: zeros)
+        bad.append(x: [1, 2], y: [3e38, 0], state: zeros)   // (p − y)² overflows float
+        let batched = makeModel(arch, seed: 2), alone = makeModel(arch, seed: 2)
+        let t1 = Trainer(layout: batched.layout, configuration: config, maxWindows: 3)
+        let t2 = Trainer(layout: alone.layout, configuration: config, maxWindows: 3)
+        let loss = t1.update(windows: [good.window, bad.window, other.window], weights: batched.weights.pointer)
+        #expect(loss != nil && t1.lastExcludedWindows == 1 && t1.skippedUpdates == 0)
+        _ = t2.update(windows: [good.window, other.window], weights: alone.weights.pointer)
+        #expect(batched.weights.array == alone.weights.array)
+        withExtendedLifetime((good, other, bad)) {}
+    }
 }
 
 extension ModelArchitecture: CustomTestStringConvertible {
