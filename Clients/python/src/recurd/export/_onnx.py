@@ -673,7 +673,9 @@ def _check(path: str, g: Graph, model: Model, data_input: str, labels: Optional[
     elem = info[data_input].type
     for t in lengths:
         if model.embed is None:
-            base = np.asarray(x[:t], np.float32)[:, None, :]
+            # The graph's own element type (a model exported in double or half takes no float32).
+            ftype = {"tensor(double)": np.float64, "tensor(float16)": np.float16}.get(elem, np.float32)
+            base = np.asarray(x[:t], np.float32).astype(ftype)[:, None, :]
         else:
             base = np.asarray(x[:t], np.int32 if "int32" in elem else np.int64)[:, None]
         feeds = {data_input: np.ascontiguousarray(np.transpose(base, perm))}
