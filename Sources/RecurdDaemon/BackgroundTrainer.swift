@@ -303,13 +303,12 @@ final class BackgroundTrainer: @unchecked Sendable {
     }
 
     /// Replaces the weights (the `reload` command) as a new version; the optimiser's moments
-    /// are kept. Returns the new version.
-    func replaceWeights(_ weights: FloatBuffer) -> UInt64 {
+    /// are kept. Waits for the update in progress: called from the store's thread.
+    func replaceWeights(_ weights: FloatBuffer) {
         stateLock.lock()
         defer { stateLock.unlock() }
         master.copy(from: weights)
         version += 1
         store.publish(WeightSnapshot(version: version, weights: Self.copy(master)))
-        return version
     }
 }

@@ -15,7 +15,8 @@ final class HTTPServer: Sendable {
     /// Binds `host:port`. `metrics` renders the exposition; `healthy` says whether to answer 200.
     init(host: String, port: Int, metrics: @escaping @Sendable () -> [UInt8], healthy: @escaping @Sendable () -> Bool) async throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let open = Self.openConnections
+        // This server's own count, shared by its child channels' initialisers.
+        let open = Connections()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -55,9 +56,8 @@ final class HTTPServer: Sendable {
     /// Connections open at once; more are closed as they come.
     static let maxConnections = 64
 
-    /// The count of open connections, shared by the child channels' initialisers.
-    final class Connections: Sendable { let connections = Atomic<Int>(0) }
-    private static let openConnections = Connections()
+    /// A count of open connections.
+    private final class Connections: Sendable { let connections = Atomic<Int>(0) }
 
     func shutdown() async {
         try? await channel.close().get()

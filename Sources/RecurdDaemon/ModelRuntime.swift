@@ -168,14 +168,15 @@ final class ModelRuntime {
     }
 
     /// Replaces the weights with `weights` (the `reload` command) as a new version.
+    /// Background: the store thread has already installed them into the trainer
+    /// (`StoreRequest.readModel`), which serving must not wait for; only pinned here.
     func replaceWeights(_ weights: FloatBuffer) {
         switch learning {
         case .inline:
             model.weights.copy(from: weights)
             version += 1
             weightsChanged()
-        case .background(let b):
-            version = b.replaceWeights(weights)
+        case .background:
             pin()
         }
     }

@@ -251,8 +251,8 @@ final class ServingCore {
                 checkpointResults[token] = result
             case .keyFilter(let filter):
                 residency.filterArrived(filter)
-            case .modelRead(let token, let result, let installed):
-                finishReload(token: token, result, installed: installed)
+            case .modelRead(let token, let result):
+                finishReload(token: token, result)
             case .barrier(let token, let written):
                 finishFlush(token: token, written: written)
             }
@@ -415,7 +415,7 @@ final class ServingCore {
         return .deferred
     }
 
-    private func finishReload(token: UInt64, _ result: Result<(file: ModelFile, seed: String), CheckpointError>, installed: UInt64?) {
+    private func finishReload(token: UInt64, _ result: Result<(file: ModelFile, seed: String), CheckpointError>) {
         waiters.removeValue(forKey: token)
         switch result {
         case .failure(let e):
@@ -425,7 +425,7 @@ final class ServingCore {
                 readyReplies.append(ControlReply.failure("\(runtime.modelPath ?? configuration.model ?? "model"): the architecture differs from the running model's; restart (with --reset-model) to change it"))
                 return
             }
-            if installed != nil { runtime.pin() } else { runtime.replaceWeights(file.model.weights) }
+            runtime.replaceWeights(file.model.weights)
             runtime.seed = seed
             runtime.startCheckpoint = nil
             logger.notice("model reloaded", metadata: ["file": "\(runtime.modelPath ?? configuration.model ?? "")", "version": "\(runtime.version)"])
@@ -435,18 +435,11 @@ final class ServingCore {
 
     // MARK: Settings that change live
 
-    /// Applies `new`'s reloadable settings; returns the keys of changed settings that wait for a restart.
-    func apply(_ new: ServeConfiguration) -> [String] {
-        var needsRestart: [String] = []
-        for s in ServeSettings.all where s.value(in: new) != s.value(in: configuration) {
-            if s.reloadable {
-                logger.notice("setting changed", metadata: ["setting": "\(s.key)", "from": "\(s.value(in: configuration))", "to": "\(s.value(in: new))"])
-            } else if !s.flagOnly {
-                needsRestart.append(s.key)
-            }
-        }
-        var c = configuration
-        for s in ServeSettings.all where s.reloadable { try? s.apply(s.value(in: new), to: &c) }
+    /// Applies `new`, the running configuration with its live settings changed (`ServingLoop`
+    /// merges, checks and logs them); returns what is applied: `new`, but a `top-k` too wide for
+    /// the model's output header stays as it was.
+    func apply(_ new: ServeConfiguration) -> ServeConfiguration {
+        var c = new
         if let problem = Publisher.widthProblem(runtime.architecture, topK: c.topK) {
             logger.error("top-k kept at \(configuration.topK): \(problem)")
             c.topK = configuration.topK
@@ -459,7 +452,7 @@ final class ServingCore {
         scheduler.alertLevel = c.anomalyAlertLevel
         applyStreamLimit(c)
         worker?.submit(.limit(maxStored: c.maxStoredStreams))
-        return needsRestart
+        return c
     }
 
     // MARK: Shutdown

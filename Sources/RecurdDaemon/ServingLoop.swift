@@ -503,24 +503,17 @@ final class ServingLoop {
             logger.error("settings not reloaded: with the running settings that need a restart, \(problem)")
             return
         }
-        let needsRestart: [String]
-        if let core {
-            needsRestart = core.apply(new)
-        } else {
-            // No model yet (the core logs these once there is one): said here, so that a `set` or
-            // `learning off` before the first stream leaves a line too.
-            for s in ServeSettings.all where s.reloadable && s.value(in: new) != s.value(in: configuration) {
+        // Said here, model or not, so that a `set` or `learning off` before the first stream leaves
+        // a line too.
+        for s in ServeSettings.all where s.value(in: new) != s.value(in: configuration) {
+            if s.reloadable {
                 logger.notice("setting changed", metadata: ["setting": "\(s.key)", "from": "\(s.value(in: configuration))", "to": "\(s.value(in: new))"])
+            } else if !s.flagOnly {
+                logger.warning("setting changed in the config but needs a restart; still using the old value",
+                               metadata: ["setting": "\(s.key)", "running": "\(s.value(in: configuration))", "new": "\(s.value(in: new))"])
             }
-            needsRestart = ServeSettings.all.filter { !$0.reloadable && !$0.flagOnly && $0.value(in: new) != $0.value(in: configuration) }.map(\.key)
         }
-        for key in needsRestart {
-            let s = ServeSettings.named(key)!
-            logger.warning("setting changed in the config but needs a restart; still using the old value",
-                           metadata: ["setting": "\(key)", "running": "\(s.value(in: configuration))", "new": "\(s.value(in: new))"])
-        }
-        var c = configuration
-        for s in ServeSettings.all where s.reloadable { try? s.apply(s.value(in: new), to: &c) }
+        let c = core?.apply(merged) ?? merged
         if c.logLevel != configuration.logLevel { logControl.level = c.logLevel }
         if c.maxMessageBytes != configuration.maxMessageBytes {
             // New connections get the new limit; libzmq keeps the old one for open connections.

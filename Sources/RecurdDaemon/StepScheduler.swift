@@ -80,12 +80,9 @@ final class StepScheduler {
     /// Messages queued (all streams).
     var queuedMessages: Int { messages.count - freeMessages.count }
 
-    /// Bytes of decoded input held by queued messages.
-    var queuedInputBytes: Int {
-        var bytes = 0
-        for (i, a) in arenas.enumerated() where arenaUses[i] > 0 || i == currentArena { bytes += a.byteCount }
-        return bytes
-    }
+    /// Bytes of decoded input held by queued messages (kept as they are queued and released:
+    /// the serving loop asks before every message it takes in).
+    private(set) var queuedInputBytes = 0
 
     /// Queued input past which the serving loop leaves the rest in ZeroMQ (producers then feel
     /// the pace): without it, a producer sending faster than serving would grow memory without
@@ -165,6 +162,7 @@ final class StepScheduler {
             messages.append(m)
         }
         arenaUses[currentArena] += 1
+        queuedInputBytes += header.valueBytes
         table.pin(slot)
         if slot >= queueTail.count { fitTable() }
         if queueTail[slot] >= 0 {
@@ -198,6 +196,7 @@ final class StepScheduler {
 
     private func release(_ i: Int) {
         arenaUses[messages[i].arena] -= 1
+        queuedInputBytes -= messages[i].header.valueBytes
         freeMessages.append(Int32(i))
     }
 

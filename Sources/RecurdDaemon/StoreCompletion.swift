@@ -10,8 +10,8 @@ enum StoreCompletion: Sendable {
     case checkpointed(token: UInt64, Result<CheckpointInfo, CheckpointError>)
     /// A model file read for `reload`, with its `ModelSeed` fingerprint (made here, off the
     /// serving thread).
-    /// `installed`: the trainer's new version when this thread installed the weights.
-    case modelRead(token: UInt64, Result<(file: ModelFile, seed: String), CheckpointError>, installed: UInt64?)
+    /// With a background trainer, a file of the running architecture is already installed in it.
+    case modelRead(token: UInt64, Result<(file: ModelFile, seed: String), CheckpointError>)
     /// Everything before the barrier is committed (`written`), or still waits for a retry.
     /// The keys in the store at start, as a filter (sent once, first).
     case keyFilter(KeyFilter)

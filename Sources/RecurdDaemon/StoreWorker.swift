@@ -208,11 +208,10 @@ final class StoreWorker: @unchecked Sendable {
             complete(.checkpointed(token: token, writeCheckpoint(source)))
         case .readModel(let path, let token, let architecture, let trainer):
             let result = readModel(path)
-            var installed: UInt64?
             if case .success(let (file, _)) = result, let trainer, file.model.architecture == architecture {
-                installed = trainer.replaceWeights(file.model.weights)
+                trainer.replaceWeights(file.model.weights)
             }
-            complete(.modelRead(token: token, result, installed: installed))
+            complete(.modelRead(token: token, result))
         case .beginFlush:
             holding = true
         case .barrier(let token):

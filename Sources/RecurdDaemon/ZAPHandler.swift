@@ -68,8 +68,9 @@ final class ZAPHandler: Sendable {
 
     private func run() {
         let s = socket.socket
-        var lastLog: [CurveRoles.Domain: Double] = [:]
-        var suppressed: [CurveRoles.Domain: Int] = [:]
+        // This thread's own: a line a second per endpoint, whatever the key (anyone with the
+        // server's public key can make a new key pair per handshake), with the count suppressed.
+        let refusals = RateLimitedLog(logger: logger)
         while !stopping.load(ordering: .relaxed) {
             guard let frames = try? s.receiveFrames() else { continue }
             guard frames.count >= 6 else {
@@ -97,18 +98,8 @@ final class ZAPHandler: Sendable {
                 }
                 if userId == nil {
                     countDenied(domain)
-                    // At most a line a second per endpoint, whatever the key: anyone with the
-                    // server's public key can make a new key pair per handshake.
-                    let now = Date().timeIntervalSince1970
-                    if now - (lastLog[domain] ?? 0) >= 1 {
-                        lastLog[domain] = now
-                        let more = suppressed[domain, default: 0]
-                        suppressed[domain] = 0
-                        logger.warning("connection refused", metadata: ["endpoint": "\(domainName)", "reason": "\(reason)", "peer": "\(address)",
-                                                                        "refused_since_last_line": "\(more)"])
-                    } else {
-                        suppressed[domain, default: 0] += 1
-                    }
+                    refusals.warning(domain.rawValue, now: Clock.seconds, "connection refused",
+                                     metadata: ["endpoint": "\(domainName)", "reason": "\(reason)", "peer": "\(address)"])
                 }
             }
             let ok = userId != nil

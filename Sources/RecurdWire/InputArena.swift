@@ -14,6 +14,18 @@ public struct InputHeader: Sendable, Equatable {
     public var tokenOffset = 0
     public var targetValueOffset = 0
     public var targetClassOffset = 0
+
+    /// Bytes its decoded values take in an arena: inputs (features, or one u32 token a step) and
+    /// targets, 4 bytes each.
+    public var valueBytes: Int {
+        let inputs = inputKind == .features ? steps * xdim : steps
+        let targets = switch targetKind {
+        case .none: 0
+        case .values: steps * ydim
+        case .classIndex: steps
+        }
+        return 4 * (inputs + targets)
+    }
 }
 
 /// Reusable storage that decoded messages append their values to, so that decoding a batch of
@@ -25,9 +37,6 @@ public struct InputArena: Sendable {
     public var targetClasses: [UInt32] = []
 
     public init() {}
-
-    /// Bytes of decoded values it holds.
-    public var byteCount: Int { 4 * (features.count + tokens.count + targetValues.count + targetClasses.count) }
 
     /// Bytes its arrays have room for (kept across `removeAll`).
     public var capacityBytes: Int { 4 * (features.capacity + tokens.capacity + targetValues.capacity + targetClasses.capacity) }

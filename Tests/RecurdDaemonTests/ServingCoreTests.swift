@@ -158,7 +158,10 @@ import Testing
                     }
                 }
             }
-            runtime.replaceWeights(FloatBuffer(randomFloats(model.layout.count, rng: &rng)))
+            // As a reload: the store thread installs a background trainer's weights, serving takes them.
+            let reloaded = FloatBuffer(randomFloats(model.layout.count, rng: &rng))
+            runtime.backgroundTrainer?.replaceWeights(reloaded)
+            runtime.replaceWeights(reloaded)
             runtime.pin()
         }
         // Each kind after its own steps: one-row steps on new weights make no batch copy.
