@@ -45,7 +45,8 @@ python-deps: deps
 # The suite runs on the release build: the configuration that ships (the numerics without
 # runtime checks) is the one tested. `make test-debug` runs the Swift suite on a debug build.
 # Then the Python client's tests run against the same release binary.
-test: test-swift test-python
+# The Python deps first: a failed download fails the run at once, not after the Swift suite.
+test: python-deps test-swift test-python
 
 test-swift: deps
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing

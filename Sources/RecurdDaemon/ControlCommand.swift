@@ -60,7 +60,8 @@ enum ControlCommand: Equatable {
         switch c {
         case "stream", "reset", "drop":
             guard let key = o["key"] as? String, !key.isEmpty else { throw ParseError("'\(c)' needs a \"key\" string") }
-            return try parse("\(c) \(key)")
+            // The key as sent: a text request trims its ends, a JSON one must reach "sensor-1 ".
+            return c == "stream" ? .stream(key) : c == "reset" ? .reset(key) : .drop(key)
         case "learning":
             guard let v = o["on"], JSONNumbers.isBool(v), let on = v as? Bool else { throw ParseError("'learning' needs \"on\": true or false") }
             return .learning(on)

@@ -100,7 +100,7 @@ final class DaemonMetrics: Sendable {
         skippedUpdates = CoreMetrics.Counter(label: "recurd_skipped_updates_total", factory: factory)
         windowsCoalesced = CoreMetrics.Counter(label: "recurd_training_windows_coalesced_total", factory: factory)
         windowsDropped = CoreMetrics.Counter(label: "recurd_training_windows_dropped_total", factory: factory)
-        lossSum = CoreMetrics.FloatingPointCounter(label: "recurd_progressive_loss_sum", factory: factory)
+        lossSum = CoreMetrics.FloatingPointCounter(label: "recurd_progressive_loss_total", factory: factory)
         lossCount = CoreMetrics.Counter(label: "recurd_progressive_targets_total", factory: factory)
         anomalyAlerts = CoreMetrics.Counter(label: "recurd_anomaly_alerts_total", factory: factory)
         batchSize = CoreMetrics.Recorder(label: "recurd_batch_size", factory: factory)

@@ -157,14 +157,6 @@ final class ServingCore {
             if !table.isPinned(slot) { residency.discardFresh(slot) }
             return
         }
-        if header.steps == 0 && header.flags.contains(.end) && !header.flags.contains(.reset) {
-            // A zero-step END just forgets the stream, whatever its seq: neither a duplicate nor
-            // a gap (it has no step to number), after whatever is queued for the stream.
-            var h = header
-            h.seq = r.nextSeq
-            scheduler.enqueue(slot: slot, header: h, flags: [], resetFirst: false, breakFirst: false, receivedAt: receivedAt)
-            return
-        }
         let afterEnd = scheduler.lastQueued(slot)?.header.flags.contains(.end) ?? false
         let verdict = SequencePolicy.verdict(flags: header.flags, seq: header.seq, stream: r.isFresh ? nil : r.nextSeq, afterEnd: afterEnd,
                                              anySeq: r.acceptsAnySeq, onGap: configuration.onGap)

@@ -101,7 +101,9 @@ public struct TrainingWindow {
     public func saveState(_ stateBefore: UnsafePointer<Float>) {
         let next: UInt64 = layout.impliedTargets || !broken ? appended + 1 : 1
         guard layout.canStartWindow(next) else { return }
-        if next == 1 && appended != 0 { clear() }   // explicit and broken: the entry will restart the window
+        // Explicit and broken: the entry restarts the window, so clear it now (append would
+        // clear it after this state is kept, and the window would have none to start from).
+        if next == 1 && (appended != 0 || broken) { clear() }
         let slot = kept % layout.savedStates
         state(slot).update(from: stateBefore, count: layout.stateSize)
         setTag(slot, next)

@@ -71,7 +71,11 @@ public final class CheckpointStore {
     private static func verify(_ bytes: [UInt8], _ archive: SafeTensorsArchive, recorded stored: String, path: String) throws(CheckpointError) {
         let actual = CRC32C.checksum(bytes[archive.dataStart...])
         guard UInt32(stored, radix: 16) == actual else {
-            throw CheckpointError("\(path): checksum \(String(actual, radix: 16)) does not match the recorded \(stored) (the file is damaged)")
+            // The checksum covers the data bytes as recurd wrote them: damage, or a re-save by
+            // another tool (another tensor order, other weights) with the checkpoint's metadata.
+            throw CheckpointError("\(path): checksum \(String(actual, radix: 16)) does not match the recorded \(stored): the file is damaged, "
+                                  + "or was re-written since recurd wrote it (a model made from a checkpoint must leave out its metadata's "
+                                  + "\(checksumKey) and \(versionKey))")
         }
     }
 

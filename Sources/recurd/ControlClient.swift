@@ -43,4 +43,11 @@ struct ControlClient {
 
     /// `object`, with a refusal read as no reply.
     func request(_ command: String) -> [String: Any]? { (try? object(command)) ?? nil }
+
+    /// `request` of a command about one stream, sent as JSON so that the key reaches the daemon
+    /// exactly (a text request's ends are trimmed: "sensor-1 " would ask about "sensor-1").
+    func request(_ command: String, key: String) -> [String: Any]? {
+        guard let json = try? JSONSerialization.data(withJSONObject: ["command": command, "key": key], options: [.sortedKeys]) else { return nil }
+        return request(String(decoding: json, as: UTF8.self))
+    }
 }

@@ -34,7 +34,7 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Head: linear, softmax or sigmoid.") var head: HeadKind
     @Flag(help: "The head predicts the change of its input, starting at zero (a fresh model forecasts persistence); feature input, linear head, as many outputs as inputs.") var residual = false
     @Option(parsing: .unconditional, help: "Random seed for the initialisation.") var seed: UInt64 = 1
-    @Option(name: .short, help: "Model file to write.") var output: String
+    @Option(name: [.short, .long], help: "Model file to write.") var output: String
 
     func validate() throws {
         if inputSize != nil && (vocab != nil || embed != nil) { throw ValidationError("give either --input-size or --vocab with --embed, not both") }

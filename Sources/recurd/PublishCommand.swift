@@ -46,7 +46,8 @@ struct PublishCommand: ParsableCommand {
         let bytes = try FileIO.read(file, what: "input")
         guard !bytes.isEmpty else { throw CLIError("\(file): no steps to publish") }
         let context = try ZMQContext()
-        let daemon = control.isEmpty ? nil : ControlClient(endpoint: control, timeout: 1, context: context, curve: curve)
+        // 3 s: a busy daemon (or machine) may take over a second to answer; none at all means publishing blind.
+        let daemon = control.isEmpty ? nil : ControlClient(endpoint: control, timeout: 3, context: context, curve: curve)
         var before: [String: Any]?
         if let daemon {
             do {
@@ -81,7 +82,7 @@ struct PublishCommand: ParsableCommand {
         // Where the daemon has the stream: its next seq (to continue it) and the steps it has taken,
         // to tell at the end whether all of this run was (not with --reset, which may start the
         // count again, nor with --end, after which the stream is gone).
-        let known = before == nil || reset ? nil : daemon?.request("stream \(stream)")
+        let known = before == nil || reset ? nil : daemon?.request("stream", key: stream)
         // Not knowing where the daemon has the stream (no control, a key that is not an
         // operator's, or no answer to `stream` in time), the steps go without seq, which only
         // JSON can leave out: each message then takes the stream's next seq, so a second run
@@ -199,7 +200,7 @@ struct PublishCommand: ParsableCommand {
         let deadline = Date().addingTimeInterval(max(10, wait))
         repeat {
             Thread.sleep(forTimeInterval: 0.3)
-            if !end { info = daemon.request("stream \(stream)") }
+            if !end { info = daemon.request("stream", key: stream) }
             after = daemon.request("stats")
             let now = ((after?["steps"] as? NSNumber)?.uint64Value ?? 0, (after?["windows_trained"] as? NSNumber)?.uint64Value ?? 0)
             let arrived = end || expectedNext.map { ((info?["next_seq"] as? NSNumber)?.uint64Value ?? 0) >= $0 } ?? true

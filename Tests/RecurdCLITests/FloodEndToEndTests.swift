@@ -35,8 +35,14 @@ import ZeroMQ
             // At most 20,000 messages in flight, so that the input queue's memory does not hide the streams'.
             if (k + 1) % 10_000 == 0 { try waitForSteps(daemon, atLeast: k + 1 - 10_000) }
             if (k + 1) % (total / 4) == 0 {
-                // Let the daemon catch up before reading its memory.
+                // Let the daemon, and its store, catch up before reading its memory: the store's
+                // backlog (up to 64 MB) is not what this measures.
                 try waitForSteps(daemon, atLeast: k + 1)
+                let storeDeadline = Date().addingTimeInterval(30)
+                while Date() < storeDeadline,
+                      ((try daemon.control("stats")["store"] as? [String: Any])?["streams_stored"] as? Int ?? 0) < k + 1 - 10_001 {
+                    usleep(100_000)
+                }
                 rss.append((k + 1, Self.rss(daemon.pid)))
             }
         }

@@ -43,7 +43,7 @@ import ZeroMQ
         prober.start()
         var bookSteps = 0, chunks = 0, next: UInt64 = 0, done = false
         var latencies: [Double] = []
-        var probesBeforeTheEnd = 0
+        var probesBeforeTheEnd = 0, sentBeforeTheEnd = 0
         while !(done && latencies.count == 400) {
             guard let m = try daemon.receive() else { break }
             if m.key == "book" {
@@ -52,6 +52,7 @@ import ZeroMQ
                 bookSteps += m.message.steps
                 chunks += 1
                 done = !m.message.flags.contains(.more)
+                if done { sentBeforeTheEnd = sentAt.count }
                 #expect(m.message.steps <= 64)
             } else if m.key == "probe" {
                 latencies.append(sentAt.elapsed(Int(m.message.seq)))
@@ -62,7 +63,10 @@ import ZeroMQ
         #expect(bookSteps == 300_000 && done, "\(bookSteps) steps in \(chunks) chunks")
         #expect(latencies.count == 400, "\(latencies.count) of 400 probes answered")
         // Had the probes waited behind the long message, none would come before its last chunk.
-        #expect(probesBeforeTheEnd >= 200, "only \(probesBeforeTheEnd) of 400 probes were answered while the long message ran")
+        // (Compared with the probes sent by then, not a number: how far the long message gets
+        // while the prober sends depends on the machine. A few may be in flight at its end.)
+        #expect(sentBeforeTheEnd >= 20 && probesBeforeTheEnd + 10 >= sentBeforeTheEnd,
+                "only \(probesBeforeTheEnd) of the \(sentBeforeTheEnd) probes sent while the long message ran were answered before its end")
         #expect(try daemon.http("/healthz").0 == 200)
     }
 
@@ -100,7 +104,8 @@ import ZeroMQ
         #expect(dropped > 0, "\(stats)")
         #expect(dropped + handed >= sent, "\(dropped) dropped + \(handed) handed over for \(sent) predictions")
         let (_, metrics) = try daemon.http("/metrics")
-        #expect(metrics.contains("recurd_output_dropped_total \(dropped)") || metrics.contains("recurd_output_dropped_total"))
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("recurd_output_dropped_total ") }
+        #expect(line.flatMap { Double($0.split(separator: " ").last ?? "") } == Double(dropped), "\(line ?? "no recurd_output_dropped_total")")
         stuck.close()
     }
 
@@ -166,4 +171,6 @@ final class ProbeTimes: @unchecked Sendable {
     private var times: [Int: UInt64] = [:]
     func sent(_ i: Int) { lock.withLock { times[i] = DispatchTime.now().uptimeNanoseconds } }
     func elapsed(_ i: Int) -> Double { lock.withLock { Double(DispatchTime.now().uptimeNanoseconds - (times[i] ?? 0)) / 1e9 } }
+    /// Probes sent so far.
+    var count: Int { lock.withLock { times.count } }
 }

@@ -41,6 +41,9 @@ import Testing
         let sink = Collector()
         let core = ServingCore(configuration: c, layout: layout, runtime: runtime, sink: sink, worker: worker, stateDirectory: stateDirectory,
                                counters: DaemonCounters(), metrics: metrics, logger: logger)
+        // Every round in one cycle, as the tests count them: the 2 ms budget would cut a cycle
+        // short whenever a loaded machine preempts the test.
+        core.scheduler.cycleBudgetNanoseconds = .max
         return (core, sink, model)
     }
 
@@ -290,6 +293,11 @@ import Testing
         #expect(try ask("set lr=2")["ok"] as? Bool == false)
         #expect(try ask("set max-batch=4")["ok"] as? Bool == false)
         #expect(try ask(String(repeating: "x", count: 70_000))["error"] as? String ?? "" != "")
+        // A JSON request names its key exactly, spaces at its ends included; text trims them.
+        cycle(core) { send(core, "a ", InputMessage(inputKind: .features, xdim: 2, steps: 1, seq: 0, features: [1, 2])) }
+        #expect(try ask(#"{"command": "stream", "key": "a "}"#)["steps"] as? Int == 1)
+        #expect(try ask(#"{"command": "drop", "key": "a "}"#)["dropped"] as? String == "a ")
+        #expect(try ask("stream a")["steps"] as? Int == 3, "dropping 'a ' left 'a' alone")
         #expect(try ask("drop a")["dropped"] as? String == "a")
         #expect(try ask("stream a")["ok"] as? Bool == false)
         // A request not understood is answered with what was wrong with it.

@@ -193,6 +193,30 @@ import Testing
         #expect(lean.window.count == k2 && implied.window.count == k2)
     }
 
+    /// Explicit targets: a step without a target (a break) before a window's first entry — on a
+    /// fresh or cleared window too — leaves that entry's saved state to start the update from
+    /// (it used to be wiped by the append that restarted the window, and the update ran from a
+    /// zero state).
+    @Test(arguments: [true, false])
+    func aBreakBeforeTheFirstEntryKeepsItsState(clearedFirst: Bool) throws {
+        let arch = ModelArchitecture(cell: .lstm, input: .features(size: 2), hidden: [3], outputSize: 2, head: .linear)
+        for (k1, k2) in [(4, 8), (1, 5), (3, 3)] {
+            let w = OwnedWindow(WindowLayout(architecture: arch, k1: k1, k2: k2, impliedTargets: false))
+            var rng = SeededGenerator(seed: 9)
+            if clearedFirst {
+                for _ in 0..<(k1 + 1) { w.append(x: randomFloats(2, rng: &rng), y: randomFloats(2, rng: &rng), state: randomFloats(arch.stateSize, rng: &rng)) }
+                w.window.clear()
+            }
+            w.window.markBroken()
+            let first = randomFloats(arch.stateSize, rng: &rng)
+            w.append(x: randomFloats(2, rng: &rng), y: randomFloats(2, rng: &rng), state: first)
+            for _ in 1..<k1 { w.append(x: randomFloats(2, rng: &rng), y: randomFloats(2, rng: &rng), state: randomFloats(arch.stateSize, rng: &rng)) }
+            #expect(w.window.isDue && w.window.count == k1)
+            let kept = try #require(w.window.initialState(), "k1 \(k1), k2 \(k2): no state for the window's first entry")
+            #expect(Array(UnsafeBufferPointer(start: kept, count: arch.stateSize)) == first)
+        }
+    }
+
     @Test func nonFiniteUpdateIsSkippedAndLeavesWeightsUntouched() {
         let arch = ModelArchitecture(cell: .gru, input: .features(size: 2), hidden: [4], outputSize: 2, head: .linear)
         let model = makeModel(arch, seed: 2)

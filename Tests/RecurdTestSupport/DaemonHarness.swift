@@ -106,7 +106,8 @@ public final class DaemonHarness {
     /// output subscription is known to be live (and any daemon-created model exists).
     func waitForSubscription() throws {
         try output.setReceiveTimeout(milliseconds: 100)
-        for _ in 0..<100 {
+        // Up to 30 s: a daemon creating its model on a loaded machine may take a while.
+        for _ in 0..<300 {
             // NO_LEARN: probes must not move the weights of a learning daemon.
             let probe = probeText
                 ? InputMessage(inputKind: .text, flags: [.noLearn], xdim: 1, steps: 1, seq: probeSeq, tokens: [32])

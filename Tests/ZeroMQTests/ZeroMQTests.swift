@@ -65,8 +65,12 @@ import ZeroMQ
         let (a, b, push) = try twoPullsAndAPushToTheSecond()
         let parts = ZMQMultipart(capacity: 1)
         let poller = try ZMQNotificationPoller([a, b])
-        // Settle the connection, then read both to empty: from here on their descriptors only fire on news.
-        Thread.sleep(forTimeInterval: 0.2)
+        // Settle the connection (a message through it: it is then up, however slow the machine),
+        // then read both to empty: from here on their descriptors only fire on news.
+        try push.send(frames: [[0xFF]])
+        var settled = false
+        for _ in 0..<200 where !settled { settled = try parts.receive(from: b, dontWait: true); if !settled { usleep(10_000) } }
+        #expect(settled, "the connection never came up")
         for s in [a, b] { while try parts.receive(from: s, dontWait: true) {} }
         var ready = [true, true]
         try poller.poll(timeoutMilliseconds: 20, into: &ready)

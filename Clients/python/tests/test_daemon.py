@@ -180,7 +180,9 @@ def test_end_forgets_the_stream(daemon_factory, models):
     assert d.pub.send("e", x[3]) == 0  # a new stream
     assert d.recv().new_state
     assert d.pub.send("e", end=True) == 1  # zero-step END
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while d.ctl.stream("e")["ok"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not d.ctl.stream("e")["ok"]
     assert d.ctl.stats()["rejected_total"] == 0
 
@@ -227,11 +229,15 @@ def test_json_output_is_the_python_encoding(daemon_factory, models):
     x = rows(4, seed=12)
     raw = zmq.Context.instance().socket(zmq.SUB)
     raw.setsockopt(zmq.SUBSCRIBE, b"js")
+    raw.setsockopt(zmq.RCVTIMEO, 10000)
     raw.connect(d.output)
-    time.sleep(0.3)
-    d.pub.send("js", x, ts=123456789)
-    p = d.recv()
-    assert p.ts == 123456789 and np.max(np.abs(p.y - reference.run(m, x))) < TOL
+    # A fresh stream per try until the raw subscription is live (a message sent before is lost to it).
+    for i in range(100):
+        d.pub.send(f"js{i}", x, ts=123456789)
+        p = d.recv()
+        assert p.ts == 123456789 and np.max(np.abs(p.y - reference.run(m, x))) < TOL
+        if raw.poll(200):
+            break
     frames = raw.recv_multipart()
     raw.close()
     assert frames[1][:1] == b"{"
@@ -241,8 +247,15 @@ def test_json_output_is_the_python_encoding(daemon_factory, models):
 def test_output_prefix_and_prefix_filter(daemon_factory, models):
     d = daemon_factory(model=models["lstm_features"], args=QUIET + ["--output-prefix", "pred."], output_prefix="pred.")
     only_b = Subscriber(d.output, "b", output_prefix="pred.")
-    time.sleep(0.3)
     x = rows(2, seed=13)
+    # Until only_b's subscription is live (what is sent before is lost to it).
+    for _ in range(100):
+        d.pub.send("b", x[1])
+        assert d.recv().key == "b"
+        if only_b.recv(0.2) is not None:
+            break
+    while only_b.recv(0.2) is not None:
+        pass
     d.pub.send("a", x[0])
     d.pub.send("b", x[1])
     got = sorted(p.key for p in d.recv_n(2))
