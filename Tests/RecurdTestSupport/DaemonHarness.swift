@@ -63,7 +63,11 @@ public final class DaemonHarness {
             process.executableURL = URL(fileURLWithPath: launcher[0])
             process.arguments = Array(launcher.dropFirst()) + [recurdBinary.path] + serve
         }
-        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        // Not the test runner's systemd variables (a CI job run as a service has some): a daemon
+        // would notify, or be socket-activated by, the runner's manager. Tests that want them pass them.
+        var base = ProcessInfo.processInfo.environment
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM"] { base[name] = nil }
+        process.environment = base.merging(environment) { $1 }
         let log = try FileHandle(forWritingTo: logFile)
         process.standardError = log
         process.standardOutput = log

@@ -34,6 +34,11 @@ public func runRecurd(_ arguments: [String], stdin: String? = nil) throws -> Com
     process.standardError = err
     if stdin != nil { process.standardInput = Pipe() }
     try process.run()
+    // A hung command is killed after 5 minutes rather than spend the CI run's time limit.
+    let pid = process.processIdentifier
+    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + 300, execute: watchdog)
+    defer { watchdog.cancel() }
     // Read both pipes concurrently so a chatty child cannot block on a full pipe.
     nonisolated(unsafe) var errData = Data()
     let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
