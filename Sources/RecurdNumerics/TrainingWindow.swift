@@ -62,6 +62,8 @@ public struct TrainingWindow {
 
     @inline(__always) private func inputBytes(_ ring: Int) -> UnsafeMutableRawPointer { base + layout.inputsOffset + ring * layout.inputStride }
     @inline(__always) private func targetBytes(_ ring: Int) -> UnsafeMutableRawPointer { base + layout.targetsOffset + ring * layout.targetStride }
+    @inline(__always) private func label(_ ring: Int) -> UInt8 { base.load(fromByteOffset: layout.labelsOffset + ring, as: UInt8.self) }
+    @inline(__always) private func setLabel(_ ring: Int, _ on: Bool) { base.storeBytes(of: on ? 1 : 0, toByteOffset: layout.labelsOffset + ring, as: UInt8.self) }
     @inline(__always) private func tag(_ slot: Int) -> UInt64 { base.load(fromByteOffset: layout.tagsOffset + slot * 8, as: UInt64.self) }
     @inline(__always) private func setTag(_ slot: Int, _ a: UInt64) { base.storeBytes(of: a, toByteOffset: layout.tagsOffset + slot * 8, as: UInt64.self) }
     @inline(__always) private func state(_ slot: Int) -> UnsafeMutablePointer<Float> {
@@ -131,9 +133,13 @@ public struct TrainingWindow {
         return noteAppended()
     }
 
-    /// Explicit targets: appends (x, y). Returns whether an update became due.
+    /// Explicit targets: appends (x, y), or x alone when `labelled` is false (a learnable step
+    /// sent without a target: part of the run, no loss of its own). Returns whether an update
+    /// became due: k1 entries since the last one, at least one labelled among its loss steps
+    /// (with none, the count starts again and no update is made).
     @discardableResult
-    public func append(features: UnsafePointer<Float>?, token: Int32, targetValues: UnsafePointer<Float>?, targetClass: Int32) -> Bool {
+    public func append(features: UnsafePointer<Float>?, token: Int32, targetValues: UnsafePointer<Float>?, targetClass: Int32,
+                       labelled: Bool = true) -> Bool {
         precondition(!layout.impliedTargets)
         if broken { clear() }
         let cap = layout.inputCapacity
@@ -146,12 +152,20 @@ public struct TrainingWindow {
             length += 1
         }
         writeInput(ring, features: features, token: token)
-        if layout.classTarget {
+        setLabel(ring, labelled)
+        if !labelled {
+            targetBytes(ring).initializeMemory(as: UInt8.self, repeating: 0, count: layout.targetStride)
+        } else if layout.classTarget {
             targetBytes(ring).storeBytes(of: targetClass, as: Int32.self)
         } else {
             targetBytes(ring).assumingMemoryBound(to: Float.self).update(from: targetValues!, count: layout.targetSize)
         }
-        return noteAppended()
+        guard noteAppended() else { return false }
+        if !hasLabel(inLast: min(layout.k1, count)) {
+            pending = 0
+            return false
+        }
+        return true
     }
 
     private func noteAppended() -> Bool {
@@ -160,6 +174,17 @@ public struct TrainingWindow {
         pending += 1
         return pending == layout.k1
     }
+
+    /// Explicit targets: whether one of the newest `n` entries has a target.
+    private func hasLabel(inLast n: Int) -> Bool {
+        let cap = layout.inputCapacity
+        for i in (length - n)..<length where label((start + i) % cap) != 0 { return true }
+        return false
+    }
+
+    /// Explicit targets: whether every held entry has a target (a window's stored form then
+    /// leaves the labels out, as before partly labelled windows were kept).
+    private var allLabelled: Bool { !(0..<length).contains { label((start + $0) % layout.inputCapacity) == 0 } }
 
     /// Copies `other`'s bytes (same layout): the snapshot a background trainer takes.
     public func copy(from other: TrainingWindow) {
@@ -174,15 +199,21 @@ public struct TrainingWindow {
     /// A young window is a few hundred bytes; a full one the size of its block.
     public func encodeCompact(into out: inout [UInt8]) {
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        // Bit 1 of the broken word: the entries' labels follow their targets (a partly labelled
+        // window; a fully labelled one is stored as it was before labels existed).
+        let labels = !layout.impliedTargets && !allLabelled
         put(appended)
         put(UInt32(length))
         put(UInt32(pending))
-        put(UInt32(broken ? 1 : 0))
+        put(UInt32(broken ? 1 : 0) | (labels ? 2 : 0))
         put(UInt32(kept))
         let cap = layout.inputCapacity
         for i in 0..<length { out.append(contentsOf: UnsafeRawBufferPointer(start: inputBytes((start + i) % cap), count: layout.inputStride)) }
         if !layout.impliedTargets {
             for i in 0..<length { out.append(contentsOf: UnsafeRawBufferPointer(start: targetBytes((start + i) % cap), count: layout.targetStride)) }
+        }
+        if labels {
+            for i in 0..<length { out.append(label((start + i) % cap)) }
         }
         for slot in 0..<layout.savedStates {
             let t = tag(slot)
@@ -201,7 +232,7 @@ public struct TrainingWindow {
             defer { at += MemoryLayout<T>.size }
             return T(littleEndian: b.loadUnaligned(fromByteOffset: at, as: T.self))
         }
-        guard let a = take(UInt64.self), let n = take(UInt32.self), let p = take(UInt32.self), let br = take(UInt32.self), let k = take(UInt32.self),
+        guard let a = take(UInt64.self), let n = take(UInt32.self), let p = take(UInt32.self), let br = take(UInt32.self), br <= 3, let k = take(UInt32.self),
               Int(n) <= layout.inputCapacity else { initialize(); return nil }
         // What a damaged record could hold and training would trust: more entries than were
         // appended, more pending than appended, ids outside the model.
@@ -219,6 +250,22 @@ public struct TrainingWindow {
         at += inputs
         if targets > 0 { (base + layout.targetsOffset).copyMemory(from: b.baseAddress! + at, byteCount: targets) }
         at += targets
+        if !layout.impliedTargets {
+            if br & 2 != 0 {
+                guard at + Int(n) <= b.count else { initialize(); return nil }
+                for i in 0..<Int(n) {
+                    let l = b[at + i]
+                    guard l <= 1 else { initialize(); return nil }
+                    setLabel(i, l == 1)
+                }
+                at += Int(n)
+            } else {
+                for i in 0..<Int(n) { setLabel(i, true) }
+            }
+        } else if br & 2 != 0 {
+            initialize()
+            return nil
+        }
         for slot in 0..<layout.savedStates {
             guard let t = take(UInt64.self) else { initialize(); return nil }
             setTag(slot, t)
@@ -233,7 +280,7 @@ public struct TrainingWindow {
         start = 0
         length = Int(n)
         pending = Int(p)
-        broken = br != 0
+        broken = br & 1 != 0
         kept = Int(k)
         return at
     }
@@ -273,6 +320,8 @@ public struct TrainingWindow {
                 } else {
                     engine.setTarget(step: i, window: w, values: inputBytes(next).assumingMemoryBound(to: Float.self))
                 }
+            } else if label(r) == 0 {
+                engine.setNoTarget(step: i, window: w)
             } else if layout.classTarget {
                 engine.setTarget(step: i, window: w, classIndex: targetBytes(r).load(as: Int32.self))
             } else {

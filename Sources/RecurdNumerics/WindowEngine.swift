@@ -48,6 +48,9 @@ public final class WindowEngine {
     /// (T·W, O) float targets, or class ids.
     private let targetValues: FloatBuffer
     private var targetClasses: [Int32]
+    /// Rows (t·W + w) whose step has no target (a partly labelled window): no loss there.
+    private var unlabelled: [Bool]
+    private var anyUnlabelled = false
     /// (O) scratch for the loss.
     private let lossScratch: FloatBuffer
     /// Per layer: W_hh rearranged once per forward for the step-by-step product h·W_hhᵀ.
@@ -85,6 +88,7 @@ public final class WindowEngine {
         dLogits = FloatBuffer(count: rows * arch.outputSize)
         targetValues = FloatBuffer(count: rows * arch.outputSize)
         targetClasses = Array(repeating: 0, count: rows)
+        unlabelled = Array(repeating: false, count: rows)
         lossScratch = FloatBuffer(count: arch.outputSize)
         recurrentCopy = arch.hidden.map { n in
             FloatBuffer(count: max(maxWindows > 1 ? g * n * n : 0, Kernels.packedMatvecSize(rows: g * n, cols: n)))
@@ -99,6 +103,10 @@ public final class WindowEngine {
         self.windows = windows
         self.length = length
         self.lossSteps = lossSteps
+        if anyUnlabelled {
+            for r in 0..<unlabelled.count { unlabelled[r] = false }
+            anyUnlabelled = false
+        }
     }
 
     /// Loads window `w`'s saved initial state (packed as in `StepEngine`).
@@ -132,6 +140,16 @@ public final class WindowEngine {
 
     /// Sets a class-id target of step `t` of window `w`.
     public func setTarget(step t: Int, window w: Int, classIndex: Int32) { targetClasses[t * windows + w] = classIndex }
+    /// Step `t` of window `w` has no target: it carries no loss, and a window's loss is the mean
+    /// over its loss steps that have one (each window needs at least one).
+    public func setNoTarget(step t: Int, window w: Int) {
+        let r = t * windows + w
+        unlabelled[r] = true
+        anyUnlabelled = true
+        let o = architecture.outputSize
+        (targetValues.pointer + r * o).update(repeating: 0, count: o)
+        targetClasses[r] = 0
+    }
 
     /// The logits of step `t` of window `w` after `forward` (loss steps, or all with `allSteps`).
     public func logits(step t: Int, window w: Int) -> UnsafePointer<Float> {
@@ -224,6 +242,7 @@ public final class WindowEngine {
         let o = arch.outputSize, W = windows
         let first = length - lossSteps
         dLogits.pointer.update(repeating: 0, count: length * W * o)
+        if anyUnlabelled { return maskedLoss(lossScale: lossScale) }
         var total = 0.0
         for t in first..<length {
             for w in 0..<W {
@@ -235,6 +254,30 @@ public final class WindowEngine {
             }
         }
         return total / Double(lossSteps)
+    }
+
+    /// `loss` when some loss steps have no target: each window's mean is over its labelled loss
+    /// steps (n of them), so their weight is lossScale·lossSteps / n.
+    private func maskedLoss(lossScale: Float) -> Double {
+        let arch = architecture
+        let o = arch.outputSize, W = windows
+        let first = length - lossSteps
+        var total = 0.0
+        for w in 0..<W {
+            var labelled = 0
+            for t in first..<length where !unlabelled[t * W + w] { labelled += 1 }
+            guard labelled > 0 else { continue }
+            let weight = labelled == lossSteps ? lossScale : lossScale * Float(lossSteps) / Float(labelled)
+            var sum = 0.0
+            for t in first..<length where !unlabelled[t * W + w] {
+                let r = t * W + w
+                sum += Double(Loss.accumulate(arch.head, logits: logitBuffer.pointer + r * o, count: o,
+                                              values: targetValues.pointer + r * o, classIndex: Int(targetClasses[r]),
+                                              weight: weight, gradient: dLogits.pointer + r * o, scratch: lossScratch.pointer))
+            }
+            total += sum / Double(labelled)
+        }
+        return total
     }
 
     // MARK: Backward

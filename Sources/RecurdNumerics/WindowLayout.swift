@@ -5,6 +5,7 @@
 /// header   32 bytes   appended (u64), start, length, pending, broken (u32), kept (u32), pad
 /// inputs   inputCapacity × (inputSize f32 | one i32 token)      ring, oldest at `start`
 /// targets  k2 × (targetSize f32 | one i32 class)                explicit targets only
+/// labels   k2 × u8: 1 when the entry has a target                explicit targets only
 /// tags     savedStates × u64                                   which entry each saved state is
 /// states   savedStates × stateSize f32                          s_{t−1} of the entries an update can start from
 /// ```
@@ -12,7 +13,9 @@
 /// Two target forms:
 /// - *implied* (next-step targets): an entry's target is the next entry's input, so the ring
 ///   keeps the sequence of the last k2 + 1 inputs and no targets at all;
-/// - *explicit*: k2 inputs and k2 targets.
+/// - *explicit*: k2 inputs and k2 targets. A learnable step sent without a target is an entry
+///   too (label 0): the window stays a run of consecutive steps, and an update's loss is over
+///   the labelled entries among its loss steps (none: no update).
 ///
 /// An update starts from the saved state of its window's first entry only. Updates come every k1
 /// entries counted from the last clear, so the first entry at an update is always entry 1 or an
@@ -44,10 +47,14 @@ public struct WindowLayout: Sendable, Equatable {
     let targetStride: Int
     let inputsOffset: Int
     let targetsOffset: Int
+    let labelsOffset: Int
     let tagsOffset: Int
     let statesOffset: Int
     /// Bytes of one window.
     public let byteCount: Int
+    /// What `byteCount` was before the labels section existed: stored records' window descriptors
+    /// keep it, so that windows written before it read back (their compact form is unchanged).
+    public let descriptorByteCount: Int
 
     /// The window of a model with `architecture`; `impliedTargets` for next-step targets (the
     /// model must allow them: `OnlineLearner.nextStepProblem` is nil).
@@ -73,10 +80,13 @@ public struct WindowLayout: Sendable, Equatable {
         targetStride = impliedTargets ? 0 : (classTarget ? 4 : targetSize * 4)
         inputsOffset = Self.headerBytes
         targetsOffset = inputsOffset + inputCapacity * inputStride
-        let tags = targetsOffset + (impliedTargets ? 0 : k2 * targetStride)
+        labelsOffset = targetsOffset + (impliedTargets ? 0 : k2 * targetStride)
+        let tags = labelsOffset + (impliedTargets ? 0 : k2)
         tagsOffset = (tags + 7) & ~7
         statesOffset = tagsOffset + savedStates * 8
         byteCount = (statesOffset + savedStates * stateSize * 4 + 15) & ~15
+        let unlabelledTags = (labelsOffset + 7) & ~7
+        descriptorByteCount = (unlabelledTags + savedStates * 8 + savedStates * stateSize * 4 + 15) & ~15
     }
 
     /// Whether entry `a` (1-based, counted from the last clear) can be the first entry of a

@@ -142,8 +142,13 @@ public final class StreamLearning {
             if layout.window != nil {
                 if layout.nextStepTargets {
                     if learnable { r.window?.saveState(stateBefore) }
+                } else if learnable, let w = r.window {
+                    // Explicit targets: a learnable step without one stays in the run (no loss of
+                    // its own), so a sequence labelled at its end learns through all its steps.
+                    w.saveState(stateBefore)
+                    out.due = w.append(features: modelInput, token: token, targetValues: nil, targetClass: 0, labelled: false)
                 } else {
-                    r.windowIfInUse?.markBroken()   // explicit-target windows: a step without a target breaks the run
+                    r.windowIfInUse?.markBroken()
                 }
             }
             return out

@@ -30,7 +30,7 @@ public enum StreamRecordCodec {
     /// The descriptor written before a window block: what its layout depends on.
     static func descriptor(_ w: WindowLayout) -> [UInt32] {
         [UInt32(w.k1), UInt32(w.k2), w.impliedTargets ? 1 : 0, w.tokenInput ? 1 : 0, w.classTarget ? 1 : 0,
-         UInt32(w.inputSize), UInt32(w.targetSize), UInt32(w.stateSize), UInt32(w.savedStates), UInt32(w.byteCount)]
+         UInt32(w.inputSize), UInt32(w.targetSize), UInt32(w.stateSize), UInt32(w.savedStates), UInt32(w.descriptorByteCount)]
     }
 
     /// The record's bytes (appended to `out`, which is cleared first).

@@ -104,6 +104,35 @@ import Testing
         #expect(try daemon.control("stats")["updates"] as? Int == 150)
     }
 
+    /// A sequence labelled only at its end (many-to-one) learns through all its steps: the class
+    /// is told by the first step's input alone, the label comes four steps later, after steps of
+    /// noise; with k1 = k2 = 5 each sequence's fifth step makes one update over all five. (Before
+    /// unlabelled steps joined the window, a window was a run of labelled steps, one here, and
+    /// never reached k1: nothing was learnt.)
+    @Test func aSequenceLabelledAtItsEndLearnsThroughItsSteps() throws {
+        #expect(try runRecurd(["init", "--cell", "lstm", "--hidden", "16", "--input-size", "2", "--output-size", "2", "--head", "softmax", "--seed", "3",
+                               "-o", path("m2o.st")]).status == 0)
+        let daemon = try DaemonHarness(arguments: ["--model", path("m2o.st"), "--sync-learning", "--k1", "5", "--k2", "5", "--lr", "0.02"], probeWidth: 2)
+        var rng = SeededGenerator(seed: 2)
+        var losses: [Float] = []
+        var seq: UInt64 = 0
+        for _ in 0..<300 {
+            let label: UInt32 = rng.nextUnit() < 0.5 ? 0 : 1
+            var x = (0..<10).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            x[0] = label == 0 ? -1 : 1
+            try daemon.send(key: "q", InputMessage(inputKind: .features, flags: [.reset], xdim: 2, steps: 4, seq: seq, features: Array(x[0..<8])))
+            try daemon.send(key: "q", InputMessage(inputKind: .features, targetKind: .classIndex, xdim: 2, ydim: 1, steps: 1, seq: seq + 4,
+                                                    features: Array(x[8..<10]), targetClasses: [label]))
+            seq += 5
+            let outs = try daemon.receive(count: 2)
+            #expect(outs[0].message.losses.allSatisfy { $0.isNaN }, "no loss without a target")
+            losses.append(outs[1].message.losses[0])
+        }
+        let first = losses.prefix(50).reduce(0, +) / 50, last = losses.suffix(50).reduce(0, +) / 50
+        #expect(last < 0.25 && last < first * 0.5, "the label four steps after its cue was not learnt: \(first) → \(last)")
+        #expect(try daemon.control("stats")["updates"] as? Int == 300)
+    }
+
     @Test func nonFiniteUpdatesAreSkippedAndWeightsStay() throws {
         #expect(try runRecurd(["init", "--cell", "lstm", "--hidden", "8", "--input-size", "2", "--output-size", "2", "--head", "linear", "-o", path("n.st")]).status == 0)
         let daemon = try DaemonHarness(arguments: ["--model", path("n.st"), "--sync-learning", "--no-combine", "--no-normalize", "--targets", "explicit", "--k1", "1", "--k2", "2",

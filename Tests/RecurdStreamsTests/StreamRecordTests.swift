@@ -23,14 +23,14 @@ import Testing
     ]
 
     /// Drives `steps` steps of DESIGN §3's bookkeeping on a record with random inputs.
-    func drive(_ table: StreamTable, _ slot: Int, steps: Int, seed: UInt64) {
+    func drive(_ table: StreamTable, _ slot: Int, steps: Int, seed: UInt64, labelled: (Int) -> Bool = { _ in true }) {
         let layout = table.layout, a = layout.architecture
         let learning = StreamLearning(layout: layout)
         var rng = SeededGenerator(seed: seed)
         let r = table.record(slot)
         let modelInput = FloatBuffer(count: max(a.input.layerInputSize, 1))
         for t in 0..<steps {
-            let explicit = !layout.nextStepTargets
+            let explicit = !layout.nextStepTargets && labelled(t)
             var token: Int32 = 0
             let x = randomFloats(a.input.layerInputSize, amplitude: 3, rng: &rng)
             if case .tokens(let v, _) = a.input { token = Int32(rng.next() % UInt64(v)) }
@@ -164,6 +164,32 @@ import Testing
         let l1 = t1.accumulateGradient(windows: [table.record(a).windowIfInUse!], weights: model.weights.pointer)
         let l2 = t2.accumulateGradient(windows: [table.record(b).windowIfInUse!], weights: model.weights.pointer)
         #expect(l1 == l2 && t1.gradients.array == t2.gradients.array)
+    }
+
+    /// A partly labelled window (explicit targets, steps without one among them) reads back with
+    /// its labels: same bytes again, same loss and gradient; a fully labelled one is stored as
+    /// before labels were kept (no label bytes).
+    @Test func partlyLabelledWindowReadsBackWithItsLabels() throws {
+        let layout = Self.layouts[2]   // explicit class targets, k1 2, k2 5
+        let table = StreamTable(layout: layout, capacity: 4)
+        let a = Array("a".utf8).withUnsafeBytes { table.insert($0, now: 0) }!
+        drive(table, a, steps: 23, seed: 5) { $0 % 3 != 1 }
+        let encoded = StreamRecordCodec.encode(table.record(a))
+        let b = Array("b".utf8).withUnsafeBytes { table.insertUninitialized($0) }!
+        try StreamRecordCodec.decode(encoded, into: table.record(b), now: 0)
+        #expect(StreamRecordCodec.encode(table.record(b)) == encoded)
+        let model = makeModel(layout.architecture, seed: 3)
+        let config = LearningConfiguration(k1: 2, k2: 5, optimizer: .sgd, learningRate: 0.1, clip: 0)
+        let t1 = Trainer(layout: model.layout, configuration: config), t2 = Trainer(layout: model.layout, configuration: config)
+        let wa = try #require(table.record(a).windowIfInUse), wb = try #require(table.record(b).windowIfInUse)
+        #expect(wa.count == 5)
+        let l1 = t1.accumulateGradient(windows: [wa], weights: model.weights.pointer)
+        let l2 = t2.accumulateGradient(windows: [wb], weights: model.weights.pointer)
+        #expect(l1.isFinite && l1 == l2 && t1.gradients.array == t2.gradients.array)
+        // Fully labelled: no label bytes, so the stored form is as long as before.
+        let c = Array("c".utf8).withUnsafeBytes { table.insert($0, now: 0) }!
+        drive(table, c, steps: 23, seed: 5)
+        #expect(StreamRecordCodec.encode(table.record(c)).count == encoded.count - 5)
     }
 
     @Test func anotherModelsRecordIsRefusedWithTheOffset() throws {
