@@ -1,7 +1,7 @@
 """Shared fixtures: paths of the repository's fixtures, and the real daemon (`recurd serve`) on ipc
 endpoints in a temporary directory.
 
-The daemon binary is $RECURD_BIN, by default .build/debug/recurd of this checkout; tests that need
+The daemon binary is $RECURD_BIN, by default .build/release/recurd of this checkout; tests that need
 it are skipped (with the path in the reason) only when that file does not exist and $RECURD_BIN is
 unset; `make test` sets it, so there a missing binary fails the run.
 """
@@ -24,13 +24,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))  # run from a checkout witho
 WIRE = os.path.join(REPO, "Tests", "Fixtures", "wire")
 EXPORT = os.path.join(REPO, "Tests", "Fixtures", "export")
 REFERENCE = os.path.join(REPO, "Tests", "Fixtures", "reference")
-RECURD_BIN = os.environ.get("RECURD_BIN") or os.path.join(REPO, ".build", "debug", "recurd")
+RECURD_BIN = os.environ.get("RECURD_BIN") or os.path.join(REPO, ".build", "release", "recurd")
 if os.environ.get("RECURD_BIN") and not os.path.exists(RECURD_BIN):
     # `make test` names the binary it built: a missing one is an error, not a reason to skip.
     raise RuntimeError(f"RECURD_BIN={RECURD_BIN} does not exist")
 
 needs_daemon = pytest.mark.skipif(not os.path.exists(RECURD_BIN),
-                                  reason=f"no recurd binary at {RECURD_BIN} (build it with `swift build`, or set RECURD_BIN)")
+                                  reason=f"no recurd binary at {RECURD_BIN} (build it with `make release`, or set RECURD_BIN)")
 
 
 def recurd(*args, check=True, timeout=60):

@@ -249,7 +249,7 @@ manifest = {
         "output_kind": "1 vector (values: steps × odim), 2 top_k (ids and values: steps × k, most probable first)",
         "output_flags": "NEW_STATE 1, GAP 2, ANOMALY 4 (anomaly: n scores after the n losses; JSON \"anomaly\"), MORE 8 (JSON \"more\": true)",
         "json_output": "byte for byte as the daemon writes it: keys seq, ts, version, new, gap, y|top, loss, then anomaly when scored and more when set; %.9g numbers, null for NaN",
-        "error": "invalid payloads: the daemon's rejection reason (recurd_rejected_messages_total{reason}) and the offending byte offset (null for JSON)",
+        "error": "invalid payloads: the daemon's rejection reason (recurd_rejected_messages_total{reason}) and the offending byte offset (null for a well-formed JSON object with a wrong field)",
     },
     "files": files,
 }

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import math
 import struct
 from dataclasses import dataclass, field
@@ -513,11 +514,23 @@ def _unique_fields(pairs):
 
 def _decode_input_json(p: bytes) -> InputMessage:
     try:
-        o = json.loads(p.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_fields)
+        text = p.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise WireError("json", f"invalid JSON: not UTF-8 at byte offset {e.start}", e.start) from None
+    try:
+        o = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_fields)
     except _RepeatedField as e:
-        raise WireError("json", f"invalid JSON: field '{e.args[0]}' given twice in one object") from None
-    except (ValueError, UnicodeDecodeError):
-        raise WireError("json", f"invalid JSON ({len(p)} bytes)") from None
+        # Where the field is named the second time (these objects are flat).
+        key = json.dumps(e.args[0]).encode("utf-8")
+        hits = [m.start() for m in re.finditer(re.escape(key) + rb"\s*:", p)]
+        at = hits[1] if len(hits) > 1 else None
+        where = f" (byte offset {at})" if at is not None else ""
+        raise WireError("json", f"invalid JSON: field '{e.args[0]}' given twice in one object{where}", at) from None
+    except json.JSONDecodeError as e:
+        at = len(text[:e.pos].encode("utf-8"))
+        raise WireError("json", f"invalid JSON: {e.msg} (byte offset {at})", at) from None
+    except ValueError as e:
+        raise WireError("json", f"invalid JSON: {e}") from None
     if not isinstance(o, dict):
         raise WireError("json", "the payload is not a JSON object")
     unknown = sorted(k for k in o if k not in _JSON_INPUT_FIELDS)
