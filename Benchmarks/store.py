@@ -4,7 +4,7 @@ as separate processes on this machine; writes Benchmarks/results/store.md.
 
   1. memory per stream in memory: 200,000 streams (LSTM 8→64, k1 16, k2 32), each one message of
      34 steps (a full window of 32 entries), all kept in memory (--max-streams 250000); resident
-     memory (RSS) growth per stream, learning on and off.
+     memory (RSS) growth per stream, learning on and off, and learning on with --no-combine.
   2. a flood: 1,000,000 distinct keys through a daemon holding 10,000 in memory (store on); RSS at
      each quarter; bytes per stream in the store; then the same with full windows (200,000 keys of
      34 steps) for the store's bytes per learning stream.
@@ -64,6 +64,10 @@ print("memory per stream …", flush=True)
 results["memory_learning"] = run("mem-learn", ["--max-streams", "250000"], ["flood", "--keys", str(200_000 // scale), "--steps", "34", "--in-flight", "5000"])
 results["memory_no_learning"] = run("mem-nolearn", ["--max-streams", "250000", "--no-learn"],
                                     ["flood", "--keys", str(200_000 // scale), "--steps", "34", "--in-flight", "5000"])
+# The plain form (DESIGN §3 without the forecast combination, whose per-feature state is most of a
+# default 8-feature stream's record).
+results["memory_learning_plain"] = run("mem-learn-plain", ["--max-streams", "250000", "--no-combine"],
+                                       ["flood", "--keys", str(200_000 // scale), "--steps", "34", "--in-flight", "5000"])
 print("flood of 1M keys …", flush=True)
 results["flood"] = run("flood", ["--max-streams", "10000", "--state-dir", os.path.join(work, "flood", "state")],
                        ["flood", "--keys", str(1_000_000 // scale)])
@@ -72,11 +76,15 @@ results["flood_full_windows"] = run("flood-full", ["--max-streams", "10000", "--
 print("returning streams …", flush=True)
 results["returning"] = run("returning", ["--max-streams", "200", "--max-batch", "64", "--state-dir", os.path.join(work, "returning", "state")],
                            ["returning", "--resident", "50", "--returning", "400", "--messages", str(4000 // scale)])
+results["returning_plain"] = run("returning-plain", ["--max-streams", "200", "--max-batch", "64", "--no-combine",
+                                                     "--state-dir", os.path.join(work, "returning-plain", "state")],
+                                 ["returning", "--resident", "50", "--returning", "400", "--messages", str(4000 // scale)])
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 family = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("cpu family")), "?")
 cpumodel = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model\t")), "?")
 m, n, f, ff, r = (results[k] for k in ["memory_learning", "memory_no_learning", "flood", "flood_full_windows", "returning"])
+mp, rp = results["memory_learning_plain"], results["returning_plain"]
 mb = lambda b: f"{b / 2**20:.0f} MB"
 lines = [
     "# recurd stream store benchmark",
@@ -90,6 +98,10 @@ lines = [
     "|---|---|---|---|",
     f"| learning on (full windows: 34 steps each) | {m['streams_in_memory'] - 1:,} | **{m['rss_marginal_bytes_per_key']:,.0f} B** | {m['rss_per_stream_in_memory_bytes']:,.0f} B |",
     f"| learning off | {n['streams_in_memory'] - 1:,} | {n['rss_marginal_bytes_per_key']:,.0f} B | {n['rss_per_stream_in_memory_bytes']:,.0f} B |",
+    f"| learning on, `--no-combine` (the plain form) | {mp['streams_in_memory'] - 1:,} | {mp['rss_marginal_bytes_per_key']:,.0f} B | {mp['rss_per_stream_in_memory_bytes']:,.0f} B |",
+    "",
+    "The first two rows run the daemon's defaults, under which these 8-feature forecasting streams keep the forecast",
+    "combination's state (nine forecasters and two Hedge layers per feature); the last row leaves it out.",
     "",
     "The growth over the base includes buffers that grow once to their working size (messages in flight, a cycle's outputs);",
     "the marginal figure is what one more stream costs.",
@@ -111,7 +123,9 @@ lines = [
     f"| {r['resident_streams']} streams in memory | {r['resident_p50_us']:.0f} µs | {r['resident_p99_us']:.0f} µs |",
     f"| {r['returning_streams']} streams through 200 slots (each message's stream comes back from the store) | {r['returning_p50_us']:.0f} µs | {r['returning_p99_us']:.0f} µs |",
     "",
-    f"A returning stream's prediction costs **{r['extra_p50_us']:.0f} µs** more at the median ({r['records_restored']:,} records restored).",
+    f"A returning stream's prediction costs **{r['extra_p50_us']:.0f} µs** more at the median ({r['records_restored']:,} records restored); "
+    f"with `--no-combine` (smaller records) {rp['extra_p50_us']:.0f} µs (resident p50 {rp['resident_p50_us']:.0f} µs, returning "
+    f"{rp['returning_p50_us']:.0f} µs, p99 {rp['returning_p99_us']:.0f} µs).",
     "",
     "Raw results:",
     "",
