@@ -102,6 +102,9 @@ public struct SettingsSource: Sendable {
         }
         // Connecting the input to producers replaces the default bind, unless a bind was asked for too.
         if !c.inputConnect.isEmpty && !set.contains("input") { c.inputBind = [] }
+        // A small max-streams with the default max-batch: the batch follows it down (it must
+        // stay below max-streams) rather than refusing a setting the operator never gave.
+        if !set.contains("max-batch") && c.maxStreams <= c.maxBatch { c.maxBatch = max(1, c.maxStreams - 1) }
         if let problem = c.problem() {
             // Named by the file when the file alone has it and the flags alone do not.
             if let configFile, fromFile?.problem() == problem, flagsOnly.problem() != problem { throw SettingError("\(configFile): \(problem)") }

@@ -149,6 +149,13 @@ import Testing
                 #expect("\(error)".contains(says), "\(flags): \(error)")
             }
         }
+        // A max-streams below the default max-batch takes the batch down with it; both given and
+        // clashing, it is refused.
+        #expect(try SettingsSource.parse(arguments: ["--max-streams", "1000"]).resolve().maxBatch == 999)
+        #expect(try SettingsSource.parse(arguments: ["--max-streams", "100000"]).resolve().maxBatch == 2048)
+        #expect(throws: SettingError("max-streams (1000) must exceed max-batch (1000)")) {
+            _ = try SettingsSource.parse(arguments: ["--max-streams", "1000", "--max-batch", "1000"]).resolve()
+        }
         #expect(try Daemon.hostPort("[::1]:9464") == ("::1", 9464))
         #expect(try Daemon.hostPort("127.0.0.1:0") == ("127.0.0.1", 0))
     }
