@@ -142,9 +142,11 @@ public final class StreamLearning {
             if layout.window != nil {
                 if layout.nextStepTargets {
                     if learnable { r.window?.saveState(stateBefore) }
-                } else if learnable, let w = r.window {
+                } else if learnable, let w = r.windowIfInUse {
                     // Explicit targets: a learnable step without one stays in the run (no loss of
                     // its own), so a sequence labelled at its end learns through all its steps.
+                    // Only once the stream has sent a target: one that never does (predictions
+                    // only) keeps no window.
                     w.saveState(stateBefore)
                     out.due = w.append(features: modelInput, token: token, targetValues: nil, targetClass: 0, labelled: false)
                 } else {

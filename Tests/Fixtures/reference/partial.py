@@ -4,9 +4,10 @@ steps sent without a target; README "Explicit targets").
 
     /root/venv/bin/python partial.py      # from this folder; needs torch, safetensors, numpy
 
-The rule written out here, sharing no code with recurd: every learnable step is a window entry
-(x_t, y_t or none, s_{t-1}); the window keeps the last k2 entries; RESET zeroes the state and
-empties the window. After every k1 new entries, if one of the last min(k1, window) entries has a
+The rule written out here, sharing no code with recurd: from a stream's first target on, every
+learnable step is a window entry (x_t, y_t or none, s_{t-1}) (before it, a stream that has sent no
+target keeps no window); the window keeps the last k2 entries; RESET zeroes the state and empties
+the window. After every k1 new entries, if one of the last min(k1, window) entries has a
 target, one update: re-run the window from its first entry's saved state, loss = mean of L over
 the labelled entries among those last min(k1, window), backpropagate, clip, step. With none
 labelled there is no update (the k1 count starts again either way). Each step is predicted with
@@ -68,6 +69,7 @@ def run(net, xs, ys, resets, k1, k2, optimizer, lr, clip):
     opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
     head = net.head_kind
     state, window, fresh, updates, losses = net.zero_state(), [], 0, 0, []
+    in_use = False   # the stream has sent a target: from then on every step is an entry
     x = torch.from_numpy(xs)
     for t in range(len(xs)):
         if resets[t]:
@@ -77,6 +79,10 @@ def run(net, xs, ys, resets, k1, k2, optimizer, lr, clip):
         if ys[t] is not None:
             with torch.no_grad():
                 losses.append(loss_fn(head, logits, target_tensor(head, [ys[t]])).item())
+        in_use = in_use or ys[t] is not None
+        if not in_use:
+            state = new_state
+            continue
         window.append((x[t], ys[t], state))
         del window[:-k2]
         state = new_state
