@@ -161,7 +161,7 @@ public struct TrainingWindow {
             targetBytes(ring).assumingMemoryBound(to: Float.self).update(from: targetValues!, count: layout.targetSize)
         }
         guard noteAppended() else { return false }
-        if !hasLabel(inLast: min(layout.k1, count)) {
+        if labels(inLast: min(layout.k1, count)) == 0 {
             pending = 0
             return false
         }
@@ -175,16 +175,13 @@ public struct TrainingWindow {
         return pending == layout.k1
     }
 
-    /// Explicit targets: whether one of the newest `n` entries has a target.
-    private func hasLabel(inLast n: Int) -> Bool {
+    /// Explicit targets: how many of the newest `n` entries have a target.
+    private func labels(inLast n: Int) -> Int {
         let cap = layout.inputCapacity
-        for i in (length - n)..<length where label((start + i) % cap) != 0 { return true }
-        return false
+        var labelled = 0
+        for i in (length - n)..<length where label((start + i) % cap) != 0 { labelled += 1 }
+        return labelled
     }
-
-    /// Explicit targets: whether every held entry has a target (a window's stored form then
-    /// leaves the labels out, as before partly labelled windows were kept).
-    private var allLabelled: Bool { !(0..<length).contains { label((start + $0) % layout.inputCapacity) == 0 } }
 
     /// Copies `other`'s bytes (same layout): the snapshot a background trainer takes.
     public func copy(from other: TrainingWindow) {
@@ -201,18 +198,18 @@ public struct TrainingWindow {
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         // Bit 1 of the broken word: the entries' labels follow their targets (a partly labelled
         // window; a fully labelled one is stored as it was before labels existed).
-        let labels = !layout.impliedTargets && !allLabelled
+        let withLabels = !layout.impliedTargets && labels(inLast: length) < length
         put(appended)
         put(UInt32(length))
         put(UInt32(pending))
-        put(UInt32(broken ? 1 : 0) | (labels ? 2 : 0))
+        put(UInt32(broken ? 1 : 0) | (withLabels ? 2 : 0))
         put(UInt32(kept))
         let cap = layout.inputCapacity
         for i in 0..<length { out.append(contentsOf: UnsafeRawBufferPointer(start: inputBytes((start + i) % cap), count: layout.inputStride)) }
         if !layout.impliedTargets {
             for i in 0..<length { out.append(contentsOf: UnsafeRawBufferPointer(start: targetBytes((start + i) % cap), count: layout.targetStride)) }
         }
-        if labels {
+        if withLabels {
             for i in 0..<length { out.append(label((start + i) % cap)) }
         }
         for slot in 0..<layout.savedStates {

@@ -51,6 +51,8 @@ public final class WindowEngine {
     /// Rows (t·W + w) whose step has no target (a partly labelled window): no loss there.
     private var unlabelled: [Bool]
     private var anyUnlabelled = false
+    /// Per window: its loss steps that have a target (filled by `loss` when some have none).
+    private var labelledSteps: [Int]
     /// (O) scratch for the loss.
     private let lossScratch: FloatBuffer
     /// Per layer: W_hh rearranged once per forward for the step-by-step product h·W_hhᵀ.
@@ -89,6 +91,7 @@ public final class WindowEngine {
         targetValues = FloatBuffer(count: rows * arch.outputSize)
         targetClasses = Array(repeating: 0, count: rows)
         unlabelled = Array(repeating: false, count: rows)
+        labelledSteps = Array(repeating: 0, count: maxWindows)
         lossScratch = FloatBuffer(count: arch.outputSize)
         recurrentCopy = arch.hidden.map { n in
             FloatBuffer(count: max(maxWindows > 1 ? g * n * n : 0, Kernels.packedMatvecSize(rows: g * n, cols: n)))
@@ -100,13 +103,13 @@ public final class WindowEngine {
         precondition(windows >= 1 && windows <= maxWindows, "windows \(windows) outside 1…\(maxWindows)")
         precondition(length >= 1 && length <= maxLength, "length \(length) outside 1…\(maxLength)")
         precondition(lossSteps >= 1 && lossSteps <= length)
+        if anyUnlabelled {
+            for r in 0..<(self.windows * self.length) { unlabelled[r] = false }   // the rows the last batch used
+            anyUnlabelled = false
+        }
         self.windows = windows
         self.length = length
         self.lossSteps = lossSteps
-        if anyUnlabelled {
-            for r in 0..<unlabelled.count { unlabelled[r] = false }
-            anyUnlabelled = false
-        }
     }
 
     /// Loads window `w`'s saved initial state (packed as in `StepEngine`).
@@ -143,12 +146,8 @@ public final class WindowEngine {
     /// Step `t` of window `w` has no target: it carries no loss, and a window's loss is the mean
     /// over its loss steps that have one (each window needs at least one).
     public func setNoTarget(step t: Int, window w: Int) {
-        let r = t * windows + w
-        unlabelled[r] = true
+        unlabelled[t * windows + w] = true
         anyUnlabelled = true
-        let o = architecture.outputSize
-        (targetValues.pointer + r * o).update(repeating: 0, count: o)
-        targetClasses[r] = 0
     }
 
     /// The logits of step `t` of window `w` after `forward` (loss steps, or all with `allSteps`).
@@ -236,48 +235,35 @@ public final class WindowEngine {
     // MARK: Loss
 
     /// Computes L on the loss steps after `forward` and sets ∂(lossScale·ΣL)/∂logits.
-    /// Returns Σ over windows of each window's mean L over its loss steps.
+    /// Returns Σ over windows of each window's mean L over its loss steps. A window with loss
+    /// steps that have no target (`setNoTarget`) takes the mean over the n that have one: their
+    /// weight is lossScale·lossSteps / n.
     public func loss(lossScale: Float) -> Double {
         let arch = architecture
         let o = arch.outputSize, W = windows
         let first = length - lossSteps
         dLogits.pointer.update(repeating: 0, count: length * W * o)
-        if anyUnlabelled { return maskedLoss(lossScale: lossScale) }
+        if anyUnlabelled {
+            for w in 0..<W {
+                labelledSteps[w] = 0
+                for t in first..<length where !unlabelled[t * W + w] { labelledSteps[w] += 1 }
+            }
+        }
         var total = 0.0
         for t in first..<length {
             for w in 0..<W {
                 let r = t * W + w
+                // Fully labelled windows (all of them, without `setNoTarget`) take lossScale as it is.
+                let n = anyUnlabelled ? labelledSteps[w] : lossSteps
+                if anyUnlabelled && unlabelled[r] { continue }
                 let l = Loss.accumulate(arch.head, logits: logitBuffer.pointer + r * o, count: o,
                                         values: targetValues.pointer + r * o, classIndex: Int(targetClasses[r]),
-                                        weight: lossScale, gradient: dLogits.pointer + r * o, scratch: lossScratch.pointer)
-                total += Double(l)
+                                        weight: n == lossSteps ? lossScale : lossScale * Float(lossSteps) / Float(n),
+                                        gradient: dLogits.pointer + r * o, scratch: lossScratch.pointer)
+                total += n == lossSteps ? Double(l) : Double(l) * Double(lossSteps) / Double(n)
             }
         }
         return total / Double(lossSteps)
-    }
-
-    /// `loss` when some loss steps have no target: each window's mean is over its labelled loss
-    /// steps (n of them), so their weight is lossScale·lossSteps / n.
-    private func maskedLoss(lossScale: Float) -> Double {
-        let arch = architecture
-        let o = arch.outputSize, W = windows
-        let first = length - lossSteps
-        var total = 0.0
-        for w in 0..<W {
-            var labelled = 0
-            for t in first..<length where !unlabelled[t * W + w] { labelled += 1 }
-            guard labelled > 0 else { continue }
-            let weight = labelled == lossSteps ? lossScale : lossScale * Float(lossSteps) / Float(labelled)
-            var sum = 0.0
-            for t in first..<length where !unlabelled[t * W + w] {
-                let r = t * W + w
-                sum += Double(Loss.accumulate(arch.head, logits: logitBuffer.pointer + r * o, count: o,
-                                              values: targetValues.pointer + r * o, classIndex: Int(targetClasses[r]),
-                                              weight: weight, gradient: dLogits.pointer + r * o, scratch: lossScratch.pointer))
-            }
-            total += sum / Double(labelled)
-        }
-        return total
     }
 
     // MARK: Backward

@@ -54,7 +54,7 @@ public struct WindowLayout: Sendable, Equatable {
     public let byteCount: Int
     /// What `byteCount` was before the labels section existed: stored records' window descriptors
     /// keep it, so that windows written before it read back (their compact form is unchanged).
-    public let descriptorByteCount: Int
+    public var descriptorByteCount: Int { ((((labelsOffset + 7) & ~7) + savedStates * (8 + stateSize * 4)) + 15) & ~15 }
 
     /// The window of a model with `architecture`; `impliedTargets` for next-step targets (the
     /// model must allow them: `OnlineLearner.nextStepProblem` is nil).
@@ -85,8 +85,6 @@ public struct WindowLayout: Sendable, Equatable {
         tagsOffset = (tags + 7) & ~7
         statesOffset = tagsOffset + savedStates * 8
         byteCount = (statesOffset + savedStates * stateSize * 4 + 15) & ~15
-        let unlabelledTags = (labelsOffset + 7) & ~7
-        descriptorByteCount = (unlabelledTags + savedStates * 8 + savedStates * stateSize * 4 + 15) & ~15
     }
 
     /// Whether entry `a` (1-based, counted from the last clear) can be the first entry of a

@@ -9,6 +9,17 @@ import ZeroMQ
 /// DESIGN §6, state that lasts, with the real binary: a stream's record survives SIGTERM,
 /// eviction, idle time and SIGHUP exactly; END and drop delete it.
 @Suite(.serialized) struct StateEndToEndTests {
+    /// Whether this machine lets an unprivileged process mount a tmpfs in namespaces of its own
+    /// (not in some containers, nor where AppArmor restricts user namespaces): the full-disk
+    /// tests need it.
+    static let canMountInANamespace: Bool = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recurd-ns-\(UUID().uuidString)").path
+        guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil else { return false }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let probe = try? runCommand("/usr/bin/unshare", ["-rm", "sh", "-c", #"mount -t tmpfs -o size=1m tmpfs "$1""#, "sh", dir])
+        return probe?.status == 0
+    }()
+
     /// This test's own directory, removed after it (Swift Testing makes a suite instance per test).
     let scratch = ScratchDirectory()
     var dir: URL { scratch.url }
@@ -408,7 +419,7 @@ import ZeroMQ
 
     /// SIGTERM while the store waits out its retry back-off after a full disk, with room again:
     /// the shutdown writes every record instead of counting them lost.
-    @Test(.enabled(if: CheckpointFiles.canMountInANamespace, "needs unprivileged user and mount namespaces (unshare -rm)"))
+    @Test(.enabled(if: StateEndToEndTests.canMountInANamespace, "needs unprivileged user and mount namespaces (unshare -rm)"))
     func sigtermAfterAFullDiskWritesEverything() throws {
         let state = path("refilled")
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
@@ -439,7 +450,7 @@ import ZeroMQ
     /// A full disk and a read-only one: serving goes on, the failures are logged and counted,
     /// the previous checkpoint stays whole, and the store catches up once the disk is back. The
     /// state directory is a small tmpfs in a mount namespace of the daemon's own (`unshare`).
-    @Test(.enabled(if: CheckpointFiles.canMountInANamespace, "needs unprivileged user and mount namespaces (unshare -rm)"))
+    @Test(.enabled(if: StateEndToEndTests.canMountInANamespace, "needs unprivileged user and mount namespaces (unshare -rm)"))
     func fullAndReadOnlyDisksKeepServingAndTheLastCheckpoint() throws {
         let state = path("small")
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
@@ -569,17 +580,6 @@ import ZeroMQ
 
 /// Reads model versions of the checkpoints on disk, as a user would.
 enum CheckpointFiles {
-    /// Whether this machine lets an unprivileged process mount a tmpfs in namespaces of its own
-    /// (not in some containers, nor where AppArmor restricts user namespaces): the full-disk
-    /// tests need it.
-    static let canMountInANamespace: Bool = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("recurd-ns-\(UUID().uuidString)").path
-        guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil else { return false }
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let probe = try? runCommand("/usr/bin/unshare", ["-rm", "sh", "-c", #"mount -t tmpfs -o size=1m tmpfs "$1""#, "sh", dir])
-        return probe?.status == 0
-    }()
-
     static func newestVersion(in state: String) -> Int? {
         let dir = (state as NSString).appendingPathComponent("checkpoints")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []

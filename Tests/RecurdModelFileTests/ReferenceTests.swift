@@ -19,7 +19,16 @@ import Testing
         var testDescription: String { name }
     }
 
-    struct FitCase: Decodable, CustomTestStringConvertible, Sendable {
+    /// A case's learning settings, as the fixtures' cases.json files spell them.
+    protocol LearningCase {
+        var k1: Int { get }
+        var k2: Int { get }
+        var optimizer: String { get }
+        var lr: Float { get }
+        var clip: Float { get }
+    }
+
+    struct FitCase: Decodable, CustomTestStringConvertible, Sendable, LearningCase {
         let name: String
         let input_file: String
         let k1: Int
@@ -42,7 +51,7 @@ import Testing
         return try! JSONDecoder().decode(T.self, from: Data(contentsOf: url))
     }
 
-    struct PartialCase: Decodable, CustomTestStringConvertible, Sendable {
+    struct PartialCase: Decodable, CustomTestStringConvertible, Sendable, LearningCase {
         let name: String
         let k1: Int
         let k2: Int
@@ -123,7 +132,7 @@ import Testing
         let model = file.model
         let isTokens: Bool = if case .tokens = model.architecture.input { true } else { false }
         let stream = try Self.stream(Self.inputURL("fit", c.name, c.input_file), tokens: isTokens)
-        let config = LearningConfiguration(k1: c.k1, k2: c.k2, optimizer: OptimizerKind(rawValue: c.optimizer)!, learningRate: c.lr, clip: c.clip)
+        let config = c.learning
         let learner = OnlineLearner(model: model, configuration: config)
         var sum = 0.0, targets = 0
         switch stream {
@@ -158,7 +167,7 @@ import Testing
         let steps: PartialSteps = Self.load("partial/\(c.name)/steps.json")
         let expected: PartialExpectation = Self.load("partial/\(c.name)/expected.json")
         let arch = model.architecture
-        let config = LearningConfiguration(k1: c.k1, k2: c.k2, optimizer: OptimizerKind(rawValue: c.optimizer)!, learningRate: c.lr, clip: c.clip)
+        let config = c.learning
         let layout = StreamRecordLayout(architecture: arch, learning: config, nextStepTargets: false, standardize: false, forecast: ForecastOptions())
         let core = UnsafeMutableRawPointer.allocate(byteCount: layout.coreBytes, alignment: 16)
         let windowMemory = UnsafeMutableRawPointer.allocate(byteCount: layout.window!.byteCount, alignment: 16)
@@ -200,5 +209,11 @@ import Testing
         #expect(worstLoss < 1e-4, "progressive losses differ by up to \(worstLoss) (relative)")
         let diff = maxAbsDifference(model.weights.array, final.weights.array)
         #expect(diff < 1e-5, "final weights differ by up to \(diff)")
+    }
+}
+
+extension ReferenceTests.LearningCase {
+    var learning: LearningConfiguration {
+        LearningConfiguration(k1: k1, k2: k2, optimizer: OptimizerKind(rawValue: optimizer)!, learningRate: lr, clip: clip)
     }
 }
