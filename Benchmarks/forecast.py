@@ -12,7 +12,14 @@ an online linear model on differences (recursive least squares AR(8), forgetting
 combiner's own expert run alone), Holt's linear trend (α 0.5, β 0.1) and, when the `river`
 package is importable, river's SNARIMAX(2,1,1).
 
-usage: python Benchmarks/forecast.py [--recurd .build/release/recurd] [--series a.csv ...] [--quick]
+With --glitch V (and --glitch-run N) every series gets sensor glitches written over its readings
+at 30 %, 60 % and 80 % of its length (N consecutive readings of V each); every setting streams the
+glitched series, and is scored on the clean one, leaving out the targets at a glitch and right
+after it (no forecaster can know a glitch is coming). The yardstick stays the clean series'
+persistence and running mean.
+
+usage: python Benchmarks/forecast.py [--recurd .build/release/recurd] [--series a.csv ...] [--configs N]
+                                     [--glitch V [--glitch-run N]] [--output F]
 Writes Benchmarks/results/forecast.md.
 """
 import argparse
@@ -157,10 +164,24 @@ def ratio(mse, base, scale=1.0):
     return 1.0 if mse <= 1e-12 * max(scale, 1e-300) else float("inf")
 
 
-def second_half_mse(xs, forecasts):
+def second_half_mse(xs, forecasts, skip=frozenset()):
+    """MSE of the forecasts of x_t made at t-1 over the second half, leaving out the targets at
+    and right after the steps in `skip`."""
     n = len(xs)
-    errs = [(xs[t] - forecasts[t - 1]) ** 2 for t in range(max(1, n // 2), n)]
+    errs = [(xs[t] - forecasts[t - 1]) ** 2 for t in range(max(1, n // 2), n) if t not in skip and t - 1 not in skip]
     return sum(errs) / len(errs)
+
+
+def glitched(xs, value, run):
+    """xs with `run` readings of `value` written over it at 30, 60 and 80 % of its length, and
+    the steps written over."""
+    ys, steps = list(xs), set()
+    for share in (0.3, 0.6, 0.8):
+        for k in range(run):
+            t = min(len(xs) - 1, int(len(xs) * share) + k)
+            ys[t] = value
+            steps.add(t)
+    return ys, frozenset(steps)
 
 
 def main():
@@ -169,6 +190,8 @@ def main():
     p.add_argument("--series", nargs="*", default=DEFAULT_SERIES)
     p.add_argument("--configs", type=int, default=len(CONFIGS), help="how many daemon settings to run (the first is the default)")
     p.add_argument("--output", default=os.path.join(HERE, "results/forecast.md"))
+    p.add_argument("--glitch", type=float, help="write this value over readings at 30, 60 and 80 %% of each series")
+    p.add_argument("--glitch-run", type=int, default=1, help="consecutive readings per glitch")
     a = p.parse_args()
 
     baselines = [("persistence", persistence), ("running mean", running_mean), ("EWMA 0.1", ewma), ("RLS-AR(8) on differences", rls_ar),
@@ -182,18 +205,20 @@ def main():
     rows = []
     for path in a.series:
         xs = load(path)
+        ys, skip = glitched(xs, a.glitch, a.glitch_run) if a.glitch is not None else (xs, frozenset())
         name = os.path.splitext(os.path.basename(path))[0]
         mean = sum(xs) / len(xs)
-        result = {"series": name, "n": len(xs), "variance": sum((x - mean) ** 2 for x in xs) / len(xs)}
+        result = {"series": name, "n": len(xs), "variance": sum((x - mean) ** 2 for x in xs) / len(xs),
+                  "base": min(second_half_mse(xs, persistence(xs), skip), second_half_mse(xs, running_mean(xs), skip))}
         for label, f in baselines:
             t0 = time.process_time()
-            fc = f(xs)
-            result[label] = (second_half_mse(xs, fc), (time.process_time() - t0) / len(xs))
+            fc = f(ys)
+            result[label] = (second_half_mse(xs, fc, skip), (time.process_time() - t0) / len(xs))
         for label, flags in CONFIGS[:a.configs]:
-            fc, per_step = run_daemon(a.recurd, xs, flags)
-            result[label] = (second_half_mse(xs, fc), per_step)
+            fc, per_step = run_daemon(a.recurd, ys, flags)
+            result[label] = (second_half_mse(xs, fc, skip), per_step)
         rows.append(result)
-        base = min(result["persistence"][0], result["running mean"][0])
+        base = result["base"]
         print(name, " ".join(f"{k}={ratio(v[0], base, result['variance']):.3f}" for k, v in result.items() if isinstance(v, tuple)), flush=True)
 
     labels = [c[0] for c in CONFIGS[:a.configs]] + [b[0] for b in baselines]
@@ -202,21 +227,24 @@ def main():
              f"`python Benchmarks/forecast.py` on {cpu}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}. Each series streamed "
              "through a fresh `recurd serve` with no model file, one step per message, each prediction awaited. Cells: second-half "
              "MSE in the stream's units divided by the better of persistence's and the running mean's (below 1 beats both); "
-             "the last rows give the geometric mean and the worst series.", "",
+             "the last rows give the geometric mean and the worst series." + (
+                 f" Glitches: {a.glitch_run} reading(s) of {a.glitch:g} written over each series at 30, 60 and 80 % of its length; "
+                 "every setting streamed the glitched series and is scored on the clean one, without the targets at a glitch and "
+                 "right after it." if a.glitch is not None else ""), "",
              "| setting | " + " | ".join(r["series"] for r in rows) + " | geometric mean | worst | time per step |",
              "|---|" + "---|" * (len(rows) + 3)]
     wide = len(rows) > 6   # a corpus: one row per series instead of one column
     if wide:
         lines = lines[:-2] + ["| series | steps | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
         for r in rows:
-            base = min(r["persistence"][0], r["running mean"][0])
+            base = r["base"]
             lines.append(f"| {r['series']} | {r['n']} | " + " | ".join(f"{ratio(r[l][0], base, r['variance']):.3f}" for l in labels) + " |")
         lines += ["", "| setting | geometric mean | worst | better than both (< 0.9995) | even (±0.0005) | worse | time per step |",
                   "|---|---|---|---|---|---|---|"]
     for label in labels:
         ratios, times = [], []
         for r in rows:
-            base = min(r["persistence"][0], r["running mean"][0])
+            base = r["base"]
             ratios.append(ratio(r[label][0], base, r["variance"]))
             times.append(r[label][1])
         finite = [v for v in ratios if math.isfinite(v)]

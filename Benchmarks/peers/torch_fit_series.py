@@ -5,8 +5,10 @@ starting from a recurd model file. Prints one JSON line: steps, seconds, mean_lo
 standard deviations², the progressive loss recurd reports), last_half_loss.
 
 Standardisation (recurd's rule): each input is counted into a running mean and population
-variance (Welford, float64) before it is standardised, z = (x − μ) / sqrt(σ² + 1e-12); the
-target of step t is z_{t+1} as computed when x_{t+1} arrives.
+variance (Welford, float64) before it is standardised, z = (x − μ) / sqrt(σ² + 1e-12); after
+10 inputs (once they are not all equal) an input is counted no farther than 8 σ from the mean,
+and the model sees z clamped to ±8, as input and as the target of step t (z_{t+1} as computed
+when x_{t+1} arrives). The progressive loss is against the unclamped z.
 
 usage: torch_fit_series.py --model FILE --input CSV --k1 N --k2 N --lr X --clip X
 """
@@ -65,14 +67,19 @@ prev_state = None
 
 start = time.perf_counter()
 for x in values:
+    v = x
+    if n >= 10 and m2 > 0:
+        limit = 8 * math.sqrt(m2 / n + 1e-12)
+        v = min(max(x, mean - limit), mean + limit)
     n += 1
-    d = x - mean
+    d = v - mean
     mean += d / n
-    m2 += d * (x - mean)
+    m2 += d * (v - mean)
     z = (x - mean) / math.sqrt(m2 / n + 1e-12)
-    zt = torch.tensor([[[z]]], dtype=torch.float32)
+    z32 = torch.tensor([[[z]]], dtype=torch.float32)
+    zt = z32.clamp(-8.0, 8.0)
     if prev_pred is not None:
-        losses.append(float((prev_pred - zt).pow(2).mean()))
+        losses.append(float((prev_pred - z32).pow(2).mean()))
         window.append((prev_z, zt, prev_state))
         if len(window) > a.k2:
             window.pop(0)

@@ -14,7 +14,9 @@ import Foundation
 ///
 /// raw = S/(S + 10); the published score is raw only when it beats every raw of the previous 30
 /// steps, else 0, so that an episode alarms once. Nothing scores in the first 50 steps; the first
-/// step is NaN (no prediction before it). Tuned on the Numenta Anomaly Benchmark; state is
+/// step is NaN (no prediction before it). After a step is scored, its value enters the range, the
+/// error record and the block means' range with bounded growth: a sensor's 1e9 is one alarm, not
+/// a range of 1e9 that hides every later anomaly. Tuned on the Numenta Anomaly Benchmark; state is
 /// `stateSize` doubles, zero for a new stream. A port of the reference `anomaly_ref.py`
 /// (Tests/Fixtures/forecast), which the tests match step by step.
 public enum AnomalyScorer {
@@ -22,6 +24,10 @@ public enum AnomalyScorer {
     static let recordWeight = 2.5, recordDecay = 1e-4
     static let blocks = (12, 24)
     static let squash = 10.0, suppression = 30, warm = 50
+    /// Bounded growth once scoring, so that one glitch cannot blind the score afterwards (the
+    /// step's own score sees the value as it is): the range grows by at most its own width a step,
+    /// the error record by at most a factor 4.
+    static let rangeGrowth = 1.0, recordGrowth = 4.0
 
     // What every step touches comes first (two cache lines): the range, the error record, the
     // suppression ring's position and count of non-zero entries, the motifs' block accumulators.
@@ -44,16 +50,18 @@ public enum AnomalyScorer {
             if !prediction.isNaN {
                 let a = abs(x - prediction)
                 if t > warm && s[recordAt] > 0 && a > s[recordAt] { recordSurprise = recordWeight * a / s[recordAt] }
-                s[recordAt] = max(a, s[recordAt] * (1 - recordDecay))
+                let counted = t > warm && s[recordAt] > 0 ? min(a, recordGrowth * s[recordAt]) : a
+                s[recordAt] = max(counted, s[recordAt] * (1 - recordDecay))
             }
             let range = s[highAt] - s[lowAt]
             let excess: Double = range > 0 ? max(x - s[highAt], s[lowAt] - x) / range : (x != s[highAt] ? 1 : 0)
             if excess > tolerance && t > warm { rangeSurprise = rangeWeight * (1 + excess) }
-            s[meanAt] += (x - s[meanAt]) * max(meanRate, 1 / Double(t + 1))
+            let counted = t > warm && range > 0 ? min(max(x, s[lowAt] - rangeGrowth * range), s[highAt] + rangeGrowth * range) : x
+            s[meanAt] += (counted - s[meanAt]) * max(meanRate, 1 / Double(t + 1))
             s[highAt] -= rangeDecay * (s[highAt] - s[meanAt])
             s[lowAt] -= rangeDecay * (s[lowAt] - s[meanAt])
-            s[highAt] = max(s[highAt], x)
-            s[lowAt] = min(s[lowAt], x)
+            s[highAt] = max(s[highAt], counted)
+            s[lowAt] = min(s[lowAt], counted)
         }
         let m1 = MotifMemory.step(s + motif1At, accumulator: s + accumulator1At, x: x, t: t, block: blocks.0, warm: warm)
         let m2 = MotifMemory.step(s + motif2At, accumulator: s + accumulator2At, x: x, t: t, block: blocks.1, warm: warm)

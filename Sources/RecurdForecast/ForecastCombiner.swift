@@ -15,6 +15,14 @@ import Foundation
 /// persistence, running mean} that starts at (¼, ½, ¼): the safety net that keeps the published
 /// forecast near the better baseline whenever the mix loses to it over the long run.
 ///
+/// An outlier gate in front keeps a lone glitch (a sensor's 1e9 or −9999) from poisoning the
+/// experts and the loss scale for thousands of steps: a value far from the last one the experts
+/// saw (more than 40 running mean |differences|) and no nearer the spike-robust level than half
+/// that is held back. Nothing learns from it; the forecast published is the previous one (or the
+/// value, once most of this stream's far values have been confirmed). The next value
+/// confirms it (a level shift, a burst) when it is far from the value before the held one too:
+/// the held value is then replayed first, exactly as if it had passed. Otherwise it is dropped.
+///
 /// The state is `stateSize` doubles, all zero for a new stream (initialised on its first step),
 /// kept in the stream's record. Pure maths: a port of the reference `combiner_ref.py`
 /// (Tests/Fixtures/forecast), which the tests match step by step.
@@ -33,6 +41,10 @@ public enum ForecastCombiner {
     static let scaleRate = 0.01
     static let arOrder = 8, arLambda = 0.999, arDelta = 10.0, arTraceCap = 1e3, arClip = 5.0
     static let robustC = 3.0, robustRate = 0.02
+    /// The gate: a far value is more than `outlierDistance` running mean |differences| away;
+    /// `levelShare`, `warmup` steps, the discount of the far and confirmed counts, and the cap
+    /// on persistence's squared error (in units of the scale) before it updates the scale.
+    static let outlierDistance = 40.0, levelShare = 0.5, warmup = 10, confirmDiscount = 0.9, scaleHuber = 1000.0
 
     // Offsets in the state (doubles).
     static let t = 0, scale = 1, previous = 2, sum = 3, ewma5 = 4, ewma1 = 5, ewma02 = 6, ewma005 = 7
@@ -46,17 +58,64 @@ public enum ForecastCombiner {
     static let weight2 = loss2 + 3                  // 3
     static let forecasts = weight2 + 3              // 10
     static let mixInputs = forecasts + experts      // 3
+    static let held = mixInputs + 3, heldValue = held + 1, heldPrevious = held + 2, heldNetwork = held + 3
+    static let farCount = held + 4, confirmedCount = held + 5
     /// Doubles of state per feature.
-    public static let stateSize = mixInputs + 3
+    public static let stateSize = held + 6
 
     /// Feeds x_t with the network's forecast of x_{t+1} (NaN: none, counted as persistence) and
     /// returns the forecast of x_{t+1} to publish.
     public static func step(_ s: UnsafeMutablePointer<Double>, x: Double, network: Double) -> Double {
+        switch gate(s, x: x) {
+        case .hold:
+            s[heldNetwork] = network
+            return (s[confirmedCount] + 1) / (s[farCount] + 2) > 0.5 ? x : level2(s)
+        case .confirm:
+            _ = process(s, x: s[heldValue], network: s[heldNetwork])
+        case .pass:
+            break
+        }
+        return process(s, x: x, network: network)
+    }
+
+    private enum Gate { case pass, hold, confirm }
+
+    /// Holds x back, confirms the value held back (to be replayed before x), or lets x pass.
+    private static func gate(_ s: UnsafeMutablePointer<Double>, x: Double) -> Gate {
+        let limit = outlierDistance * s[diffScale]
+        if s[held] != 0 {
+            s[held] = 0
+            if abs(x - s[heldPrevious]) > limit {
+                s[confirmedCount] += 1
+                return .confirm
+            }
+        }
+        if Int(s[t]) < warmup || s[diffScale] <= 0 || abs(x - s[previous]) <= limit
+            || abs(x - s[level]) <= levelShare * abs(x - s[previous]) {
+            return .pass
+        }
+        s[farCount] = confirmDiscount * s[farCount] + 1
+        s[confirmedCount] *= confirmDiscount
+        s[held] = 1
+        s[heldValue] = x
+        s[heldPrevious] = s[previous]
+        return .hold
+    }
+
+    @inline(__always)
+    private static func level2(_ s: UnsafeMutablePointer<Double>) -> Double {
+        s[weight2] * s[mixInputs] + s[weight2 + 1] * s[mixInputs + 1] + s[weight2 + 2] * s[mixInputs + 2]
+    }
+
+    /// One step of the experts and both levels on a value that passed the gate.
+    private static func process(_ s: UnsafeMutablePointer<Double>, x: Double, network: Double) -> Double {
         let n = Int(s[t])
         if n == 0 { initialize(s) }
         if n >= 1 {
             // The losses of the forecasts made for x; persistence's squared error sets the scale.
-            let e0 = (x - s[forecasts]) * (x - s[forecasts])
+            var e0 = (x - s[forecasts]) * (x - s[forecasts])
+            // Against the floored scale: a scale of exactly 0 (a flat start) must be able to grow.
+            if n >= warmup { e0 = min(e0, scaleHuber * max(s[scale], scaleFloorRelative * x * x, scaleFloorAbsolute)) }
             s[scale] += (e0 - s[scale]) * max(scaleRate, 1 / Double(n))
             let sc = max(s[scale], scaleFloorRelative * x * x, scaleFloorAbsolute)
             learn(s, losses: loss1, weights: weight1, inputs: forecasts, count: experts, x: x, scale: sc,
@@ -72,7 +131,7 @@ public enum ForecastCombiner {
         s[mixInputs + 1] = s[forecasts]
         s[mixInputs + 2] = s[forecasts + 1]
         s[t] = Double(n + 1)
-        return s[weight2] * s[mixInputs] + s[weight2 + 1] * s[mixInputs + 1] + s[weight2 + 2] * s[mixInputs + 2]
+        return level2(s)
     }
 
     /// Level 2's starting weights as initial losses, −ln(w)/η.
@@ -125,7 +184,8 @@ public enum ForecastCombiner {
             s[diffCount] += 1
             s[diffScale] += (abs(d) - s[diffScale]) / min(s[diffCount], 1000)
             let sc = s[diffScale] > 0 ? s[diffScale] : 1
-            ar = x + regress(s, d / sc) * sc
+            // A confirmed jump reaches the regression bounded by the gate's distance.
+            ar = x + regress(s, max(-outlierDistance, min(outlierDistance, d / sc))) * sc
         }
         // Spike-robust persistence: the forecast from the state before x, then the update.
         var robust = x

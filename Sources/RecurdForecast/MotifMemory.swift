@@ -13,6 +13,8 @@ enum MotifMemory {
     static let window = 4, prototypes = 16
     static let eta = 0.035, vigilance = 0.2, usageDecay = 0.999
     static let tau = 0.95, kappa = 0.06, betaRate = 0.015, meanRate = 0.05, weight = 3.0
+    /// The block means' range grows by at most `growth` of its width a block after `growthAfter` blocks.
+    static let growth = 2.0, growthAfter = 200
 
     static let blocksAt = 0, lowAt = 1, highAt = 2, usedCountAt = 3, scoredAt = 4
     static let thresholdAt = 5, betaAt = 6, meanDistanceAt = 7, excessesAt = 8
@@ -91,8 +93,14 @@ enum MotifMemory {
                 }
             }
         }
-        s[lowAt] = min(s[lowAt], v)
-        s[highAt] = max(s[highAt], v)
+        // After enough blocks to know the range, it grows by at most twice its width a block.
+        var counted = v
+        if Int(s[blocksAt]) > growthAfter && s[highAt] > s[lowAt] {
+            let r = growth * (s[highAt] - s[lowAt])
+            counted = min(max(v, s[lowAt] - r), s[highAt] + r)
+        }
+        s[lowAt] = min(s[lowAt], counted)
+        s[highAt] = max(s[highAt], counted)
         return surprise
     }
 }

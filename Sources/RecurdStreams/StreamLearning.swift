@@ -36,7 +36,8 @@ public final class StreamLearning {
         outputs = a.outputSize
         if case .tokens = a.input { tokenInput = true; inputSize = 0 } else { tokenInput = false; inputSize = a.input.layerInputSize }
         lossScratch = FloatBuffer(count: outputs)
-        targetScratch = FloatBuffer(count: outputs)
+        // Also x_t's unclamped z when standardising (next-step targets: as many as the inputs).
+        targetScratch = FloatBuffer(count: max(outputs, inputSize))
         publishedScratch = FloatBuffer(count: outputs)
     }
 
@@ -90,9 +91,17 @@ public final class StreamLearning {
         } else if resolves {
             // x_t is the target of step t−1.
             if layout.combine, let features {
-                out.loss = publishedLoss(r, features: features, standardized: x!)
+                out.loss = publishedLoss(r, features: features)
             } else {
-                out.loss = Loss.value(layout.architecture.head, logits: r.lastLogits, count: outputs, values: x, classIndex: Int(token),
+                // Against x_t's z as it is, not as the model sees it (clamped): the loss of the
+                // prediction, as published.
+                var target = x
+                if layout.standardize, let features {
+                    RunningStandardizer.standardize(features, into: targetScratch.pointer, count: r.standardCount, mean: r.standardMean,
+                                                    m2: r.standardM2, n: inputSize)
+                    target = UnsafePointer(targetScratch.pointer)
+                }
+                out.loss = Loss.value(layout.architecture.head, logits: r.lastLogits, count: outputs, values: target, classIndex: Int(token),
                                       scratch: lossScratch.pointer)
             }
         }
@@ -202,9 +211,12 @@ public final class StreamLearning {
     }
 
     /// The published forecast's loss against x_t: mean squared error in standard deviations when
-    /// standardising (the same unit as the network's loss), else in the stream's units.
-    private func publishedLoss(_ r: StreamRecord, features: UnsafePointer<Float>, standardized z: UnsafePointer<Float>) -> Float {
+    /// standardising (the same unit as the network's loss, but never clamped: this is the error of
+    /// what was published), else in the stream's units.
+    private func publishedLoss(_ r: StreamRecord, features: UnsafePointer<Float>) -> Float {
         if layout.standardize {
+            let z = targetScratch.pointer
+            RunningStandardizer.standardize(features, into: z, count: r.standardCount, mean: r.standardMean, m2: r.standardM2, n: inputSize)
             RunningStandardizer.standardize(r.published, into: publishedScratch.pointer, count: r.standardCount, mean: r.standardMean,
                                             m2: r.standardM2, n: inputSize)
             return Loss.value(.linear, logits: publishedScratch.pointer, count: outputs, values: z, classIndex: 0, scratch: lossScratch.pointer)

@@ -102,6 +102,7 @@ public enum StreamRecordCodec {
         }
         var at = 16
         var seen: Set<UInt16> = []
+        var forecastRead = false
         for _ in 0..<sections {
             guard at + 8 <= b.count else { throw StreamRecordCodecError(offset: at, "section header runs past the end (\(b.count) bytes)") }
             let id = b.loadUnaligned(fromByteOffset: at, as: UInt16.self)
@@ -143,8 +144,12 @@ public enum StreamRecordCodec {
                 }
                 r.flags.insert(.windowInUse)
             case .forecast:
-                // Written under other forecast settings: the combiner starts afresh.
-                if length == l.forecastBytes && length > 0 { copy(to: l.publishedOffset) }
+                // Written under other forecast settings (or before the combiner's state grew): the
+                // combiner starts afresh.
+                if length == l.forecastBytes && length > 0 {
+                    copy(to: l.publishedOffset)
+                    forecastRead = true
+                }
             case .anomaly:
                 if length == l.anomalyBytes && length > 0 { copy(to: l.anomalyOffset) }
             case .text:
@@ -159,6 +164,9 @@ public enum StreamRecordCodec {
         for s in [Section.core, .state, .logits, .standardizer] where !seen.contains(s.rawValue) {
             throw StreamRecordCodecError(offset: at, "record has no \(s) section")
         }
+        // Without the forecast it published last, the stream's next step has nothing to be scored
+        // against (its loss and anomaly score would be those of a forecast of 0).
+        if l.forecastBytes > 0 && !forecastRead { r.flags.remove(.hasPrediction) }
     }
 
     private static func section(_ s: Section, _ bytes: UnsafeRawBufferPointer, _ out: inout [UInt8]) {

@@ -109,6 +109,9 @@ import Testing
         let r = back.record(b)
         #expect(r.steps == 30)
         #expect(UnsafeRawBufferPointer(start: r.core + a.publishedOffset, count: a.forecastBytes + a.anomalyBytes).allSatisfy { $0 == 0 })
+        // Its next step is not scored against a published forecast of 0 (the one it had is gone);
+        // the plain record, which kept no forecast, still awaits its target.
+        #expect(other.record(o).awaitsTarget && !r.awaitsTarget)
     }
 
     @Test(arguments: [0, 1, 2, 3])

@@ -25,6 +25,8 @@ The score (all constants below):
                      peaks-over-threshold (exponential) tail fit; the nearest prototype learns (rate
                      ETA) when d < RHO, otherwise the least-used prototype is replaced by the pattern.
   S   = max(S_v, S_r, S_m1, S_m2) (0 in the first WARM steps);  raw = S / (S + CSQ)
+  After scoring, the range, the error record and the block means' range take the value in with
+  bounded growth (GROW_*), so that one glitch cannot blind the score afterwards.
   score = raw if raw > every raw of the previous KS steps, else 0   (one alarm per episode).
 """
 import math
@@ -51,6 +53,11 @@ CSQ = 10.0         # raw = S / (S + CSQ)
 KS = 30            # suppression window (steps)
 WARM = 50          # steps before any score can be > 0
 LN10 = math.log(10.0)
+# Bounded growth (a sensor's glitch must not blind the score for the rest of the stream): once
+# scoring, the range grows by at most GROW_R of itself a step, the error record by at most a factor
+# GROW_E, and (after GROW_BLOCKS_AFTER blocks) the block means' range by GROW_BLOCKS of itself a
+# block. The step's own score still sees the value as it is.
+GROW_R, GROW_E, GROW_BLOCKS, GROW_BLOCKS_AFTER = 1.0, 4.0, 2.0, 200
 
 
 class _Motif:
@@ -123,6 +130,9 @@ class _Motif:
                             kk = k
                 self.C[kk] = list(f)
                 self.used[kk] = 1.0
+        if self.nb > GROW_BLOCKS_AFTER and self.bhi > self.blo:
+            r = GROW_BLOCKS * (self.bhi - self.blo)
+            v = min(max(v, self.blo - r), self.bhi + r)
         self.blo = min(self.blo, v); self.bhi = max(self.bhi, v)
         return S
 
@@ -154,6 +164,8 @@ class AnomalyScorer:
                 a = abs(x - float(prediction))
                 if t > WARM and self.Me > 0.0 and a > self.Me:
                     S_r = WER * a / self.Me
+                if t > WARM and self.Me > 0.0:
+                    a = min(a, GROW_E * self.Me)
                 self.Me = max(a, self.Me * (1.0 - DEC_E))
             # value range
             rng = self.mx - self.mn
@@ -165,10 +177,13 @@ class AnomalyScorer:
                 ex = 0.0
             if ex > TOL_R and t > WARM:
                 S_v = WV * (1.0 + ex)
-            self.mean += (x - self.mean) * max(AMEAN_R, 1.0 / (t + 1))
+            xc = x
+            if t > WARM and rng > 0.0:
+                xc = min(max(x, self.mn - GROW_R * rng), self.mx + GROW_R * rng)
+            self.mean += (xc - self.mean) * max(AMEAN_R, 1.0 / (t + 1))
             self.mx -= DEC_R * (self.mx - self.mean)
             self.mn -= DEC_R * (self.mn - self.mean)
-            self.mx = max(self.mx, x); self.mn = min(self.mn, x)
+            self.mx = max(self.mx, xc); self.mn = min(self.mn, xc)
         S_m = max(self.m1.step(x, t), self.m2.step(x, t))
         S = max(S_v, S_r, S_m)
         raw = S / (S + CSQ)

@@ -9,6 +9,10 @@ For each bundled NAB series (Data/nab), every step t:
   score_t     AnomalyScorer.update(x_t, published_{t-1}) (NaN at t = 0)
 Written with repr(), so every double round-trips exactly.
 
+<series>_glitches.csv: the same for ec2_cpu_utilization_825cc2 with sensor glitches written over
+some readings (GLITCHES: a lone 1e9, a run of three -9999, a lone -9999, a lone 0), so that the
+combiner's outlier gate holds, drops, confirms and replays values.
+
 usage: python3 generate.py   (from this folder; writes <series>.csv)
 """
 import csv
@@ -20,11 +24,15 @@ import combiner_ref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "..", "Data", "nab")
-SERIES = ["ec2_cpu_utilization_825cc2", "art_daily_jumpsup"]
+SERIES = ["ec2_cpu_utilization_825cc2", "art_daily_jumpsup", "ec2_cpu_utilization_825cc2_glitches"]
+GLITCHES = {1000: 1e9, 2000: -9999.0, 2001: -9999.0, 2002: -9999.0, 2500: -9999.0, 3000: 0.0}
 
 for name in SERIES:
-    with open(os.path.join(DATA, name + ".csv")) as fh:
+    source = name.removesuffix("_glitches")
+    with open(os.path.join(DATA, source + ".csv")) as fh:
         xs = [float(r["value"]) for r in csv.DictReader(fh)]
+    if name != source:
+        xs = [GLITCHES.get(t, x) for t, x in enumerate(xs)]
     comb = combiner_ref.Combiner(network=True)
     scorer = anomaly_ref.AnomalyScorer()
     previous = float("nan")
