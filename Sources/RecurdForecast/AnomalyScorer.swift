@@ -14,9 +14,10 @@ import Foundation
 ///
 /// raw = S/(S + 10); the published score is raw only when it beats every raw of the previous 30
 /// steps, else 0, so that an episode alarms once. Nothing scores in the first 50 steps; the first
-/// step is NaN (no prediction before it). After a step is scored, its value enters the range, the
-/// error record and the block means' range with bounded growth: a sensor's 1e9 is one alarm, not
-/// a range of 1e9 that hides every later anomaly. Tuned on the Numenta Anomaly Benchmark; state is
+/// step is NaN (no prediction before it). After a step is scored, its value enters the range and
+/// the error record with bounded growth (and, after 200 blocks, the block means' range): a
+/// sensor's 1e9 is one alarm, not a range of 1e9 that hides every later range break. Tuned on the
+/// Numenta Anomaly Benchmark; state is
 /// `stateSize` doubles, zero for a new stream. A port of the reference `anomaly_ref.py`
 /// (Tests/Fixtures/forecast), which the tests match step by step.
 public enum AnomalyScorer {

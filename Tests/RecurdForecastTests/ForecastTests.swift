@@ -199,9 +199,9 @@ import Testing
         #expect(after > before + 0.1, "the shift should score above the quiet stretch: \(after) vs \(before)")
     }
 
-    /// A sensor's glitch alarms, and does not blind the score: the same shift after a 1e9 reading
-    /// still alarms. (Before the bounded growth, the range, the error record and the block means'
-    /// range took the 1e9 in: nothing scored for the rest of the stream.)
+    /// A sensor's glitch alarms, and does not blind the score's value range: the same shift after
+    /// a 1e9 (or −9999) reading still alarms. (Before the bounded growth the range took the glitch
+    /// in and the shift scored 0.)
     @Test func aGlitchDoesNotBlindTheScore() {
         for glitch in [1e9, -9999] {
             var rng = SeededGenerator(seed: 5)

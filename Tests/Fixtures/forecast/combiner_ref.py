@@ -27,13 +27,14 @@ Structure
   Outlier gate (a lone sensor glitch such as 1e9 or -9999 must not poison the experts and the
   loss scale for thousands of steps): after WARMUP steps, a value farther than OUT_K running mean
   |differences| from the last value the experts saw, and no nearer the spike-robust level L than
-  half that distance, is held back: nothing learns from it, and the forecast published is the
-  previous one blended towards x by how often this stream's far values were confirmed (p, a
-  discounted count, prior 1/2). The next value confirms it (a level shift or a burst) when it is
-  also far from the value before it: then the held value is replayed first, exactly as if it had
-  not been held. Otherwise it was a lone outlier and is never seen. Persistence's squared error is
-  capped at HUBER times the (floored) scale before it updates the scale, so that a run of glitches accepted
-  as a shift cannot inflate it for thousands of steps.
+  LEVEL_SHARE of that distance, is held back: nothing learns from it, and the forecast published
+  is the previous one, or x when most of this stream's far values were confirmed (discounted
+  counts, prior 1/2, so a stream's first far value publishes the previous forecast). The next
+  value confirms it (a level shift or a burst) when it is also far from the value before the held
+  one: then the held value is replayed first, exactly as if it had not been held. Otherwise it
+  was a lone outlier and is never seen. Persistence's squared error is capped at HUBER times the
+  (floored) scale before it updates the scale, so that a run of glitches accepted as a shift
+  cannot inflate it for thousands of steps.
 Cost per step: ~2 d^2 = 160 multiply-adds for the RLS (d = 9), 13 exp(), ~60 other flops.
 State: RLS 81 + 9 + 8 + 4, other experts 7, level 1 2x10, level 2 3x3, pending forecasts 13, 2 scalars,
 the gate 6 ~ 161 numbers.  A missing network forecast (None / NaN) counts as persistence.
