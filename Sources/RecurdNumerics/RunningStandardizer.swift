@@ -39,14 +39,7 @@ public enum RunningStandardizer {
             mean[j] += delta / count
             m2[j] += delta * (v - mean[j])
         }
-        standardizeForModel(x, into: z, count: count, mean: mean, m2: m2, n: n)
-    }
-
-    /// z = (x − μ) / σ clamped to ±`modelLimit`: an input (and so a next-step target) as the
-    /// model sees it.
-    @inline(__always)
-    static func standardizeForModel(_ x: UnsafePointer<Float>, into z: UnsafeMutablePointer<Float>, count: Double,
-                                           mean: UnsafePointer<Double>, m2: UnsafePointer<Double>, n: Int) {
+        // As the model sees it (and so as a next-step target): clamped to ±modelLimit.
         standardize(x, into: z, count: count, mean: mean, m2: m2, n: n)
         for j in 0..<n { z[j] = min(max(z[j], -modelLimit), modelLimit) }
     }

@@ -90,17 +90,10 @@ public final class StreamLearning {
             }
         } else if resolves {
             // x_t is the target of step t−1.
+            let target = lossTarget(r, features: features, modelInput: x)
             if layout.combine, let features {
-                out.loss = publishedLoss(r, features: features)
+                out.loss = publishedLoss(r, features: features, standardized: target!)
             } else {
-                // Against x_t's z as it is, not as the model sees it (clamped): the loss of the
-                // prediction, as published.
-                var target = x
-                if layout.standardize, let features {
-                    RunningStandardizer.standardize(features, into: targetScratch.pointer, count: r.standardCount, mean: r.standardMean,
-                                                    m2: r.standardM2, n: inputSize)
-                    target = UnsafePointer(targetScratch.pointer)
-                }
                 out.loss = Loss.value(layout.architecture.head, logits: r.lastLogits, count: outputs, values: target, classIndex: Int(token),
                                       scratch: lossScratch.pointer)
             }
@@ -210,13 +203,20 @@ public final class StreamLearning {
         if layout.publishedCount > 0 { r.published.update(from: y, count: outputs) }
     }
 
+    /// x_t as losses measure it: standardised without the clamp the model sees it through (the
+    /// loss is that of the prediction, as published), else the model's input as it is.
+    private func lossTarget(_ r: StreamRecord, features: UnsafePointer<Float>?, modelInput x: UnsafePointer<Float>?) -> UnsafePointer<Float>? {
+        guard layout.standardize, let features else { return x }
+        RunningStandardizer.standardize(features, into: targetScratch.pointer, count: r.standardCount, mean: r.standardMean,
+                                        m2: r.standardM2, n: inputSize)
+        return UnsafePointer(targetScratch.pointer)
+    }
+
     /// The published forecast's loss against x_t: mean squared error in standard deviations when
-    /// standardising (the same unit as the network's loss, but never clamped: this is the error of
-    /// what was published), else in the stream's units.
-    private func publishedLoss(_ r: StreamRecord, features: UnsafePointer<Float>) -> Float {
+    /// standardising (against `z`, x_t's unclamped z; the same unit as the network's loss), else in
+    /// the stream's units.
+    private func publishedLoss(_ r: StreamRecord, features: UnsafePointer<Float>, standardized z: UnsafePointer<Float>) -> Float {
         if layout.standardize {
-            let z = targetScratch.pointer
-            RunningStandardizer.standardize(features, into: z, count: r.standardCount, mean: r.standardMean, m2: r.standardM2, n: inputSize)
             RunningStandardizer.standardize(r.published, into: publishedScratch.pointer, count: r.standardCount, mean: r.standardMean,
                                             m2: r.standardM2, n: inputSize)
             return Loss.value(.linear, logits: publishedScratch.pointer, count: outputs, values: z, classIndex: 0, scratch: lossScratch.pointer)

@@ -111,6 +111,13 @@ public enum OutputCodec {
         return Int64(bitPattern: p.u64(24))
     }
 
+    /// The flags of a binary output without decoding the rest (nil when `p` is not one): whether
+    /// more chunks of the same input message follow (`.more`).
+    public static func flags(ofBinary p: UnsafeRawBufferPointer) -> OutputFlags? {
+        guard p.count >= headerSize, p[0] == magic else { return nil }
+        return OutputFlags(rawValue: p[3])
+    }
+
     /// Decodes a binary or JSON output payload.
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> OutputMessage {
         if bytes.first == UInt8(ascii: "{") { return try decodeJSON(bytes) }

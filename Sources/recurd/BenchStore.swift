@@ -85,8 +85,8 @@ struct BenchStore: ParsableCommand {
         func drain(until target: Int) throws {
             while answered < target {
                 guard try sub.receive(into: frame) else { throw CLIError("flood: no prediction within 30 s (\(answered) answered)") }
-                // A message's last output (a long one is answered in chunks: flag bit3, more follow).
-                if !frame.hasMore, frame.count > 3, frame.bytes[3] & 0x08 == 0 { answered += 1 }
+                // A message's last output (a long one is answered in chunks, `.more` on all but the last).
+                if !frame.hasMore, let flags = OutputCodec.flags(ofBinary: frame.bytes), !flags.contains(.more) { answered += 1 }
             }
         }
         // One stream first, so the model exists and the base memory is measured with it.

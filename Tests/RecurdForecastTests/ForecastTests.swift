@@ -18,6 +18,13 @@ import Testing
         }
     }
 
+    /// A new stream's state (all zeros) of `count` doubles; the caller deallocates it.
+    static func freshState(_ count: Int) -> UnsafeMutablePointer<Double> {
+        let s = UnsafeMutablePointer<Double>.allocate(capacity: count)
+        s.initialize(repeating: 0, count: count)
+        return s
+    }
+
     static func close(_ a: Double, _ b: Double, _ tolerance: Double) -> Bool {
         (a.isNaN && b.isNaN) || abs(a - b) <= tolerance * max(1, abs(b))
     }
@@ -26,11 +33,8 @@ import Testing
     func matchesThePythonReferences(_ name: String) throws {
         let rows = try Self.rows(name)
         #expect(rows.count == 4032)
-        let comb = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
-        let anomaly = UnsafeMutablePointer<Double>.allocate(capacity: AnomalyScorer.stateSize)
+        let comb = Self.freshState(ForecastCombiner.stateSize), anomaly = Self.freshState(AnomalyScorer.stateSize)
         defer { comb.deallocate(); anomaly.deallocate() }
-        comb.initialize(repeating: 0, count: ForecastCombiner.stateSize)
-        anomaly.initialize(repeating: 0, count: AnomalyScorer.stateSize)
         var previous = Double.nan
         var worstForecast = 0.0, worstScore = 0.0, alarms = 0
         for (t, r) in rows.enumerated() {
@@ -55,9 +59,8 @@ import Testing
         var rng = SeededGenerator(seed: 3)
         let noise = { (n: Int, rng: inout SeededGenerator) in (0..<n).map { _ in 5 + Double.random(in: -1...1, using: &rng) } }
         let xs = noise(2000, &rng) + Array(repeating: 5.0, count: 60_000) + noise(3000, &rng)
-        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        let s = Self.freshState(ForecastCombiner.stateSize)
         defer { s.deallocate() }
-        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
         var published = 0.0, combined = 0.0, persistence = 0.0
         for (t, x) in xs.enumerated() {
             if t >= 63_000 {
@@ -86,9 +89,8 @@ import Testing
             default: level += u; xs.append(level)
             }
         }
-        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        let s = Self.freshState(ForecastCombiner.stateSize)
         defer { s.deallocate() }
-        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
         var combined = [Double](repeating: 0, count: 4), persistence = [Double](repeating: 0, count: 4)
         var mean = [Double](repeating: 0, count: 4), sum = 0.0
         var forecast = Double.nan
@@ -115,9 +117,8 @@ import Testing
     /// Second-half MSE of the combination on `xs`, leaving out the targets at and right after the
     /// steps in `skip` (a glitch cannot be forecast; what matters is everything after it).
     static func combinedMSE(_ xs: [Double], skipping skip: Set<Int>, reference: [Double]) -> Double {
-        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        let s = Self.freshState(ForecastCombiner.stateSize)
         defer { s.deallocate() }
-        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
         var published = 0.0, sum = 0.0, count = 0.0
         for (t, x) in xs.enumerated() {
             if t >= xs.count / 2 && !skip.contains(t) && !skip.contains(t - 1) {
@@ -148,9 +149,8 @@ import Testing
         // A level shift of 100 mean |differences|: held for one step, then followed.
         var rng = SeededGenerator(seed: 11)
         let shifted = (0..<600).map { t in (t < 400 ? 10.0 : 110.0) + Double.random(in: -1...1, using: &rng) }
-        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        let s = Self.freshState(ForecastCombiner.stateSize)
         defer { s.deallocate() }
-        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
         var published: [Double] = []
         for x in shifted { published.append(ForecastCombiner.step(s, x: x, network: .nan)) }
         #expect(abs(published[401] - 110) < 5, "after two steps at the new level the forecast is \(published[401])")
@@ -161,9 +161,8 @@ import Testing
     @Test func aGoodNetworkIsFollowedAndABrokenOneDropped() {
         var rng = SeededGenerator(seed: 3)
         let xs = (0..<3000).map { t in sin(Double(t) * 0.05) * 10 + Double.random(in: -0.5...0.5, using: &rng) }
-        let s = UnsafeMutablePointer<Double>.allocate(capacity: ForecastCombiner.stateSize)
+        let s = Self.freshState(ForecastCombiner.stateSize)
         defer { s.deallocate() }
-        s.initialize(repeating: 0, count: ForecastCombiner.stateSize)
         var errGood = 0.0, errBroken = 0.0, errPersistence = 0.0, forecast = Double.nan
         for t in 0..<(xs.count - 1) {
             let x = xs[t]
@@ -182,9 +181,8 @@ import Testing
     /// Scores lie in [0, 1), NaN only first, and an injected level shift raises them.
     @Test func scoresAreBoundedAndRiseOnALevelShift() {
         var rng = SeededGenerator(seed: 11)
-        let s = UnsafeMutablePointer<Double>.allocate(capacity: AnomalyScorer.stateSize)
+        let s = Self.freshState(AnomalyScorer.stateSize)
         defer { s.deallocate() }
-        s.initialize(repeating: 0, count: AnomalyScorer.stateSize)
         var before = 0.0, after = 0.0, previous = Double.nan
         for t in 0..<3000 {
             let shift: Double = t >= 2000 ? 8 : 0
@@ -205,9 +203,8 @@ import Testing
     @Test func aGlitchDoesNotBlindTheScore() {
         for glitch in [1e9, -9999] {
             var rng = SeededGenerator(seed: 5)
-            let s = UnsafeMutablePointer<Double>.allocate(capacity: AnomalyScorer.stateSize)
+            let s = Self.freshState(AnomalyScorer.stateSize)
             defer { s.deallocate() }
-            s.initialize(repeating: 0, count: AnomalyScorer.stateSize)
             var atGlitch = 0.0, after = 0.0, previous = Double.nan
             for t in 0..<3000 {
                 var x: Double = sin(Double(t) * 0.1) + Double.random(in: -0.2...0.2, using: &rng) + (t >= 2000 ? 8 : 0)
